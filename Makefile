@@ -1,0 +1,54 @@
+# ovmigrate: `make demo` and `make test` do all set-up on a fresh Debian 12 machine (as root).
+SHELL := /bin/bash
+APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmod cpio dwarves tar
+OVMIGRATE := node dist/introspect/cli/main.js
+MOCHA := node_modules/.bin/mocha --reporter spec --exit
+
+.PHONY: all deps build unit integration test demo bench clean help
+
+all: build
+
+help:
+	@echo "make demo   boot a lab guest and read its kernel's identity from its RAM"
+	@echo "make test   install what is missing, build, run unit and integration tests"
+	@echo "make unit   unit tests only (no root, no guests)"
+	@echo "make build  compile TypeScript into dist/"
+
+# Debian packages: installed only when one is missing (apt-get update first, as a fresh machine needs).
+deps: node_modules/.installed
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: node_modules/.installed
+	node_modules/.bin/tsc -p tsconfig.json
+
+unit: build
+	$(MOCHA) 'dist/test/unit/**/*.test.js'
+
+integration: deps build
+	$(OVMIGRATE) lab prepare >/dev/null
+	$(MOCHA) --timeout 600000 'dist/test/integration/**/*.test.js'
+
+test: deps build
+	$(OVMIGRATE) lab prepare >/dev/null
+	$(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
+
+demo: deps build
+	$(OVMIGRATE) lab prepare >/dev/null
+	@set -e; trap '$(OVMIGRATE) lab down demo 2>/dev/null || true' EXIT; \
+	echo "== booting lab guest 'demo' (QEMU TCG, 1 GiB)"; \
+	$(OVMIGRATE) lab up demo; \
+	echo "== inside the guest: uname -r"; \
+	$(OVMIGRATE) lab exec demo -- uname -r; \
+	echo "== from the host, out of the guest's RAM alone:"; \
+	$(OVMIGRATE) info --vm demo
+
+clean:
+	rm -rf dist

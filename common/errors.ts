@@ -1,0 +1,47 @@
+/**
+ * Error classes shared by the guest and host sides. Each has a stable `code`;
+ * callers test `instanceof` or `code`, never message text.
+ */
+export class OvmError extends Error {
+  readonly code: string = 'OVM_ERROR';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Input from a user or a caller is wrong: a bad name, path or option. */
+export class InvalidArgumentError extends OvmError {
+  override readonly code = 'INVALID_ARGUMENT';
+}
+
+/** The thing asked for does not exist (a lab guest, a container, a pid). */
+export class NotFoundError extends OvmError {
+  override readonly code = 'NOT_FOUND';
+}
+
+/** The thing asked for already exists. */
+export class AlreadyExistsError extends OvmError {
+  override readonly code = 'ALREADY_EXISTS';
+}
+
+/** A deadline ran out. */
+export class TimeoutError extends OvmError {
+  override readonly code = 'TIMEOUT';
+}
+
+/** An external program or component failed (QEMU, apt-get, a guest command). */
+export class ExternalError extends OvmError {
+  override readonly code = 'EXTERNAL';
+}
+
+/** Data read from an untrusted source (guest RAM, a channel) is malformed. */
+export class BadDataError extends OvmError {
+  override readonly code = 'BAD_DATA';
+}
+
+/** The message of an unknown thrown value, for logs and CLI output. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

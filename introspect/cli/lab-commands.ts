@@ -1,0 +1,87 @@
+import { Command, Option } from 'commander';
+import { InvalidArgumentError } from '../../common/errors.js';
+import { down, ensureInitramfs, ensureKernel, exec, list, up } from '../lab/index.js';
+import { toJson } from './json.js';
+
+function int(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} ${value}: not a whole number`);
+    return n;
+  };
+}
+
+export function labCommand(): Command {
+  const lab = new Command('lab').description('local QEMU guests (Debian 6.1 under TCG) whose RAM the host reads')
+    .enablePositionalOptions();
+
+  lab.command('up')
+    .description('boot a lab guest; prints its sockets and memory file as JSON once a command can run in it')
+    .argument('<name>')
+    .option('--memory <MiB>', 'guest RAM in MiB', int('--memory'), 1024)
+    .option('--cpus <n>', 'vCPUs', int('--cpus'), 2)
+    .addOption(new Option('--paging <levels>', 'page-table levels (4 turns LA57 off)').choices(['4', '5']).default('5'))
+    .option('--share <hostdir>', 'read-write share mounted at the same path in the guest (repeatable)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--boot-timeout <s>', 'seconds to wait for the guest', int('--boot-timeout'), 120)
+    .action(async (name: string, o: { memory: number; cpus: number; paging: string; share: string[]; bootTimeout: number }) => {
+      const state = await up(name, {
+        memoryMiB: o.memory, cpus: o.cpus, paging: Number(o.paging) as 4 | 5, shares: o.share, bootTimeoutMs: o.bootTimeout * 1000,
+      });
+      process.stdout.write(toJson(state) + '\n');
+    });
+
+  lab.command('exec')
+    .description('run a command in a lab guest, stream its output, exit with its exit code')
+    .argument('<name>')
+    .argument('<command...>')
+    .option('--timeout <s>', 'kill the command after this many seconds (exit code 124)', int('--timeout'))
+    .option('-i, --stdin', 'forward standard input')
+    .action(async (name: string, argv: string[], o: { timeout?: number; stdin?: boolean }) => {
+      const result = await exec(name, argv, {
+        timeoutMs: o.timeout !== undefined ? o.timeout * 1000 : undefined,
+        stdin: o.stdin ? process.stdin : undefined,
+        stdout: process.stdout,
+        stderr: process.stderr,
+      });
+      if (result.error) process.stderr.write(`ovmigrate lab exec: ${argv[0]}: ${result.error}\n`);
+      if (result.timedOut) process.stderr.write(`ovmigrate lab exec: ${argv[0]}: killed after ${o.timeout} s\n`);
+      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+      process.exitCode = result.exitCode;
+    });
+
+  lab.command('ls')
+    .description('list lab guests')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => {
+      const guests = list();
+      if (o.json) {
+        process.stdout.write(toJson(guests.map((g) => ({ ...g.state, name: g.name, running: g.running }))) + '\n');
+        return;
+      }
+      for (const g of guests) {
+        const s = g.state;
+        process.stdout.write(`${g.name}\t${g.running ? 'running' : 'stopped'}` +
+          (s ? `\tpid ${s.qemuPid}\t${s.memoryMiB} MiB\t${s.cpus} cpus\t${s.paging}-level\t${s.memoryFile}` : '') + '\n');
+      }
+    });
+
+  lab.command('down')
+    .description('stop a lab guest and remove its memory file and sockets')
+    .argument('[name]')
+    .option('--all', 'every lab guest')
+    .action(async (name: string | undefined, o: { all?: boolean }) => {
+      if (!!name === !!o.all) throw new InvalidArgumentError('give a guest name or --all');
+      const names = o.all ? list().map((g) => g.name) : [name!];
+      await Promise.all(names.map((n) => down(n)));
+    });
+
+  lab.command('prepare')
+    .description('fetch the guest kernel and build the initramfs (done by `lab up` when needed)')
+    .action(async () => {
+      const kernel = await ensureKernel();
+      process.stdout.write(toJson({ kernel: kernel.version, vmlinuz: kernel.vmlinuz, initramfs: await ensureInitramfs(kernel) }) + '\n');
+    });
+
+  return lab;
+}

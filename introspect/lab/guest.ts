@@ -1,0 +1,63 @@
+import fs from 'node:fs';
+import { MemorySegment } from '../memory/physical-memory.js';
+import { guestPaths } from './paths.js';
+
+/** What `lab up` chose for a guest. */
+export interface GuestSpec {
+  name: string;
+  memoryMiB: number;
+  cpus: number;
+  paging: 4 | 5;
+  shares: string[];
+  bootTimeoutMs: number;
+}
+
+/** A running lab guest, as recorded in its state.json (and printed by `lab up`). */
+export interface GuestState extends GuestSpec {
+  qemuPid: number;
+  keeperPid: number;
+  memoryFile: string;
+  qmpSocket: string;
+  channelSocket: string;
+  execSocket: string;
+  console: string;
+  kernel: string;
+  /** Guest-physical RAM layout as QEMU reported it, addresses as hex strings. */
+  layout: { gpa: string; size: string; fileOffset: string }[];
+  startedAt: string;
+}
+
+export function encodeLayout(segments: readonly MemorySegment[]): GuestState['layout'] {
+  return segments.map((s) => ({ gpa: hex(s.gpa), size: hex(s.size), fileOffset: hex(s.fileOffset) }));
+}
+
+export function decodeLayout(layout: GuestState['layout']): MemorySegment[] {
+  return layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) }));
+}
+
+function hex(v: bigint): string {
+  return '0x' + v.toString(16);
+}
+
+export function readState(name: string): GuestState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(guestPaths(name).state, 'utf8')) as GuestState;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeState(state: GuestState): void {
+  const file = guestPaths(state.name).state;
+  fs.writeFileSync(file + '.tmp', JSON.stringify(state, null, 2) + '\n');
+  fs.renameSync(file + '.tmp', file);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,5 @@
+export { down, list, requireGuest, up, UpOptions } from './lab.js';
+export { exec, execCapture, ExecOptions, ExecResult } from './exec-client.js';
+export { GuestState, decodeLayout } from './guest.js';
+export { ensureKernel } from './kernel.js';
+export { ensureInitramfs } from './initramfs.js';

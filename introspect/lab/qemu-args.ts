@@ -1,0 +1,47 @@
+import path from 'node:path';
+import { GuestKernel } from './kernel.js';
+import { GuestSpec } from './guest.js';
+import { GuestPaths, projectRoot } from './paths.js';
+
+/** Name of the virtio-serial port the shim uses to reach the host backend. */
+export const BACKEND_PORT = 'ovmigrate.0';
+/** Name of the lab's own control port (lab exec). */
+export const CONTROL_PORT = 'ovmigrate.ctl';
+/** QEMU's id of the RAM backend; its name in `info mtree`. */
+export const RAM_BLOCK = 'mem';
+
+/** The QEMU command line of a lab guest (TCG: this machine's KVM cannot run a stock kernel). */
+export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel, initramfs: string): string[] {
+  const shares = spec.shares.map((dir, i) => ({ tag: `share${i}`, dir }));
+  const append = [
+    'console=ttyS0', 'loglevel=4', 'panic=-1', 'rdinit=/init',
+    `ovm.name=${spec.name}`,
+    `ovm.modules=${path.dirname(kernel.modules)}`,
+    `ovm.agent=${path.join(projectRoot, 'dist', 'shim', 'lab-agent', 'main.js')}`,
+    ...(shares.length ? [`ovm.shares=${shares.map((s) => `${s.tag}:${s.dir}`).join(',')}`] : []),
+  ];
+  return [
+    '-name', `ovmigrate-lab-${spec.name}`,
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-machine', `q35,memory-backend=${RAM_BLOCK}`,
+    '-accel', 'tcg,thread=multi',
+    '-cpu', spec.paging === 5 ? 'max' : 'max,la57=off',
+    '-smp', String(spec.cpus),
+    '-m', `${spec.memoryMiB}M`,
+    '-object', `memory-backend-file,id=${RAM_BLOCK},size=${spec.memoryMiB}M,mem-path=${paths.memory},share=on`,
+    '-kernel', kernel.vmlinuz, '-initrd', initramfs, '-append', append.join(' '),
+    '-chardev', `file,id=console,path=${paths.console}`, '-serial', 'chardev:console',
+    '-qmp', `unix:${paths.qmp},server=on,wait=off`,
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', `socket,id=control,path=${paths.control},server=on,wait=off`,
+    '-device', `virtserialport,chardev=control,name=${CONTROL_PORT}`,
+    '-chardev', `socket,id=backend,path=${paths.channel},server=on,wait=off`,
+    '-device', `virtserialport,chardev=backend,name=${BACKEND_PORT}`,
+    '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
+    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+    ...shares.flatMap((s) => [
+      '-fsdev', `local,id=${s.tag},path=${s.dir},security_model=none,multidevs=remap`,
+      '-device', `virtio-9p-pci,fsdev=${s.tag},mount_tag=${s.tag}`,
+    ]),
+  ];
+}

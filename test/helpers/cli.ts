@@ -1,0 +1,50 @@
+import { execFile, spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+/** The built CLI, run as a user runs it. */
+export const CLI = path.resolve(__dirname, '..', '..', 'introspect', 'cli', 'main.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function cli(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: opts.timeoutMs ?? 600_000, maxBuffer: 256 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    else child.stdin!.end();
+  });
+}
+
+/** Like cli() but a non-zero exit throws with the command's stderr. */
+export async function cliOk(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+  const r = await cli(args, opts);
+  if (r.code !== 0) throw new Error(`ovmigrate ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * Fails under CI (a missing component is a failure there) and skips
+ * elsewhere, when any of these programs is not on PATH.
+ */
+export function requirePrograms(ctx: Mocha.Context, programs: string[]): void {
+  const missing = programs.filter((p) => spawnSync('sh', ['-c', `command -v ${p}`]).status !== 0);
+  if (missing.length === 0) return;
+  const reason = `missing ${missing.join(', ')}`;
+  if (process.env.CI === 'true') throw new Error(`${reason} (CI=true: a missing component fails the test)`);
+  console.log(`      skipped: ${reason}`);
+  ctx.skip();
+}
+
+/** Runs a shell script in a lab guest and returns its stdout; a non-zero exit throws. */
+export async function guestSh(guest: string, script: string, timeoutS = 300): Promise<string> {
+  const r = await cli(['lab', 'exec', guest, '--timeout', String(timeoutS), '--', 'sh', '-c', script]);
+  if (r.code !== 0) throw new Error(`in ${guest}: ${script}\nexit ${r.code}\n${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
