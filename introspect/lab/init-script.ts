@@ -37,7 +37,10 @@ ln -sf pts/ptmx $R/dev/ptmx
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
 mount -t cgroup2 none $R/sys/fs/cgroup
 mkdir -p $R/lib/modules
-mount --bind "$R$(param ovm.modules)" $R/lib/modules || fail "bind modules"
+# From /lower: the tmpfs mounts above may hide these paths (a checkout under /tmp, say).
+mount --bind "/lower$(param ovm.modules)" $R/lib/modules || fail "bind modules"
+mkdir -p "$R$(param ovm.project)"
+mount --bind "/lower$(param ovm.project)" "$R$(param ovm.project)" || fail "bind project"
 
 mkdir -p $R/dev/virtio-ports
 for p in /newroot/sys/class/virtio-ports/*; do

@@ -8,11 +8,9 @@ import { ensureInitramfs } from './initramfs.js';
 import { ensureKernel } from './kernel.js';
 import { KeeperOptions, KeeperReport, consoleTail } from './keeper.js';
 import { checkName, guestPaths, labRoot } from './paths.js';
-import { qemuArgs } from './qemu-args.js';
+import { checkPath, qemuArgs } from './qemu-args.js';
 
 const QEMU = 'qemu-system-x86_64';
-/** Characters a share path may hold: QEMU option syntax and the kernel command line take no others. */
-const SHARE_PATH = /^\/[A-Za-z0-9._/+-]*$/;
 
 export interface UpOptions {
   memoryMiB?: number;
@@ -78,7 +76,7 @@ function checkSpec(name: string, opts: UpOptions): GuestSpec {
   if (!Number.isInteger(spec.cpus) || spec.cpus < 1 || spec.cpus > 8) throw new InvalidArgumentError(`--cpus ${spec.cpus}: give 1 to 8`);
   if (spec.paging !== 4 && spec.paging !== 5) throw new InvalidArgumentError(`--paging ${String(spec.paging)}: give 4 or 5`);
   for (const dir of spec.shares) {
-    if (!SHARE_PATH.test(dir)) throw new InvalidArgumentError(`--share ${dir}: only letters, digits and ._/+- are allowed in the path`);
+    checkPath('--share', dir);
     if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new NotFoundError(`--share ${dir}: no such directory`);
   }
   return spec;

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { InvalidArgumentError } from '../../common/errors.js';
 import { GuestKernel } from './kernel.js';
 import { GuestSpec } from './guest.js';
 import { GuestPaths, projectRoot } from './paths.js';
@@ -10,13 +11,22 @@ export const CONTROL_PORT = 'ovmigrate.ctl';
 /** QEMU's id of the RAM backend; its name in `info mtree`. */
 export const RAM_BLOCK = 'mem';
 
+/** Characters a host path may hold: QEMU's option syntax and the kernel command line take no others. */
+const SAFE_PATH = /^\/[A-Za-z0-9._/+-]*$/;
+
+export function checkPath(what: string, p: string): string {
+  if (!SAFE_PATH.test(p)) throw new InvalidArgumentError(`${what} ${p}: a lab guest takes only letters, digits and ._/+- in this path`);
+  return p;
+}
+
 /** The QEMU command line of a lab guest (TCG: this machine's KVM cannot run a stock kernel). */
 export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel, initramfs: string): string[] {
   const shares = spec.shares.map((dir, i) => ({ tag: `share${i}`, dir }));
   const append = [
     'console=ttyS0', 'loglevel=4', 'panic=-1', 'rdinit=/init',
     `ovm.name=${spec.name}`,
-    `ovm.modules=${path.dirname(kernel.modules)}`,
+    `ovm.modules=${checkPath('kernel modules', path.dirname(kernel.modules))}`,
+    `ovm.project=${checkPath('the checkout', projectRoot)}`,
     `ovm.agent=${path.join(projectRoot, 'dist', 'shim', 'lab-agent', 'main.js')}`,
     ...(shares.length ? [`ovm.shares=${shares.map((s) => `${s.tag}:${s.dir}`).join(',')}`] : []),
   ];
