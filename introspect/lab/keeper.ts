@@ -8,6 +8,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { errorMessage } from '../../common/errors.js';
+import { log } from '../../common/log.js';
 import { Frame, FrameDecoder, FrameType, encodeFrame, encodeJson } from '../../common/lab-wire.js';
 import { layoutFromMtree } from '../memory/physical-memory.js';
 import { QmpClient } from '../qemu/qmp.js';
@@ -39,6 +40,8 @@ export class Keeper {
   /** Guest session id -> the client and its own session id. */
   private readonly routes = new Map<number, { client: Client; local: number }>();
   private stopping = false;
+  private failure?: string;
+  private ready = false;
 
   constructor(private readonly opts: KeeperOptions, private readonly report: (r: KeeperReport) => void) {
     this.paths = guestPaths(opts.spec.name);
@@ -69,9 +72,11 @@ export class Keeper {
         startedAt: new Date().toISOString(),
       };
       writeState(state);
+      this.ready = true;
       this.report({ ok: true, state });
     } catch (err) {
-      this.report({ ok: false, error: `${errorMessage(err)}\n--- console tail ---\n${consoleTail(this.paths.console)}` });
+      // Reported once QEMU is gone and the files are removed, so `lab up` fails with nothing left behind.
+      this.failure = `${errorMessage(err)}\n--- console tail ---\n${consoleTail(this.paths.console)}`;
       this.stop();
     }
   }
@@ -108,7 +113,7 @@ export class Keeper {
       try {
         frames = decoder.push(chunk);
       } catch (err) {
-        process.stderr.write(`keeper: control channel: ${errorMessage(err)}\n`);
+        log.error(`control channel of ${this.opts.spec.name}: ${errorMessage(err)}`);
         this.stop();
         return;
       }
@@ -122,7 +127,7 @@ export class Keeper {
         }
       }
     });
-    socket.on('error', (err) => process.stderr.write(`keeper: control channel: ${err.message}\n`));
+    socket.on('error', (err) => log.error(`control channel of ${this.opts.spec.name}: ${err.message}`));
     socket.on('close', () => this.stop());
     // The agent answers once node has started in the guest; pings sent earlier are lost or queued.
     const ping = setInterval(() => socket.write(encodeFrame(FrameType.Ping, 1)), 500);
@@ -193,7 +198,11 @@ export class Keeper {
   }
 
   private onQemuExit(code: number | null, signal: string | null): void {
-    process.stderr.write(`keeper: QEMU exited (code ${code}, signal ${signal})\n`);
+    log.info(`QEMU of ${this.opts.spec.name} exited (code ${code}, signal ${signal})`);
+    if (!this.ready && this.failure === undefined) {
+      this.failure = `QEMU exited (code ${code}, signal ${signal}) while booting:\n${consoleTail(this.paths.keeperLog, 10)}` +
+        `\n--- console tail ---\n${consoleTail(this.paths.console)}`;
+    }
     this.failAll('the guest stopped');
     this.cleanup();
   }
@@ -203,6 +212,7 @@ export class Keeper {
     this.control?.destroy();
     fs.rmSync(this.paths.memory, { force: true });
     fs.rmSync(this.paths.dir, { recursive: true, force: true });
+    if (this.failure !== undefined) this.report({ ok: false, error: this.failure });
     process.exit(0);
   }
 }
