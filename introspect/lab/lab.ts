@@ -34,6 +34,8 @@ export async function up(name: string, opts: UpOptions = {}): Promise<GuestState
   const options: KeeperOptions = { spec, qemu: QEMU, args: qemuArgs(spec, paths, kernel, initramfs), kernel: kernel.version };
   log.debug('starting lab guest', { name, args: options.args.join(' ') });
 
+  log.info(`booting lab guest ${name} (${spec.memoryMiB} MiB, ${spec.cpus} vCPUs, ${spec.paging}-level paging)`);
+  const started = Date.now();
   const keeperLog = fs.openSync(paths.keeperLog, 'a');
   const keeper = spawn(process.execPath, [path.join(__dirname, 'keeper-main.js'), JSON.stringify(options)], {
     detached: true,
@@ -43,6 +45,7 @@ export async function up(name: string, opts: UpOptions = {}): Promise<GuestState
   const report = await readReport(keeper.stdout!, paths.keeperLog);
   keeper.unref();
   if (!report.ok) throw new ExternalError(`lab guest ${name} failed to start: ${report.error}`);
+  log.info(`lab guest ${name} ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return report.state;
 }
 
