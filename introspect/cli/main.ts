@@ -4,6 +4,7 @@ import { OvmError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
 import { infoCommand } from './info-command.js';
 import { labCommand } from './lab-commands.js';
+import { psCommand } from './ps-command.js';
 
 const program = new Command('ovmigrate')
   .description('out-of-band container checkpoint and migration from the hypervisor host')
@@ -11,7 +12,8 @@ const program = new Command('ovmigrate')
   .enablePositionalOptions()
   .hook('preAction', (cmd) => setLogLevel(cmd.opts().logLevel as string))
   .addCommand(labCommand())
-  .addCommand(infoCommand());
+  .addCommand(infoCommand())
+  .addCommand(psCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   log.debug('command failed', { stack: err instanceof Error ? err.stack : undefined });

@@ -1,0 +1,136 @@
+import { BadDataError, InvalidArgumentError } from '../../common/errors.js';
+import { log } from '../../common/log.js';
+import { PageFaultError, translate } from '../arch/x86-64.js';
+import { Btf } from '../btf/index.js';
+import { PhysicalMemory } from '../memory/physical-memory.js';
+import { Kallsyms } from './kallsyms.js';
+import { VmcoreInfo, findVmcoreinfo, kernelImageToPhys, verifyUtsname } from './vmcoreinfo.js';
+
+const START_KERNEL_MAP = 0xffffffff80000000n;
+/** Largest BTF blob accepted from a guest (Debian 6.1's is about 4.3 MB). */
+const MAX_BTF = 64 << 20;
+/** Largest single virtual read: callers stream bigger ranges. */
+const MAX_VIRT_READ = 64 << 20;
+const PAGE = 4096n;
+
+/**
+ * A guest kernel as seen from its RAM alone (in the manner of drgn's
+ * Program): physical memory, vmcoreinfo, kallsyms, BTF types and the
+ * randomized bases of the direct map, vmalloc and vmemmap.
+ */
+export class Program {
+  /** Physical address of swapper_pg_dir, the kernel's top-level page table. */
+  readonly kernelRoot: bigint;
+  readonly pageOffset: bigint;
+  readonly vmallocBase: bigint;
+  readonly vmemmapBase: bigint;
+  /** End of the direct map: guest RAM ends below this physical address. */
+  private readonly directMapSize: bigint;
+  private btfCache?: Btf;
+
+  private constructor(readonly mem: PhysicalMemory, readonly info: VmcoreInfo, readonly symbols: Kallsyms) {
+    this.kernelRoot = kernelImageToPhys(info, info.symbols.get('swapper_pg_dir') ?? symbols.address('init_top_pgt'));
+    const u64 = (name: string) => mem.read(kernelImageToPhys(info, symbols.address(name)), 8, name).readBigUInt64LE(0);
+    // arch/x86/mm/kaslr.c randomizes these three (CONFIG_RANDOMIZE_MEMORY); they are variables, not in vmcoreinfo.
+    this.pageOffset = u64('page_offset_base');
+    this.vmallocBase = u64('vmalloc_base');
+    this.vmemmapBase = u64('vmemmap_base');
+    const top = mem.segments.reduce((max, s) => (s.gpa + s.size > max ? s.gpa + s.size : max), 0n);
+    this.directMapSize = top;
+  }
+
+  /** Finds the kernel in guest RAM and checks what it found against init_uts_ns. */
+  static attach(mem: PhysicalMemory): Program {
+    const t0 = Date.now();
+    const info = findVmcoreinfo(mem);
+    verifyUtsname(mem, info);
+    const symbols = Kallsyms.load(mem, info);
+    const prog = new Program(mem, info, symbols);
+    log.debug('attached to guest kernel', { release: info.osRelease, ms: Date.now() - t0 });
+    return prog;
+  }
+
+  get pagingLevels(): 4 | 5 {
+    return this.info.pagingLevels;
+  }
+
+  /** The kernel's BTF (between __start_BTF and __stop_BTF), parsed on first use. */
+  get btf(): Btf {
+    if (!this.btfCache) {
+      const start = this.symbols.address('__start_BTF');
+      const stop = this.symbols.address('__stop_BTF');
+      if (stop <= start || stop - start > BigInt(MAX_BTF)) throw new BadDataError(`BTF section of ${stop - start} bytes`);
+      this.btfCache = Btf.parse(this.mem.read(kernelImageToPhys(this.info, start), Number(stop - start), 'kernel BTF'));
+    }
+    return this.btfCache;
+  }
+
+  /** Kernel virtual to guest-physical: image window, direct map, else a walk of swapper_pg_dir. */
+  toPhys(va: bigint, what = 'kernel address'): bigint {
+    if (va >= START_KERNEL_MAP) return kernelImageToPhys(this.info, va);
+    if (va >= this.pageOffset && va - this.pageOffset < this.directMapSize) return va - this.pageOffset;
+    return translate(this.mem, this.kernelRoot, va, this.pagingLevels, this.smeMask, what).phys;
+  }
+
+  /** Physical address of a user page table root from mm->pgd (a direct-map address). */
+  pgdPhys(pgd: bigint): bigint {
+    if (pgd < this.pageOffset || pgd - this.pageOffset >= this.directMapSize) {
+      throw new BadDataError(`mm->pgd 0x${pgd.toString(16)} is not in the direct map`);
+    }
+    return pgd - this.pageOffset;
+  }
+
+  get smeMask(): bigint {
+    return (this.info.numbers.get('sme_mask') ?? 0n) & ((1n << 64n) - 1n);
+  }
+
+  /** Reads kernel virtual memory, page by page; `what` names it in errors. */
+  read(va: bigint, length: number, what = 'kernel memory'): Buffer {
+    return this.readVia(va, length, what, (addr) => this.toPhys(addr, what));
+  }
+
+  /** Reads user memory through the page tables at physical `root` (see pgdPhys). */
+  readUser(root: bigint, va: bigint, length: number, what = 'user memory'): Buffer {
+    return this.readVia(va, length, what, (addr) => translate(this.mem, root, addr, this.pagingLevels, this.smeMask, what).phys);
+  }
+
+  private readVia(va: bigint, length: number, what: string, toPhys: (va: bigint) => bigint): Buffer {
+    if (!Number.isInteger(length) || length < 0 || length > MAX_VIRT_READ) throw new InvalidArgumentError(`read of ${length} bytes of ${what}`);
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const addr = va + BigInt(done);
+      const inPage = Number(PAGE - (addr & (PAGE - 1n)));
+      const n = Math.min(inPage, length - done);
+      this.mem.readInto(toPhys(addr), out.subarray(done, done + n), what);
+      done += n;
+    }
+    return out;
+  }
+
+  u64(va: bigint, what?: string): bigint {
+    return this.read(va, 8, what).readBigUInt64LE(0);
+  }
+
+  u32(va: bigint, what?: string): number {
+    return this.read(va, 4, what).readUInt32LE(0);
+  }
+
+  /** A NUL-terminated string of at most `max` bytes; reads no page past its end. */
+  cstring(va: bigint, max: number, what?: string): string {
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < max) {
+      const addr = va + BigInt(got);
+      const n = Math.min(Number(PAGE - (addr & (PAGE - 1n))), max - got);
+      const chunk = this.read(addr, n, what);
+      const nul = chunk.indexOf(0);
+      parts.push(nul < 0 ? chunk : chunk.subarray(0, nul));
+      if (nul >= 0) break;
+      got += n;
+    }
+    return Buffer.concat(parts).toString('utf8');
+  }
+}
+
+export { PageFaultError };

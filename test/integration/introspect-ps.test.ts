@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
+import { downTestGuests, labUp } from '../helpers/lab-guests.js';
+
+interface Proc {
+  pid: number;
+  tgid: number;
+  ppid: number;
+  comm: string;
+  state: string;
+  nspid: number[];
+  uid: number;
+  gid: number;
+  cgroup: string;
+  threads: number[];
+}
+
+/** Starts long-lived processes of several kinds in the guest and returns their pids. */
+async function startWorkloads(guest: string): Promise<Record<string, number>> {
+  const out = await guestSh(guest, `
+    mkdir -p /sys/fs/cgroup/ovm-test/inner
+    setsid sh -c 'echo $$ > /sys/fs/cgroup/ovm-test/inner/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 &
+    echo sleeper=$!
+    setsid node -e 'const w=require("worker_threads"); for (let i=0;i<2;i++) new w.Worker("setInterval(()=>{},1000)",{eval:true}); setInterval(()=>{},1000)' </dev/null >/dev/null 2>&1 &
+    echo threads=$!
+    setsid unshare -p -f --mount-proc sh -c 'sleep 1000 & exec sleep 1001' </dev/null >/dev/null 2>&1 &
+    echo unshare=$!
+    setsid sh -c 'exec setpriv --reuid=1234 --regid=4321 --clear-groups sleep 1000' </dev/null >/dev/null 2>&1 &
+    echo user=$!
+    sleep 2`);
+  return Object.fromEntries(out.trim().split('\n').map((l) => { const [k, v] = l.split('='); return [k, Number(v)]; }));
+}
+
+/** What the guest's own /proc says about these pids. */
+async function procTruth(guest: string, pids: number[]): Promise<Proc[]> {
+  const out = await guestSh(guest, `
+    for p in ${pids.join(' ')}; do
+      [ -d /proc/$p ] || continue
+      s=/proc/$p/status
+      printf '{"pid":%s,"tgid":%s,"ppid":%s,"comm":"%s","state":"%s","nspid":[%s],"uid":%s,"gid":%s,"cgroup":"%s","threads":[%s]}\\n' \\
+        $p "$(awk '/^Tgid:/{print $2}' $s)" "$(awk '/^PPid:/{print $2}' $s)" "$(cat /proc/$p/comm)" \\
+        "$(awk '/^State:/{print $2}' $s)" "$(awk '/^NSpid:/{$1=""; print substr($0,2)}' $s | tr ' ' ,)" \\
+        "$(awk '/^Uid:/{print $2}' $s)" "$(awk '/^Gid:/{print $2}' $s)" "$(sed -n 's/^0:://p' /proc/$p/cgroup)" \\
+        "$(ls /proc/$p/task | sort -n | tr '\\n' , | sed 's/,$//')"
+    done`);
+  return out.trim().split('\n').map((l) => JSON.parse(l) as Proc);
+}
+
+describe('ps from guest RAM matches the guest\'s /proc', function () {
+  const guests: { name: string; paging: number }[] = [];
+
+  before(async function () {
+    requirePrograms(this, ['qemu-system-x86_64']);
+    const [five, four] = await Promise.all([labUp('ps5'), labUp('ps4', ['--paging', '4'])]);
+    guests.push({ name: five.name, paging: 5 }, { name: four.name, paging: 4 });
+  });
+  after(downTestGuests);
+
+  for (const paging of [5, 4]) {
+    it(`lists init, kernel threads, a cgroup member, threads, a pid namespace and another user (${paging}-level)`, async () => {
+      const guest = guests.find((g) => g.paging === paging)!.name;
+      const w = await startWorkloads(guest);
+      const ps = JSON.parse(await cliOk(['ps', '--vm', guest, '--json'])) as Proc[];
+      const byPid = new Map(ps.map((p) => [p.pid, p]));
+      // The unshare'd namespace: its init (a forked child of unshare) and that init's child.
+      const nsInit = ps.find((p) => p.ppid === w.unshare)!;
+      assert.ok(nsInit, 'the process unshare forked into the new pid namespace');
+      const nsChild = ps.find((p) => p.ppid === nsInit.pid && p.comm === 'sleep')!;
+      const pids = [1, 2, w.sleeper, w.threads, w.unshare, nsInit.pid, nsChild.pid, w.user];
+      const truth = await procTruth(guest, pids);
+      assert.equal(truth.length, pids.length, 'every workload still runs');
+      for (const t of truth) {
+        const got = { ...byPid.get(t.pid)! };
+        // node wakes every second: its state may change between the two readings.
+        if (t.pid === w.threads) assert.match(got.state, /^[RS]$/), got.state = t.state;
+        assert.deepEqual(got, t, `pid ${t.pid} (${t.comm})`);
+      }
+
+      assert.equal(byPid.get(w.sleeper)!.cgroup, '/ovm-test/inner');
+      assert.ok(byPid.get(w.threads)!.threads.length >= 3, 'node with two workers has several threads');
+      assert.deepEqual(nsInit.nspid.slice(1), [1]);
+      assert.deepEqual(nsChild.nspid.length, 2);
+      assert.deepEqual([byPid.get(w.user)!.uid, byPid.get(w.user)!.gid], [1234, 4321]);
+      // Every process /proc lists right now that also existed when ps read RAM agrees on pid, ppid and comm.
+      const all = await guestSh(guest, 'for d in /proc/[0-9]*; do p=${d#/proc/}; echo "$p $(awk \'/^PPid:/{print $2}\' $d/status 2>/dev/null) $(cat $d/comm 2>/dev/null)"; done');
+      let compared = 0;
+      for (const line of all.trim().split('\n')) {
+        const [pid, ppid, comm] = line.split(' ');
+        const p = byPid.get(Number(pid));
+        if (!p || !ppid) continue;
+        // A workqueue worker's name ends with its latest work, which changes between the two readings.
+        const norm = (c: string) => c.replace(/^(kworker\/[^+-]*)[+-].*$/, '$1');
+        assert.deepEqual([p.ppid, norm(p.comm)], [Number(ppid), norm(comm)], `pid ${pid}`);
+        compared++;
+      }
+      assert.ok(compared > 20, `compared ${compared} processes`);
+    });
+  }
+});
