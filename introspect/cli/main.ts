@@ -4,7 +4,7 @@ import { OvmError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
 import { infoCommand } from './info-command.js';
 import { labCommand } from './lab-commands.js';
-import { psCommand } from './ps-command.js';
+import { mapsCommand, psCommand, readCommand } from './process-commands.js';
 
 const program = new Command('ovmigrate')
   .description('out-of-band container checkpoint and migration from the hypervisor host')
@@ -13,7 +13,9 @@ const program = new Command('ovmigrate')
   .hook('preAction', (cmd) => setLogLevel(cmd.opts().logLevel as string))
   .addCommand(labCommand())
   .addCommand(infoCommand())
-  .addCommand(psCommand());
+  .addCommand(psCommand())
+  .addCommand(mapsCommand())
+  .addCommand(readCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   log.debug('command failed', { stack: err instanceof Error ? err.stack : undefined });

@@ -1,4 +1,4 @@
-import { BadDataError } from '../../common/errors.js';
+import { BadDataError, NotFoundError } from '../../common/errors.js';
 import { KObject, listForEach } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 
@@ -119,4 +119,14 @@ export function processInfo(task: KObject): ProcessInfo {
     cgroup: cgroupPath(task),
     threads,
   };
+}
+
+/** The task (process or thread) with this pid in the initial pid namespace. */
+export function findTask(prog: Program, pid: number): KObject {
+  for (const proc of forEachProcess(prog)) {
+    if (proc.member('pid').num() === pid) return proc;
+    if (proc.member('tgid').num() === pid) continue;
+    for (const thread of forEachThread(proc)) if (thread.member('pid').num() === pid) return thread;
+  }
+  throw new NotFoundError(`no task with pid ${pid} in the guest`);
 }

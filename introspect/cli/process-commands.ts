@@ -1,0 +1,88 @@
+import { Command } from 'commander';
+import { InvalidArgumentError } from '../../common/errors.js';
+import { Program } from '../kernel/program.js';
+import { taskRoot } from '../linux/d-path.js';
+import { mapsText } from '../linux/mm.js';
+import { readUserMemory } from '../linux/user-memory.js';
+import { findTask, forEachProcess, processInfo } from '../linux/tasks.js';
+import { toJson } from './json.js';
+import { MemorySourceOptions, openMemory } from './memory-source.js';
+
+function source(cmd: Command): Command {
+  return cmd
+    .option('--vm <name>', 'a lab guest')
+    .option('--mem <file>', 'a QEMU memory-backend file')
+    .option('--qmp <socket>', 'with --mem: QMP socket to take the RAM layout from');
+}
+
+function pidArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`--pid ${value}: not a process id`);
+  return n;
+}
+
+/** Opens the guest, attaches to its kernel, runs `fn`, closes. */
+async function withProgram<T>(o: MemorySourceOptions, fn: (prog: Program) => T): Promise<T> {
+  const mem = await openMemory(o);
+  try {
+    return await fn(Program.attach(mem));
+  } finally {
+    mem.close();
+  }
+}
+
+export function psCommand(): Command {
+  return source(new Command('ps').description("list the guest's processes, read from its RAM"))
+    .option('--json', 'print JSON')
+    .action(async (o: MemorySourceOptions & { json?: boolean }) => {
+      const procs = await withProgram(o, (prog) => [...forEachProcess(prog)].map(processInfo));
+      if (o.json) {
+        process.stdout.write(toJson(procs) + '\n');
+        return;
+      }
+      process.stdout.write('PID\tPPID\tS\tUID\tTHR\tCOMM\tCGROUP\n');
+      for (const p of procs) process.stdout.write(`${p.pid}\t${p.ppid}\t${p.state}\t${p.uid}\t${p.threads.length}\t${p.comm}\t${p.cgroup}\n`);
+    });
+}
+
+export function mapsCommand(): Command {
+  return source(new Command('maps').description("a process's memory map, as the guest's /proc/PID/maps shows it"))
+    .requiredOption('--pid <n>', 'pid in the initial pid namespace', pidArg)
+    .action(async (o: MemorySourceOptions & { pid: number }) => {
+      const text = await withProgram(o, (prog) => {
+        const init = findTask(prog, 1);
+        return mapsText(findTask(prog, o.pid), taskRoot(init));
+      });
+      process.stdout.write(text);
+    });
+}
+
+function hexArg(value: string): bigint {
+  if (!/^(0x)?[0-9a-fA-F]{1,16}$/.test(value)) throw new InvalidArgumentError(`--addr ${value}: not a hex address`);
+  return BigInt(value.startsWith('0x') ? value : '0x' + value);
+}
+
+function lengthArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`--len ${value}: not a byte count`);
+  return n;
+}
+
+/** Bytes read and written at a time, so any length streams in bounded memory. */
+const READ_CHUNK = 16 << 20;
+
+export function readCommand(): Command {
+  return source(new Command('read').description("bytes of a process's memory on stdout, as the guest's /proc/PID/mem gives them"))
+    .requiredOption('--pid <n>', 'pid in the initial pid namespace', pidArg)
+    .requiredOption('--addr <hex>', 'start address', hexArg)
+    .requiredOption('--len <n>', 'number of bytes', lengthArg)
+    .action(async (o: MemorySourceOptions & { pid: number; addr: bigint; len: number }) => {
+      await withProgram(o, async (prog) => {
+        const task = findTask(prog, o.pid);
+        for (let off = 0; off < o.len; off += READ_CHUNK) {
+          const chunk = readUserMemory(task, o.addr + BigInt(off), Math.min(READ_CHUNK, o.len - off));
+          if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+        }
+      });
+    });
+}

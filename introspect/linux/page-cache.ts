@@ -1,0 +1,46 @@
+import { BadDataError } from '../../common/errors.js';
+import { KObject } from '../kernel/object.js';
+
+/** include/linux/xarray.h: 64 slots a node; internal entries end in binary 10. */
+/** Largest folio in pages (MAX_ORDER 10 on x86-64 6.1). */
+const MAX_FOLIO_PAGES = 1024n;
+const XA_CHUNK_MASK = 63n;
+const MAX_XA_DEPTH = 11;
+
+function isInternal(entry: bigint): boolean {
+  return (entry & 3n) === 2n;
+}
+
+/**
+ * The guest-physical address of page `index` of a file's page cache
+ * (mapping->i_pages), or undefined when it is not cached. Follows sibling
+ * entries of large folios to their head and offsets into the folio.
+ */
+export function pageCachePhys(mapping: KObject, index: bigint): bigint | undefined {
+  const prog = mapping.prog;
+  const slotsOff = BigInt(prog.btf.memberOffset('xa_node', 'slots'));
+  const shiftOff = BigInt(prog.btf.memberOffset('xa_node', 'shift'));
+  let entry = mapping.member('i_pages.xa_head').value();
+  for (let depth = 0; isInternal(entry) && entry > 4096n; depth++) {
+    if (depth > MAX_XA_DEPTH) throw new BadDataError(`page cache of ${mapping.path} is deeper than ${MAX_XA_DEPTH}`);
+    const node = entry - 2n;
+    const shift = BigInt(prog.read(node + shiftOff, 1, 'xa_node.shift')[0]);
+    let offset = (index >> shift) & XA_CHUNK_MASK;
+    entry = prog.u64(node + slotsOff + offset * 8n, 'xa_node.slots');
+    if (isInternal(entry) && entry < 256n * 4n + 2n) {
+      // A sibling entry names the slot of the folio's head (xa_mk_sibling).
+      offset = entry >> 2n;
+      entry = prog.u64(node + slotsOff + offset * 8n, 'xa_node.slots');
+    }
+    if (shift === 0n) break;
+  }
+  if (entry === 0n || (entry & 1n) === 1n || isInternal(entry)) return undefined; // empty, or a shadow/value entry
+  const pageSize = BigInt(prog.info.sizes.get('page') ?? prog.btf.sizeof(prog.btf.struct('page').id));
+  const pfn = (entry - prog.vmemmapBase) / pageSize;
+  if (entry < prog.vmemmapBase || (entry - prog.vmemmapBase) % pageSize !== 0n) {
+    throw new BadDataError(`page cache entry 0x${entry.toString(16)} of ${mapping.path} is not a struct page`);
+  }
+  const inFolio = index - KObject.struct(prog, 'page', entry).member('index').value();
+  if (inFolio < 0n || inFolio >= MAX_FOLIO_PAGES) throw new BadDataError(`page cache folio at 0x${entry.toString(16)} does not hold index ${index}`);
+  return (pfn + inFolio) << 12n;
+}
