@@ -67,7 +67,7 @@ export class Program {
 
   /** Kernel virtual to guest-physical: image window, direct map, else a walk of swapper_pg_dir. */
   toPhys(va: bigint, what = 'kernel address'): bigint {
-    if (va >= START_KERNEL_MAP) return kernelImageToPhys(this.info, va);
+    if (va >= START_KERNEL_MAP && va - START_KERNEL_MAP < this.imageSize) return kernelImageToPhys(this.info, va);
     if (va >= this.pageOffset && va - this.pageOffset < this.directMapSize) return va - this.pageOffset;
     return translate(this.mem, this.kernelRoot, va, this.pagingLevels, this.smeMask, what).phys;
   }
@@ -78,6 +78,11 @@ export class Program {
       throw new BadDataError(`mm->pgd 0x${pgd.toString(16)} is not in the direct map`);
     }
     return pgd - this.pageOffset;
+  }
+
+  /** The kernel image window; modules sit above it and are reached through the page tables. */
+  private get imageSize(): bigint {
+    return this.info.numbers.get('KERNEL_IMAGE_SIZE') ?? 1n << 30n;
   }
 
   get smeMask(): bigint {

@@ -31,30 +31,57 @@ function unlinked(dentry: KObject): boolean {
 }
 
 /**
+ * Names of pseudo files whose dentry has d_op->d_dname, by that function
+ * (fs/file_table.c simple_dname, fs/pipe.c pipefs_dname, net/socket.c
+ * sockfs_dname, fs/anon_inodes.c anon_inodefs_dname).
+ */
+function pseudoName(dentry: KObject): string | undefined {
+  const ops = dentry.member('d_op').value();
+  if (ops === 0n) return undefined;
+  const dname = KObject.struct(dentry.prog, 'dentry_operations', ops).member('d_dname').value();
+  if (dname === 0n) return undefined;
+  const sym = (name: string) => dentry.prog.symbols.lookup(name)?.address;
+  const ino = () => dentry.member('d_inode').deref().member('i_ino').value();
+  switch (dname) {
+    case sym('simple_dname'): return `/${dentryName(dentry)} (deleted)`;
+    case sym('pipefs_dname'): return `pipe:[${ino()}]`;
+    case sym('sockfs_dname'): return `socket:[${ino()}]`;
+    case sym('anon_inodefs_dname'): return `anon_inode:${dentryName(dentry)}`;
+    default: throw new BadDataError(`${dentry.path} is named by an unknown d_dname at 0x${dname.toString(16)}`);
+  }
+}
+
+/**
  * The path of a struct path {mnt, dentry} as d_path() prints it for a reader
- * whose root is `root` (fs/d_path.c prepend_path): up the dentries to the
- * mount's root, then across to the parent mount, until the reader's root or
- * the namespace's root. Pseudo files (pipes, sockets, anon inodes) have
- * d_dname names and are named by their callers.
+ * whose root is `root` (fs/d_path.c): pseudo files by their d_dname; else up
+ * the dentries to the mount's root, then across to the parent mount, until
+ * the reader's root or the namespace's root (__prepend_path).
  */
 export function dPath(path: KObject, root: PathRoot): string {
   const prog = path.prog;
   let dentry = path.member('dentry').deref();
   let vfsmnt = path.member('mnt').value();
   let mount = containerOf(prog, vfsmnt, 'mount', 'mnt');
+  const isRoot = (d: KObject) => d.member('d_parent').value() === d.address;
+  if (!isRoot(dentry) || dentry.address !== mount.member('mnt.mnt_root').value()) {
+    const pseudo = pseudoName(dentry);
+    if (pseudo !== undefined) return pseudo;
+  }
   const deleted = unlinked(dentry);
   const parts: string[] = [];
   for (let i = 0; dentry.address !== root.dentry || vfsmnt !== root.mnt; i++) {
     if (i > MAX_COMPONENTS) throw new BadDataError(`path of ${path.path} is deeper than ${MAX_COMPONENTS}`);
-    const mntRoot = mount.member('mnt.mnt_root').value();
-    const isRoot = dentry.member('d_parent').value() === dentry.address;
-    if (dentry.address === mntRoot || isRoot) {
+    if (dentry.address === mount.member('mnt.mnt_root').value()) {
       const parent = mount.member('mnt_parent').value();
-      if (dentry.address !== mntRoot || parent === mount.address) break; // escaped or the global root
+      if (parent === mount.address) break; // the global root, or a detached mount's own
       dentry = mount.member('mnt_mountpoint').deref();
       mount = KObject.struct(prog, 'mount', parent);
       vfsmnt = mount.member('mnt').address;
       continue;
+    }
+    if (isRoot(dentry)) {
+      parts.length = 0; // escaped the reader's root: the kernel prints "/"
+      break;
     }
     parts.unshift(dentryName(dentry));
     dentry = dentry.member('d_parent').deref();

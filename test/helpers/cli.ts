@@ -10,9 +10,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export function cli(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs the CLI; with `binary`, stdout is decoded as latin1 so Buffer.from(stdout, 'latin1') gives its bytes. */
+export function cli(args: string[], opts: { input?: string; timeoutMs?: number; binary?: boolean } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { timeout: opts.timeoutMs ?? 600_000, maxBuffer: 256 << 20 },
+    const child = execFile(process.execPath, [CLI, ...args], {
+      timeout: opts.timeoutMs ?? 600_000, maxBuffer: 256 << 20, encoding: opts.binary ? 'latin1' : 'utf8' },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
