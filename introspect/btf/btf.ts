@@ -147,10 +147,11 @@ export class Btf {
       if (t.kind !== 'struct' && t.kind !== 'union') throw new BadDataError(`${structName}.${path}: ${name} is not inside a struct`);
       const m = this.member(t, name);
       if (!m) throw new NotFoundError(`no member ${path} in the guest kernel's struct ${structName}`);
+      if (m.bitSize !== 0) throw new BadDataError(`${structName}.${path} is a bitfield`);
       bits += m.bitOffset;
       t = this.resolve(m.type);
     }
-    if (bits % 8 !== 0) throw new BadDataError(`${structName}.${path} is a bitfield`);
+    if (bits % 8 !== 0) throw new BadDataError(`${structName}.${path} is not byte-aligned`);
     return bits / 8;
   }
 
