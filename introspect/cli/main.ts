@@ -4,7 +4,7 @@ import { OvmError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
 import { infoCommand } from './info-command.js';
 import { labCommand } from './lab-commands.js';
-import { mapsCommand, psCommand, readCommand } from './process-commands.js';
+import { inspectCommand, mapsCommand, psCommand, readCommand } from './process-commands.js';
 
 const program = new Command('ovmigrate')
   .description('out-of-band container checkpoint and migration from the hypervisor host')
@@ -15,7 +15,8 @@ const program = new Command('ovmigrate')
   .addCommand(infoCommand())
   .addCommand(psCommand())
   .addCommand(mapsCommand())
-  .addCommand(readCommand());
+  .addCommand(readCommand())
+  .addCommand(inspectCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   log.debug('command failed', { stack: err instanceof Error ? err.stack : undefined });

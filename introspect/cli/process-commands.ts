@@ -4,7 +4,9 @@ import { Program } from '../kernel/program.js';
 import { taskRoot } from '../linux/d-path.js';
 import { mapsText } from '../linux/mm.js';
 import { readUserMemory } from '../linux/user-memory.js';
-import { findTask, forEachProcess, processInfo } from '../linux/tasks.js';
+import { openFiles } from '../linux/files.js';
+import { credentials, fpuState, fsPaths, mmFields, namespaces, rlimits, signalState, userRegisters, ymmRegisters } from '../linux/task-state.js';
+import { findTask, forEachProcess, processInfo, procComm, stateLetter, cgroupPath } from '../linux/tasks.js';
 import { toJson } from './json.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
 
@@ -84,5 +86,35 @@ export function readCommand(): Command {
           if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve));
         }
       });
+    });
+}
+
+export function inspectCommand(): Command {
+  return source(new Command('inspect').description('registers, FPU, signals, limits, credentials, namespaces, files and mm of a task'))
+    .requiredOption('--pid <n>', 'pid in the initial pid namespace', pidArg)
+    .option('--json', 'print JSON (the only format)')
+    .action(async (o: MemorySourceOptions & { pid: number }) => {
+      const report = await withProgram(o, (prog) => {
+        const root = taskRoot(findTask(prog, 1));
+        const task = findTask(prog, o.pid);
+        const fpu = fpuState(task);
+        return {
+          pid: task.member('pid').num(),
+          tgid: task.member('tgid').num(),
+          comm: procComm(task),
+          state: stateLetter(task),
+          registers: userRegisters(task),
+          fpu: { size: fpu.size, xfeatures: fpu.xfeatures, xcompBv: fpu.xcompBv, compacted: fpu.compacted, mxcsr: fpu.mxcsr, ymm: ymmRegisters(fpu) },
+          signals: signalState(task),
+          rlimits: rlimits(task),
+          creds: credentials(task),
+          namespaces: namespaces(task),
+          cgroup: cgroupPath(task),
+          ...fsPaths(task, root),
+          files: openFiles(task, root).map((f) => ({ fd: f.fd, path: f.path, flags: f.flags, pos: Number(f.pos), mode: f.mode, kind: f.kind })),
+          mm: mmFields(task, root),
+        };
+      });
+      process.stdout.write(toJson(report) + '\n');
     });
 }
