@@ -13,6 +13,7 @@ help:
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
 	@echo "make build  compile TypeScript into dist/"
+	@echo "make bench  benchmarks, with ratios against baselines measured in the same run"
 
 # Debian packages: installed only when one is missing (apt-get update first, as a fresh machine needs).
 deps: node_modules/.installed
@@ -49,6 +50,10 @@ demo: deps build
 	$(OVMIGRATE) lab exec demo -- uname -r; \
 	echo "== from the host, out of the guest's RAM alone:"; \
 	$(OVMIGRATE) info --vm demo
+
+bench: deps build
+	$(OVMIGRATE) lab prepare >/dev/null
+	node dist/test/bench/introspect.bench.js
 
 clean:
 	rm -rf dist

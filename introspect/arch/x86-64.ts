@@ -78,3 +78,106 @@ export function translate(mem: PhysicalMemory, root: bigint, va: bigint, levels:
   throw new Error('unreachable');
 }
 
+
+/** A run of virtual pages: resident at `phys` onwards (physically contiguous), or not. */
+export interface PageRun {
+  va: bigint;
+  size: bigint;
+  /** Undefined when not resident. */
+  phys?: bigint;
+  /** Not resident because swapped out (a swap or migration entry), not merely never touched. */
+  swapped: boolean;
+}
+
+/**
+ * Walks the page tables for [start, end) reading each table page once, and
+ * yields runs of pages merged where they are physically contiguous: the fast
+ * path for reading large user ranges (translate() costs a read per level).
+ */
+export function* walkRange(mem: PhysicalMemory, root: bigint, start: bigint, end: bigint, levels: 4 | 5, smeMask = 0n, what = 'user memory'): Generator<PageRun> {
+  const levelList = levels === 5 ? LEVELS : LEVELS.slice(1);
+  let pending: PageRun | undefined;
+  const table = Buffer.alloc(4096 * levelList.length);
+  function* emit(run: PageRun): Generator<PageRun> {
+    if (pending && pending.va + pending.size === run.va && pending.swapped === run.swapped &&
+        (pending.phys === undefined ? run.phys === undefined : run.phys !== undefined && pending.phys + pending.size === run.phys)) {
+      pending.size += run.size;
+      return;
+    }
+    if (pending) yield pending;
+    pending = { ...run };
+  }
+  function* walk(depth: number, tablePhys: bigint, base: bigint): Generator<PageRun> {
+    const level = levelList[depth];
+    const span = 1n << level.shift;
+    const buf = table.subarray(depth * 4096, depth * 4096 + 4096);
+    mem.readInto(tablePhys & ~0xfffn, buf, `${what}: ${level.name} table`);
+    const first = start > base ? Number((start - base) >> level.shift) : 0;
+    if (level.name === 'pt') {
+      yield* leaf(buf, base, first);
+      return;
+    }
+    for (let i = first; i < 512; i++) {
+      const va = base + BigInt(i) * span;
+      if (va >= end) break;
+      const entry = buf.readBigUInt64LE(i * 8) & ~smeMask;
+      const lo = va > start ? va : start;
+      const hi = va + span < end ? va + span : end;
+      const present = (entry & P) !== 0n;
+      const huge = level.large && (entry & PSE) !== 0n;
+      if (huge && (present || (entry & PROTNONE) !== 0n)) {
+        yield* emit({ va: lo, size: hi - lo, phys: entryAddress(entry, present) + (lo - va), swapped: false });
+      } else if (!present) {
+        yield* emit({ va: lo, size: hi - lo, swapped: false });
+      } else {
+        yield* walk(depth + 1, entryAddress(entry, true), va);
+      }
+    }
+  }
+  /**
+   * A page table's 512 PTEs, in plain numbers (a hot loop: BigInt per entry
+   * costs several times more); BigInt only where a run ends.
+   */
+  function* leaf(buf: Buffer, base: bigint, first: number): Generator<PageRun> {
+    const smeHi = Number((smeMask >> 32n) & 0xffffffffn);
+    const last = end - base >= 512n * 4096n ? 511 : Number((end - base - 1n) >> 12n);
+    let runStart = first;
+    let runKind = -1; // 0 untouched, 1 swapped, 2 resident
+    let runPhys = 0; // physical address of page runStart, when resident
+    const flush = function* (upTo: number): Generator<PageRun> {
+      if (runKind < 0 || upTo <= runStart) return;
+      const va0 = base + BigInt(runStart) * 4096n;
+      const lo = va0 > start ? va0 : start;
+      const va1 = base + BigInt(upTo) * 4096n;
+      const hi = va1 < end ? va1 : end;
+      yield* emit({ va: lo, size: hi - lo, ...(runKind === 2 ? { phys: BigInt(runPhys) + (lo - va0) } : {}), swapped: runKind === 1 });
+    };
+    for (let i = first; i <= last; i++) {
+      const lo32 = buf.readUInt32LE(i * 8);
+      const hi32 = (buf.readUInt32LE(i * 8 + 4) & ~smeHi) >>> 0;
+      let kind: number;
+      let phys = 0;
+      if (lo32 & 1) {
+        kind = 2;
+        phys = (hi32 & 0xfffff) * 4294967296 + ((lo32 & 0xfffff000) >>> 0);
+      } else if (lo32 & 0x100) {
+        kind = 2; // PROT_NONE: resident, PFN inverted (L1TF)
+        phys = (~hi32 & 0xfffff) * 4294967296 + ((~lo32 & 0xfffff000) >>> 0);
+      } else {
+        kind = lo32 === 0 && hi32 === 0 ? 0 : 1;
+      }
+      if (kind !== runKind || (kind === 2 && phys !== runPhys + (i - runStart) * 4096)) {
+        yield* flush(i);
+        runStart = i;
+        runKind = kind;
+        runPhys = phys;
+      }
+    }
+    yield* flush(last + 1);
+  }
+  // Canonical address: the walk's base for the top level is the sign-extended zero of the half the range is in.
+  const top = levels === 5 ? 57n : 48n;
+  const half = (start >> (top - 1n)) & 1n ? ((1n << 64n) - 1n) ^ ((1n << top) - 1n) : 0n;
+  if (end - start > 0n) yield* walk(0, root, half);
+  if (pending) yield pending;
+}

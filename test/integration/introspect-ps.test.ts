@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
-import { downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { attachGuest } from '../helpers/guest-ram.js';
+import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
 
 interface Proc {
   pid: number;
@@ -47,12 +48,12 @@ async function procTruth(guest: string, pids: number[]): Promise<Proc[]> {
 }
 
 describe('ps from guest RAM matches the guest\'s /proc', function () {
-  const guests: { name: string; paging: number }[] = [];
+  const guests: { name: string; paging: number; up: UpResult }[] = [];
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64']);
     const [five, four] = await Promise.all([labUp('ps5'), labUp('ps4', ['--paging', '4'])]);
-    guests.push({ name: five.name, paging: 5 }, { name: four.name, paging: 4 });
+    guests.push({ name: five.name, paging: 5, up: five }, { name: four.name, paging: 4, up: four });
   });
   after(downTestGuests);
 
@@ -96,4 +97,17 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
       assert.ok(compared > 20, `compared ${compared} processes`);
     });
   }
+
+  it('decodes the same kernel symbols from RAM as the guest\'s /proc/kallsyms', async () => {
+    const { name, up } = guests[0];
+    const truth = (await guestSh(name, "grep -v '\\[' /proc/kallsyms")).trim().split('\n');
+    const { prog, close } = attachGuest(up);
+    try {
+      const ours = prog.symbols.symbols.map((s) => `${s.address.toString(16).padStart(16, '0')} ${s.type} ${s.name}`);
+      assert.equal(ours.length, truth.length);
+      assert.deepEqual([...ours].sort(), [...truth].sort());
+    } finally {
+      close();
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { PageFaultError, translate } from '../../introspect/arch/x86-64.js';
+import { PageFaultError, translate, walkRange } from '../../introspect/arch/x86-64.js';
 import { PhysicalFaultError } from '../../introspect/memory/physical-memory.js';
 import { BufferMemory } from './helpers/fake-memory.js';
 
@@ -62,5 +62,34 @@ describe('x86-64 page walk', () => {
     const { mem, tables, root } = setup(4, va);
     mem.u64(tables[0] + idx(va, 39n) * 8n, 0xf_ffff_f000n | P);
     assert.throws(() => translate(mem, root, va, 4), PhysicalFaultError);
+  });
+
+  it('walks a range into runs merged where physically contiguous, telling swapped from untouched', () => {
+    const { mem, tables, link, root } = setup(4, va);
+    link(0); link(1); link(2);
+    const pt = tables[3];
+    const base = va & ~0x1f_ffffn;
+    // Pages 0-3 contiguous at 0x50_0000, page 4 elsewhere, page 5 untouched, page 6 swapped, page 7 PROT_NONE.
+    for (let i = 0n; i < 4n; i++) mem.u64(pt + i * 8n, (0x50_0000n + i * 0x1000n) | P | US);
+    mem.u64(pt + 4n * 8n, 0x60_0000n | P | US);
+    mem.u64(pt + 6n * 8n, (~(3n << 9n) & U64) & ~0x1ffn & ~(1n << 63n));
+    mem.u64(pt + 7n * 8n, ((~0x70_0000n & U64) & 0x000f_ffff_ffff_f000n) | PROTNONE);
+    const runs = [...walkRange(mem, root, base + 0x800n, base + 0x8000n, 4)];
+    assert.deepEqual(runs, [
+      { va: base + 0x800n, size: 0x3800n, phys: 0x50_0800n, swapped: false },
+      { va: base + 0x4000n, size: 0x1000n, phys: 0x60_0000n, swapped: false },
+      { va: base + 0x5000n, size: 0x1000n, swapped: false },
+      { va: base + 0x6000n, size: 0x1000n, swapped: true },
+      { va: base + 0x7000n, size: 0x1000n, phys: 0x70_0000n, swapped: false },
+    ]);
+    // Every run agrees with translate() page by page.
+    for (const run of runs) {
+      if (run.phys !== undefined) assert.equal(translate(mem, root, run.va, 4).phys, run.phys);
+    }
+  });
+
+  it('yields one run for a range with no tables at all', () => {
+    const { mem, root } = setup(5, va);
+    assert.deepEqual([...walkRange(mem, root, 0x1000n, 0x40_0000_0000n, 5)], [{ va: 0x1000n, size: 0x40_0000_0000n - 0x1000n, swapped: false }]);
   });
 });
