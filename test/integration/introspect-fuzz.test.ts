@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { OvmError } from '../../common/errors.js';
+import { KObject } from '../../introspect/kernel/object.js';
+import { Program } from '../../introspect/kernel/program.js';
+import { taskRoot } from '../../introspect/linux/d-path.js';
+import { openFiles } from '../../introspect/linux/files.js';
+import { forEachVma, mapsText } from '../../introspect/linux/mm.js';
+import { credentials, fpuState, namespaces, signalState, userRegisters } from '../../introspect/linux/task-state.js';
+import { findTask, forEachProcess, processInfo } from '../../introspect/linux/tasks.js';
+import { readUserMemory } from '../../introspect/linux/user-memory.js';
+import { FileMemory } from '../../introspect/memory/physical-memory.js';
+import { guestSh, requirePrograms } from '../helpers/cli.js';
+import { downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { OverlayMemory } from '../helpers/overlay-memory.js';
+
+const CASES = 3000;
+const TIME_BOUND_MS = 120_000;
+
+/** Kernel objects worth corrupting: address and size of each, found in the clean snapshot. */
+interface Target {
+  what: string;
+  address: bigint;
+  size: number;
+  /** Offsets of pointer members (and list_head links): corrupting those exercises the walkers most. */
+  pointers: number[];
+}
+
+function pointerOffsets(prog: Program, obj: KObject): number[] {
+  const t = obj.type;
+  if (t.kind !== 'struct' && t.kind !== 'union') return [];
+  const out: number[] = [];
+  for (const m of t.members) {
+    if (m.bitSize || m.bitOffset % 64) continue;
+    const mt = prog.btf.resolve(m.type);
+    if (mt.kind === 'ptr') out.push(m.bitOffset / 8);
+    else if ((mt.kind === 'struct' || mt.kind === 'union') && mt.name === 'list_head') out.push(m.bitOffset / 8, m.bitOffset / 8 + 8);
+  }
+  return out;
+}
+
+function targets(prog: Program, pid: number): Target[] {
+  const out: Target[] = [];
+  const add = (what: string, obj: KObject) => out.push({ what, address: obj.address, size: obj.size, pointers: pointerOffsets(prog, obj) });
+  for (const task of forEachProcess(prog)) add('task_struct', task);
+  const task = findTask(prog, pid);
+  const mm = task.member('mm').deref();
+  add('mm_struct', mm);
+  for (const vma of forEachVma(mm)) add('vm_area_struct', vma);
+  for (const f of openFiles(task, taskRoot(task))) {
+    const file = KObject.struct(prog, 'file', f.file);
+    add('file', file);
+    add('dentry', file.member('f_path.dentry').deref());
+  }
+  for (const m of ['cred', 'signal', 'sighand', 'fs', 'files', 'nsproxy', 'thread_pid']) add(m, task.member(m).deref());
+  add('maple_tree root node', KObject.struct(prog, 'maple_node', mm.member('mm_mt.ma_root').value() & ~0xffn));
+  return out;
+}
+
+describe('introspection of corrupted guest RAM', function () {
+  let snapshot: string;
+  let pid: number;
+  let layout: { gpa: bigint; size: bigint; fileOffset: bigint }[];
+
+  before(async function () {
+    requirePrograms(this, ['qemu-system-x86_64']);
+    const guest = await labUp('fuzz');
+    pid = Number((await guestSh(guest.name, 'cd /tmp; exec 3>/tmp/fz; setsid sh -c "sleep 1000" 3>&3 </dev/null >/dev/null 2>&1 & echo $!')).trim());
+    await guestSh(guest.name, 'sync; sleep 1');
+    // A snapshot of the real guest's RAM: the fuzzer corrupts an overlay of it, never the guest.
+    snapshot = `/dev/shm/ovmigrate-fuzz-${process.pid}.mem`;
+    fs.copyFileSync(guest.memoryFile, snapshot);
+    layout = guest.layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) }));
+    await downTestGuests();
+  });
+  after(() => fs.rmSync(snapshot, { force: true }));
+
+  it(`gives typed errors, never a crash, a hang or runaway memory, on ${CASES} corruptions of kernel structures`, function () {
+    this.timeout(TIME_BOUND_MS + 60_000);
+    const mem = new OverlayMemory(new FileMemory(snapshot, layout));
+    try {
+      const prog = Program.attach(mem);
+      const objects = targets(prog, pid);
+      assert.ok(objects.length > 50, `${objects.length} objects to corrupt`);
+      let seed = 0x5eed;
+      const rand = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return Math.floor((seed / 2 ** 32) * n); };
+      const values = (o: { address: bigint }) => [0n, 1n, (1n << 64n) - 1n, o.address, o.address + 8n, objects[rand(objects.length)].address,
+        prog.pageOffset + BigInt(rand(1 << 30)), 0xffffffff80000000n + BigInt(rand(1 << 30)), BigInt(rand(1 << 16)), BigInt(rand(2 ** 31)) << 32n];
+      const outcomes = new Map<string, number>();
+      const t0 = Date.now();
+      let maxRss = 0;
+      let cases = 0;
+      for (; cases < CASES && Date.now() - t0 < TIME_BOUND_MS; cases++) {
+        mem.reset();
+        for (let k = 0, n = 1 + rand(3); k < n; k++) {
+          const o = objects[rand(objects.length)];
+          const off = BigInt(o.pointers.length && rand(4) ? o.pointers[rand(o.pointers.length)] : rand(Math.max(1, o.size >> 3)) * 8);
+          const value = Buffer.alloc(8);
+          const choices = values(o);
+          value.writeBigUInt64LE(choices[rand(choices.length)] & ((1n << 64n) - 1n));
+          mem.patch(prog.toPhys(o.address + off), value);
+        }
+        let outcome = 'ok';
+        try {
+          const procs = [...forEachProcess(prog)].map(processInfo);
+          assert.ok(procs.length > 0);
+          const task = findTask(prog, pid);
+          const root = taskRoot(findTask(prog, 1));
+          mapsText(task, root);
+          openFiles(task, root);
+          userRegisters(task);
+          fpuState(task);
+          signalState(task);
+          credentials(task);
+          namespaces(task);
+          const vma = [...forEachVma(task.member('mm').deref())][0];
+          readUserMemory(task, vma.member('vm_start').value(), 4096);
+        } catch (err) {
+          if (!(err instanceof OvmError)) throw new Error(`case ${cases}: untyped ${(err as Error).name}: ${(err as Error).message}`, { cause: err });
+          outcome = err.code;
+        }
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        maxRss = Math.max(maxRss, process.memoryUsage().rss);
+      }
+      console.log(`      ${cases} cases in ${Date.now() - t0} ms; outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; max RSS ${(maxRss / 2 ** 20).toFixed(0)} MiB`);
+      assert.ok(cases >= 1000, `at least a thousand cases within the time bound (ran ${cases})`);
+      assert.ok(maxRss < 2 * 2 ** 30, 'memory stays bounded');
+      assert.ok((outcomes.get('ok') ?? 0) < cases, 'some corruptions are detected');
+    } finally {
+      mem.close();
+    }
+  });
+});
