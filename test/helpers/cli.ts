@@ -25,7 +25,7 @@ export function cli(args: string[], opts: { input?: string; timeoutMs?: number; 
 }
 
 /** Like cli() but a non-zero exit throws with the command's stderr. */
-export async function cliOk(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function cliOk(args: string[], opts: { input?: string; timeoutMs?: number; binary?: boolean } = {}): Promise<string> {
   const r = await cli(args, opts);
   if (r.code !== 0) throw new Error(`ovmigrate ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
   return r.stdout;

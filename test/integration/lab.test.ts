@@ -165,6 +165,15 @@ describe('a 4 GiB lab guest', function () {
     const info = JSON.parse(await cliOk(['info', '--vm', big.name, '--json'])) as Info;
     assert.equal(info.osRelease, (await guestSh(big.name, 'uname -r')).trim());
     assert.equal(info.utsname.release, info.osRelease);
+    // Processes, maps and memory through RAM above 4 GiB: a process holding 1.5 GiB spans both pieces.
+    const pid = (await guestSh(big.name, "setsid python3 -c 'import os,time; b=b\"\\x33\"*(3<<29); print(os.getpid(), flush=True); time.sleep(1000)' > /run/big.pid 2>/dev/null </dev/null & while [ ! -s /run/big.pid ]; do sleep 0.5; done; cat /run/big.pid")).trim();
+    const ps = JSON.parse(await cliOk(['ps', '--vm', big.name, '--json'])) as { pid: number; comm: string }[];
+    assert.equal(ps.find((p) => p.pid === Number(pid))?.comm, 'python3');
+    const maps = await guestSh(big.name, `cat /proc/${pid}/maps`);
+    assert.equal(await cliOk(['maps', '--vm', big.name, '--pid', pid]), maps);
+    const region = maps.split('\n').map((l) => l.split(' ')[0].split('-')).find(([a, b]) => b && BigInt('0x' + b) - BigInt('0x' + a) > 1_000_000_000n)![0];
+    const sample = await cliOk(['read', '--vm', big.name, '--pid', pid, '--addr', region, '--len', String(64 << 20)], { binary: true });
+    assert.ok(Buffer.from(sample, 'latin1').subarray(4096).every((b) => b === 0x33), 'the bytes the process wrote');
   });
 });
 
