@@ -38,6 +38,22 @@ export class KObject {
     return obj;
   }
 
+  /** An unsigned bitfield member (e.g. task_struct.frozen). */
+  bitfield(name: string): number {
+    const t = this.type;
+    if (t.kind !== 'struct' && t.kind !== 'union') throw new BadDataError(`${this.path} is not a struct, cannot take .${name}`);
+    const m = this.prog.btf.member(t, name);
+    if (!m) throw new BadDataError(`${this.path}: no member ${name} in this kernel's ${t.kind} ${t.name}`);
+    const bits = m.bitSize || this.prog.btf.sizeof(m.type) * 8;
+    if (bits > 32) throw new BadDataError(`${this.path}.${name}: bitfield of ${bits} bits`);
+    const first = Math.floor(m.bitOffset / 8);
+    const span = Math.ceil((m.bitOffset % 8 + bits) / 8);
+    const raw = this.prog.read(this.address + BigInt(first), span, `${this.path}.${name}`);
+    let v = 0n;
+    for (let i = span - 1; i >= 0; i--) v = (v << 8n) | BigInt(raw[i]);
+    return Number((v >> BigInt(m.bitOffset % 8)) & ((1n << BigInt(bits)) - 1n));
+  }
+
   /** Whether this kernel's struct has the member (feature detection from BTF). */
   has(name: string): boolean {
     const t = this.type;

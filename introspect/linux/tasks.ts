@@ -99,13 +99,18 @@ export interface ProcessInfo {
   gid: number;
   cgroup: string;
   threads: number[];
+  /** Every thread is frozen by the cgroup v2 freezer (task->frozen, set in cgroup_enter_frozen). */
+  frozen: boolean;
+  /** Some thread is running on a CPU right now (task->on_cpu). */
+  onCpu: boolean;
 }
 
 export function processInfo(task: KObject): ProcessInfo {
   const cred = task.member('cred').deref();
   const parent = task.member('real_parent').deref();
   const tgid = task.member('tgid').num();
-  const threads = [...forEachThread(task)].map((t) => t.member('pid').num());
+  const threadTasks = [...forEachThread(task)];
+  const threads = threadTasks.map((t) => t.member('pid').num());
   return {
     pid: task.member('pid').num(),
     tgid,
@@ -118,6 +123,8 @@ export function processInfo(task: KObject): ProcessInfo {
     gid: cred.member('gid.val').num(),
     cgroup: cgroupPath(task),
     threads,
+    frozen: threadTasks.length > 0 && threadTasks.every((t) => t.bitfield('frozen') === 1),
+    onCpu: threadTasks.some((t) => t.member('on_cpu').num() !== 0),
   };
 }
 

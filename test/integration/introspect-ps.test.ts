@@ -14,6 +14,8 @@ interface Proc {
   gid: number;
   cgroup: string;
   threads: number[];
+  frozen: boolean;
+  onCpu: boolean;
 }
 
 /** Starts long-lived processes of several kinds in the guest and returns their pids. */
@@ -71,7 +73,8 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
       const truth = await procTruth(guest, pids);
       assert.equal(truth.length, pids.length, 'every workload still runs');
       for (const t of truth) {
-        const got = { ...byPid.get(t.pid)! };
+        const { frozen: _f, onCpu: _o, ...got } = byPid.get(t.pid)!;
+        void _f; void _o;
         // node wakes every second: its state may change between the two readings.
         if (t.pid === w.threads) assert.match(got.state, /^[RS]$/), got.state = t.state;
         assert.deepEqual(got, t, `pid ${t.pid} (${t.comm})`);
@@ -97,6 +100,28 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
       assert.ok(compared > 20, `compared ${compared} processes`);
     });
   }
+
+  it('tells frozen (cgroup v2 freezer) and on-CPU tasks', async () => {
+    const { name } = guests[0];
+    const pids = (await guestSh(name, `
+      mkdir -p /sys/fs/cgroup/ovm-frozen
+      setsid sh -c 'echo $$ > /sys/fs/cgroup/ovm-frozen/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 & echo $!
+      setsid sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & echo $!
+      sleep 1; echo 1 > /sys/fs/cgroup/ovm-frozen/cgroup.freeze
+      while ! grep -q 'frozen 1' /sys/fs/cgroup/ovm-frozen/cgroup.events; do sleep 0.2; done`)).trim().split('\n').map(Number);
+    const [frozenPid, busyPid] = pids;
+    let sawBusyOnCpu = false;
+    for (let i = 0; i < 10 && !sawBusyOnCpu; i++) {
+      const ps = JSON.parse(await cliOk(['ps', '--vm', name, '--json'])) as Proc[];
+      const byPid = new Map(ps.map((p) => [p.pid, p]));
+      assert.equal(byPid.get(frozenPid)!.frozen, true);
+      assert.equal(byPid.get(busyPid)!.frozen, false);
+      assert.equal(byPid.get(frozenPid)!.onCpu, false);
+      sawBusyOnCpu = byPid.get(busyPid)!.onCpu;
+    }
+    assert.ok(sawBusyOnCpu, 'a busy loop is seen on a CPU');
+    await guestSh(name, `echo 0 > /sys/fs/cgroup/ovm-frozen/cgroup.freeze; kill ${busyPid}`);
+  });
 
   it('decodes the same kernel symbols from RAM as the guest\'s /proc/kallsyms', async () => {
     const { name, up } = guests[0];
