@@ -5,6 +5,7 @@ import { taskRoot } from '../linux/d-path.js';
 import { mapsText } from '../linux/mm.js';
 import { readUserMemoryInto } from '../linux/user-memory.js';
 import { openFiles } from '../linux/files.js';
+import { mounts } from '../linux/mounts.js';
 import { credentials, fpuState, fsPaths, mmFields, namespaces, rlimits, signalState, userRegisters, ymmRegisters } from '../linux/task-state.js';
 import { findTask, forEachProcess, processInfo, procComm, stateLetter, cgroupPath } from '../linux/tasks.js';
 import { toJson } from './json.js';
@@ -115,6 +116,8 @@ export function inspectCommand(): Command {
           ...fsPaths(task, root),
           files: openFiles(task, root).map((f) => ({ fd: f.fd, path: f.path, flags: f.flags, pos: Number(f.pos), mode: f.mode, kind: f.kind })),
           mm: mmFields(task, root),
+          // /proc/PID/mountinfo shows mount points from the task's own root (proc_mnt_open).
+          mounts: task.member('nsproxy').value() === 0n ? [] : mounts(task, taskRoot(task)),
         };
       });
       process.stdout.write(toJson(report) + '\n');

@@ -58,22 +58,40 @@ function pseudoName(dentry: KObject): string | undefined {
  * the reader's root or the namespace's root (__prepend_path).
  */
 export function dPath(path: KObject, root: PathRoot): string {
-  const prog = path.prog;
-  let dentry = path.member('dentry').deref();
-  let vfsmnt = path.member('mnt').value();
+  return dPathOf(path.member('dentry').deref(), path.member('mnt').value(), root, path.path);
+}
+
+/** dPath of a dentry on a vfsmount, given as addresses. */
+export function dPathOf(start: KObject, startMnt: bigint, root: PathRoot, what = start.path): string {
+  return resolvePath(start, startMnt, root, what).path;
+}
+
+/**
+ * The path and whether the walk reached the reader's root (__d_path): paths
+ * outside a reader's root, such as mounts outside a chroot, are not shown in
+ * its mountinfo.
+ */
+export function resolvePath(start: KObject, startMnt: bigint, root: PathRoot, what = start.path): { path: string; reachable: boolean } {
+  const prog = start.prog;
+  let dentry = start;
+  let vfsmnt = startMnt;
   let mount = containerOf(prog, vfsmnt, 'mount', 'mnt');
   const isRoot = (d: KObject) => d.member('d_parent').value() === d.address;
   if (!isRoot(dentry) || dentry.address !== mount.member('mnt.mnt_root').value()) {
     const pseudo = pseudoName(dentry);
-    if (pseudo !== undefined) return pseudo;
+    if (pseudo !== undefined) return { path: pseudo, reachable: true };
   }
   const deleted = unlinked(dentry);
   const parts: string[] = [];
+  let reachable = true;
   for (let i = 0; dentry.address !== root.dentry || vfsmnt !== root.mnt; i++) {
-    if (i > MAX_COMPONENTS) throw new BadDataError(`path of ${path.path} is deeper than ${MAX_COMPONENTS}`);
+    if (i > MAX_COMPONENTS) throw new BadDataError(`path of ${what} is deeper than ${MAX_COMPONENTS}`);
     if (dentry.address === mount.member('mnt.mnt_root').value()) {
       const parent = mount.member('mnt_parent').value();
-      if (parent === mount.address) break; // the global root, or a detached mount's own
+      if (parent === mount.address) {
+        reachable = false; // the global root, or a detached mount's own
+        break;
+      }
       dentry = mount.member('mnt_mountpoint').deref();
       mount = KObject.struct(prog, 'mount', parent);
       vfsmnt = mount.member('mnt').address;
@@ -81,10 +99,21 @@ export function dPath(path: KObject, root: PathRoot): string {
     }
     if (isRoot(dentry)) {
       parts.length = 0; // escaped the reader's root: the kernel prints "/"
+      reachable = false;
       break;
     }
     parts.unshift(dentryName(dentry));
     dentry = dentry.member('d_parent').deref();
   }
-  return '/' + parts.join('/') + (deleted ? ' (deleted)' : '');
+  return { path: '/' + parts.join('/') + (deleted ? ' (deleted)' : ''), reachable };
+}
+
+/** The path of a dentry within its own file system (dentry_path_raw), as mountinfo's root field shows it. */
+export function dentryPath(dentry: KObject): string {
+  const parts: string[] = [];
+  for (let d = dentry, i = 0; d.member('d_parent').value() !== d.address; d = d.member('d_parent').deref(), i++) {
+    if (i > MAX_COMPONENTS) throw new BadDataError(`path of ${dentry.path} is deeper than ${MAX_COMPONENTS}`);
+    parts.unshift(dentryName(d));
+  }
+  return '/' + parts.join('/');
 }

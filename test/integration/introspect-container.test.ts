@@ -60,4 +60,22 @@ describe('introspection of a process inside a runc container', function () {
     const fd3 = report.files.find((f) => f.fd === 3)!;
     assert.equal(fd3.path, (await guestSh(guest.name, `readlink /proc/${pid}/fd/3`)).trim());
   });
+
+  it('inspect lists the container\'s mounts as its /proc/PID/mountinfo does', async () => {
+    const report = JSON.parse(await cliOk(['inspect', '--vm', guest.name, '--pid', String(pid), '--json'])) as {
+      mounts: { id: number; parentId: number; dev: string; root: string; mountPoint: string; fsType: string; source: string; shared: number; master: number; flags: number }[] };
+    const truth = (await guestSh(guest.name, `cat /proc/${pid}/mountinfo`)).trim().split('\n').map((line) => {
+      const [left, right] = line.split(' - ');
+      const f = left.split(' ');
+      const opt = f.slice(6);
+      const tag = (t: string) => Number(opt.find((o) => o.startsWith(t + ':'))?.split(':')[1] ?? 0);
+      const [fsType, source] = right.split(' ');
+      return { id: Number(f[0]), parentId: Number(f[1]), dev: f[2], root: f[3], mountPoint: f[4], fsType, source, shared: tag('shared'), master: tag('master') };
+    });
+    assert.ok(truth.length >= 5, 'runc gives the container several mounts');
+    assert.deepEqual(report.mounts.map(({ flags: _flags, ...m }) => m), truth);
+    // MNT_READONLY (0x40) where mountinfo says ro.
+    const ro = (await guestSh(guest.name, `cat /proc/${pid}/mountinfo`)).trim().split('\n').filter((l) => l.split(' ')[5].split(',').includes('ro')).map((l) => Number(l.split(' ')[0]));
+    assert.deepEqual(report.mounts.filter((m) => m.flags & 0x40).map((m) => m.id), ro);
+  });
 });

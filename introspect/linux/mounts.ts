@@ -1,0 +1,62 @@
+import { BadDataError } from '../../common/errors.js';
+import { KObject, listForEach } from '../kernel/object.js';
+import { PathRoot, dentryPath, resolvePath } from './d-path.js';
+
+const MAX_MOUNTS = 1 << 16;
+
+/** One mount of a mount namespace, with the fields of /proc/PID/mountinfo that come from the VFS itself. */
+export interface MountInfo {
+  id: number;
+  parentId: number;
+  dev: string;
+  /** The mount's root within its file system. */
+  root: string;
+  /** Where it is mounted, as the reader at `root` sees it. */
+  mountPoint: string;
+  fsType: string;
+  source: string;
+  /** mnt_flags (MNT_NOSUID, MNT_READONLY, ...). */
+  flags: number;
+  /** Peer group id when shared, 0 otherwise. */
+  shared: number;
+  /** Peer group id of the master when a slave, 0 otherwise. */
+  master: number;
+}
+
+/**
+ * The mounts of a task's mount namespace that a reader at `root` sees, in namespace order
+ * (mnt_namespace.list linked through mount.mnt_list, as in 6.1; later
+ * kernels keep an rbtree instead).
+ */
+export function mounts(task: KObject, root: PathRoot): MountInfo[] {
+  const prog = task.prog;
+  const ns = task.member('nsproxy').deref().member('mnt_ns').deref();
+  if (!ns.has('list')) throw new BadDataError('this kernel keeps mounts in an rbtree (6.8+): not supported yet');
+  const out: MountInfo[] = [];
+  for (const m of listForEach(prog, ns.member('list').address, 'mount', 'mnt_list', MAX_MOUNTS)) {
+    const vfsmnt = m.member('mnt');
+    const mntRoot = vfsmnt.member('mnt_root').deref();
+    const sb = vfsmnt.member('mnt_sb').deref();
+    const dev = sb.member('s_dev').num();
+    const parent = m.member('mnt_parent').deref();
+    const where = resolvePath(mntRoot, vfsmnt.address, root, `${m.path} mount point`);
+    // Like show_mountinfo(): mounts outside the reader's root are not listed.
+    if (!where.reachable) continue;
+    const masterPtr = m.member('mnt_master').value();
+    const shared = m.member('mnt_group_id').num();
+    out.push({
+      id: m.member('mnt_id').num(),
+      parentId: parent.member('mnt_id').num(),
+      dev: `${dev >>> 20}:${dev & 0xfffff}`,
+      root: dentryPath(mntRoot),
+      mountPoint: where.path,
+      fsType: prog.cstring(sb.member('s_type').deref().member('name').value(), 64, 'file_system_type.name'),
+      source: m.member('mnt_devname').value() === 0n ? 'none' : prog.cstring(m.member('mnt_devname').value(), 4096, `${m.path}.mnt_devname`),
+      flags: vfsmnt.member('mnt_flags').num(),
+      // IS_MNT_SHARED: MNT_SHARED (0x1000) in mnt_flags; the group id stays set on slaves of a shared master.
+      shared: (vfsmnt.member('mnt_flags').num() & 0x1000) !== 0 ? shared : 0,
+      master: masterPtr === 0n ? 0 : KObject.struct(prog, 'mount', masterPtr).member('mnt_group_id').num(),
+    });
+  }
+  return out;
+}
