@@ -6,7 +6,9 @@ import { mapsText } from '../linux/mm.js';
 import { readUserMemoryInto } from '../linux/user-memory.js';
 import { openFiles } from '../linux/files.js';
 import { mounts } from '../linux/mounts.js';
-import { credentials, fpuState, fsPaths, mmFields, namespaces, rlimits, signalState, userRegisters, ymmRegisters } from '../linux/task-state.js';
+import {
+  credentials, fpuState, fsPaths, mmFields, namespaces, processGroup, rlimits, signalState, tlsDescriptors, userRegisters, ymmRegisters,
+} from '../linux/task-state.js';
 import { findTask, forEachProcess, processInfo, procComm, stateLetter, cgroupPath } from '../linux/tasks.js';
 import { toJson } from './json.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
@@ -106,7 +108,9 @@ export function inspectCommand(): Command {
           tgid: task.member('tgid').num(),
           comm: procComm(task),
           state: stateLetter(task),
+          ...processGroup(task),
           registers: userRegisters(task),
+          tls: tlsDescriptors(task),
           fpu: { size: fpu.size, xfeatures: fpu.xfeatures, xcompBv: fpu.xcompBv, compacted: fpu.compacted, mxcsr: fpu.mxcsr, ymm: ymmRegisters(fpu) },
           signals: signalState(task),
           rlimits: rlimits(task),

@@ -30,6 +30,23 @@ export function userRegisters(task: KObject): Record<string, bigint> {
   return out;
 }
 
+/** The three TLS descriptors of the GDT a task loads on switch (thread.tls_array, set by set_thread_area). */
+export function tlsDescriptors(task: KObject): string[] {
+  const tls = task.member('thread.tls_array');
+  return [0, 1, 2].map((i) => task.prog.read(tls.index(i).address, 8, `${tls.path}[${i}]`).toString('hex'));
+}
+
+/** Process group and session ids in the initial pid namespace (signal->pids[PIDTYPE_PGID], [PIDTYPE_SID]). */
+export function processGroup(task: KObject): { pgid: number; sid: number } {
+  const pids = task.member('signal').deref().member('pids');
+  const nr = (type: number) => {
+    const pid = pids.index(type);
+    return pid.value() === 0n ? 0 : pidNumbers(pid.deref())[0];
+  };
+  // enum pid_type { PIDTYPE_PID, PIDTYPE_TGID, PIDTYPE_PGID, PIDTYPE_SID }
+  return { pgid: nr(2), sid: nr(3) };
+}
+
 export interface FpuState {
   /** Size of the XSAVE buffer in use. */
   size: number;

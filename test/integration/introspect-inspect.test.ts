@@ -6,6 +6,9 @@ import { cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
 
 interface Inspect {
+  pgid: number;
+  sid: number;
+  tls: string[];
   registers: Record<string, string>;
   fpu: { ymm: string[]; mxcsr: number; compacted: boolean };
   signals: { blocked: string; pending: string; ignored: string; caught: string; actions: { signal: number; handler: string; flags: string; mask: string }[] };
@@ -87,6 +90,10 @@ describe('inspect from guest RAM matches the program and the guest\'s /proc', fu
     assert.equal(report.cwd, (await guestSh(guest.name, `readlink /proc/${pid}/cwd`)).trim());
     assert.equal(report.root, (await guestSh(guest.name, `readlink /proc/${pid}/root`)).trim());
     assert.equal(report.mm.exe, `${share}/regs`);
+    const stat = (await guestSh(guest.name, `cat /proc/${pid}/stat`)).split(') ')[1].split(' ');
+    assert.deepEqual([report.pgid, report.sid], [Number(stat[2]), Number(stat[3])]);
+    assert.equal(report.pgid, pid, 'setsid made it a group and session leader');
+    assert.equal(report.tls.length, 3);
   });
 
   it('has the files /proc/PID/fd and fdinfo show: paths, positions, flags and kinds', async () => {

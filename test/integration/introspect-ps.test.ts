@@ -98,6 +98,10 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
         compared++;
       }
       assert.ok(compared > 20, `compared ${compared} processes`);
+      // maps in this paging mode too.
+      for (const p of [w.sleeper, w.threads]) {
+        assert.equal(await cliOk(['maps', '--vm', guest, '--pid', String(p)]), await guestSh(guest, `cat /proc/${p}/maps`), `maps of ${p}`);
+      }
     });
   }
 
