@@ -1,4 +1,9 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { BadDataError, NotFoundError } from '../../common/errors.js';
+import { log } from '../../common/log.js';
+import { cachePath } from '../cache.js';
 import { PhysicalMemory } from '../memory/physical-memory.js';
 import { VmcoreInfo, kernelImageToPhys } from './vmcoreinfo.js';
 
@@ -48,7 +53,8 @@ export class Kallsyms {
     const namesVa = sym('kallsyms_names');
     const tableVa = sym('kallsyms_token_table');
     const span = tableVa > namesVa && tableVa - namesVa < BigInt(MAX_NAMES_BYTES) ? Number(tableVa - namesVa) : Math.min(count * 64, MAX_NAMES_BYTES);
-    const names = decodeNames(read(namesVa, span, 'kallsyms_names'), count, tokens);
+    const stream = read(namesVa, span, 'kallsyms_names');
+    const names = cachedNames(stream, tokens, count) ?? decodeNames(stream, count, tokens);
 
     const addresses = decodeAddresses(read, info, count, names);
     return new Kallsyms(names.map((n, i) => ({ name: n.slice(1), type: n[0], address: addresses[i] })));
@@ -85,6 +91,31 @@ function decodeTokens(read: Reader, tableVa: bigint, indexBuf: Buffer): string[]
     tokens.push(table.toString('latin1', start, end));
   }
   return tokens;
+}
+
+/**
+ * Decoded names depend only on the kernel build (its names stream and token
+ * table), not on KASLR: keep them in the cache under a hash of both. A
+ * cache entry that does not match the count is ignored; a bad one costs a decode.
+ */
+function cachedNames(stream: Buffer, tokens: string[], count: number): string[] | undefined {
+  const key = crypto.createHash('sha256').update(stream).update(tokens.join('\0')).digest('hex').slice(0, 32);
+  const file = cachePath('kallsyms', `${key}.txt`);
+  try {
+    const names = fs.readFileSync(file, 'latin1').split('\n');
+    if (names.length === count) return names;
+  } catch {
+    // Not cached yet.
+  }
+  const names = decodeNames(stream, count, tokens);
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(`${file}.${process.pid}`, names.join('\n'), 'latin1');
+    fs.renameSync(`${file}.${process.pid}`, file);
+  } catch (err) {
+    log.debug('cannot cache kallsyms names', { error: String(err) });
+  }
+  return names;
 }
 
 /** Each name: a length (1 byte, or 2 with bit 7 set: "big symbols", 6.1) then that many token bytes. */

@@ -6,10 +6,7 @@ export function labRoot(): string {
   return process.env.OVMIGRATE_LAB_DIR ?? '/run/ovmigrate/lab';
 }
 
-/** Downloaded kernels and built initramfs images, kept across runs, outside git. */
-export function cacheRoot(): string {
-  return process.env.OVMIGRATE_CACHE ?? '/var/cache/ovmigrate';
-}
+export { cacheRoot } from '../cache.js';
 
 /** The project checkout (the guest sees it at the same path through the host root share). */
 export const projectRoot = path.resolve(__dirname, '..', '..', '..');
