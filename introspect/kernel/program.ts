@@ -1,6 +1,6 @@
 import { BadDataError, InvalidArgumentError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { PageFaultError, translate } from '../arch/x86-64.js';
+import { translate } from '../arch/x86-64.js';
 import { Btf } from '../btf/index.js';
 import { PhysicalMemory } from '../memory/physical-memory.js';
 import { Kallsyms } from './kallsyms.js';
@@ -138,4 +138,3 @@ export class Program {
   }
 }
 
-export { PageFaultError };

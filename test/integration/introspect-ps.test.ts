@@ -1,22 +1,10 @@
 import assert from 'node:assert/strict';
+import { ProcessInfo } from '../../introspect/linux/tasks.js';
 import { cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
 import { attachGuest } from '../helpers/guest-ram.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
 
-interface Proc {
-  pid: number;
-  tgid: number;
-  ppid: number;
-  comm: string;
-  state: string;
-  nspid: number[];
-  uid: number;
-  gid: number;
-  cgroup: string;
-  threads: number[];
-  frozen: boolean;
-  onCpu: boolean;
-}
+type Proc = ProcessInfo;
 
 /** Starts long-lived processes of several kinds in the guest and returns their pids. */
 async function startWorkloads(guest: string): Promise<Record<string, number>> {
