@@ -105,4 +105,35 @@ describe('inspect from guest RAM matches the program and the guest\'s /proc', fu
     assert.deepEqual([kinds[3], kinds[4], kinds[5], kinds[6], kinds[7], kinds[8]], ['regular', 'pipe', 'pipe', 'unix-socket', 'unix-socket', 'regular']);
     assert.equal(report.files.find((f) => f.fd === 3)!.pos, 4);
   });
+
+  it('tells every kind of open file, with the paths /proc/PID/fd shows', async () => {
+    const script = `
+import ctypes, os, select, signal, socket, time
+libc = ctypes.CDLL(None, use_errno=True)
+kinds = {}
+kinds[os.eventfd(0)] = 'eventfd'
+ep = select.epoll(); kinds[ep.fileno()] = 'epoll'
+mask = (ctypes.c_ulong * 16)(1 << (signal.SIGUSR2 - 1))
+kinds[libc.signalfd(-1, mask, 0)] = 'signalfd'
+kinds[libc.timerfd_create(1, 0)] = 'timerfd'
+kinds[os.memfd_create('ovm')] = 'memfd'
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(); kinds[srv.fileno()] = 'inet-socket'
+m, s = os.openpty(); kinds[s] = 'tty'
+kinds[os.open('/tmp', os.O_RDONLY | os.O_DIRECTORY)] = 'directory'
+os.mkfifo('/tmp/ovm-fifo'); kinds[os.open('/tmp/ovm-fifo', os.O_RDWR)] = 'fifo'
+print(os.getpid(), ' '.join(f'{fd}={k}' for fd, k in kinds.items()), flush=True)
+time.sleep(1000)
+`;
+    fs.writeFileSync(path.join(share, 'kinds.py'), script);
+    const [pidText, ...pairs] = (await guestSh(guest.name, `rm -f /tmp/ovm-fifo; setsid python3 ${share}/kinds.py > /tmp/kinds.out 2>&1 </dev/null & while [ ! -s /tmp/kinds.out ]; do sleep 0.3; done; cat /tmp/kinds.out`)).trim().split(/\s+/);
+    const kpid = Number(pidText);
+    assert.ok(kpid > 0, pidText);
+    const expected = Object.fromEntries(pairs.map((p) => p.split('=')).map(([fd, k]) => [Number(fd), k]));
+    const r = JSON.parse(await cliOk(['inspect', '--vm', guest.name, '--pid', String(kpid), '--json'])) as Inspect;
+    for (const [fd, kind] of Object.entries(expected)) {
+      const f = r.files.find((x) => x.fd === Number(fd));
+      assert.equal(f?.kind, kind, `fd ${fd}`);
+      assert.equal(f?.path, (await guestSh(guest.name, `readlink /proc/${kpid}/fd/${fd}`)).trim(), `path of fd ${fd}`);
+    }
+  });
 });
