@@ -1,0 +1,42 @@
+/**
+ * One table from image kind to magic, header, message type and file name,
+ * as CRIU 3.17 lays its images out (criu/include/magic.h, criu/image-desc.c).
+ */
+export const IMG_COMMON_MAGIC = 0x54564319;
+export const IMG_SERVICE_MAGIC = 0x55105940;
+
+export interface ImageKind {
+  name: string;
+  magic: number;
+  /** What precedes the image magic: the common magic, the service magic, or nothing (inventory). */
+  header: 'common' | 'service' | 'none';
+  /** protobuf message type of each entry. */
+  entry: string;
+  /** Message type of a single first entry that differs from the rest (pagemap's head). */
+  head?: string;
+  /** An entry is followed by raw bytes, their count in this field (pipes-data). */
+  extraBytesField?: string;
+  /** File name, with ID standing for a pid or object id. */
+  file: string;
+}
+
+export const IMAGE_KINDS: readonly ImageKind[] = [
+  { name: 'INVENTORY', magic: 0x58313116, header: 'none', entry: 'inventory_entry', file: 'inventory.img' },
+  { name: 'PSTREE', magic: 0x50273030, header: 'common', entry: 'pstree_entry', file: 'pstree.img' },
+  { name: 'IDS', magic: 0x54432030, header: 'common', entry: 'task_kobj_ids_entry', file: 'ids-ID.img' },
+  { name: 'MM', magic: 0x57492820, header: 'common', entry: 'mm_entry', file: 'mm-ID.img' },
+  { name: 'PAGEMAP', magic: 0x56084025, header: 'common', entry: 'pagemap_entry', head: 'pagemap_head', file: 'pagemap-ID.img' },
+  { name: 'FS', magic: 0x51403912, header: 'common', entry: 'fs_entry', file: 'fs-ID.img' },
+  { name: 'FDINFO', magic: 0x56213732, header: 'common', entry: 'fdinfo_entry', file: 'fdinfo-ID.img' },
+  { name: 'FILES', magic: 0x56303138, header: 'common', entry: 'file_entry', file: 'files.img' },
+  { name: 'PIPES_DATA', magic: 0x56453709, header: 'common', entry: 'pipe_data_entry', extraBytesField: 'bytes', file: 'pipes-data.img' },
+  { name: 'STATS', magic: 0x57093306, header: 'service', entry: 'stats_entry', file: 'stats-dump' },
+];
+
+export function kindByName(name: string): ImageKind | undefined {
+  return IMAGE_KINDS.find((k) => k.name === name);
+}
+
+export function kindByMagic(magic: number): ImageKind | undefined {
+  return IMAGE_KINDS.find((k) => k.magic === magic);
+}

@@ -1,0 +1,2 @@
+export { IMAGE_KINDS, ImageKind, kindByMagic, kindByName } from './image-kinds.js';
+export { Image, ImageEntry, decodeImage, encodeImage, entryObject, makeEntry } from './image-codec.js';
