@@ -23,6 +23,7 @@ export interface ImageKind {
 export const IMAGE_KINDS: readonly ImageKind[] = [
   { name: 'INVENTORY', magic: 0x58313116, header: 'none', entry: 'inventory_entry', file: 'inventory.img' },
   { name: 'PSTREE', magic: 0x50273030, header: 'common', entry: 'pstree_entry', file: 'pstree.img' },
+  { name: 'CORE', magic: 0x55053847, header: 'common', entry: 'core_entry', file: 'core-ID.img' },
   { name: 'IDS', magic: 0x54432030, header: 'common', entry: 'task_kobj_ids_entry', file: 'ids-ID.img' },
   { name: 'MM', magic: 0x57492820, header: 'common', entry: 'mm_entry', file: 'mm-ID.img' },
   { name: 'PAGEMAP', magic: 0x56084025, header: 'common', entry: 'pagemap_entry', head: 'pagemap_head', file: 'pagemap-ID.img' },
