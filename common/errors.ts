@@ -40,6 +40,16 @@ export class BadDataError extends OvmError {
   override readonly code = 'BAD_DATA';
 }
 
+/** The request is understood but asks for something not supported (a kind of file, a socket state). */
+export class UnsupportedError extends OvmError {
+  override readonly code = 'UNSUPPORTED';
+}
+
+/** The system is not in the state the operation needs (tasks not frozen, a directory not empty). */
+export class FailedPreconditionError extends OvmError {
+  override readonly code = 'FAILED_PRECONDITION';
+}
+
 /** The message of an unknown thrown value, for logs and CLI output. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { OvmError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
+import { dumpCommand } from './dump-command.js';
 import { infoCommand } from './info-command.js';
 import { labCommand } from './lab-commands.js';
 import { inspectCommand, mapsCommand, psCommand, readCommand } from './process-commands.js';
@@ -16,7 +17,8 @@ const program = new Command('ovmigrate')
   .addCommand(psCommand())
   .addCommand(mapsCommand())
   .addCommand(readCommand())
-  .addCommand(inspectCommand());
+  .addCommand(inspectCommand())
+  .addCommand(dumpCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   log.debug('command failed', { stack: err instanceof Error ? err.stack : undefined });

@@ -1,5 +1,6 @@
 import { BadDataError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
+import { Program } from '../kernel/program.js';
 import { PathRoot, dPath } from './d-path.js';
 
 /** Largest fd table walked; the kernel's own sysctl_nr_open maximum is 1 << 30, real tables are far smaller. */
@@ -39,9 +40,25 @@ function bit(bitmap: Buffer, n: number): boolean {
   return (bitmap[n >> 3] & (1 << (n & 7))) !== 0;
 }
 
+const fopsCache = new WeakMap<Program, Map<bigint, string>>();
+
+/** The f_op symbols that tell a file's kind, by address, looked up once per kernel. */
+function fopsNames(prog: Program): Map<bigint, string> {
+  let names = fopsCache.get(prog);
+  if (!names) {
+    names = new Map();
+    for (const name of Object.keys(KINDS_BY_FOPS)) {
+      const sym = prog.symbols.lookup(name);
+      if (sym) names.set(sym.address, name);
+    }
+    fopsCache.set(prog, names);
+  }
+  return names;
+}
+
 /** The kind of an open file: its f_op symbol first, then its inode's mode. */
-function fileKind(file: KObject, path: string, fopsNames: Map<bigint, string>): FileKind {
-  const fops = fopsNames.get(file.member('f_op').value());
+export function fileKind(file: KObject, path: string): FileKind {
+  const fops = fopsNames(file.prog).get(file.member('f_op').value());
   if (fops && KINDS_BY_FOPS[fops]) {
     // A FIFO opened by path shares pipefifo_fops with pipes; its inode is not on pipefs.
     if (KINDS_BY_FOPS[fops] === 'pipe' && !path.startsWith('pipe:[')) return 'fifo';
@@ -62,10 +79,10 @@ function fileKind(file: KObject, path: string, fopsNames: Map<bigint, string>): 
   return kind;
 }
 
-/** The open files of a task, in fd order (files->fdt->fd, open_fds, close_on_exec). */
-export function openFiles(task: KObject, root: PathRoot): OpenFile[] {
+/** The open fds of a task, in fd order (files->fdt->fd, open_fds, close_on_exec). */
+export function* forEachFd(task: KObject): Generator<{ fd: number; file: KObject; cloexec: boolean }> {
   const prog = task.prog;
-  if (task.member('files').value() === 0n) return [];
+  if (task.member('files').value() === 0n) return;
   const fdt = task.member('files').deref().member('fdt').deref();
   const maxFds = fdt.member('max_fds').num();
   if (maxFds > MAX_FDS) throw new BadDataError(`${fdt.path}.max_fds is ${maxFds}`);
@@ -73,27 +90,26 @@ export function openFiles(task: KObject, root: PathRoot): OpenFile[] {
   const bytes = Math.ceil(maxFds / 8);
   const openBits = prog.read(fdt.member('open_fds').value(), bytes, `${fdt.path}.open_fds`);
   const cloexec = prog.read(fdt.member('close_on_exec').value(), bytes, `${fdt.path}.close_on_exec`);
-  const fopsNames = new Map<bigint, string>();
-  for (const name of Object.keys(KINDS_BY_FOPS)) {
-    const sym = prog.symbols.lookup(name);
-    if (sym) fopsNames.set(sym.address, name);
-  }
-  const out: OpenFile[] = [];
   for (let fd = 0; fd < maxFds; fd++) {
     const ptr = fdArray.readBigUInt64LE(fd * 8);
     if (ptr === 0n || !bit(openBits, fd)) continue;
-    const file = KObject.struct(prog, 'file', ptr);
+    yield { fd, file: KObject.struct(prog, 'file', ptr), cloexec: bit(cloexec, fd) };
+  }
+}
+
+/** The open files of a task, in fd order. */
+export function openFiles(task: KObject, root: PathRoot): OpenFile[] {
+  return [...forEachFd(task)].map(({ fd, file, cloexec }) => {
     const path = dPath(file.member('f_path'), root);
-    out.push({
+    return {
       fd,
       path,
-      flags: file.member('f_flags').num() | (bit(cloexec, fd) ? O_CLOEXEC : 0),
+      flags: file.member('f_flags').num() | (cloexec ? O_CLOEXEC : 0),
       pos: file.member('f_pos').value(),
       mode: file.member('f_mode').num(),
-      kind: fileKind(file, path, fopsNames),
-      file: ptr,
+      kind: fileKind(file, path),
+      file: file.address,
       inode: file.member('f_inode').value(),
-    });
-  }
-  return out;
+    };
+  });
 }

@@ -73,19 +73,30 @@ export function mapsLine(vma: KObject, mm: KObject, root: PathRoot): string {
   const prefix = `${hex(start, 8)}-${hex(end, 8)} ${perms} ${hex(pgoff, 8)} ${hex(BigInt(dev >>> 20), 2)}:${hex(BigInt(dev & 0xfffff), 2)} ${ino} `;
   const pad = (name: string) => prefix.padEnd(NAME_COLUMN, ' ') + ' ' + name;
   if (fileObj) return pad(dPath(fileObj.member('f_path'), root).replace(/\n/g, '\\012'));
+  const name = anonVmaName(vma, mm);
+  return name ? pad(name) : prefix;
+}
+
+/**
+ * The name /proc/PID/maps gives a VMA without a file (show_map_vma):
+ * [vdso], [vvar], [vsyscall], [heap], [stack], [anon:NAME], or undefined.
+ */
+export function anonVmaName(vma: KObject, mm: KObject): string | undefined {
   const special = specialName(vma);
-  if (special) return pad(special);
-  if (start <= mm.member('brk').value() && end >= mm.member('start_brk').value()) return pad('[heap]');
+  if (special) return special;
+  const start = vma.member('vm_start').value();
+  const end = vma.member('vm_end').value();
+  if (start <= mm.member('brk').value() && end >= mm.member('start_brk').value()) return '[heap]';
   const stack = mm.member('start_stack').value();
-  if (start <= stack && end >= stack) return pad('[stack]');
+  if (start <= stack && end >= stack) return '[stack]';
   if (vma.has('anon_name')) {
     const anon = vma.member('anon_name').value();
     if (anon !== 0n) {
       const name = KObject.struct(vma.prog, 'anon_vma_name', anon).member('name');
-      return pad(`[anon:${vma.prog.cstring(name.address, 256, name.path)}]`);
+      return `[anon:${vma.prog.cstring(name.address, 256, name.path)}]`;
     }
   }
-  return prefix;
+  return undefined;
 }
 
 /** The whole /proc/PID/maps text of a task's mm. */

@@ -44,3 +44,21 @@ export function pageCachePhys(mapping: KObject, index: bigint): bigint | undefin
   if (inFolio < 0n || inFolio >= MAX_FOLIO_PAGES) throw new BadDataError(`page cache folio at 0x${entry.toString(16)} does not hold index ${index}`);
   return (pfn + inFolio) << 12n;
 }
+
+/**
+ * Bytes [offset, offset+length) of a file as its page cache holds them, or
+ * undefined when a page of that range is not cached (it would have to come
+ * from disk, which the host cannot reach).
+ */
+export function readCachedFile(mapping: KObject, offset: number, length: number): Buffer | undefined {
+  const out = Buffer.alloc(length);
+  for (let done = 0; done < length;) {
+    const pos = offset + done;
+    const n = Math.min(4096 - (pos % 4096), length - done);
+    const phys = pageCachePhys(mapping, BigInt(Math.floor(pos / 4096)));
+    if (phys === undefined) return undefined;
+    mapping.prog.mem.readInto(phys + BigInt(pos % 4096), out.subarray(done, done + n), `page cache of ${mapping.path}`);
+    done += n;
+  }
+  return out;
+}

@@ -82,7 +82,7 @@ let scratch: Buffer | undefined;
  * a process's pages are scattered, and one read call per page costs more
  * than reading small gaps through.
  */
-function readCoalesced(mem: PhysicalMemory, runs: { at: number; phys: bigint; size: number }[], out: Buffer, pid: number): void {
+export function readCoalesced(mem: PhysicalMemory, runs: { at: number; phys: bigint; size: number }[], out: Buffer, pid: number): void {
   runs.sort((a, b) => (a.phys < b.phys ? -1 : 1));
   scratch ??= Buffer.allocUnsafe(WINDOW);
   for (let i = 0; i < runs.length;) {

@@ -53,7 +53,13 @@ describe('maps and read from guest RAM match /proc/PID/maps and /proc/PID/mem', 
 
   it('maps is identical, line for line, for init, a shell, node and a process with unusual mappings', async () => {
     const shell = Number((await guestSh(guest.name, 'setsid sh -c "sleep 1000" >/dev/null 2>&1 & echo $!')).trim());
-    const node = Number((await guestSh(guest.name, "pgrep -f lab-agent | head -1")).trim());
+    // An idle node, frozen so that V8 cannot move its heap between the two reads (the lab agent's would).
+    const node = Number((await guestSh(guest.name, `
+      mkdir -p /sys/fs/cgroup/ovm-node
+      setsid sh -c 'echo $$ > /sys/fs/cgroup/ovm-node/cgroup.procs; exec node -e "setTimeout(() => {}, 1e9)"' >/dev/null 2>&1 </dev/null &
+      sleep 3; echo 1 > /sys/fs/cgroup/ovm-node/cgroup.freeze
+      while ! grep -q 'frozen 1' /sys/fs/cgroup/ovm-node/cgroup.events; do sleep 0.2; done
+      cat /sys/fs/cgroup/ovm-node/cgroup.procs`)).trim());
     for (const pid of [1, shell, node, workload]) {
       const ours = await cliOk(['maps', '--vm', guest.name, '--pid', String(pid)]);
       const theirs = await guestSh(guest.name, `cat /proc/${pid}/maps`);

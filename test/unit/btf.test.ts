@@ -128,6 +128,8 @@ function paholeLayout(name: string): { size: number; members: Map<string, number
 }
 
 describe('BTF against pahole on the host kernel', function () {
+  // 18 pahole runs over the host's whole BTF: seconds on a loaded machine.
+  this.timeout(120_000);
   const structs = ['task_struct', 'mm_struct', 'vm_area_struct', 'file', 'dentry', 'inode', 'pid', 'upid', 'nsproxy',
     'mount', 'cred', 'signal_struct', 'sighand_struct', 'fs_struct', 'files_struct', 'fdtable', 'maple_tree', 'thread_struct'];
 

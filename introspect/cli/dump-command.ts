@@ -1,0 +1,103 @@
+import { Command } from 'commander';
+import { InvalidArgumentError } from '../../common/errors.js';
+import { log } from '../../common/log.js';
+import { DumpReport, VmPause, dumpTree } from '../dump/dump.js';
+import { DumpTree, frozenProblems, requireFrozen, treeOfCgroup, treeOfPid } from '../dump/tree.js';
+import { Program } from '../kernel/program.js';
+import { LabGuestControl } from '../lab/guest-control.js';
+import { requireGuest } from '../lab/index.js';
+import { cgroupPath } from '../linux/tasks.js';
+import { QmpPause } from '../qemu/vm-pause.js';
+import { toJson } from './json.js';
+import { MemorySourceOptions, openMemory } from './memory-source.js';
+
+interface DumpCommandOptions extends MemorySourceOptions {
+  pid?: number;
+  cgroup?: string;
+  imagesDir: string;
+  leaveRunning?: boolean;
+  json?: boolean;
+}
+
+/** A frozen task can still be on a CPU for a moment after cgroup.events says frozen: wait that out. */
+async function settle(select: () => DumpTree, timeoutMs = 3000): Promise<DumpTree> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const tree = select();
+    const problems = frozenProblems(tree);
+    if (!problems.length || Date.now() > deadline || !problems.every((p) => p.endsWith('still on a CPU'))) return tree;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function printReport(r: DumpReport): void {
+  const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+  process.stdout.write(`dumped ${r.processes.length} process(es) of tree ${r.root} into ${r.dir}\n`);
+  for (const p of r.processes) process.stdout.write(`  pid ${p.pid} (${p.comm}) -> ${p.vpid}, threads ${p.threads.join(' ')}\n`);
+  process.stdout.write(`pages: ${r.pagesWritten} written of ${r.pagesScanned} scanned, ${mib(r.bytesWritten)} MiB of images in ${r.ms.total.toFixed(0)} ms\n`);
+  process.stdout.write(r.consistency === 'vm-paused'
+    ? `consistency: VM paused ${r.pauseMs?.toFixed(1)} ms to verify pages, ${r.pagesReread} read again\n`
+    : `consistency: page tables walked again (no QMP), ${r.pagesReread} pages read again\n`);
+}
+
+export function dumpCommand(): Command {
+  return new Command('dump')
+    .description('write CRIU images of a frozen process tree from guest RAM (restore with stock criu restore)')
+    .option('--vm <name>', 'a lab guest (the dump can then freeze, thaw and kill through the lab)')
+    .option('--mem <file>', 'a QEMU memory-backend file (the tree must be frozen already)')
+    .option('--qmp <socket>', 'with --mem: QMP socket, for the RAM layout and to pause the VM for the final check')
+    .option('--pid <n>', 'root of the tree, pid in the initial pid namespace', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`--pid ${v}: not a process id`);
+      return n;
+    })
+    .option('--cgroup <path>', 'every process of this cgroup v2 path (one tree)')
+    .requiredOption('-D, --images-dir <dir>', 'directory for the images (absent or empty)')
+    .option('--leave-running', 'leave the tree running after the dump (default: kill it, as criu dump does)')
+    .option('--json', 'print the report as JSON')
+    .action(async (o: DumpCommandOptions) => {
+      if ((o.pid === undefined) === (o.cgroup === undefined)) throw new InvalidArgumentError('give exactly one of --pid N or --cgroup PATH');
+      const control = o.vm ? new LabGuestControl(o.vm) : undefined;
+      if (!control && !o.leaveRunning) {
+        throw new InvalidArgumentError('with --mem the dump cannot reach into the guest to kill the tree afterwards: add --leave-running');
+      }
+      const qmpSocket = o.vm ? requireGuest(o.vm).qmpSocket : o.qmp;
+      const mem = await openMemory(o);
+      const pause: (VmPause & { close(): void }) | undefined = qmpSocket ? await QmpPause.connect(qmpSocket) : undefined;
+      try {
+        const prog = Program.attach(mem);
+        const select = () => (o.pid !== undefined ? treeOfPid(prog, o.pid) : treeOfCgroup(prog, o.cgroup!));
+        let tree = select();
+        const cgroup = cgroupPath(tree.root.leader);
+        let froze = false;
+        let freezingMs = 0;
+        if (frozenProblems(tree).some((p) => !p.endsWith('still on a CPU'))) {
+          if (!control) requireFrozen(tree, ': freeze its cgroup first (echo 1 > cgroup.freeze)');
+          const t = Date.now();
+          log.info(`freezing cgroup ${cgroup}`);
+          await control!.freeze(cgroup);
+          froze = true;
+          freezingMs = Date.now() - t;
+        }
+        let report: DumpReport;
+        try {
+          tree = await settle(select);
+          report = await dumpTree(prog, tree, o.imagesDir, { pause, freezingMs, progress: (line) => log.info(line) });
+        } catch (err) {
+          if (froze) await control!.thaw(cgroup);
+          throw err;
+        }
+        if (!o.leaveRunning) {
+          log.info(`killing the dumped tree (${report.processes.map((p) => p.pid).join(' ')})`);
+          await control!.kill(report.processes.map((p) => p.pid), cgroup);
+        } else if (froze) {
+          await control!.thaw(cgroup);
+        }
+        if (o.json) process.stdout.write(toJson(report) + '\n');
+        else printReport(report);
+      } finally {
+        pause?.close();
+        mem.close();
+      }
+    });
+}

@@ -1,0 +1,240 @@
+import { walkRange } from '../arch/x86-64.js';
+import { KObject } from '../kernel/object.js';
+import { anonVmaName, forEachVma } from '../linux/mm.js';
+import { PageInfo } from '../linux/pages.js';
+import { FileTable, isCharDevice, mappedFileFlags } from './files.js';
+
+/** include/linux/mm.h vm_flags. */
+const VM = {
+  READ: 0x1n, WRITE: 0x2n, EXEC: 0x4n, MAYSHARE: 0x80n, GROWSDOWN: 0x100n, PFNMAP: 0x400n, LOCKED: 0x2000n, IO: 0x4000n,
+  SEQ_READ: 0x8000n, RAND_READ: 0x10000n, DONTCOPY: 0x20000n, NORESERVE: 0x200000n, HUGETLB: 0x400000n,
+  DONTDUMP: 0x4000000n, HUGEPAGE: 0x20000000n, NOHUGEPAGE: 0x40000000n, MERGEABLE: 0x80000000n,
+};
+/** include/uapi/asm-generic/mman*.h */
+const MAP = { SHARED: 0x1, PRIVATE: 0x2, ANONYMOUS: 0x20, GROWSDOWN: 0x100, LOCKED: 0x2000, NORESERVE: 0x4000, HUGETLB: 0x40000 };
+/** madvise advice numbers, as bits of vma_entry.madv (criu/proc_parse.c __parse_vmflags). */
+const MADV = { RANDOM: 1, SEQUENTIAL: 2, DONTFORK: 10, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16 };
+/** criu/include/image.h VMA status bits. */
+const VMA_AREA_REGULAR = 1 << 0;
+const VMA_AREA_VDSO = 1 << 3;
+const VMA_AREA_HEAP = 1 << 5;
+const VMA_FILE_PRIVATE = 1 << 6;
+const VMA_FILE_SHARED = 1 << 7;
+const VMA_ANON_PRIVATE = 1 << 9;
+const VMA_AREA_VVAR = 1 << 12;
+/** criu/include/pagemap.h */
+const PE_LAZY = 2;
+const PE_PRESENT = 4;
+/** include/linux/sched/coredump.h */
+const MMF_DUMPABLE_MASK = 3n;
+const MMF_DISABLE_THP = 24n;
+/** include/uapi/linux/auxvec.h AT_NULL ends the vector; CRIU's x86 AT_VECTOR_SIZE holds 44 words. */
+const AT_VECTOR_WORDS = 44;
+const PAGE = 4096n;
+
+/** A physically contiguous run of pages to dump. */
+export interface PageRun {
+  va: bigint;
+  size: bigint;
+  phys: bigint;
+}
+
+export interface MemoryPlan {
+  mm: Record<string, unknown>;
+  /** pagemap entries after the head, in address order. */
+  pagemap: Record<string, unknown>[];
+  /** Pages to dump, in address order: the contents of pages-ID.img. */
+  runs: PageRun[];
+  pagesScanned: number;
+  problems: string[];
+  /** What planPages needs to walk the same VMAs again (to verify the plan before the VM resumes). */
+  vmas: VmaInfo[];
+}
+
+export interface VmaInfo {
+  start: bigint;
+  end: bigint;
+  status: number;
+  flags: number;
+  dumpPages: boolean;
+  lazy: boolean;
+  filePrivate: boolean;
+}
+
+/** madvise hints and mmap flags CRIU reads from a VMA's VmFlags. */
+function vmFlagBits(vmFlags: bigint): { flags: number; madv: bigint } {
+  let flags = 0;
+  let madv = 0n;
+  const has = (f: bigint) => (vmFlags & f) !== 0n;
+  if (has(VM.GROWSDOWN)) flags |= MAP.GROWSDOWN;
+  if (has(VM.LOCKED)) flags |= MAP.LOCKED;
+  if (has(VM.NORESERVE)) flags |= MAP.NORESERVE;
+  if (has(VM.HUGETLB)) flags |= MAP.HUGETLB;
+  const bit = (n: number) => 1n << BigInt(n);
+  if (has(VM.SEQ_READ)) madv |= bit(MADV.SEQUENTIAL);
+  if (has(VM.RAND_READ)) madv |= bit(MADV.RANDOM);
+  if (has(VM.DONTCOPY)) madv |= bit(MADV.DONTFORK);
+  if (has(VM.DONTDUMP)) madv |= bit(MADV.DONTDUMP);
+  if (has(VM.MERGEABLE)) madv |= bit(MADV.MERGEABLE);
+  if (has(VM.HUGEPAGE)) madv |= bit(MADV.HUGEPAGE);
+  if (has(VM.NOHUGEPAGE)) madv |= bit(MADV.NOHUGEPAGE);
+  return { flags, madv };
+}
+
+/** The internal shmem mount's superblock: files on it back MAP_SHARED|MAP_ANONYMOUS, memfd and SysV memory. */
+function shmSuperblock(mm: KObject): bigint | undefined {
+  const sym = mm.prog.symbols.lookup('shm_mnt');
+  if (!sym) return undefined;
+  const mnt = mm.prog.u64(sym.address, 'shm_mnt');
+  return mnt === 0n ? undefined : KObject.struct(mm.prog, 'vfsmount', mnt).member('mnt_sb').value();
+}
+
+/**
+ * The mm image of a process and the pages to dump, as CRIU decides them
+ * (criu/proc_parse.c handle_vma, criu/mem.c should_dump_page): private
+ * anonymous and private file VMAs below task_size, plus the vDSO, never
+ * [vvar]; present pages only, not the zero page, and in private file
+ * mappings only pages written to (anonymous, no longer the page cache's).
+ */
+export function planMemory(leader: KObject, files: FileTable, pages: PageInfo, who: string): MemoryPlan {
+  const prog = leader.prog;
+  const mm = leader.member('mm').deref();
+  const problems: string[] = [];
+  const shmSb = shmSuperblock(mm);
+  const taskSize = mm.member('task_size').value();
+  const vmas: Record<string, unknown>[] = [];
+  const infos: VmaInfo[] = [];
+  for (const vma of forEachVma(mm)) {
+    const start = vma.member('vm_start').value();
+    const end = vma.member('vm_end').value();
+    const vmFlags = vma.member('vm_flags').value();
+    const where = `${who} mapping 0x${start.toString(16)}-0x${end.toString(16)}`;
+    const prot = Number(vmFlags & (VM.READ | VM.WRITE | VM.EXEC));
+    const shared = (vmFlags & VM.MAYSHARE) !== 0n;
+    const bits = vmFlagBits(vmFlags);
+    let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | bits.flags;
+    const entry: Record<string, unknown> = { start, end, pgoff: 0n, shmid: 0n, prot, flags, status: 0, fd: -1n };
+    if (bits.madv) entry.madv = bits.madv;
+    const fileAddr = vma.member('vm_file').value();
+    let status: number;
+    const name = fileAddr === 0n ? anonVmaName(vma, mm) : undefined;
+    if (fileAddr !== 0n) {
+      const file = KObject.struct(prog, 'file', fileAddr);
+      const sb = file.member('f_inode').deref().member('i_sb').value();
+      if (shmSb !== undefined && sb === shmSb) problems.push(`${where}: shared memory (MAP_SHARED|MAP_ANONYMOUS, memfd or SysV) is not supported yet`);
+      else if (isCharDevice(file)) problems.push(`${where}: a mapping of a device is not supported`);
+      status = VMA_AREA_REGULAR | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
+      entry.pgoff = vma.member('vm_pgoff').value() << 12n;
+      entry.shmid = BigInt(files.special(file.member('f_path'), where));
+      entry.fdflags = mappedFileFlags(file);
+    } else {
+      if (shared) problems.push(`${where}: shared anonymous memory is not supported yet`);
+      flags |= MAP.ANONYMOUS;
+      status = VMA_AREA_REGULAR | VMA_ANON_PRIVATE;
+      if (name === '[heap]') status |= VMA_AREA_HEAP;
+      if (name === '[vdso]') status |= VMA_AREA_VDSO;
+      if (name === '[vvar]') status |= VMA_AREA_VVAR;
+    }
+    if (vmFlags & (VM.IO | VM.PFNMAP) && name !== '[vvar]') problems.push(`${where}: an I/O or PFN mapping is not supported`);
+    if (vmFlags & VM.HUGETLB) problems.push(`${where}: hugetlbfs memory is not supported yet`);
+    entry.flags = flags;
+    entry.status = status;
+    vmas.push(entry);
+    const vdso = (status & VMA_AREA_VDSO) !== 0;
+    const isPrivate = (status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) !== 0 && end <= taskSize;
+    infos.push({
+      start, end, status, flags,
+      dumpPages: vdso || ((status & VMA_AREA_VVAR) === 0 && isPrivate),
+      // criu/mem.c vma_entry_can_be_lazy: private anonymous, not locked, not the vDSO.
+      lazy: (flags & MAP.ANONYMOUS) !== 0 && (flags & MAP.PRIVATE) !== 0 && (flags & MAP.LOCKED) === 0 && !vdso,
+      filePrivate: (status & VMA_FILE_PRIVATE) !== 0,
+    });
+  }
+  const { pagemap, runs, scanned } = planPages(leader, infos, pages, problems, who);
+  const flagsMm = mm.member('flags').value();
+  const exe = mm.member('exe_file').value();
+  return {
+    mm: {
+      mm_start_code: mm.member('start_code').value(), mm_end_code: mm.member('end_code').value(),
+      mm_start_data: mm.member('start_data').value(), mm_end_data: mm.member('end_data').value(),
+      mm_start_stack: mm.member('start_stack').value(), mm_start_brk: mm.member('start_brk').value(), mm_brk: mm.member('brk').value(),
+      mm_arg_start: mm.member('arg_start').value(), mm_arg_end: mm.member('arg_end').value(),
+      mm_env_start: mm.member('env_start').value(), mm_env_end: mm.member('env_end').value(),
+      exe_file_id: exe === 0n ? 0 : files.special(KObject.struct(prog, 'file', exe).member('f_path'), `${who} exe`),
+      mm_saved_auxv: savedAuxv(mm),
+      vmas,
+      dumpable: Number(flagsMm & MMF_DUMPABLE_MASK),
+      thp_disabled: ((flagsMm >> MMF_DISABLE_THP) & 1n) === 1n,
+    },
+    pagemap,
+    runs,
+    pagesScanned: scanned,
+    problems,
+    vmas: infos,
+  };
+}
+
+/** /proc/PID/auxv: the pairs of mm->saved_auxv up to and including AT_NULL. */
+function savedAuxv(mm: KObject): bigint[] {
+  const auxv = mm.member('saved_auxv');
+  const words: bigint[] = [];
+  const n = Math.min(auxv.type.kind === 'array' ? auxv.type.nelems : 0, AT_VECTOR_WORDS);
+  const raw = mm.prog.read(auxv.address, n * 8, auxv.path);
+  for (let i = 0; i + 1 < n; i += 2) {
+    const key = raw.readBigUInt64LE(i * 8);
+    words.push(key, raw.readBigUInt64LE(i * 8 + 8));
+    if (key === 0n) break;
+  }
+  return words;
+}
+
+/** The pages of the VMAs that dump pages, walking the process's page tables once per VMA. */
+export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, problems: string[], who: string):
+  { pagemap: Record<string, unknown>[]; runs: PageRun[]; scanned: number } {
+  const prog = leader.prog;
+  const root = prog.pgdPhys(leader.member('mm').deref().member('pgd').value());
+  const pagemap: Record<string, unknown>[] = [];
+  const runs: PageRun[] = [];
+  let scanned = 0;
+  for (const vma of vmas) {
+    if (!vma.dumpPages) continue;
+    scanned += Number((vma.end - vma.start) / PAGE);
+    const vmaRuns: PageRun[] = [];
+    const keep = (va: bigint, size: bigint, phys: bigint) => {
+      const last = vmaRuns[vmaRuns.length - 1];
+      if (last && last.va + last.size === va && last.phys + last.size === phys) last.size += size;
+      else vmaRuns.push({ va, size, phys });
+    };
+    const vdso = (vma.status & VMA_AREA_VDSO) !== 0;
+    for (const run of walkRange(prog.mem, root, vma.start, vma.end, prog.pagingLevels, prog.smeMask, `${who} page tables`)) {
+      if (run.swapped) {
+        problems.push(`${who}: memory at 0x${run.va.toString(16)} is swapped out (or being migrated); swap is not supported`);
+        continue;
+      }
+      if (run.phys === undefined) continue;
+      const fast = !vma.filePrivate && !vdso && !pages.zeroPages.some((z) => z.phys < run.phys! + run.size && run.phys! < z.phys + z.size);
+      if (fast) {
+        keep(run.va, run.size, run.phys);
+        continue;
+      }
+      for (let off = 0n; off < run.size; off += PAGE) {
+        const phys = run.phys + off;
+        if (!vdso && pages.isZero(phys)) continue;
+        if (vma.filePrivate && !pages.isAnon(phys)) continue;
+        keep(run.va + off, PAGE, phys);
+      }
+    }
+    const flags = PE_PRESENT | (vma.lazy ? PE_LAZY : 0);
+    for (const r of vmaRuns) {
+      runs.push(r);
+      const last = pagemap[pagemap.length - 1];
+      // Runs that touch merge, across VMAs too, as CRIU's page pipes merge them.
+      if (last && (last.vaddr as bigint) + BigInt(last.nr_pages as number) * PAGE === r.va && last.flags === flags) {
+        last.nr_pages = (last.nr_pages as number) + Number(r.size / PAGE);
+      } else {
+        pagemap.push({ vaddr: r.va, nr_pages: Number(r.size / PAGE), flags });
+      }
+    }
+  }
+  return { pagemap, runs, scanned };
+}

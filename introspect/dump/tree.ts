@@ -1,0 +1,159 @@
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
+import { KObject, listForEach } from '../kernel/object.js';
+import { Program } from '../kernel/program.js';
+import { cgroupPath, findTask, forEachProcess, forEachThread, pidNumbers } from '../linux/tasks.js';
+
+const MAX_CHILDREN = 1 << 16;
+const MAX_PROCESSES = 1 << 16;
+const PF_KTHREAD = 0x200000;
+
+/** One process of the tree to dump, with its threads and its numbers in the tree's pid namespace. */
+export interface DumpProcess {
+  leader: KObject;
+  /** Every thread, the leader first. */
+  threads: KObject[];
+  /** pid in the guest's initial pid namespace (what `--pid` and /proc of the guest use). */
+  pid: number;
+  /** Numbers as seen inside the root's pid namespace (what CRIU's images hold). */
+  vpid: number;
+  vppid: number;
+  vpgid: number;
+  vsid: number;
+  /** Thread ids inside the root's pid namespace, the leader's first. */
+  vtids: number[];
+  /** Thread ids in the initial pid namespace. */
+  tids: number[];
+  children: DumpProcess[];
+  parent?: DumpProcess;
+}
+
+export interface DumpTree {
+  root: DumpProcess;
+  /** Preorder, as CRIU walks its pstree (criu/pstree.c pstree_item_next). */
+  processes: DumpProcess[];
+  /** Depth of the root's pid namespace: its pid numbers are numbers[level]. */
+  level: number;
+}
+
+/** The number of a struct pid in the namespace at `level`, 0 when it has none there (outside it). */
+function numberAt(pid: KObject | undefined, level: number): number {
+  if (!pid) return 0;
+  const numbers = pidNumbers(pid);
+  return level < numbers.length ? numbers[level] : 0;
+}
+
+/** The processes a task forked (its `children`), from every thread: children hang off the thread that forked them. */
+function childLeaders(threads: KObject[]): KObject[] {
+  const out: KObject[] = [];
+  for (const t of threads) {
+    for (const child of listForEach(t.prog, t.member('children').address, 'task_struct', 'sibling', MAX_CHILDREN)) out.push(child);
+  }
+  return out;
+}
+
+function buildTree(rootTask: KObject): DumpTree {
+  const rootPid = rootTask.member('thread_pid').deref();
+  const level = pidNumbers(rootPid).length - 1;
+  const processes: DumpProcess[] = [];
+  const visit = (leader: KObject, parent: DumpProcess | undefined): DumpProcess => {
+    if (processes.length >= MAX_PROCESSES) throw new UnsupportedError(`the tree has more than ${MAX_PROCESSES} processes`);
+    const threads = [...forEachThread(leader)];
+    const leaderFirst = [leader, ...threads.filter((t) => t.address !== leader.address)];
+    const signal = leader.member('signal').deref();
+    const pidOf = (type: number) => {
+      const p = signal.member('pids').index(type);
+      return p.value() === 0n ? undefined : p.deref();
+    };
+    const vtids = leaderFirst.map((t) => {
+      const numbers = pidNumbers(t.member('thread_pid').deref());
+      if (numbers.length - 1 !== level) {
+        throw new UnsupportedError(`task ${t.member('pid').num()} is in a nested pid namespace (level ${numbers.length - 1}, the tree's root is at ${level})`);
+      }
+      return numbers[level];
+    });
+    const proc: DumpProcess = {
+      leader,
+      threads: leaderFirst,
+      pid: leader.member('pid').num(),
+      vpid: vtids[0],
+      vppid: parent ? parent.vpid : 0,
+      // enum pid_type { PIDTYPE_PID, PIDTYPE_TGID, PIDTYPE_PGID, PIDTYPE_SID }
+      vpgid: numberAt(pidOf(2), level),
+      vsid: numberAt(pidOf(3), level),
+      vtids,
+      tids: leaderFirst.map((t) => t.member('pid').num()),
+      children: [],
+      parent,
+    };
+    processes.push(proc);
+    for (const child of childLeaders(leaderFirst)) proc.children.push(visit(child, proc));
+    return proc;
+  };
+  const root = visit(rootTask, undefined);
+  return { root, processes, level };
+}
+
+/** The process tree rooted at `pid` (in the guest's initial pid namespace). */
+export function treeOfPid(prog: Program, pid: number): DumpTree {
+  const task = findTask(prog, pid);
+  if (task.member('tgid').num() !== pid) throw new InvalidArgumentError(`pid ${pid} is a thread of process ${task.member('tgid').num()}: give the process`);
+  if (task.member('flags').num() & PF_KTHREAD) throw new InvalidArgumentError(`pid ${pid} is a kernel thread`);
+  if (pid === 1) throw new InvalidArgumentError('pid 1 is the guest\'s init: dump a process tree below it');
+  return buildTree(task);
+}
+
+/**
+ * Every process of a cgroup v2 path (and the cgroups below it), which must
+ * form one tree: CRIU images hold one tree under one root task.
+ */
+export function treeOfCgroup(prog: Program, path: string): DumpTree {
+  if (!path.startsWith('/') || path.split('/').includes('..')) throw new InvalidArgumentError(`--cgroup ${path}: give an absolute cgroup v2 path`);
+  const norm = path.length > 1 ? path.replace(/\/+$/, '') : path;
+  if (norm === '/') throw new InvalidArgumentError('--cgroup /: the root cgroup holds the whole guest');
+  const members = new Map<bigint, KObject>();
+  for (const proc of forEachProcess(prog)) {
+    if (proc.member('flags').num() & PF_KTHREAD) continue;
+    const cg = cgroupPath(proc);
+    if (cg === norm || cg.startsWith(norm + '/')) members.set(proc.address, proc);
+  }
+  if (members.size === 0) throw new NotFoundError(`no process in cgroup ${norm}`);
+  const roots = [...members.values()].filter((p) => !members.has(p.member('real_parent').value()));
+  if (roots.length !== 1) {
+    throw new UnsupportedError(`cgroup ${norm} holds ${roots.length} separate process trees (roots: ${roots.map((r) => r.member('pid').num()).join(', ')}); ` +
+      'a checkpoint holds one tree');
+  }
+  const tree = buildTree(roots[0]);
+  const outside = tree.processes.filter((p) => !members.has(p.leader.address));
+  if (outside.length) {
+    throw new UnsupportedError(`processes ${outside.map((p) => p.pid).join(', ')} descend from the tree's root but are outside cgroup ${norm}`);
+  }
+  return tree;
+}
+
+/**
+ * The state of the tree must not change while it is read: every thread is
+ * frozen by the cgroup v2 freezer (task->frozen, set in
+ * cgroup_enter_frozen) and off every CPU (task->on_cpu), and none is traced
+ * or exiting. Returns what is wrong, empty when nothing is.
+ */
+export function frozenProblems(tree: DumpTree): string[] {
+  const problems: string[] = [];
+  for (const proc of tree.processes) {
+    const comm = proc.leader.member('comm').string();
+    for (const t of proc.threads) {
+      const tid = t.member('pid').num();
+      const who = tid === proc.pid ? `pid ${proc.pid} (${comm})` : `thread ${tid} of pid ${proc.pid} (${comm})`;
+      if (t.member('exit_state').num() !== 0) problems.push(`${who} is exiting or a zombie`);
+      else if (t.bitfield('frozen') !== 1) problems.push(`${who} is not frozen`);
+      else if (t.member('on_cpu').num() !== 0) problems.push(`${who} is still on a CPU`);
+      if (t.member('ptrace').num() !== 0) problems.push(`${who} is traced (ptrace)`);
+    }
+  }
+  return problems;
+}
+
+/** Throws unless the whole tree is frozen and off-CPU (see frozenProblems). */
+export function requireFrozen(tree: DumpTree, hint = ''): void {
+  const problems = frozenProblems(tree);
+  if (problems.length) throw new FailedPreconditionError(`cannot dump: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}${hint}`);
+}
