@@ -54,6 +54,7 @@ demo: deps build
 bench: deps build
 	$(OVMIGRATE) lab prepare >/dev/null
 	node dist/test/bench/introspect.bench.js
+	node dist/test/bench/dump.bench.js
 
 clean:
 	rm -rf dist

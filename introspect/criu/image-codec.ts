@@ -35,11 +35,18 @@ export interface Image {
 /**
  * Builds an entry from a plain object, checking it first as proto2 requires
  * (missing required fields are an error here, not a corrupt image later).
- * 64-bit fields may be given as bigint.
+ * 64-bit fields may be given as bigint, bytes fields as Buffer.
  */
 export function makeEntry(typeName: string, fields: Record<string, unknown>, extra?: Buffer): ImageEntry {
   const type = messageType(typeName);
-  const plain = JSON.parse(JSON.stringify(fields, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))) as Record<string, unknown>;
+  const plain = JSON.parse(JSON.stringify(fields, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return v.toString();
+    // A Buffer reaches the replacer already as its toJSON() form; bytes fields take base64.
+    if (v && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+      return Buffer.from((v as { data: number[] }).data).toString('base64');
+    }
+    return v;
+  })) as Record<string, unknown>;
   checkRequired(type, plain, typeName);
   const message = type.fromObject(plain);
   const problem = type.verify(message);

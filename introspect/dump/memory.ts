@@ -1,3 +1,4 @@
+import { BadDataError } from '../../common/errors.js';
 import { walkRange } from '../arch/x86-64.js';
 import { KObject } from '../kernel/object.js';
 import { anonVmaName, forEachVma } from '../linux/mm.js';
@@ -174,6 +175,13 @@ export function planMemory(leader: KObject, files: FileTable, pages: PageInfo, w
   };
 }
 
+/** Physical address of page `offset` of a process's vDSO (mm->context.vdso_image->data, part of the kernel image). */
+function vdsoPagePhys(leader: KObject, offset: bigint, who: string): bigint {
+  const image = leader.member('mm').deref().member('context.vdso_image').deref();
+  if (offset >= image.member('size').value()) throw new BadDataError(`${who}: [vdso] mapping is larger than the kernel's vDSO image`);
+  return leader.prog.toPhys(image.member('data').value() + offset, 'vDSO image');
+}
+
 /** /proc/PID/auxv: the pairs of mm->saved_auxv up to and including AT_NULL. */
 function savedAuxv(mm: KObject): bigint[] {
   const auxv = mm.member('saved_auxv');
@@ -206,20 +214,24 @@ export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, pro
       else vmaRuns.push({ va, size, phys });
     };
     const vdso = (vma.status & VMA_AREA_VDSO) !== 0;
-    for (const run of walkRange(prog.mem, root, vma.start, vma.end, prog.pagingLevels, prog.smeMask, `${who} page tables`)) {
+    if (vdso) {
+      // criu/mem.c dumps every vDSO page, touched or not: take them from the kernel's vDSO image (what vdso_fault maps).
+      for (let va = vma.start; va < vma.end; va += PAGE) keep(va, PAGE, vdsoPagePhys(leader, va - vma.start, who));
+    }
+    for (const run of vdso ? [] : walkRange(prog.mem, root, vma.start, vma.end, prog.pagingLevels, prog.smeMask, `${who} page tables`)) {
       if (run.swapped) {
         problems.push(`${who}: memory at 0x${run.va.toString(16)} is swapped out (or being migrated); swap is not supported`);
         continue;
       }
       if (run.phys === undefined) continue;
-      const fast = !vma.filePrivate && !vdso && !pages.zeroPages.some((z) => z.phys < run.phys! + run.size && run.phys! < z.phys + z.size);
+      const fast = !vma.filePrivate && !pages.zeroPages.some((z) => z.phys < run.phys! + run.size && run.phys! < z.phys + z.size);
       if (fast) {
         keep(run.va, run.size, run.phys);
         continue;
       }
       for (let off = 0n; off < run.size; off += PAGE) {
         const phys = run.phys + off;
-        if (!vdso && pages.isZero(phys)) continue;
+        if (pages.isZero(phys)) continue;
         if (vma.filePrivate && !pages.isAnon(phys)) continue;
         keep(run.va + off, PAGE, phys);
       }

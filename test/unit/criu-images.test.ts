@@ -43,6 +43,15 @@ describe('CRIU image codec', () => {
     }), /mm_entry.vmas\[0\].fd is required/);
   });
 
+  it('keeps bytes fields given as Buffer (siginfo, unix socket names)', () => {
+    const siginfo = Buffer.from([12, 0, 0, 0, 0, 0, 0, 0, 0xff, 1]);
+    const core = decodeImage(encodeImage('CORE', [makeEntry('core_entry', {
+      mtype: 'X86_64', thread_core: { futex_rla: 0n, futex_rla_len: 24, signals_p: { signals: [{ siginfo }] } },
+    })]));
+    const msg = core.entries[0].message as unknown as { thread_core: { signals_p: { signals: { siginfo: Uint8Array }[] } } };
+    assert.deepEqual(Buffer.from(msg.thread_core.signals_p.signals[0].siginfo), siginfo);
+  });
+
   it('refuses pipe data whose length disagrees with its entry', () => {
     const e = makeEntry('pipe_data_entry', { pipe_id: 5, bytes: 4 }, Buffer.from('abc'));
     assert.throws(() => encodeImage('PIPES_DATA', [e]), InvalidArgumentError);

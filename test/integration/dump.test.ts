@@ -1,0 +1,284 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
+import { Json, critDecode, decodeDir, differences, dumpedPages, mergedPagemap } from '../helpers/criu-images.js';
+import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+
+const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
+
+interface Workload {
+  name: string;
+  args: (share: string) => string;
+}
+
+const WORKLOADS: Workload[] = [
+  { name: 'counter', args: (s) => `${s}/counter.data` },
+  { name: 'tree', args: () => '' },
+  { name: 'threads', args: () => '' },
+  { name: 'ipc', args: () => '' },
+  { name: 'avx', args: () => '' },
+];
+
+/**
+ * The page where CRIU's compel injects its syscall instruction to start the
+ * parasite: the first page of the task's first executable mapping
+ * (compel/src/lib/infect.c find_executable_area). The write makes it a
+ * private copy, so CRIU dumps it; ovmigrate, which never runs code in the
+ * task, leaves it to the file.
+ */
+function injectedPage(criuDir: string, pid: number): number {
+  const mm = critDecode(path.join(criuDir, `mm-${pid}.img`))[0] as { vmas: { start: number; prot: number; status: number }[] };
+  return Number(mm.vmas.find((v) => Number(v.prot) & 4)!.start);
+}
+
+/**
+ * What legitimately differs between `criu dump --leave-running` and
+ * `ovmigrate dump` of the same frozen tree, and why. Everything else must
+ * decode (crit) to the same values.
+ */
+function withoutLegitimateDifferences(images: Map<string, Json[]>, dropPages: Map<number, number>): Map<string, Json[]> {
+  const out = new Map<string, Json[]>();
+  let dropped = 0;
+  for (const [name, entries] of images) {
+    // CRIU writes the dumping criu's clocks; restore reads them only for a tree in its own time namespace, which this dump refuses.
+    if (name.startsWith('timens-')) continue;
+    let e = JSON.parse(JSON.stringify(entries)) as Json[];
+    if (name.startsWith('core-')) {
+      // CRIU keeps the XSAVE components CPUID lists for the CPU it runs on; under QEMU TCG CPUID leaves out MPX's BNDREGS,
+      // which the guest kernel still saves: ovmigrate writes that component (all zeros), which restores the same.
+      const xsave = (e[0] as { thread_info: { fpregs: { xsave: Record<string, Json> } } }).thread_info.fpregs.xsave;
+      if ((xsave.bndreg_state as number[] | undefined)?.every((v) => Number(v) === 0)) delete xsave.bndreg_state;
+    }
+    if (name.startsWith('pagemap-')) {
+      // Where CRIU splits runs of pages into pagemap entries follows its page pipes' sizes; and see injectedPage().
+      const drop = dropPages.get(Number(/pagemap-(\d+)/.exec(name)![1]));
+      const pages = mergedPagemap(e).flatMap((r) => Array.from({ length: r.nr_pages }, (_, i) => ({ vaddr: r.vaddr + i * 4096, flags: r.flags })));
+      const kept = pages.filter((p) => p.vaddr !== drop);
+      dropped += pages.length - kept.length;
+      e = [e[0], ...mergedPagemap([null, ...kept.map((p) => ({ ...p, nr_pages: 1 }))])] as Json[];
+    }
+    // The order of files.img follows CRIU's walk (unix sockets wait for their peers); ids tie entries to fds.
+    if (name === 'files.img') e.sort((x, y) => (x as { id: number }).id - (y as { id: number }).id);
+    out.set(name, e);
+  }
+  // Timings, CRIU's page-pipe counters and its pages_scanned (it counts every VMA it walks) describe the dumper, not the tree.
+  const stats = (images.get('stats-dump')![0] as { dump: Record<string, number> }).dump;
+  out.set('stats-dump', [{ pages_written: Number(stats.pages_written) - dropped }]);
+  return out;
+}
+
+/** The 8 bytes at the start of each thread's rseq area: the kernel rewrites cpu_id when CRIU's parasite runs the task on a CPU. */
+function rseqAreas(dir: string): number[] {
+  return fs.readdirSync(dir).filter((f) => f.startsWith('core-')).flatMap((f) => {
+    const core = JSON.parse(execFileSync('crit', ['decode', '-i', path.join(dir, f)], { encoding: 'utf8' })).entries[0];
+    const ptr = core.thread_core?.rseq_entry?.rseq_abi_pointer;
+    return ptr ? [Number(ptr)] : [];
+  });
+}
+
+describe('ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in another guest', function () {
+  const share = fs.mkdtempSync('/var/tmp/ovmigrate-dump-');
+  let a: UpResult;
+  let b: UpResult;
+  const pids = new Map<string, number>();
+
+  /** Starts a program in guest A in a cgroup of its own, cwd in the share, output appended to NAME.log. */
+  async function start(name: string, command: string): Promise<number> {
+    const pid = Number((await guestSh(a.name, `
+      mkdir -p /sys/fs/cgroup/ovm-${name} ${share}/cwd-${name}; cd ${share}/cwd-${name}
+      setsid sh -c 'echo $$ > /sys/fs/cgroup/ovm-${name}/cgroup.procs; exec ${command}' >> ${share}/${name}.log 2>&1 </dev/null &
+      for i in $(seq 100); do [ -s ${share}/${name}.log ] && break; sleep 0.1; done
+      sleep 1; head -1 /sys/fs/cgroup/ovm-${name}/cgroup.procs`)).trim());
+    assert.ok(pid > 1, `${name} started`);
+    return pid;
+  }
+
+  const freeze = (name: string, on: 0 | 1) => guestSh(a.name,
+    `echo ${on} > /sys/fs/cgroup/ovm-${name}/cgroup.freeze; while ! grep -q 'frozen ${on}' /sys/fs/cgroup/ovm-${name}/cgroup.events; do sleep 0.1; done`);
+  const log = (name: string) => fs.readFileSync(path.join(share, `${name}.log`), 'utf8');
+
+  before(async function () {
+    requirePrograms(this, ['qemu-system-x86_64', 'gcc', 'criu', 'crit']);
+    for (const w of WORKLOADS) execFileSync('gcc', ['-O1', '-static', '-pthread', '-o', path.join(share, w.name), path.join(PROGRAMS, `${w.name}.c`)]);
+    [a, b] = await Promise.all([labUp('dump-a', ['--share', share]), labUp('dump-b', ['--share', share])]);
+    // Pids far above guest B's own, so the restored tree finds its pids free there.
+    await guestSh(a.name, 'echo 30000 > /proc/sys/kernel/ns_last_pid');
+    for (const w of WORKLOADS) pids.set(w.name, await start(w.name, `${share}/${w.name} ${w.args(share)}`));
+    // A blocked signal left pending: it must still be pending after the restore.
+    await guestSh(a.name, `kill -USR2 ${pids.get('counter')}`);
+  });
+  after(async () => {
+    await downTestGuests();
+    fs.rmSync(share, { recursive: true, force: true });
+  });
+
+  for (const w of WORKLOADS) {
+    it(`${w.name}: images equal CRIU's own dump of the same frozen tree, field by field`, async () => {
+      const pid = pids.get(w.name)!;
+      await freeze(w.name, 1);
+      const ours = path.join(share, `${w.name}-ours`);
+      const theirs = path.join(share, `${w.name}-criu`);
+      // ovmigrate first: CRIU's parasite runs code in the tasks, which ovmigrate never does.
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--leave-running']);
+      await guestSh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --freeze-cgroup /sys/fs/cgroup/ovm-${w.name} -o dump.log` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
+      const tree = critDecode(path.join(theirs, 'pstree.img')) as { pid: number }[];
+      const injected = new Map(tree.map((p) => [p.pid, injectedPage(theirs, p.pid)]));
+      const o = withoutLegitimateDifferences(decodeDir(ours), new Map());
+      const t = withoutLegitimateDifferences(decodeDir(theirs), injected);
+      assert.deepEqual([...o.keys()], [...t.keys()], 'the same image files');
+      const diffs = [...t.keys()].flatMap((name) => differences(o.get(name)!, t.get(name)!, name));
+      assert.deepEqual(diffs, [], 'decoded images differ');
+      const rseq = rseqAreas(theirs);
+      for (const p of tree) {
+        const mine = dumpedPages(ours, p.pid);
+        const criu = dumpedPages(theirs, p.pid);
+        if (!mine.has(injected.get(p.pid)!)) criu.delete(injected.get(p.pid)!);
+        assert.deepEqual([...mine.keys()], [...criu.keys()], `pid ${p.pid}: the same pages`);
+        for (const [va, page] of mine) {
+          const other = Buffer.from(criu.get(va)!);
+          const own = Buffer.from(page);
+          for (const area of rseq) if (area >= va && area < va + 4096) { other.fill(0, area - va, area - va + 8); own.fill(0, area - va, area - va + 8); }
+          assert.ok(own.equals(other), `pid ${p.pid}: page 0x${va.toString(16)} differs`);
+        }
+      }
+    });
+  }
+
+  it('counter: killed after the dump, restored in guest B: counter, memory, file offset, cwd, handler, mask and pending signal continue', async () => {
+    const pid = pids.get('counter')!;
+    const dir = path.join(share, 'counter-final');
+    await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
+    assert.equal((await guestSh(a.name, `kill -0 ${pid} 2>/dev/null && echo alive || echo gone`)).trim(), 'gone', 'the dump kills the tree');
+    const before = log('counter');
+    const lastTick = Math.max(...[...before.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1])));
+    const sum = /^start \d+ ([0-9a-f]+)$/m.exec(before)![1];
+    await guestSh(b.name, `criu restore -D ${dir} -d -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 2; kill -USR1 ${pid}; sleep 1`, 120);
+    const after = log('counter').slice(before.length);
+    const ticks = [...after.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.ok(ticks.length > 3 && ticks[0] === lastTick + 1, `ticks go on from ${lastTick}: ${ticks.slice(0, 3).join(' ')}`);
+    const usr1 = /^usr1 \d+ sum ([0-9a-f]+) blocked ([0-9a-f]+) pending ([0-9a-f]+) cwd (.*)$/m.exec(after);
+    assert.ok(usr1, `the SIGUSR1 handler ran in guest B:\n${after.slice(0, 300)}`);
+    assert.equal(usr1[1], sum, 'the 32 MiB buffer has the same checksum');
+    assert.equal(BigInt('0x' + usr1[2]) & (1n << 11n), 1n << 11n, 'SIGUSR2 is still blocked');
+    assert.equal(BigInt('0x' + usr1[3]) & (1n << 11n), 1n << 11n, 'the SIGUSR2 sent before the dump is still pending');
+    assert.equal(usr1[4], `${share}/cwd-counter`);
+    const data = fs.readFileSync(path.join(share, 'counter.data'), 'utf8');
+    const records = data.split('\n').slice(0, -1);
+    assert.deepEqual(records, records.map((_, i) => String(i).padStart(8, '0')), 'records continue at the file offset, none lost or doubled');
+    await guestSh(b.name, `kill -9 ${pid}`);
+  });
+
+  it('tree: every process continues in guest B with its pid and parent', async () => {
+    const root = pids.get('tree')!;
+    const dir = path.join(share, 'tree-final');
+    // By cgroup this time: the whole cgroup is one tree.
+    await cliOk(['dump', '--vm', a.name, '--cgroup', '/ovm-tree', '-D', dir]);
+    const before = log('tree');
+    await guestSh(b.name, `criu restore -D ${dir} -d -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 2`, 120);
+    const after = log('tree').slice(before.length);
+    for (const name of ['root', 'a', 'b', 'c']) {
+      const last = (text: string) => [...text.matchAll(new RegExp(`^tree ${name} (\\d+) (\\d+) (\\d+)$`, 'gm'))].map((m) => m.slice(1).map(Number));
+      const was = last(before).at(-1)!;
+      const now = last(after);
+      assert.ok(now.length > 3, `${name} runs in guest B`);
+      assert.equal(now[0][0], was[0], `${name} keeps pid ${was[0]}`);
+      assert.equal(now[0][2], was[2] + 1, `${name} counts on from ${was[2]}`);
+      if (name !== 'root') assert.equal(now[0][1], was[1], `${name} keeps its parent`);
+    }
+    await guestSh(b.name, `kill -9 -${root}`);
+  });
+
+  it('threads: all four threads continue in guest B', async () => {
+    const dir = path.join(share, 'threads-final');
+    await cliOk(['dump', '--vm', a.name, '--pid', String(pids.get('threads')), '-D', dir]);
+    const before = log('threads');
+    await guestSh(b.name, `criu restore -D ${dir} -d -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 2`, 120);
+    const after = log('threads').slice(before.length);
+    for (let i = 0; i < 4; i++) {
+      const counts = (text: string) => [...text.matchAll(new RegExp(`^thread ${i} \\d+ (\\d+)$`, 'gm'))].map((m) => Number(m[1]));
+      assert.equal(counts(after)[0], counts(before).at(-1)! + 1, `thread ${i} counts on`);
+      assert.ok(counts(after).length > 3);
+    }
+    await guestSh(b.name, `kill -9 ${pids.get('threads')}`);
+  });
+
+  it('ipc: what was in flight in the pipe and the unix socket pair arrives in guest B, in order', async () => {
+    const dir = path.join(share, 'ipc-final');
+    await cliOk(['dump', '--vm', a.name, '--pid', String(pids.get('ipc')), '-D', dir]);
+    await guestSh(b.name, `criu restore -D ${dir} -d -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 3`, 120);
+    for (const kind of ['pipe', 'sock']) {
+      const seq = [...log('ipc').matchAll(new RegExp(`^${kind} (\\d+)$`, 'gm'))].map((m) => Number(m[1]));
+      assert.ok(seq.length > 20);
+      assert.deepEqual(seq, seq.map((_, i) => i), `${kind} records arrive one by one, none lost across the restore`);
+    }
+    assert.ok(fs.readFileSync(path.join(dir, 'pipes-data.img')).length > 100, 'the pipe held data at the dump');
+    await guestSh(b.name, `kill -9 -${pids.get('ipc')}`);
+  });
+
+  it('avx: ymm and callee-saved registers hold their values in guest B', async () => {
+    const dir = path.join(share, 'avx-final');
+    await cliOk(['dump', '--vm', a.name, '--pid', String(pids.get('avx')), '-D', dir]);
+    const before = log('avx').length;
+    await guestSh(b.name, `criu restore -D ${dir} -d -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 2`, 120);
+    const after = log('avx').slice(before);
+    assert.match(after, /^\.{5,}$/, 'the register check passes after every sleep in guest B');
+    await guestSh(b.name, `kill -9 ${pids.get('avx')}`);
+  });
+
+  it('refuses what it cannot dump, before writing anything, and leaves the tree running', async () => {
+    // An established TCP connection over loopback.
+    fs.writeFileSync(path.join(share, 'tcp.py'), [
+      'import socket, time',
+      "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()",
+      'c = socket.create_connection(s.getsockname()); a, _ = s.accept()',
+      'while True: print("tick", flush=True); time.sleep(0.2)',
+    ].join('\n') + '\n');
+    const tcp = await start('tcp', `python3 ${share}/tcp.py`);
+    const dir = path.join(share, 'tcp-img');
+    const r = await cli(['dump', '--vm', a.name, '--pid', String(tcp), '-D', dir]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`pid ${tcp} \\(python3\\) fd \\d+: TCP socket in state ESTABLISHED`));
+    assert.ok(!fs.existsSync(dir), 'no image directory');
+    assert.deepEqual(fs.readdirSync(share).filter((f) => f.includes('.tcp-img.')), [], 'no staging directory left');
+    const events = await guestSh(a.name, 'cat /sys/fs/cgroup/ovm-tcp/cgroup.events');
+    assert.match(events, /frozen 0/, 'thawed again');
+    const n = log('tcp').length;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.ok(log('tcp').length > n, 'still running');
+  });
+
+  it('refuses unfrozen tasks when it cannot freeze them, and an unknown pid', async () => {
+    const pid = await start('loose', 'sh -c "while true; do echo x; sleep 0.2; done"');
+    const dir = path.join(share, 'loose-img');
+    const r = await cli(['dump', '--mem', a.memoryFile, '--qmp', a.qmpSocket, '--pid', String(pid), '-D', dir, '--leave-running']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`pid ${pid} \\(sh\\) is not frozen`));
+    assert.ok(!fs.existsSync(dir));
+    const noKill = await cli(['dump', '--mem', a.memoryFile, '--pid', String(pid), '-D', dir]);
+    assert.equal(noKill.code, 2, 'kill without a way into the guest is a usage error');
+    assert.match(noKill.stderr, /--leave-running/);
+    const gone = await cli(['dump', '--vm', a.name, '--pid', '999999', '-D', dir]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /no task with pid 999999/);
+  });
+
+  it('a full target disk fails cleanly: nothing half-written, the tree thawed', async function () {
+    const pid = await start('full', `${share}/counter ${share}/full.data`);
+    const small = path.join(share, 'small');
+    fs.mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', small]);
+    try {
+      const r = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', path.join(small, 'img')]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /ENOSPC|no space/i);
+      assert.deepEqual(fs.readdirSync(small), [], 'nothing left on the full disk');
+    } finally {
+      execFileSync('umount', [small]);
+    }
+    assert.match(await guestSh(a.name, 'cat /sys/fs/cgroup/ovm-full/cgroup.events'), /frozen 0/);
+    assert.match((await guestSh(a.name, `kill -0 ${pid} && echo alive`)).trim(), /alive/);
+  });
+});
