@@ -66,7 +66,10 @@ export function dumpCommand(): Command {
       const pause: (VmPause & { close(): void }) | undefined = qmpSocket ? await QmpPause.connect(qmpSocket) : undefined;
       try {
         const prog = Program.attach(mem);
-        const select = () => (o.pid !== undefined ? treeOfPid(prog, o.pid) : treeOfCgroup(prog, o.cgroup!));
+        const select = () => {
+          prog.refresh();
+          return o.pid !== undefined ? treeOfPid(prog, o.pid) : treeOfCgroup(prog, o.cgroup!);
+        };
         let tree = select();
         const cgroup = cgroupPath(tree.root.leader);
         let froze = false;

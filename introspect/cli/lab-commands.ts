@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../../common/errors.js';
-import { down, ensureInitramfs, ensureKernel, exec, list, up } from '../lab/index.js';
+import { demo, down, ensureInitramfs, ensureKernel, exec, list, up } from '../lab/index.js';
 import { toJson } from './json.js';
 
 function int(name: string) {
@@ -82,6 +82,10 @@ export function labCommand(): Command {
       const kernel = await ensureKernel();
       process.stdout.write(toJson({ kernel: kernel.version, vmlinuz: kernel.vmlinuz, initramfs: await ensureInitramfs(kernel) }) + '\n');
     });
+
+  lab.command('demo')
+    .description('two guests: a process checkpointed from outside the first (from its RAM), restored by CRIU in the second')
+    .action(() => demo());
 
   return lab;
 }

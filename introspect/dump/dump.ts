@@ -77,6 +77,7 @@ function now(): number {
 export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts: DumpOptions = {}): Promise<DumpReport> {
   const t0 = now();
   const progress = opts.progress ?? (() => undefined);
+  prog.refresh();
   requireFrozen(tree);
   const pages = new PageInfo(prog);
   const ids = new IdAllocator();
@@ -156,7 +157,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     const byPagesId = new Map(images.filter((i) => i.memory).map((i) => [i.pagesId, i.proc]));
     writeMetadata(out, images, files, rootIds, cgPaths);
     // Pages are read while the guest runs; the tree is frozen, so only the kernel can move them (compaction, THP).
-    for (const img of images) if (img.memory) writer.write(img.proc, img.memory, img.pagesId);
+    for (const img of images) if (img.memory) await writer.write(img.proc, img.memory, img.pagesId);
     const tMem = now();
     const check = await verify(tree, images, writer, opts.pause);
     writer.finishPagemaps(byPagesId);
@@ -177,7 +178,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
         freezing_time: Math.round((opts.freezingMs ?? 0) * 1000),
         frozen_time: Math.round((now() - t0) * 1000),
         memdump_time: Math.round((tMem - tPlan) * 1000),
-        memwrite_time: Math.round(writer.writeMs * 1000),
+        memwrite_time: Math.round(writer.copyMs * 1000),
         pages_scanned: report.pagesScanned,
         pages_skipped_parent: 0,
         pages_written: writer.pagesWritten,
@@ -245,17 +246,18 @@ function cgroupEntry(cgPaths: Map<number, { path: string; kn: KObject }>): Image
  */
 async function verify(tree: DumpTree, images: ProcessImages[], writer: PageWriter, pause?: VmPause):
   Promise<{ reread: number; pauseMs?: number }> {
-  const recheck = (): number => {
+  const recheck = async (): Promise<number> => {
+    tree.root.leader.prog.refresh();
     requireFrozen(tree, ' (it changed while being dumped)');
     let moved = 0;
-    for (const img of images) if (img.memory) moved += writer.recheck(img.proc, img.memory, img.pagesId);
+    for (const img of images) if (img.memory) moved += await writer.recheck(img.proc, img.memory, img.pagesId);
     return moved;
   };
   if (pause) {
     await pause.stop();
     const t = now();
     try {
-      const moved = recheck();
+      const moved = await recheck();
       return { reread: moved, pauseMs: now() - t };
     } finally {
       await pause.cont();
@@ -263,7 +265,7 @@ async function verify(tree: DumpTree, images: ProcessImages[], writer: PageWrite
   }
   let total = 0;
   for (let round = 0; round < 5; round++) {
-    const moved = recheck();
+    const moved = await recheck();
     total += moved;
     if (moved === 0) return { reread: total };
   }

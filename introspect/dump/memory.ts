@@ -204,6 +204,7 @@ export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, pro
   const pagemap: Record<string, unknown>[] = [];
   const runs: PageRun[] = [];
   let scanned = 0;
+  const swapped: { first?: bigint; pages: number } = { pages: 0 };
   for (const vma of vmas) {
     if (!vma.dumpPages) continue;
     scanned += Number((vma.end - vma.start) / PAGE);
@@ -220,7 +221,8 @@ export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, pro
     }
     for (const run of vdso ? [] : walkRange(prog.mem, root, vma.start, vma.end, prog.pagingLevels, prog.smeMask, `${who} page tables`)) {
       if (run.swapped) {
-        problems.push(`${who}: memory at 0x${run.va.toString(16)} is swapped out (or being migrated); swap is not supported`);
+        swapped.first ??= run.va;
+        swapped.pages += Number(run.size / PAGE);
         continue;
       }
       if (run.phys === undefined) continue;
@@ -247,6 +249,9 @@ export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, pro
         pagemap.push({ vaddr: r.va, nr_pages: Number(r.size / PAGE), flags });
       }
     }
+  }
+  if (swapped.first !== undefined) {
+    problems.push(`${who}: memory at 0x${swapped.first.toString(16)} is swapped out (${swapped.pages} pages in all, or being migrated); swap is not supported`);
   }
   return { pagemap, runs, scanned };
 }

@@ -2,6 +2,7 @@ import { BadDataError, InvalidArgumentError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { translate } from '../arch/x86-64.js';
 import { Btf } from '../btf/index.js';
+import { CachedMemory } from '../memory/cached-memory.js';
 import { PhysicalMemory } from '../memory/physical-memory.js';
 import { Kallsyms } from './kallsyms.js';
 import { VmcoreInfo, findVmcoreinfo, kernelImageToPhys, verifyUtsname } from './vmcoreinfo.js';
@@ -27,8 +28,9 @@ export class Program {
   /** End of the direct map: guest RAM ends below this physical address. */
   private readonly directMapSize: bigint;
   private btfCache?: Btf;
+  private readonly tlb = new Map<bigint, bigint>();
 
-  private constructor(readonly mem: PhysicalMemory, readonly info: VmcoreInfo, readonly symbols: Kallsyms) {
+  private constructor(readonly mem: CachedMemory, readonly info: VmcoreInfo, readonly symbols: Kallsyms) {
     this.kernelRoot = kernelImageToPhys(info, info.symbols.get('swapper_pg_dir') ?? symbols.address('init_top_pgt'));
     const u64 = (name: string) => mem.read(kernelImageToPhys(info, symbols.address(name)), 8, name).readBigUInt64LE(0);
     // arch/x86/mm/kaslr.c randomizes these three (CONFIG_RANDOMIZE_MEMORY); they are variables, not in vmcoreinfo.
@@ -40,14 +42,23 @@ export class Program {
   }
 
   /** Finds the kernel in guest RAM and checks what it found against init_uts_ns. */
-  static attach(mem: PhysicalMemory): Program {
+  static attach(source: PhysicalMemory): Program {
     const t0 = Date.now();
-    const info = findVmcoreinfo(mem);
-    verifyUtsname(mem, info);
-    const symbols = Kallsyms.load(mem, info);
-    const prog = new Program(mem, info, symbols);
+    const info = findVmcoreinfo(source);
+    verifyUtsname(source, info);
+    const symbols = Kallsyms.load(source, info);
+    const prog = new Program(new CachedMemory(source), info, symbols);
     log.debug('attached to guest kernel', { release: info.osRelease, ms: Date.now() - t0 });
     return prog;
+  }
+
+  /**
+   * Drops what was cached of guest RAM: call it before reading state that
+   * may have changed since the last reads (the guest keeps running).
+   */
+  refresh(): void {
+    this.mem.invalidate();
+    this.tlb.clear();
   }
 
   get pagingLevels(): 4 | 5 {
@@ -69,7 +80,14 @@ export class Program {
   toPhys(va: bigint, what = 'kernel address'): bigint {
     if (va >= START_KERNEL_MAP && va - START_KERNEL_MAP < this.imageSize) return kernelImageToPhys(this.info, va);
     if (va >= this.pageOffset && va - this.pageOffset < this.directMapSize) return va - this.pageOffset;
-    return translate(this.mem, this.kernelRoot, va, this.pagingLevels, this.smeMask, what).phys;
+    // vmalloc (kernel stacks) and modules: walked once per page until the next refresh().
+    const page = va & ~(PAGE - 1n);
+    let phys = this.tlb.get(page);
+    if (phys === undefined) {
+      phys = translate(this.mem, this.kernelRoot, page, this.pagingLevels, this.smeMask, what).phys;
+      this.tlb.set(page, phys);
+    }
+    return phys + (va & (PAGE - 1n));
   }
 
   /** Physical address of a user page table root from mm->pgd (a direct-map address). */

@@ -120,11 +120,15 @@ const CHUNK = 4 << 20;
  * Finds the VMCOREINFO note in guest RAM. The kernel allocates it with
  * alloc_pages_exact() (crash_save_vmcoreinfo_init), so page starts are
  * tried first; a byte-wise scan for the note name follows if that fails.
+ * That early allocation comes from the highest zone, near its start (seen:
+ * 18 MiB into a 1 GiB guest, 10 MiB above 4 GiB in a 3 GiB one), so the
+ * segments are tried from the highest down, each from its start.
  */
 export function findVmcoreinfo(mem: PhysicalMemory): VmcoreInfo {
   const buf = Buffer.allocUnsafe(CHUNK + MAX_TEXT + HEADER);
+  const segments = [...mem.segments].sort((a, b) => (a.gpa > b.gpa ? -1 : 1));
   for (const pageAligned of [true, false]) {
-    for (const seg of mem.segments) {
+    for (const seg of segments) {
       for (let off = 0n; off < seg.size; off += BigInt(CHUNK)) {
         const rest = seg.size - off;
         // Read a little past the chunk so a note starting near its end is whole.

@@ -3,3 +3,4 @@ export { exec, execCapture, ExecOptions, ExecResult } from './exec-client.js';
 export { GuestState, decodeLayout } from './guest.js';
 export { ensureKernel } from './kernel.js';
 export { ensureInitramfs } from './initramfs.js';
+export { demo } from './demo.js';

@@ -65,7 +65,7 @@ export function readUserMemoryInto(task: KObject, address: bigint, out: Buffer):
         out.fill(0, at, at + Number(run.size)); // untouched anonymous memory reads as the zero page
       }
     }
-    readCoalesced(prog.mem, resident, out, pid);
+    readCoalesced(prog.mem.base, resident, out, pid);
     next = hi;
   }
   if (next < end) throw new UserFaultError(next, pid, 'not mapped');

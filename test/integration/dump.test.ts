@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { decodeImage, encodeImage } from '../../introspect/criu/index.js';
 import { cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
 import { Json, critDecode, decodeDir, differences, dumpedPages, mergedPagemap } from '../helpers/criu-images.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
@@ -147,6 +148,20 @@ describe('ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in 
     });
   }
 
+  it('its images re-encode byte for byte, decoded by crit and by our own reader', () => {
+    const dir = path.join(share, 'ipc-ours');
+    const names = fs.readdirSync(dir).filter((f) => !f.startsWith('pages-'));
+    assert.ok(names.includes('sk-queues.img') && names.includes('pipes-data.img'));
+    for (const name of names) {
+      const raw = fs.readFileSync(path.join(dir, name));
+      const image = decodeImage(raw, name);
+      assert.ok(encodeImage(image.kind.name, image.entries).equals(raw), `${name} through our reader`);
+      const json = execFileSync('crit', ['decode', '-i', path.join(dir, name)]);
+      const again = execFileSync('crit', ['encode'], { input: json });
+      assert.ok(again.equals(raw), `${name} through crit`);
+    }
+  });
+
   it('counter: killed after the dump, restored in guest B: counter, memory, file offset, cwd, handler, mask and pending signal continue', async () => {
     const pid = pids.get('counter')!;
     const dir = path.join(share, 'counter-final');
@@ -263,6 +278,21 @@ describe('ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in 
     const gone = await cli(['dump', '--vm', a.name, '--pid', '999999', '-D', dir]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /no task with pid 999999/);
+  });
+
+  it('refuses a tree with swapped-out pages, naming the address', async () => {
+    // Swap on zram, and a cgroup memory limit below what the counter's 32 MiB buffer needs: the kernel swaps it out.
+    await guestSh(a.name, `modprobe zram && echo 128M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0
+      echo +memory > /sys/fs/cgroup/cgroup.subtree_control`);
+    const pid = await start('swap', `${share}/counter ${share}/swap.data`);
+    await guestSh(a.name, `echo 4M > /sys/fs/cgroup/ovm-swap/memory.max
+      for i in $(seq 100); do [ $(awk '/^anon /{print $2}' /sys/fs/cgroup/ovm-swap/memory.stat) -lt 8000000 ] && break; sleep 0.2; done`);
+    const r = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', path.join(share, 'swap-img')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`pid ${pid} \\(counter\\): memory at 0x[0-9a-f]+ is swapped out`));
+    assert.ok(!fs.existsSync(path.join(share, 'swap-img')));
+    assert.match(await guestSh(a.name, 'cat /sys/fs/cgroup/ovm-swap/cgroup.events'), /frozen 0/);
+    await guestSh(a.name, `kill -9 ${pid}; swapoff /dev/zram0`);
   });
 
   it('a full target disk fails cleanly: nothing half-written, the tree thawed', async function () {

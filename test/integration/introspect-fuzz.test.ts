@@ -92,6 +92,7 @@ describe('introspection of corrupted guest RAM', function () {
       let cases = 0;
       for (; cases < CASES && Date.now() - t0 < TIME_BOUND_MS; cases++) {
         mem.reset();
+        prog.refresh();
         for (let k = 0, n = 1 + rand(3); k < n; k++) {
           const o = objects[rand(objects.length)];
           const off = BigInt(o.pointers.length && rand(4) ? o.pointers[rand(o.pointers.length)] : rand(Math.max(1, o.size >> 3)) * 8);
@@ -100,6 +101,7 @@ describe('introspection of corrupted guest RAM', function () {
           value.writeBigUInt64LE(choices[rand(choices.length)] & ((1n << 64n) - 1n));
           mem.patch(prog.toPhys(o.address + off), value);
         }
+        prog.refresh();
         let outcome = 'ok';
         try {
           const procs = [...forEachProcess(prog)].map(processInfo);
