@@ -9,7 +9,7 @@ MOCHA := node_modules/.bin/mocha --reporter spec --exit --require dist/test/help
 all: build
 
 help:
-	@echo "make demo   boot a lab guest and read its kernel's identity from its RAM"
+	@echo "make demo   move a process between two lab guests: checkpoint from outside the first, CRIU restore in the second"
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
 	@echo "make build  compile TypeScript into dist/"
@@ -43,13 +43,7 @@ test: deps build
 
 demo: deps build
 	$(OVMIGRATE) lab prepare >/dev/null
-	@set -e; trap '$(OVMIGRATE) lab down demo 2>/dev/null || true' EXIT; \
-	echo "== booting lab guest 'demo' (QEMU TCG, 1 GiB)"; \
-	$(OVMIGRATE) lab up demo; \
-	echo "== inside the guest: uname -r"; \
-	$(OVMIGRATE) lab exec demo -- uname -r; \
-	echo "== from the host, out of the guest's RAM alone:"; \
-	$(OVMIGRATE) info --vm demo
+	$(OVMIGRATE) lab demo
 
 bench: deps build
 	$(OVMIGRATE) lab prepare >/dev/null

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ExternalError } from '../../common/errors.js';
@@ -50,8 +50,10 @@ export async function demo(): Promise<void> {
       setsid sh -c 'echo $$ > /sys/fs/cgroup/demo/cgroup.procs; i=0; while :; do i=$((i+1)); echo "$(hostname) $i"; sleep 0.5; done' >> ${log} 2>&1 </dev/null &`);
     await sleep(4000);
     process.stdout.write(fs.readFileSync(log, 'utf8').trim().split('\n').slice(-3).join('\n') + '\n');
-    say(`the host sees it in ${a}'s RAM`);
-    await ovmigrate(['ps', '--vm', a]);
+    say(`the host sees it in ${a}'s RAM (ovmigrate ps, the processes of cgroup /demo)`);
+    process.stdout.write('$ ovmigrate ps --vm demo-a | grep /demo\n');
+    const ps = execFileSync(process.execPath, [CLI, 'ps', '--vm', a], { encoding: 'utf8' }).split('\n');
+    process.stdout.write([ps[0], ...ps.filter((l) => l.endsWith('\t/demo'))].join('\n') + '\n');
     say(`checkpoint from outside ${a}: CRIU images written by the host (no CRIU runs in ${a}); the dump kills it there`);
     await ovmigrate(['dump', '--vm', a, '--cgroup', '/demo', '-D', path.join(share, 'images')]);
     const before = fs.readFileSync(log, 'utf8').trim().split('\n').at(-1);

@@ -89,7 +89,9 @@ export function readCoalesced(mem: PhysicalMemory, runs: { at: number; phys: big
     const start = runs[i].phys;
     let end = start + BigInt(runs[i].size);
     let j = i + 1;
-    while (j < runs.length && runs[j].phys - end <= BigInt(GAP) && runs[j].phys + BigInt(runs[j].size) - start <= BigInt(WINDOW)) {
+    // Only small runs are merged: a run of GAP or more is worth its own read straight into place, without the extra copy.
+    while (j < runs.length && runs[i].size < GAP && runs[j].size < GAP && runs[j].phys - end <= BigInt(GAP) &&
+      runs[j].phys + BigInt(runs[j].size) - start <= BigInt(WINDOW)) {
       const e = runs[j].phys + BigInt(runs[j].size);
       if (e > end) end = e;
       j++;
