@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
+import { readContainerSpec } from '../dump/container.js';
 import { DumpReport, VmPause, dumpTree } from '../dump/dump.js';
 import { DumpTree, frozenProblems, requireFrozen, treeOfCgroup, treeOfPid } from '../dump/tree.js';
 import { Program } from '../kernel/program.js';
@@ -12,6 +13,8 @@ import { toJson } from './json.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
 
 interface DumpCommandOptions extends MemorySourceOptions {
+  container?: boolean;
+  bundle?: string;
   pid?: number;
   cgroup?: string;
   imagesDir: string;
@@ -52,11 +55,15 @@ export function dumpCommand(): Command {
       return n;
     })
     .option('--cgroup <path>', 'every process of this cgroup v2 path (one tree)')
+    .option('--container', 'a runc container (its init is the root): dump its namespaces and mounts too; needs --bundle')
+    .option('--bundle <dir>', "with --container: the container's OCI bundle (its config.json tells external mounts and namespaces)")
     .requiredOption('-D, --images-dir <dir>', 'directory for the images (absent or empty)')
     .option('--leave-running', 'leave the tree running after the dump (default: kill it, as criu dump does)')
     .option('--json', 'print the report as JSON')
     .action(async (o: DumpCommandOptions) => {
       if ((o.pid === undefined) === (o.cgroup === undefined)) throw new InvalidArgumentError('give exactly one of --pid N or --cgroup PATH');
+      if (!!o.container !== !!o.bundle) throw new InvalidArgumentError('--container and --bundle DIR go together');
+      const container = o.bundle ? readContainerSpec(o.bundle) : undefined;
       const control = o.vm ? new LabGuestControl(o.vm) : undefined;
       if (!control && !o.leaveRunning) {
         throw new InvalidArgumentError('with --mem the dump cannot reach into the guest to kill the tree afterwards: add --leave-running');
@@ -85,7 +92,7 @@ export function dumpCommand(): Command {
         let report: DumpReport;
         try {
           tree = await settle(select);
-          report = await dumpTree(prog, tree, o.imagesDir, { pause, freezingMs, progress: (line) => log.info(line) });
+          report = await dumpTree(prog, tree, o.imagesDir, { pause, freezingMs, container, progress: (line) => log.info(line) });
         } catch (err) {
           if (froze) await control!.thaw(cgroup);
           throw err;

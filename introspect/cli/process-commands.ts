@@ -121,7 +121,7 @@ export function inspectCommand(): Command {
           files: openFiles(task, root).map((f) => ({ fd: f.fd, path: f.path, flags: f.flags, pos: Number(f.pos), mode: f.mode, kind: f.kind })),
           mm: mmFields(task, root),
           // /proc/PID/mountinfo shows mount points from the task's own root (proc_mnt_open).
-          mounts: task.member('nsproxy').value() === 0n ? [] : mounts(task, taskRoot(task)),
+          mounts: task.member('nsproxy').value() === 0n ? [] : mounts(task, taskRoot(task)).map(({ mount: _m, sb: _s, sDev: _d, ...info }) => info),
         };
       });
       process.stdout.write(toJson(report) + '\n');

@@ -5,7 +5,7 @@ import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, ImageKind, kindByMagic, kindByName
 
 /** Our .proto files for CRIU's images (proto/criu). */
 const PROTO_DIR = path.resolve(__dirname, '..', '..', '..', 'proto', 'criu');
-const PROTO_FILES = ['core-ids', 'core-x86', 'core', 'inventory', 'pstree', 'mm', 'pagemap', 'fs', 'fown', 'files', 'sk-unix', 'sk-packet', 'seccomp', 'cgroup', 'stats'].map((f) => path.join(PROTO_DIR, `${f}.proto`));
+const PROTO_FILES = ['core-ids', 'core-x86', 'core', 'inventory', 'pstree', 'mm', 'pagemap', 'fs', 'fown', 'files', 'sk-unix', 'sk-packet', 'seccomp', 'cgroup', 'utsns', 'ipc-var', 'mnt', 'pidns', 'netns', 'stats'].map((f) => path.join(PROTO_DIR, `${f}.proto`));
 /** No entry of ours comes near this; a larger size in an image is corrupt. */
 const MAX_ENTRY = 64 << 20;
 

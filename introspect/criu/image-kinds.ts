@@ -34,6 +34,11 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   { name: 'SK_QUEUES', magic: 0x56264026, header: 'common', entry: 'sk_packet_entry', extraBytesField: 'length', file: 'sk-queues.img' },
   { name: 'SECCOMP', magic: 0x64413049, header: 'common', entry: 'seccomp_entry', file: 'seccomp.img' },
   { name: 'CGROUP', magic: 0x59383330, header: 'common', entry: 'cgroup_entry', file: 'cgroup.img' },
+  { name: 'UTSNS', magic: 0x54473203, header: 'common', entry: 'utsns_entry', file: 'utsns-ID.img' },
+  { name: 'IPCNS_VAR', magic: 0x53115007, header: 'common', entry: 'ipc_var_entry', file: 'ipcns-var-ID.img' },
+  { name: 'MNTS', magic: 0x55563928, header: 'common', entry: 'mnt_entry', file: 'mountpoints-ID.img' },
+  { name: 'PIDNS', magic: 0x61157326, header: 'common', entry: 'pidns_entry', file: 'pidns-ID.img' },
+  { name: 'NETNS', magic: 0x55933752, header: 'common', entry: 'netns_entry', file: 'netns-ID.img' },
   { name: 'STATS', magic: 0x57093306, header: 'service', entry: 'stats_entry', file: 'stats-dump' },
 ];
 

@@ -84,14 +84,16 @@ function creds(t: KObject): Record<string, unknown> {
  * critical section (criu/cr-dump.c fixup_thread_rseq).
  */
 function rseq(t: KObject, ip: bigint): { entry?: Record<string, unknown>; abortIp?: bigint } {
+  if (!t.has('rseq')) return {};
   const ptr = t.member('rseq').value();
-  if (ptr === 0n) return {};
+  // Written for every thread of a kernel with rseq, registered or not, as the ptrace request reports it.
   const entry: Record<string, unknown> = {
     rseq_abi_pointer: ptr,
     // 6.1 has no rseq_len: the ABI size is sizeof(struct rseq).
     rseq_abi_size: t.has('rseq_len') ? t.member('rseq_len').num() : 32,
     signature: t.member('rseq_sig').num(),
   };
+  if (ptr === 0n) return { entry };
   const area = readUserMemory(t, ptr, 32);
   const csPtr = area.readBigUInt64LE(8);
   if (csPtr === 0n) return { entry };

@@ -10,9 +10,11 @@ import { namespaces } from '../linux/task-state.js';
 import { cgroupPath, findTask, pidNumbers } from '../linux/tasks.js';
 import { coreProblems, processCores, processProblems } from './core.js';
 import { FileTable } from './files.js';
+import { ContainerSpec, descriptorsJson, stdioTargets } from './container.js';
 import { IdAllocator, KobjKind, NS_KINDS } from './ids.js';
 import { ImageDir } from './image-dir.js';
 import { MemoryPlan, planMemory } from './memory.js';
+import { namespaceImages } from './namespaces.js';
 import { PageWriter } from './pages.js';
 import { DumpProcess, DumpTree, requireFrozen } from './tree.js';
 
@@ -29,6 +31,8 @@ export interface DumpOptions {
   progress?: (line: string) => void;
   /** Time the caller spent freezing the tree, for stats-dump. */
   freezingMs?: number;
+  /** Dump the tree as a runc container: its namespaces and mounts, as its bundle describes them. */
+  container?: ContainerSpec;
 }
 
 export interface DumpReport {
@@ -91,9 +95,12 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     if (inum !== undefined) rootIds[`${kind}_ns_id`] = ids.nsId(BigInt(inum));
   }
   ids.cgSetId(cgroupPath(init));
+  // A container's own mounts are dumped: its files are named inside them, as CRIU does when it dumps a mount namespace.
+  const ownMounts = namespaces(tree.root.leader).mnt !== initNs.mnt;
   const files = new FileTable({
     prog, ids, pages,
-    root: taskRoot(init),
+    root: ownMounts ? taskRoot(tree.root.leader) : taskRoot(init),
+    mntIds: ownMounts,
     netNsId: (net) => ids.nsId(KObject.struct(prog, 'net', net).member('ns.inum').value()),
     vpid: (pid) => {
       const numbers = pidNumbers(KObject.struct(prog, 'pid', pid));
@@ -121,9 +128,6 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
       const inum = ns[NS_NAMES[kind]];
       if (inum !== undefined) taskIds[`${kind}_ns_id`] = ids.nsId(BigInt(inum));
     }
-    for (const kind of ['mnt', 'net', 'ipc', 'uts', 'pid', 'user', 'cgroup', 'time'] as const) {
-      if (taskIds[`${kind}_ns_id`] !== rootIds[`${kind}_ns_id`]) problems.push(`${who} is in its own ${kind} namespace: dumping namespaces comes with containers (not supported yet)`);
-    }
     const cgPath = cgroupPath(leader);
     const cg = ids.cgSetId(cgPath);
     if (cg.fresh) cgPaths.set(cg.id, { path: cgPath, kn: taskCgroupNode(leader) });
@@ -147,6 +151,8 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   }
   files.finish();
   problems.push(...files.problems);
+  const nsImages = namespaceImages(tree, images.map((i) => i.ids), rootIds, opts.container);
+  problems.push(...nsImages.problems);
   if (problems.length) throw new UnsupportedError(`cannot dump pid ${tree.root.pid}: ${problems.join('; ')}`);
   const tPlan = now();
   progress(`planned ${tree.processes.length} processes, ${images.reduce((n, i) => n + (i.memory?.runs.length ?? 0), 0)} page runs in ${(tPlan - t0).toFixed(0)} ms`);
@@ -156,6 +162,9 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   try {
     const byPagesId = new Map(images.filter((i) => i.memory).map((i) => [i.pagesId, i.proc]));
     writeMetadata(out, images, files, rootIds, cgPaths);
+    for (const ns of nsImages.images) out.objects(ns.kind, ns.entries, ns.id);
+    for (const [name, data] of nsImages.files) out.file(name, data);
+    if (opts.container) out.file('descriptors.json', descriptorsJson(stdioTargets(tree.root.leader, files.root)));
     // Pages are read while the guest runs; the tree is frozen, so only the kernel can move them (compaction, THP).
     for (const img of images) if (img.memory) await writer.write(img.proc, img.memory, img.pagesId);
     const tMem = now();

@@ -33,8 +33,10 @@ export interface FileTableOptions {
   prog: Program;
   ids: IdAllocator;
   pages: PageInfo;
-  /** Paths are named as the dumper at this root sees them (CRIU runs in the guest's initial namespaces). */
+  /** Paths are named as a reader at this root sees them: the dumper's, or a container's root when its mounts are dumped. */
   root: PathRoot;
+  /** The tree's mount namespace is dumped: files name their mount (reg_file_entry.mnt_id). */
+  mntIds: boolean;
   /** Id of a network namespace by its struct net. */
   netNsId(net: bigint): number;
   /** Number of a struct pid in the tree's pid namespace, 0 if it has none there. */
@@ -113,6 +115,10 @@ export class FileTable {
 
   constructor(private readonly o: FileTableOptions) {}
 
+  get root(): PathRoot {
+    return this.o.root;
+  }
+
   private key(path: KObject): { key: FileKey; inode: KObject } {
     const inode = path.member('dentry').deref().member('d_inode').deref();
     const mount = containerOf(this.o.prog, path.member('mnt').value(), 'mount', 'mnt');
@@ -128,26 +134,30 @@ export class FileTable {
   }
 
   /** reg_file_entry of a path (criu/files-reg.c dump_one_reg_file). */
-  private regEntry(id: number, path: KObject, inode: KObject, flags: number, pos: bigint, owner: Record<string, number>, who: string): void {
+  private regEntry(id: number, path: KObject, key: FileKey, inode: KObject, flags: number, pos: bigint, owner: Record<string, number>, who: string,
+    dataInode = inode): void {
     const name = dPath(path, this.o.root);
     if (name.endsWith(' (deleted)')) this.problems.push(`${who}: ${name} is deleted (not supported yet)`);
     const mode = inode.member('i_mode').num();
-    const reg: Record<string, unknown> = { id, flags, pos, fown: owner, name, mode };
+    const reg: Record<string, unknown> = { id, flags, pos, fown: owner, name, mode, ...(this.o.mntIds ? { mnt_id: key.mntId } : {}) };
     // Size (and build-id) let restore check it reopens the same file; not for files only appended to (logs).
     if ((mode & S_IFMT) === S_IFREG && !((flags & O_ACCMODE) === O_WRONLY && flags & O_APPEND)) {
       const size = inode.member('i_size').value();
       reg.size = size;
-      const buildId = size >= 5n ? elfBuildId(inode, Number(size)) : undefined;
+      const buildId = size >= 5n ? elfBuildId(dataInode, Number(size)) : undefined;
       if (buildId) reg.build_id = buildId;
     }
     this.entries.push({ type: 'REG', id, reg });
   }
 
-  /** Id of an exe, mapped file, cwd or root: a struct path. */
-  special(path: KObject, who: string): number {
+  /** Id of a cwd or root (a struct path), or of an exe or mapped file (a struct file). */
+  special(pathOrFile: KObject, who: string): number {
+    const file = pathOrFile.type.kind === 'struct' && pathOrFile.type.name === 'file' ? pathOrFile : undefined;
+    const path = file ? file.member('f_path') : pathOrFile;
     const { key, inode } = this.key(path);
     const { id, fresh } = this.o.ids.specialId(key);
-    if (fresh) this.regEntry(id, path, inode, 0, 0n, NO_OWNER, who);
+    // The data behind a file is its f_inode's: for overlayfs that is the real inode (the path shows the overlay one).
+    if (fresh) this.regEntry(id, path, key, inode, 0, 0n, NO_OWNER, who, file?.member('f_inode').deref());
     return id;
   }
 
@@ -175,7 +185,7 @@ export class FileTable {
           return undefined;
         }
         const { id, fresh } = this.o.ids.fileId(file.address, key);
-        if (fresh) this.regEntry(id, path, inode, flags, file.member('f_pos').value(), fown(file, this.o.vpid), who);
+        if (fresh) this.regEntry(id, path, key, inode, flags, file.member('f_pos').value(), fown(file, this.o.vpid), who, file.member('f_inode').deref());
         return { id, type: 'REG' };
       }
       case 'pipe': {

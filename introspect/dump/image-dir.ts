@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
-import { ImageEntry, encodeImage, kindByName } from '../criu/index.js';
+import { ImageEntry, encodeImage, kindByName, makeEntry } from '../criu/index.js';
 
 /**
  * An image directory written so that nothing partial is ever left where a
@@ -50,6 +50,13 @@ export class ImageDir {
     const name = id === undefined ? k.file : k.file.replace('ID', String(id));
     this.file(name, encodeImage(kind, entries));
     return name;
+  }
+
+  /** Writes an image of plain objects, each made an entry of the kind's message type. */
+  objects(kind: string, objects: Record<string, unknown>[], id?: number | bigint): string {
+    const k = kindByName(kind);
+    if (!k) throw new NotFoundError(`no CRIU image kind ${kind}`);
+    return this.image(kind, objects.map((o) => makeEntry(k.entry, o)), id);
   }
 
   /** Writes a file of the image set. */

@@ -126,7 +126,7 @@ export function planMemory(leader: KObject, files: FileTable, pages: PageInfo, w
       else if (isCharDevice(file)) problems.push(`${where}: a mapping of a device is not supported`);
       status = VMA_AREA_REGULAR | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
       entry.pgoff = vma.member('vm_pgoff').value() << 12n;
-      entry.shmid = BigInt(files.special(file.member('f_path'), where));
+      entry.shmid = BigInt(files.special(file, where));
       entry.fdflags = mappedFileFlags(file);
     } else {
       if (shared) problems.push(`${where}: shared anonymous memory is not supported yet`);
@@ -161,7 +161,7 @@ export function planMemory(leader: KObject, files: FileTable, pages: PageInfo, w
       mm_start_stack: mm.member('start_stack').value(), mm_start_brk: mm.member('start_brk').value(), mm_brk: mm.member('brk').value(),
       mm_arg_start: mm.member('arg_start').value(), mm_arg_end: mm.member('arg_end').value(),
       mm_env_start: mm.member('env_start').value(), mm_env_end: mm.member('env_end').value(),
-      exe_file_id: exe === 0n ? 0 : files.special(KObject.struct(prog, 'file', exe).member('f_path'), `${who} exe`),
+      exe_file_id: exe === 0n ? 0 : files.special(KObject.struct(prog, 'file', exe), `${who} exe`),
       mm_saved_auxv: savedAuxv(mm),
       vmas,
       dumpable: Number(flagsMm & MMF_DUMPABLE_MASK),

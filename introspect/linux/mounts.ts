@@ -21,6 +21,11 @@ export interface MountInfo {
   shared: number;
   /** Peer group id of the master when a slave, 0 otherwise. */
   master: number;
+  /** The struct mount and its super_block, for callers that dig further. */
+  mount: KObject;
+  sb: KObject;
+  /** The superblock's device number, kernel encoding (major << 20 | minor). */
+  sDev: number;
 }
 
 /**
@@ -56,6 +61,9 @@ export function mounts(task: KObject, root: PathRoot): MountInfo[] {
       // IS_MNT_SHARED: MNT_SHARED (0x1000) in mnt_flags; the group id stays set on slaves of a shared master.
       shared: (vfsmnt.member('mnt_flags').num() & 0x1000) !== 0 ? shared : 0,
       master: masterPtr === 0n ? 0 : KObject.struct(prog, 'mount', masterPtr).member('mnt_group_id').num(),
+      mount: m,
+      sb,
+      sDev: dev,
     });
   }
   return out;

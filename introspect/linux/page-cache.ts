@@ -17,6 +17,16 @@ function isInternal(entry: bigint): boolean {
  * entries of large folios to their head and offsets into the folio.
  */
 export function pageCachePhys(mapping: KObject, index: bigint): bigint | undefined {
+  const e = pageCacheEntry(mapping, index);
+  return typeof e === 'bigint' ? e : undefined;
+}
+
+/**
+ * What the page cache holds at `index`: the page's guest-physical address,
+ * 'hole' when nothing is there, or 'value' for a value entry (a shadow of
+ * an evicted page, or on tmpfs a page swapped out).
+ */
+export function pageCacheEntry(mapping: KObject, index: bigint): bigint | 'hole' | 'value' {
   const prog = mapping.prog;
   const slotsOff = BigInt(prog.btf.memberOffset('xa_node', 'slots'));
   const shiftOff = BigInt(prog.btf.memberOffset('xa_node', 'shift'));
@@ -34,7 +44,8 @@ export function pageCachePhys(mapping: KObject, index: bigint): bigint | undefin
     }
     if (shift === 0n) break;
   }
-  if (entry === 0n || (entry & 1n) === 1n || isInternal(entry)) return undefined; // empty, or a shadow/value entry
+  if (entry === 0n || isInternal(entry)) return 'hole';
+  if ((entry & 1n) === 1n) return 'value';
   const pageSize = BigInt(prog.info.sizes.get('page') ?? prog.btf.sizeof(prog.btf.struct('page').id));
   const pfn = (entry - prog.vmemmapBase) / pageSize;
   if (entry < prog.vmemmapBase || (entry - prog.vmemmapBase) % pageSize !== 0n) {

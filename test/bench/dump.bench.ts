@@ -6,15 +6,20 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { dumpTree } from '../../introspect/dump/dump.js';
-import { treeOfPid } from '../../introspect/dump/tree.js';
+import { readContainerSpec } from '../../introspect/dump/container.js';
+import { treeOfCgroup, treeOfPid } from '../../introspect/dump/tree.js';
 import { Program } from '../../introspect/kernel/program.js';
 import { FileMemory } from '../../introspect/memory/physical-memory.js';
 import { QmpPause } from '../../introspect/qemu/vm-pause.js';
 import { CLI, guestSh } from '../helpers/cli.js';
+import { startGuestContainerd } from '../helpers/guest-containerd.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../helpers/oci-image.js';
 
 const MiB = 1 << 20;
+const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -40,6 +45,7 @@ async function main(): Promise<void> {
   const guest: UpResult = await labUp('dbench', ['--memory', '3072', '--share', share]);
   const mem = new FileMemory(guest.memoryFile, guest.layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) })));
   const rows: Row[] = [];
+  let container: { runc: number; ovm: number; cli: number } | undefined;
   try {
     // Attached once, as the backend (`ovmigrate serve`) stays attached to its VM.
     const prog = Program.attach(mem);
@@ -88,6 +94,7 @@ async function main(): Promise<void> {
       }
       await guestSh(guest.name, `kill -9 ${pid}; echo 0 > /sys/fs/cgroup/bench/cgroup.freeze`);
     }
+    container = await containerPart(guest, prog, share, progress);
   } finally {
     mem.close();
     await downTestGuests();
@@ -108,6 +115,11 @@ async function main(): Promise<void> {
   }
   console.log('busy: one of the guest\'s two vCPUs runs a CPU hog. This machine has 2 cores, so QEMU\'s busy vCPU thread takes one of');
   console.log('them from the host side too; a fully busy guest would starve ovmigrate of CPU as well, which is why one vCPU, not both.');
+  if (container) {
+    console.log(`container (runc, made by containerd; 256 MiB touched; images to the guest's tmpfs for runc, to the shared directory for ovmigrate):`);
+    console.log(`  in-guest runc checkpoint ${s(container.runc)}   ovmigrate dump --container ${s(container.ovm)} (cli ${s(container.cli)})   ` +
+      `speed-up ${(container.runc / container.ovm).toFixed(1)}x`);
+  }
   for (const size of [256, 1024]) {
     const idle = rows.find((r) => r.size === size && !r.busy)!;
     const busy = rows.find((r) => r.size === size && r.busy)!;
@@ -115,6 +127,43 @@ async function main(): Promise<void> {
       `target >= 20x; busy/idle: ovmigrate ${(busy.ovm / idle.ovm).toFixed(2)}x (target <= 1.1x), criu ${(busy.criuLocal / idle.criuLocal).toFixed(2)}x local, ` +
       `${(busy.criuShared / idle.criuShared).toFixed(2)}x shared`);
   }
+}
+
+/**
+ * The container part: a runc container (made by containerd) with 256 MiB
+ * touched, checkpointed in one run by in-guest `runc checkpoint` and by
+ * `ovmigrate dump --container`.
+ */
+async function containerPart(guest: UpResult, prog: Program, share: string, progress: (s: string) => void): Promise<{ runc: number; ovm: number; cli: number }> {
+  progress('container: containerd, a busybox container with 256 MiB touched');
+  execFileSync('gcc', ['-O1', '-static', '-o', `${share}/hog`, path.join(PROGRAMS, 'hog.c')]);
+  await buildBusyboxImage(`${share}/busybox.tar`);
+  await startGuestContainerd(guest.name);
+  await guestSh(guest.name, `ctr image import ${share}/busybox.tar >/dev/null
+    ctr run -d --mount type=bind,src=${share}/hog,dst=/hog,options=rbind:ro ${BUSYBOX_IMAGE} hogc /hog 256
+    for i in $(seq 600); do [ "$(cat /sys/fs/cgroup/default/hogc/memory.current 2>/dev/null || echo 0)" -gt 268435456 ] && break; sleep 0.5; done
+    mkdir -p ${share}/bundle; cp /run/containerd/io.containerd.runtime.v2.task/default/hogc/config.json ${share}/bundle/; ctr task pause hogc`, 900);
+  const spec = readContainerSpec(`${share}/bundle`);
+  const runc: number[] = [];
+  const ovm: number[] = [];
+  for (let rep = 0; rep < 3; rep++) {
+    progress(`container: in-guest runc checkpoint #${rep + 1}`);
+    runc.push(Number((await guestSh(guest.name, `rm -rf /run/img; mkdir /run/img; t0=$(date +%s%N)
+      runc --root /run/containerd/runc/default checkpoint --leave-running --image-path /run/img --work-path /run/img hogc || { tail /run/img/dump.log >&2; exit 1; }
+      t1=$(date +%s%N); rm -rf /run/img; echo $((t1 - t0))`, 900)).trim()) / 1e9);
+    progress(`container: ovmigrate dump --container #${rep + 1}`);
+    fs.rmSync(`${share}/img`, { recursive: true, force: true });
+    const pause = await QmpPause.connect(guest.qmpSocket);
+    const t0 = process.hrtime.bigint();
+    await dumpTree(prog, treeOfCgroup(prog, '/default/hogc'), `${share}/img`, { pause, container: spec });
+    ovm.push(secs(t0));
+    pause.close();
+  }
+  fs.rmSync(`${share}/img`, { recursive: true, force: true });
+  const t0 = process.hrtime.bigint();
+  execFileSync(process.execPath, [CLI, '--log-level', 'warn', 'dump', '--vm', guest.name, '--cgroup', '/default/hogc', '--container', '--bundle', `${share}/bundle`,
+    '-D', `${share}/img`, '--leave-running'], { stdio: 'ignore' });
+  return { runc: median(runc), ovm: median(ovm), cli: secs(t0) };
 }
 
 main().catch((err) => {

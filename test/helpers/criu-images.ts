@@ -1,6 +1,8 @@
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { decodeImage, entryObject } from '../../introspect/criu/index.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -10,18 +12,37 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  */
 export function critDecode(file: string): Json[] {
   const out = execFileSync('crit', ['decode', '-i', file], { encoding: 'utf8', maxBuffer: 256 << 20 });
-  const exact = out.replace(/([:[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"');
-  return (JSON.parse(exact) as { entries: Json[] }).entries;
+  return (JSON.parse(exactIntegers(out)) as { entries: Json[] }).entries;
 }
 
-/** Every image of a directory decoded by crit, by file name (pages-*.img are raw and left out). */
+/** crit's own interpreter (its #! line): the one that has pycriu, crit's library. */
+function critPython(): string {
+  const crit = execFileSync('sh', ['-c', 'command -v crit'], { encoding: 'utf8' }).trim();
+  return fs.readFileSync(crit, 'utf8').split('\n')[0].replace(/^#!\s*/, '').trim();
+}
+
+/** What `crit decode` does (pycriu.images.load), for many images in one interpreter: crit starts slowly, once per image. */
+const DECODE_MANY = `
+import json, sys, pycriu
+out = {}
+for p in sys.argv[1:]:
+    with open(p, 'rb') as f:
+        out[p] = pycriu.images.load(f, False, False)['entries']
+json.dump(out, sys.stdout)
+`;
+
+/** Every image of a directory decoded by crit's reader, by file name (pages-*.img and tarballs are raw and left out). */
 export function decodeDir(dir: string): Map<string, Json[]> {
-  const out = new Map<string, Json[]>();
-  for (const name of fs.readdirSync(dir).sort()) {
-    if (name.startsWith('pages-') || !(name.endsWith('.img') || name === 'stats-dump')) continue;
-    out.set(name, critDecode(path.join(dir, name)));
-  }
-  return out;
+  const names = fs.readdirSync(dir).sort()
+    .filter((name) => !name.startsWith('pages-') && !name.endsWith('.tar.gz.img') && (name.endsWith('.img') || name === 'stats-dump'));
+  const text = execFileSync(critPython(), ['-c', DECODE_MANY, ...names.map((n) => path.join(dir, n))], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const all = JSON.parse(exactIntegers(text)) as Record<string, Json[]>;
+  return new Map(names.map((n) => [n, all[path.join(dir, n)]]));
+}
+
+/** Integers too large for a double, kept as decimal strings. */
+function exactIntegers(json: string): string {
+  return json.replace(/([:[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"');
 }
 
 /** pagemap entries with neighbours merged: where CRIU splits its runs (page pipe sizes) is no property of the dump. */
@@ -38,12 +59,13 @@ export function mergedPagemap(entries: Json[]): { vaddr: number; nr_pages: numbe
 
 /** The dumped pages of a process by virtual address (pagemap-PID.img with its pages-ID.img). */
 export function dumpedPages(dir: string, pid: number): Map<number, Buffer> {
-  const entries = critDecode(path.join(dir, `pagemap-${pid}.img`)) as { pages_id?: number; vaddr: number; nr_pages: number }[];
+  const image = decodeImage(fs.readFileSync(path.join(dir, `pagemap-${pid}.img`)));
+  const entries = image.entries.map((_, i) => entryObject(image, i)) as unknown as { pages_id?: number; vaddr: string; nr_pages: number }[];
   const data = fs.readFileSync(path.join(dir, `pages-${entries[0].pages_id}.img`));
   const pages = new Map<number, Buffer>();
   let off = 0;
   for (const e of entries.slice(1)) {
-    for (let i = 0; i < e.nr_pages; i++, off += 4096) pages.set(e.vaddr + i * 4096, data.subarray(off, off + 4096));
+    for (let i = 0; i < e.nr_pages; i++, off += 4096) pages.set(Number(e.vaddr) + i * 4096, data.subarray(off, off + 4096));
   }
   if (off !== data.length) throw new Error(`pages of ${pid}: pagemap covers ${off} bytes, the image holds ${data.length}`);
   return pages;
@@ -64,4 +86,139 @@ export function differences(a: Json, b: Json, where: string, out: string[] = [])
     out.push(`${where}: ${JSON.stringify(a).slice(0, 80)} != ${JSON.stringify(b).slice(0, 80)}`);
   }
   return out;
+}
+
+/**
+ * The page where CRIU's compel injects its syscall instruction to start the
+ * parasite: the first page of the task's first executable mapping
+ * (compel/src/lib/infect.c find_executable_area). The write makes it a
+ * private copy, so CRIU dumps it; ovmigrate, which never runs code in the
+ * task, leaves it to the file.
+ */
+function injectedPage(criu: Map<string, Json[]>, pid: number): number {
+  const mm = criu.get(`mm-${pid}.img`)![0] as { vmas: { start: number; prot: number }[] };
+  return Number(mm.vmas.find((v) => Number(v.prot) & 4)!.start);
+}
+
+/**
+ * What legitimately differs between CRIU's own dump (`criu dump` or `runc
+ * checkpoint`, with --leave-running) and `ovmigrate dump` of the same
+ * frozen tree, and why. Everything else must decode (crit) to the same.
+ */
+function withoutLegitimateDifferences(images: Map<string, Json[]>, dropPages: Map<number, number>): Map<string, Json[]> {
+  const out = new Map<string, Json[]>();
+  let dropped = 0;
+  for (const [name, entries] of images) {
+    // CRIU writes the dumping criu's clocks; restore reads them only for a tree in its own time namespace, which ovmigrate refuses.
+    if (name.startsWith('timens-')) continue;
+    let e = JSON.parse(JSON.stringify(entries)) as Json[];
+    if (name.startsWith('core-')) {
+      // CRIU keeps the XSAVE components CPUID lists for the CPU it runs on; under QEMU TCG CPUID leaves out MPX's BNDREGS,
+      // which the guest kernel still saves: ovmigrate writes that component (all zeros), which restores the same.
+      const xsave = (e[0] as { thread_info: { fpregs: { xsave: Record<string, Json> } } }).thread_info.fpregs.xsave;
+      if ((xsave.bndreg_state as number[] | undefined)?.every((v) => Number(v) === 0)) delete xsave.bndreg_state;
+      // XSAVE state whose components all hold their initial values restores the same whether XSTATE_BV marks them in use
+      // or not (a task frozen right after execve has 0; CRIU's parasite running it makes QEMU's XSAVE mark them all).
+      if (fpuInInitState((e[0] as { thread_info: { fpregs: Record<string, Json> } }).thread_info.fpregs)) xsave.xstate_bv = 'init';
+    }
+    if (name.startsWith('pagemap-')) {
+      // Where CRIU splits runs of pages into pagemap entries follows its page pipes' sizes; and see injectedPage().
+      const drop = dropPages.get(Number(/pagemap-(\d+)/.exec(name)![1]));
+      const pages = mergedPagemap(e).flatMap((r) => Array.from({ length: r.nr_pages }, (_, i) => ({ vaddr: r.vaddr + i * 4096, flags: r.flags })));
+      const kept = pages.filter((p) => p.vaddr !== drop);
+      dropped += pages.length - kept.length;
+      e = [e[0], ...mergedPagemap([null, ...kept.map((p) => ({ ...p, nr_pages: 1 }))])] as Json[];
+    }
+    if (name.startsWith('mountpoints-')) {
+      // The container's root mount is never mounted by CRIU on restore (runc hands it the rootfs); its options are
+      // overlayfs's own (lowerdir=..., module-private state), which ovmigrate does not rebuild.
+      for (const m of e as Record<string, Json>[]) if (m.mountpoint === '/') m.options = '';
+      // A bind mount from outside (ext_key) of a file system CRIU does not know (fstype 0, e.g. 9p): restore binds its source
+      // and never reads the options CRIU copies from mountinfo, which ovmigrate does not rebuild for such file systems.
+      for (const m of e as Record<string, Json>[]) if (m.ext_key !== undefined && m.fstype === 0) m.options = '';
+    }
+    // The order of files.img follows CRIU's walk (unix sockets wait for their peers); ids tie entries to fds.
+    if (name === 'files.img') e.sort((x, y) => (x as { id: number }).id - (y as { id: number }).id);
+    out.set(name, e);
+  }
+  // Timings, CRIU's page-pipe counters and its pages_scanned (it counts every VMA it walks) describe the dumper, not the tree.
+  const stats = (images.get('stats-dump')![0] as { dump: Record<string, number> }).dump;
+  out.set('stats-dump', [{ pages_written: Number(stats.pages_written) - dropped }]);
+  return out;
+}
+
+/** FXSAVE/XSAVE contents equal to the architectural initial state (FCW 0x37f, MXCSR 0x1f80, all registers zero). */
+function fpuInInitState(f: Record<string, Json>): boolean {
+  const zero = (v: Json | undefined) => !v || (Array.isArray(v) ? v.every((x) => Number(x) === 0) : Number(v) === 0);
+  const x = f.xsave as Record<string, Json>;
+  return Number(f.cwd) === 0x37f && Number(f.mxcsr) === 0x1f80 && ['swd', 'twd', 'fop', 'rip', 'rdp', 'st_space', 'xmm_space'].every((k) => zero(f[k])) &&
+    Object.entries(x).every(([k, v]) => k === 'xstate_bv' || k === 'pkru' || zero(v));
+}
+
+/** The 8 bytes at the start of each thread's rseq area: the kernel rewrites cpu_id when CRIU's parasite runs the task on a CPU. */
+function rseqAreas(criu: Map<string, Json[]>): number[] {
+  return [...criu.keys()].filter((f) => f.startsWith('core-')).flatMap((f) => {
+    const core = criu.get(f)![0] as { thread_core?: { rseq_entry?: { rseq_abi_pointer?: number | string } } };
+    const ptr = core.thread_core?.rseq_entry?.rseq_abi_pointer;
+    return ptr ? [Number(ptr)] : [];
+  });
+}
+
+/** A tarball's entries as GNU tar lists them (type, mode, owner, size or device, name, link), and each file's bytes. */
+function tarballContents(file: string): { listing: string[]; files: Map<string, string> } {
+  const listing = execFileSync('tar', ['tvzf', file, '--numeric-owner'], { encoding: 'utf8' }).trim().split('\n')
+    .map((l) => l.replace(/^(\S+)\s+(\S+)\s+(\S+)\s+\S+\s+\S+\s+(.*)$/, '$1 $2 $3 $4'));
+  const dir = fs.mkdtempSync('/tmp/ovm-tar-');
+  try {
+    execFileSync('tar', ['xzf', file, '-C', dir, '--no-same-owner']);
+    const files = new Map<string, string>();
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.isFile()) files.set(path.relative(dir, p), fs.readFileSync(p).toString('hex'));
+      }
+    };
+    walk(dir);
+    return { listing, files };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `ovmigrate dump` of a frozen tree against CRIU's own dump of the same
+ * frozen tree, made after it: the same image files, decoding (crit) to the
+ * same values but for the legitimate differences above, the same pages
+ * byte for byte, the same tmpfs contents, the same descriptors.json.
+ */
+export function assertSameDump(ours: string, theirs: string): void {
+  const criu = decodeDir(theirs);
+  const tree = criu.get('pstree.img') as { pid: number }[];
+  // Only where the page is still the file's for ovmigrate: an earlier CRIU run may have made it private already.
+  const injected = new Map(tree.map((p) => [p.pid, injectedPage(criu, p.pid)] as const)
+    .filter(([pid, va]) => !dumpedPages(ours, pid).has(va)));
+  const o = withoutLegitimateDifferences(decodeDir(ours), new Map());
+  const t = withoutLegitimateDifferences(criu, injected);
+  assert.deepEqual([...o.keys()], [...t.keys()], 'the same image files');
+  const diffs = [...t.keys()].flatMap((name) => differences(o.get(name)!, t.get(name)!, name));
+  assert.deepEqual(diffs, [], 'decoded images differ');
+  const rseq = rseqAreas(criu);
+  for (const p of tree) {
+    const mine = dumpedPages(ours, p.pid);
+    const criu = dumpedPages(theirs, p.pid);
+    if (injected.has(p.pid)) criu.delete(injected.get(p.pid)!);
+    assert.deepEqual([...mine.keys()], [...criu.keys()], `pid ${p.pid}: the same pages`);
+    for (const [va, page] of mine) {
+      const other = Buffer.from(criu.get(va)!);
+      const own = Buffer.from(page);
+      for (const area of rseq) if (area >= va && area < va + 4096) { other.fill(0, area - va, area - va + 8); own.fill(0, area - va, area - va + 8); }
+      assert.ok(own.equals(other), `pid ${p.pid}: page 0x${va.toString(16)} differs`);
+    }
+  }
+  const tarballs = (d: string) => fs.readdirSync(d).filter((f) => f.endsWith('.tar.gz.img')).sort();
+  assert.deepEqual(tarballs(ours), tarballs(theirs), 'the same tmpfs tarballs');
+  for (const f of tarballs(theirs)) assert.deepEqual(tarballContents(path.join(ours, f)), tarballContents(path.join(theirs, f)), f);
+  const descriptors = (d: string) => (fs.existsSync(path.join(d, 'descriptors.json')) ? JSON.parse(fs.readFileSync(path.join(d, 'descriptors.json'), 'utf8')) : undefined);
+  assert.deepEqual(descriptors(ours), descriptors(theirs), 'descriptors.json');
 }

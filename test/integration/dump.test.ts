@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { decodeImage, encodeImage } from '../../introspect/criu/index.js';
 import { cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
-import { Json, critDecode, decodeDir, differences, dumpedPages, mergedPagemap } from '../helpers/criu-images.js';
+import { assertSameDump } from '../helpers/criu-images.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
 
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
@@ -21,63 +21,6 @@ const WORKLOADS: Workload[] = [
   { name: 'ipc', args: () => '' },
   { name: 'avx', args: () => '' },
 ];
-
-/**
- * The page where CRIU's compel injects its syscall instruction to start the
- * parasite: the first page of the task's first executable mapping
- * (compel/src/lib/infect.c find_executable_area). The write makes it a
- * private copy, so CRIU dumps it; ovmigrate, which never runs code in the
- * task, leaves it to the file.
- */
-function injectedPage(criuDir: string, pid: number): number {
-  const mm = critDecode(path.join(criuDir, `mm-${pid}.img`))[0] as { vmas: { start: number; prot: number; status: number }[] };
-  return Number(mm.vmas.find((v) => Number(v.prot) & 4)!.start);
-}
-
-/**
- * What legitimately differs between `criu dump --leave-running` and
- * `ovmigrate dump` of the same frozen tree, and why. Everything else must
- * decode (crit) to the same values.
- */
-function withoutLegitimateDifferences(images: Map<string, Json[]>, dropPages: Map<number, number>): Map<string, Json[]> {
-  const out = new Map<string, Json[]>();
-  let dropped = 0;
-  for (const [name, entries] of images) {
-    // CRIU writes the dumping criu's clocks; restore reads them only for a tree in its own time namespace, which this dump refuses.
-    if (name.startsWith('timens-')) continue;
-    let e = JSON.parse(JSON.stringify(entries)) as Json[];
-    if (name.startsWith('core-')) {
-      // CRIU keeps the XSAVE components CPUID lists for the CPU it runs on; under QEMU TCG CPUID leaves out MPX's BNDREGS,
-      // which the guest kernel still saves: ovmigrate writes that component (all zeros), which restores the same.
-      const xsave = (e[0] as { thread_info: { fpregs: { xsave: Record<string, Json> } } }).thread_info.fpregs.xsave;
-      if ((xsave.bndreg_state as number[] | undefined)?.every((v) => Number(v) === 0)) delete xsave.bndreg_state;
-    }
-    if (name.startsWith('pagemap-')) {
-      // Where CRIU splits runs of pages into pagemap entries follows its page pipes' sizes; and see injectedPage().
-      const drop = dropPages.get(Number(/pagemap-(\d+)/.exec(name)![1]));
-      const pages = mergedPagemap(e).flatMap((r) => Array.from({ length: r.nr_pages }, (_, i) => ({ vaddr: r.vaddr + i * 4096, flags: r.flags })));
-      const kept = pages.filter((p) => p.vaddr !== drop);
-      dropped += pages.length - kept.length;
-      e = [e[0], ...mergedPagemap([null, ...kept.map((p) => ({ ...p, nr_pages: 1 }))])] as Json[];
-    }
-    // The order of files.img follows CRIU's walk (unix sockets wait for their peers); ids tie entries to fds.
-    if (name === 'files.img') e.sort((x, y) => (x as { id: number }).id - (y as { id: number }).id);
-    out.set(name, e);
-  }
-  // Timings, CRIU's page-pipe counters and its pages_scanned (it counts every VMA it walks) describe the dumper, not the tree.
-  const stats = (images.get('stats-dump')![0] as { dump: Record<string, number> }).dump;
-  out.set('stats-dump', [{ pages_written: Number(stats.pages_written) - dropped }]);
-  return out;
-}
-
-/** The 8 bytes at the start of each thread's rseq area: the kernel rewrites cpu_id when CRIU's parasite runs the task on a CPU. */
-function rseqAreas(dir: string): number[] {
-  return fs.readdirSync(dir).filter((f) => f.startsWith('core-')).flatMap((f) => {
-    const core = JSON.parse(execFileSync('crit', ['decode', '-i', path.join(dir, f)], { encoding: 'utf8' })).entries[0];
-    const ptr = core.thread_core?.rseq_entry?.rseq_abi_pointer;
-    return ptr ? [Number(ptr)] : [];
-  });
-}
 
 describe('ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in another guest', function () {
   const share = fs.mkdtempSync('/var/tmp/ovmigrate-dump-');
@@ -125,26 +68,7 @@ describe('ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in 
       await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--leave-running']);
       await guestSh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --freeze-cgroup /sys/fs/cgroup/ovm-${w.name} -o dump.log` +
         ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
-      const tree = critDecode(path.join(theirs, 'pstree.img')) as { pid: number }[];
-      const injected = new Map(tree.map((p) => [p.pid, injectedPage(theirs, p.pid)]));
-      const o = withoutLegitimateDifferences(decodeDir(ours), new Map());
-      const t = withoutLegitimateDifferences(decodeDir(theirs), injected);
-      assert.deepEqual([...o.keys()], [...t.keys()], 'the same image files');
-      const diffs = [...t.keys()].flatMap((name) => differences(o.get(name)!, t.get(name)!, name));
-      assert.deepEqual(diffs, [], 'decoded images differ');
-      const rseq = rseqAreas(theirs);
-      for (const p of tree) {
-        const mine = dumpedPages(ours, p.pid);
-        const criu = dumpedPages(theirs, p.pid);
-        if (!mine.has(injected.get(p.pid)!)) criu.delete(injected.get(p.pid)!);
-        assert.deepEqual([...mine.keys()], [...criu.keys()], `pid ${p.pid}: the same pages`);
-        for (const [va, page] of mine) {
-          const other = Buffer.from(criu.get(va)!);
-          const own = Buffer.from(page);
-          for (const area of rseq) if (area >= va && area < va + 4096) { other.fill(0, area - va, area - va + 8); own.fill(0, area - va, area - va + 8); }
-          assert.ok(own.equals(other), `pid ${p.pid}: page 0x${va.toString(16)} differs`);
-        }
-      }
+      assertSameDump(ours, theirs);
     });
   }
 

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
+import { buildCheckpointArchive } from '../helpers/checkpoint-archive.js';
+import { assertSameDump } from '../helpers/criu-images.js';
+import { startGuestContainerd } from '../helpers/guest-containerd.js';
+import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../helpers/oci-image.js';
+
+const TASKS = '/run/containerd/io.containerd.runtime.v2.task/default';
+/** A counter appending to a file of the container's rootfs every 0.2 s. */
+const LOOP = (file: string) => `i=0; while true; do i=$((i+1)); echo $i >> ${file}; sleep 0.2; done`;
+
+/** The numbers in a counter file: they must go up by one, across the checkpoint and restore. */
+function counts(file: string): number[] {
+  return fs.readFileSync(file, 'utf8').trim().split('\n').map(Number);
+}
+
+function assertCounting(file: string, before: number, what: string): void {
+  const seq = counts(file);
+  assert.deepEqual(seq, seq.map((_, i) => i + 1), `${what}: every number once, in order`);
+  assert.ok(seq.length > before + 3, `${what}: counts on after the restore (${before} before, ${seq.length} now)`);
+}
+
+/**
+ * Containers that containerd and runc made inside guest A, dumped from
+ * guest A's RAM with `ovmigrate dump --container`, restored by stock runc
+ * (and once by containerd) in guest B.
+ */
+describe('ovmigrate dump --container: runc containers from guest RAM, restored by runc and containerd in another guest', function () {
+  const share = fs.mkdtempSync('/var/tmp/ovmigrate-ctr-');
+  let a: UpResult;
+  let b: UpResult;
+
+  const ctr = (guest: UpResult, args: string) => guestSh(guest.name, `ctr ${args}`);
+  const initPid = async (name: string) => Number((await ctr(a, 'task ls')).split('\n').find((l) => l.startsWith(`${name} `))!.split(/\s+/)[1]);
+  const bundle = (name: string) => path.join(share, `bundle-${name}`);
+
+  /** Runs a container in guest A; its bundle's config.json goes to the share. */
+  async function run(name: string, command: string, flags = ''): Promise<number> {
+    await ctr(a, `run -d ${flags} ${BUSYBOX_IMAGE} ${name} sh -c '${command}'`);
+    await guestSh(a.name, `sleep 1.5; mkdir -p ${bundle(name)}; cp ${TASKS}/${name}/config.json ${bundle(name)}/`);
+    return initPid(name);
+  }
+
+  /** Freezes a container (runc pause) and copies its rootfs to the share, as shared storage would hold it. */
+  async function freezeAndShare(name: string): Promise<void> {
+    await ctr(a, `task pause ${name}`);
+    await guestSh(a.name, `mkdir -p ${bundle(name)}/rootfs; cp -a ${TASKS}/${name}/rootfs/. ${bundle(name)}/rootfs/`);
+  }
+
+  /** Field by field: ovmigrate's images against `runc checkpoint --leave-running` of the same frozen container. */
+  async function compareWithRunc(name: string): Promise<void> {
+    const ours = path.join(share, `${name}-ours`);
+    const theirs = path.join(share, `${name}-runc`);
+    await cliOk(['dump', '--vm', a.name, '--cgroup', `/default/${name}`, '--container', '--bundle', bundle(name), '-D', ours, '--leave-running']);
+    await guestSh(a.name, `mkdir ${theirs} && runc --root /run/containerd/runc/default checkpoint --leave-running --image-path ${theirs} --work-path ${theirs} ${name}` +
+      ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 180);
+    assertSameDump(ours, theirs);
+  }
+
+  /** The final dump (it kills the container in guest A) and `runc restore` in guest B. */
+  async function moveWithRunc(name: string): Promise<void> {
+    const dir = path.join(share, `${name}-final`);
+    await cliOk(['dump', '--vm', a.name, '--cgroup', `/default/${name}`, '--container', '--bundle', bundle(name), '-D', dir]);
+    assert.match(await ctr(a, 'task ls'), new RegExp(`^${name}\\s+\\d+\\s+STOPPED$`, 'm'), 'killed in guest A');
+    await guestSh(b.name, `runc restore -d --image-path ${dir} --work-path /tmp/rw-${name} --bundle ${bundle(name)} ${name} </dev/null >/tmp/restore-${name}.out 2>&1` +
+      ` || { cat /tmp/restore-${name}.out; tail -20 /tmp/rw-${name}/restore.log; exit 1; }; sleep 2.5`, 180);
+    assert.match(await guestSh(b.name, 'runc list'), new RegExp(`^${name}\\s+\\d+\\s+running`, 'm'));
+  }
+
+  before(async function () {
+    requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip']);
+    [a, b] = await Promise.all([labUp('ctr-a', ['--share', share]), labUp('ctr-b', ['--share', share]), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
+    await Promise.all([startGuestContainerd(a.name), startGuestContainerd(b.name)]);
+    await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
+  });
+  after(async () => {
+    await downTestGuests();
+    fs.rmSync(share, { recursive: true, force: true });
+  });
+
+  it('a shell loop writing into its rootfs: same images as runc checkpoint, continues under runc restore in guest B', async () => {
+    const init = await run('loop', LOOP('/tmp/count'));
+    await freezeAndShare('loop');
+    await compareWithRunc('loop');
+    const descriptors = JSON.parse(fs.readFileSync(path.join(share, 'loop-ours', 'descriptors.json'), 'utf8')) as string[];
+    assert.match(descriptors.join(' '), /^pipe:\[\d+\] pipe:\[\d+\] pipe:\[\d+\]$/, "the init's stdio are pipes to containerd's shim");
+    const before = counts(`${bundle('loop')}/rootfs/tmp/count`).length;
+    await moveWithRunc('loop');
+    assertCounting(`${bundle('loop')}/rootfs/tmp/count`, before, 'the counter');
+    assert.ok(init > 1);
+    assert.equal((await guestSh(b.name, 'runc exec loop cat /proc/1/comm')).trim(), 'sh', "the restored init is pid 1 of the container's pid namespace");
+  });
+
+  it('several processes in one container', async () => {
+    await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & wait`);
+    await freezeAndShare('multi');
+    await compareWithRunc('multi');
+    const before = ['a', 'b'].map((f) => counts(`${bundle('multi')}/rootfs/tmp/${f}`).length);
+    await moveWithRunc('multi');
+    ['a', 'b'].forEach((f, i) => assertCounting(`${bundle('multi')}/rootfs/tmp/${f}`, before[i], `/tmp/${f}`));
+    assert.equal((await guestSh(b.name, 'runc ps multi | tail -n +2 | wc -l')).trim(), '3', 'init and its two children');
+  });
+
+  it('a tmpfs mount and a bind mount: tmpfs contents and the bind continue', async () => {
+    const data = path.join(share, 'data');
+    fs.mkdirSync(data);
+    await run('mounts', `${LOOP('/scratch/count')} & ${LOOP('/data/count')}`,
+      `--mount type=tmpfs,destination=/scratch,options=size=8m --mount type=bind,src=${data},dst=/data,options=rbind:rw`);
+    await freezeAndShare('mounts');
+    await compareWithRunc('mounts');
+    const scratch = Number((await guestSh(a.name, `cat /proc/${await initPid('mounts')}/root/scratch/count | wc -l`)).trim());
+    const before = counts(`${data}/count`).length;
+    await moveWithRunc('mounts');
+    assertCounting(`${data}/count`, before, 'the bind mount');
+    const seq = (await guestSh(b.name, 'runc exec mounts cat /scratch/count')).trim().split('\n').map(Number);
+    assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the tmpfs file came back whole and goes on');
+    assert.ok(seq.length > scratch, `the tmpfs counter goes on (${scratch} before, ${seq.length} now)`);
+  });
+
+  it('a pod-style container in an existing network namespace: external netns, joined again on restore', async () => {
+    await Promise.all([a, b].map((g) => guestSh(g.name, 'ip netns add pod1 && ip -n pod1 link set lo up')));
+    await run('pod', LOOP('/tmp/count'), '--with-ns network:/var/run/netns/pod1');
+    await freezeAndShare('pod');
+    await compareWithRunc('pod');
+    assert.ok(fs.readdirSync(path.join(share, 'pod-ours')).some((f) => /^netns-\d+\.img$/.test(f)), 'a netns image naming the external namespace');
+    const before = counts(`${bundle('pod')}/rootfs/tmp/count`).length;
+    await moveWithRunc('pod');
+    assertCounting(`${bundle('pod')}/rootfs/tmp/count`, before, 'the counter');
+    const inode = (g: UpResult) => guestSh(g.name, 'stat -L -c %i /var/run/netns/pod1');
+    const restored = Number((await guestSh(b.name, "runc state pod | sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p'")).trim());
+    assert.equal((await guestSh(b.name, `stat -L -c %i /proc/${restored}/ns/net`)).trim(), (await inode(b)).trim(), "in guest B's pod1");
+  });
+
+  it('through containerd in guest B: ctr containers restore of a checkpoint image carrying these images', async () => {
+    await run('viactr', LOOP('/tmp/count'));
+    await ctr(a, 'task pause viactr');
+    const upper = (await guestSh(a.name, `grep -o 'upperdir=[^,]*' /proc/${await initPid('viactr')}/mountinfo | head -1 | cut -d= -f2`)).trim();
+    await guestSh(a.name, `tar -C ${upper} -czf ${share}/viactr-rw.tar.gz .`);
+    const before = Number((await guestSh(a.name, `wc -l < ${upper}/tmp/count`)).trim());
+    const dir = path.join(share, 'viactr-final');
+    await cliOk(['dump', '--vm', a.name, '--cgroup', '/default/viactr', '--container', '--bundle', bundle('viactr'), '-D', dir]);
+    await buildCheckpointArchive(path.join(share, 'viactr-ckpt.tar'), {
+      name: 'checkpoint/viactr:ovmigrate', image: BUSYBOX_IMAGE, imagesDir: dir,
+      spec: fs.readFileSync(path.join(bundle('viactr'), 'config.json')), rwLayer: fs.readFileSync(path.join(share, 'viactr-rw.tar.gz')),
+    });
+    await ctr(b, `image import --no-unpack --all-platforms ${share}/viactr-ckpt.tar >/dev/null`);
+    await guestSh(b.name, 'ctr containers restore --rw --live viactr checkpoint/viactr:ovmigrate </dev/null >/tmp/viactr.out 2>&1 || { cat /tmp/viactr.out; exit 1; }; sleep 2.5', 180);
+    assert.match(await ctr(b, 'task ls'), /^viactr\s+\d+\s+RUNNING$/m);
+    const seq = (await ctr(b, 'task exec --exec-id c1 viactr cat /tmp/count')).trim().split('\n').map(Number);
+    assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the counter file came with the rw layer and goes on');
+    assert.ok(seq.length > before + 3, `counts on (${before} before, ${seq.length} now)`);
+  });
+
+  it('refuses a container with an unsupported socket before writing anything, and leaves it running', async () => {
+    await run('nc', `nc -l -p 1234 & ${LOOP('/tmp/count')}`);
+    const dir = path.join(share, 'nc-img');
+    const r = await cli(['dump', '--vm', a.name, '--cgroup', '/default/nc', '--container', '--bundle', bundle('nc'), '-D', dir]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /\(nc\) fd \d+: TCP socket in state LISTEN/);
+    assert.ok(!fs.existsSync(dir));
+    assert.match(await ctr(a, 'task ls'), /^nc\s+\d+\s+RUNNING$/m);
+    const n = Number((await ctr(a, 'task exec --exec-id c1 nc wc -l /tmp/count')).trim().split(/\s+/)[0]);
+    await guestSh(a.name, 'sleep 1');
+    assert.ok(Number((await ctr(a, 'task exec --exec-id c2 nc wc -l /tmp/count')).trim().split(/\s+/)[0]) > n, 'still counting');
+  });
+});
