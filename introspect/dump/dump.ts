@@ -7,7 +7,7 @@ import { taskRoot } from '../linux/d-path.js';
 import { kernfsChildren, kernfsName, kernfsPerms, taskCgroupNode } from '../linux/kernfs.js';
 import { PageInfo } from '../linux/pages.js';
 import { namespaces } from '../linux/task-state.js';
-import { cgroupPath, findTask, pidNumbers } from '../linux/tasks.js';
+import { cgroupNsRoot, cgroupPath, findTask, pidNumbers } from '../linux/tasks.js';
 import { coreProblems, processCores, processProblems } from './core.js';
 import { FileTable } from './files.js';
 import { ContainerSpec, descriptorsJson, stdioTargets } from './container.js';
@@ -49,6 +49,13 @@ export interface DumpReport {
   /** Pages that moved while they were read, and were read again. */
   pagesReread: number;
   ms: { plan: number; memdump: number; total: number };
+}
+
+/** A set of cgroups a task is in (one on cgroup v2), and the part of its path the task's cgroup namespace hides. */
+interface CgroupSet {
+  path: string;
+  kn: KObject;
+  cgnsPrefix: number;
 }
 
 interface ProcessImages {
@@ -94,7 +101,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     const inum = initNs[NS_NAMES[kind]];
     if (inum !== undefined) rootIds[`${kind}_ns_id`] = ids.nsId(BigInt(inum));
   }
-  ids.cgSetId(cgroupPath(init));
+  ids.cgSetId(`${cgroupPath(init)}:0`);
   // A container's own mounts are dumped: its files are named inside them, as CRIU does when it dumps a mount namespace.
   const ownMounts = namespaces(tree.root.leader).mnt !== initNs.mnt;
   const files = new FileTable({
@@ -108,9 +115,12 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     },
   });
 
+  // A cgroup namespace rooted below "/": the prefix of its cgroup path the tree's root does not see (criu/proc_parse.c).
+  const nsRoot = cgroupNsRoot(tree.root.leader);
+  const cgnsPrefix = nsRoot !== '/' && cgroupPath(tree.root.leader).startsWith(nsRoot) ? nsRoot.length : 0;
   const problems: string[] = [];
   const images: ProcessImages[] = [];
-  const cgPaths = new Map<number, { path: string; kn: KObject }>();
+  const cgPaths = new Map<number, CgroupSet>();
   let pagesId = 0;
   for (const proc of tree.processes) {
     const leader = proc.leader;
@@ -129,8 +139,10 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
       if (inum !== undefined) taskIds[`${kind}_ns_id`] = ids.nsId(BigInt(inum));
     }
     const cgPath = cgroupPath(leader);
-    const cg = ids.cgSetId(cgPath);
-    if (cg.fresh) cgPaths.set(cg.id, { path: cgPath, kn: taskCgroupNode(leader) });
+    // criu/cgroup.c dump_task_cgroup: only the root task's set is looked up with its cgroup namespace prefix; the others
+    // are looked up without one and then given the root's, so they land in sets of their own.
+    const cg = ids.cgSetId(`${cgPath}:${proc === tree.root ? cgnsPrefix : 0}`);
+    if (cg.fresh) cgPaths.set(cg.id, { path: cgPath, kn: taskCgroupNode(leader), cgnsPrefix });
     for (const t of proc.threads) {
       const tid = t.member('pid').num();
       problems.push(...coreProblems(t, tid === proc.pid ? who : `thread ${tid} of ${who}`));
@@ -207,7 +219,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
 }
 
 function writeMetadata(out: ImageDir, images: ProcessImages[], files: FileTable, rootIds: Record<string, unknown>,
-  cgPaths: Map<number, { path: string; kn: KObject }>): void {
+  cgPaths: Map<number, CgroupSet>): void {
   out.image('INVENTORY', [makeEntry('inventory_entry', {
     img_version: 2, fdinfo_per_id: true, root_ids: rootIds, ns_per_id: true, root_cg_set: 1, lsmtype: 'NO_LSM', network_lock_method: 0,
   })]);
@@ -234,9 +246,10 @@ function writeMetadata(out: ImageDir, images: ProcessImages[], files: FileTable,
  * the sets other than the dumper's, and each set's directory with its
  * permissions and those of cgroup.procs, so restore can recreate it.
  */
-function cgroupEntry(cgPaths: Map<number, { path: string; kn: KObject }>): ImageEntry {
-  const sets = [...cgPaths].map(([id, { path }]) => ({ id, ctls: [{ name: '', path }] }));
-  const dirs = [...cgPaths.values()].filter(({ path }) => path !== '/').map(({ path, kn }) => {
+function cgroupEntry(cgPaths: Map<number, CgroupSet>): ImageEntry {
+  const sets = [...cgPaths].map(([id, { path, cgnsPrefix }]) => ({ id, ctls: [{ name: '', path, ...(cgnsPrefix ? { cgns_prefix: cgnsPrefix } : {}) }] }));
+  const byPath = new Map([...cgPaths.values()].filter(({ path }) => path !== '/').map((set) => [set.path, set]));
+  const dirs = [...byPath.values()].map(({ path, kn }) => {
     const procs = [...kernfsChildren(kn)].find((c) => kernfsName(c) === 'cgroup.procs');
     return {
       dir_name: path.slice(1),

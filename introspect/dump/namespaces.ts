@@ -120,6 +120,9 @@ export function namespaceImages(tree: DumpTree, ids: Ids[], rootIds: Ids, spec: 
       case 'pid':
         if (spec.joinedNamespaces.has('pid')) out.images.push({ kind: 'PIDNS', id, entries: [{ ext_key: 'extRootPidNS' }] });
         break;
+      case 'cgroup':
+        // Restored from cgroup.img: the set's cgns_prefix tells where to unshare it (criu/cgroup.c).
+        break;
       default:
         out.problems.push(`${who} is in its own ${kind} namespace (not supported yet)`);
     }

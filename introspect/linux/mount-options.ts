@@ -68,9 +68,24 @@ function devptsOptions(sb: KObject): string[] {
   return out;
 }
 
+/** kernel/cgroup/cgroup.c cgroup_show_options: the flags of the one cgroup v2 hierarchy (cgrp_dfl_root). */
+function cgroup2Options(sb: KObject): string[] {
+  const prog = sb.prog;
+  const root = KObject.struct(prog, 'cgroup_root', prog.symbols.address('cgrp_dfl_root'));
+  const flags = root.member('flags').value();
+  const e = prog.btf.byName('cgroup_root_flag', 'enum');
+  const bit = (name: string) => (e && e.kind === 'enum' ? e.values.find((v) => v.name === name)?.value : undefined);
+  const names: [string, string][] = [['CGRP_ROOT_NS_DELEGATE', 'nsdelegate'], ['CGRP_ROOT_FAVOR_DYNMODS', 'favordynmods'],
+    ['CGRP_ROOT_MEMORY_LOCAL_EVENTS', 'memory_localevents'], ['CGRP_ROOT_MEMORY_RECURSIVE_PROT', 'memory_recursiveprot']];
+  return names.filter(([flag]) => {
+    const v = bit(flag);
+    return v !== undefined && (flags & v) !== 0n;
+  }).map(([, opt]) => opt);
+}
+
 /** File systems whose options ovmigrate reproduces; their show_options print nothing for those without a function. */
 const SHOW: Record<string, ((sb: KObject) => string[]) | undefined> = {
-  tmpfs: tmpfsOptions, proc: procOptions, devpts: devptsOptions, sysfs: undefined, mqueue: undefined,
+  tmpfs: tmpfsOptions, proc: procOptions, devpts: devptsOptions, cgroup2: cgroup2Options, sysfs: undefined, mqueue: undefined,
 };
 
 /**

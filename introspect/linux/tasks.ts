@@ -45,10 +45,22 @@ export function stateLetter(task: KObject): string {
 
 /** The path of a task's cgroup in the cgroup v2 hierarchy, as in the `0::` line of /proc/PID/cgroup. */
 export function cgroupPath(task: KObject): string {
-  let kn = task.member('cgroups').deref().member('dfl_cgrp').deref().member('kn').deref();
+  return cssSetPath(task.member('cgroups').deref(), task.path);
+}
+
+/**
+ * The root of a task's cgroup namespace, as a path in the whole hierarchy
+ * (cgroup_namespace.root_cset): "/" unless the task unshared one.
+ */
+export function cgroupNsRoot(task: KObject): string {
+  return cssSetPath(task.member('nsproxy').deref().member('cgroup_ns').deref().member('root_cset').deref(), `${task.path} cgroup namespace`);
+}
+
+function cssSetPath(cset: KObject, what: string): string {
+  let kn = cset.member('dfl_cgrp').deref().member('kn').deref();
   const parts: string[] = [];
   for (let depth = 0; ; depth++) {
-    if (depth > MAX_CGROUP_DEPTH) throw new BadDataError(`cgroup of ${task.path} nests deeper than ${MAX_CGROUP_DEPTH}`);
+    if (depth > MAX_CGROUP_DEPTH) throw new BadDataError(`cgroup of ${what} nests deeper than ${MAX_CGROUP_DEPTH}`);
     const parent = kn.member('parent').value();
     if (parent === 0n) break;
     parts.unshift(kn.prog.cstring(kn.member('name').value(), 256, `${kn.path}.name`));

@@ -94,14 +94,16 @@ describe('ovmigrate dump --container: runc containers from guest RAM, restored b
     assert.equal((await guestSh(b.name, 'runc exec loop cat /proc/1/comm')).trim(), 'sh', "the restored init is pid 1 of the container's pid namespace");
   });
 
-  it('several processes in one container', async () => {
-    await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & wait`);
+  it('several processes in one container, in a cgroup namespace of its own', async () => {
+    // An empty path makes ctr add the namespace rather than join one.
+    await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & wait`, '--with-ns cgroup:');
     await freezeAndShare('multi');
     await compareWithRunc('multi');
     const before = ['a', 'b'].map((f) => counts(`${bundle('multi')}/rootfs/tmp/${f}`).length);
     await moveWithRunc('multi');
     ['a', 'b'].forEach((f, i) => assertCounting(`${bundle('multi')}/rootfs/tmp/${f}`, before[i], `/tmp/${f}`));
     assert.equal((await guestSh(b.name, 'runc ps multi | tail -n +2 | wc -l')).trim(), '3', 'init and its two children');
+    assert.equal((await guestSh(b.name, 'runc exec multi cat /proc/1/cgroup')).trim(), '0::/', 'its cgroup namespace is rooted at its cgroup again');
   });
 
   it('a tmpfs mount and a bind mount: tmpfs contents and the bind continue', async () => {
