@@ -68,10 +68,6 @@ interface ProcessImages {
   pagesId: number;
 }
 
-/** The order CRIU asks for a task's namespaces (criu/namespaces.c dump_task_ns_ids), and /proc/PID/ns names. */
-const NS_NAMES: Record<(typeof NS_KINDS)[number], string> = {
-  pid: 'pid', net: 'net', ipc: 'ipc', uts: 'uts', time: 'time', mnt: 'mnt', user: 'user', cgroup: 'cgroup',
-};
 const KOBJ: [KobjKind, string][] = [['vm', 'mm'], ['files', 'files'], ['fs', 'fs'], ['sighand', 'sighand']];
 
 function now(): number {
@@ -98,7 +94,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   const rootIds: Record<string, unknown> = {};
   for (const [kind] of KOBJ) rootIds[`${kind}_id`] = ids.kobjId(kind, 0n).id;
   for (const kind of NS_KINDS) {
-    const inum = initNs[NS_NAMES[kind]];
+    const inum = initNs[kind];
     if (inum !== undefined) rootIds[`${kind}_ns_id`] = ids.nsId(BigInt(inum));
   }
   ids.cgSetId(`${cgroupPath(init)}:0`);
@@ -135,7 +131,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     }
     const ns = namespaces(leader);
     for (const kind of NS_KINDS) {
-      const inum = ns[NS_NAMES[kind]];
+      const inum = ns[kind];
       if (inum !== undefined) taskIds[`${kind}_ns_id`] = ids.nsId(BigInt(inum));
     }
     const cgPath = cgroupPath(leader);
