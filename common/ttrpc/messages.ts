@@ -1,0 +1,119 @@
+import path from 'node:path';
+import protobuf from 'protobufjs';
+import { BadDataError, errorMessage } from '../errors.js';
+import { StatusCode } from './status.js';
+
+/** Our .proto files; compiled code lives in <root>/dist/common/ttrpc, the protos in <root>/proto. */
+const PROTO_ROOT = path.resolve(__dirname, '..', '..', '..', 'proto');
+const PROTO_FILE = path.join(PROTO_ROOT, 'ttrpc', 'ttrpc.proto');
+/** 64-bit integers as bigint, empty fields with their proto3 defaults. */
+const TO_OBJECT: protobuf.IConversionOptions = { longs: BigInt, defaults: true, arrays: true };
+
+/** Metadata as upstream's MD: lower-case keys, each with one or more values. */
+export type Metadata = Map<string, string[]>;
+
+export interface RequestMessage {
+  service: string;
+  method: string;
+  payload: Buffer;
+  /** Nanoseconds left for the call; 0n for none. */
+  timeoutNano: bigint;
+  metadata: Metadata;
+}
+
+export interface ResponseMessage {
+  status: { code: StatusCode; message: string };
+  payload: Buffer;
+}
+
+let root: protobuf.Root | undefined;
+
+/** The loaded ttrpc schema; google/protobuf imports come from protobufjs' bundled copies. */
+export function ttrpcSchema(): protobuf.Root {
+  if (!root) {
+    const r = new protobuf.Root();
+    // Imports are written relative to proto/, as protoc's -I proto would take them.
+    r.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(PROTO_ROOT, target));
+    root = r.loadSync(PROTO_FILE, { keepCase: true });
+  }
+  return root;
+}
+
+function type(name: string): protobuf.Type {
+  return ttrpcSchema().lookupType(name);
+}
+
+function encode(typeName: string, fields: Record<string, unknown>): Buffer {
+  const t = type(typeName);
+  const bytes = t.encode(t.fromObject(fields)).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+function decode(typeName: string, bytes: Uint8Array): Record<string, unknown> {
+  const t = type(typeName);
+  try {
+    return t.toObject(t.decode(bytes), TO_OBJECT);
+  } catch (err) {
+    throw new BadDataError(`ttrpc ${typeName} does not decode: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+function asBuffer(value: unknown): Buffer {
+  if (Buffer.isBuffer(value)) return value;
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.length);
+  return Buffer.alloc(0);
+}
+
+export function encodeRequest(req: RequestMessage): Buffer {
+  const metadata: { key: string; value: string }[] = [];
+  for (const [key, values] of req.metadata) for (const value of values) metadata.push({ key, value });
+  return encode('ttrpc.Request', {
+    service: req.service,
+    method: req.method,
+    payload: req.payload,
+    timeout_nano: req.timeoutNano,
+    metadata,
+  });
+}
+
+export function decodeRequest(bytes: Uint8Array): RequestMessage {
+  const obj = decode('ttrpc.Request', bytes);
+  const metadata: Metadata = new Map();
+  for (const kv of obj.metadata as { key: string; value: string }[]) {
+    // Upstream's MD.Get lower-cases the key it looks up; do it once here.
+    const key = kv.key.toLowerCase();
+    const values = metadata.get(key);
+    if (values) values.push(kv.value);
+    else metadata.set(key, [kv.value]);
+  }
+  return {
+    service: obj.service as string,
+    method: obj.method as string,
+    payload: asBuffer(obj.payload),
+    timeoutNano: obj.timeout_nano as bigint,
+    metadata,
+  };
+}
+
+export function encodeResponse(res: ResponseMessage): Buffer {
+  return encode('ttrpc.Response', { status: { code: res.status.code, message: res.status.message }, payload: res.payload });
+}
+
+export function decodeResponse(bytes: Uint8Array): ResponseMessage {
+  const obj = decode('ttrpc.Response', bytes);
+  // An absent status is OK, as upstream's client treats a nil Status.
+  const status = (obj.status ?? { code: 0, message: '' }) as { code: number; message: string };
+  return { status: { code: status.code, message: status.message }, payload: asBuffer(obj.payload) };
+}
+
+/** Metadata from a caller's plain object: keys lower-cased as upstream's MD.Set does. */
+export function toMetadata(fields: Record<string, string | string[]> | Metadata | undefined): Metadata {
+  const md: Metadata = new Map();
+  if (!fields) return md;
+  const entries = fields instanceof Map ? fields.entries() : Object.entries(fields);
+  for (const [key, value] of entries) {
+    const values = Array.isArray(value) ? value : [value];
+    if (values.length) md.set(key.toLowerCase(), [...(md.get(key.toLowerCase()) ?? []), ...values]);
+  }
+  return md;
+}
