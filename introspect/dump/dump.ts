@@ -136,8 +136,8 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     }
     const cgPath = cgroupPath(leader);
     // criu/cgroup.c dump_task_cgroup: only the root task's set is looked up with its cgroup namespace prefix; the others
-    // are looked up without one and then given the root's, so they land in sets of their own.
-    const cg = ids.cgSetId(`${cgPath}:${proc === tree.root ? cgnsPrefix : 0}`);
+    // are looked up with none and then given the root's, so under a prefix each lands in a set of its own.
+    const cg = proc === tree.root || !cgnsPrefix ? ids.cgSetId(`${cgPath}:${cgnsPrefix}`) : ids.newCgSetId();
     if (cg.fresh) cgPaths.set(cg.id, { path: cgPath, kn: taskCgroupNode(leader), cgnsPrefix });
     for (const t of proc.threads) {
       const tid = t.member('pid').num();

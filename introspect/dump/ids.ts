@@ -41,6 +41,7 @@ export class IdAllocator {
   private readonly special = new Map<string, number>();
   private nextFile = 1;
   private readonly cgSets = new Map<string, number>();
+  private nextCgSet = 1;
 
   /** Id of a task's vm/files/fs/sighand object, by its kernel address; `fresh` tells whether it is new. */
   kobjId(kind: KobjKind, address: bigint): { id: number; fresh: boolean } {
@@ -96,9 +97,14 @@ export class IdAllocator {
   cgSetId(paths: string): { id: number; fresh: boolean } {
     const known = this.cgSets.get(paths);
     if (known !== undefined) return { id: known, fresh: false };
-    const id = this.cgSets.size + 1;
+    const id = this.nextCgSet++;
     this.cgSets.set(paths, id);
     return { id, fresh: true };
+  }
+
+  /** A set id no lookup will find again. */
+  newCgSetId(): { id: number; fresh: boolean } {
+    return { id: this.nextCgSet++, fresh: true };
   }
 }
 
