@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { InvalidArgumentError } from '../../common/errors.js';
+import { BadDataError, InvalidArgumentError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { readContainerSpec } from '../dump/container.js';
 import { DumpReport, VmPause, dumpTree } from '../dump/dump.js';
@@ -7,7 +7,7 @@ import { DumpTree, frozenProblems, requireFrozen, treeOfCgroup, treeOfPid } from
 import { Program } from '../kernel/program.js';
 import { LabGuestControl } from '../lab/guest-control.js';
 import { requireGuest } from '../lab/index.js';
-import { cgroupPath } from '../linux/tasks.js';
+import { cgroupPath, findTask } from '../linux/tasks.js';
 import { QmpPause } from '../qemu/vm-pause.js';
 import { toJson } from './json.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
@@ -20,6 +20,22 @@ interface DumpCommandOptions extends MemorySourceOptions {
   imagesDir: string;
   leaveRunning?: boolean;
   json?: boolean;
+}
+
+/**
+ * Reads of a guest that still runs (before the tree is frozen) may meet a
+ * list in the middle of a change and see a loop or a dangling pointer: such
+ * reads are made again, from fresh RAM, a few times.
+ */
+function live<T>(prog: Program, read: () => T, attempts = 5): T {
+  for (let i = 1; ; i++) {
+    prog.refresh();
+    try {
+      return read();
+    } catch (err) {
+      if (!(err instanceof BadDataError) || i >= attempts) throw err;
+    }
+  }
 }
 
 /** A frozen task can still be on a CPU for a moment after cgroup.events says frozen: wait that out. */
@@ -73,25 +89,22 @@ export function dumpCommand(): Command {
       const pause: (VmPause & { close(): void }) | undefined = qmpSocket ? await QmpPause.connect(qmpSocket) : undefined;
       try {
         const prog = Program.attach(mem);
-        const select = () => {
-          prog.refresh();
-          return o.pid !== undefined ? treeOfPid(prog, o.pid) : treeOfCgroup(prog, o.cgroup!);
-        };
-        let tree = select();
-        const cgroup = cgroupPath(tree.root.leader);
+        const select = () => live(prog, () => (o.pid !== undefined ? treeOfPid(prog, o.pid) : treeOfCgroup(prog, o.cgroup!)));
+        // The cgroup to freeze, found without walking a tree that may still be changing.
+        const cgroup = o.cgroup !== undefined ? o.cgroup.replace(/(.)\/+$/, '$1') : live(prog, () => cgroupPath(findTask(prog, o.pid!)));
         let froze = false;
         let freezingMs = 0;
-        if (frozenProblems(tree).some((p) => !p.endsWith('still on a CPU'))) {
-          if (!control) requireFrozen(tree, ': freeze its cgroup first (echo 1 > cgroup.freeze)');
+        if (control && !(await control.frozen(cgroup))) {
           const t = Date.now();
           log.info(`freezing cgroup ${cgroup}`);
-          await control!.freeze(cgroup);
+          await control.freeze(cgroup);
           froze = true;
           freezingMs = Date.now() - t;
         }
         let report: DumpReport;
         try {
-          tree = await settle(select);
+          const tree = await settle(select);
+          if (!control) requireFrozen(tree, ': freeze its cgroup first (echo 1 > cgroup.freeze)');
           report = await dumpTree(prog, tree, o.imagesDir, { pause, freezingMs, container, progress: (line) => log.info(line) });
         } catch (err) {
           if (froze) await control!.thaw(cgroup);

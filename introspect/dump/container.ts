@@ -22,8 +22,6 @@ export interface ContainerSpec {
   maskedPaths: Set<string>;
   /** Namespaces the container joins by path (a pod's network namespace): kind -> path. */
   joinedNamespaces: Map<string, string>;
-  /** Namespaces the container has of its own, by OCI type. */
-  ownNamespaces: Set<string>;
 }
 
 interface OciConfig {
@@ -60,13 +58,8 @@ export function readContainerSpec(bundle: string): ContainerSpec {
   const maskedPaths = new Set((config.linux?.maskedPaths ?? []).map(containerPath));
   for (const d of config.linux?.devices ?? []) if (d.path) externalMounts.set(containerPath(d.path), containerPath(d.path));
   const joinedNamespaces = new Map<string, string>();
-  const ownNamespaces = new Set<string>();
-  for (const ns of config.linux?.namespaces ?? []) {
-    if (!ns.type) continue;
-    if (ns.path) joinedNamespaces.set(ns.type, ns.path);
-    else ownNamespaces.add(ns.type);
-  }
-  return { bundle, externalMounts, maskedPaths, joinedNamespaces, ownNamespaces };
+  for (const ns of config.linux?.namespaces ?? []) if (ns.type && ns.path) joinedNamespaces.set(ns.type, ns.path);
+  return { bundle, externalMounts, maskedPaths, joinedNamespaces };
 }
 
 /** The targets of fds 0-2 of a container's init, as readlink(/proc/PID/fd/N) names them (pipes as pipe:[N]). */

@@ -166,7 +166,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   progress(`planned ${tree.processes.length} processes, ${images.reduce((n, i) => n + (i.memory?.runs.length ?? 0), 0)} page runs in ${(tPlan - t0).toFixed(0)} ms`);
 
   const out = ImageDir.create(dir);
-  const writer = new PageWriter(prog, out, progress);
+  const writer = new PageWriter(prog, pages, out, progress);
   try {
     const byPagesId = new Map(images.filter((i) => i.memory).map((i) => [i.pagesId, i.proc]));
     writeMetadata(out, images, files, rootIds, cgPaths);

@@ -49,14 +49,12 @@ export class PageWriter {
   copyMs = 0;
   private readonly written = new Map<number, Written>();
   private readonly free: Buffer[] = Array.from({ length: BUFFERS }, () => Buffer.allocUnsafe(CHUNK));
-  private readonly pages: PageInfo;
   private bytes = 0;
   private nextProgress = PROGRESS_EVERY;
   private readonly started = now();
 
-  constructor(private readonly prog: Program, private readonly out: ImageDir, private readonly progress: (line: string) => void) {
-    this.pages = new PageInfo(prog);
-  }
+  constructor(private readonly prog: Program, private readonly pages: PageInfo, private readonly out: ImageDir,
+    private readonly progress: (line: string) => void) {}
 
   /** Streams a process's pages into pages-<pagesId>.img. */
   async write(proc: DumpProcess, plan: MemoryPlan, pagesId: number): Promise<void> {

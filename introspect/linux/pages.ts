@@ -1,5 +1,4 @@
 import { BadDataError } from '../../common/errors.js';
-import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 import { kernelImageToPhys } from '../kernel/vmcoreinfo.js';
 
@@ -56,10 +55,9 @@ export class PageInfo {
     return (off / this.pageSize) << 12n;
   }
 
-  /** Reads `len` bytes at `offset` into the page(s) starting at struct page `page` (pipe buffers, skb frags). */
-  readPageData(page: KObject | bigint, offset: number, len: number, what: string): Buffer {
-    const addr = typeof page === 'bigint' ? page : page.value();
+  /** Reads `len` bytes at `offset` into the page(s) starting at struct page `page` (pipe buffers, skb frags; compound pages are contiguous). */
+  readPageData(page: bigint, offset: number, len: number, what: string): Buffer {
     if (offset < 0 || len < 0 || offset + len > 1 << 20) throw new BadDataError(`${what}: ${len} bytes at offset ${offset} of a page`);
-    return this.prog.mem.read(this.physOf(addr, what) + BigInt(offset), len, what);
+    return this.prog.mem.read(this.physOf(page, what) + BigInt(offset), len, what);
   }
 }
