@@ -86,7 +86,12 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
         compared++;
       }
       assert.ok(compared > 20, `compared ${compared} processes`);
-      // maps in this paging mode too.
+      // maps in this paging mode too; node frozen first, so that V8 cannot move its heap between the two reads.
+      await guestSh(guest, `
+        mkdir -p /sys/fs/cgroup/ovm-test/node
+        echo ${w.threads} > /sys/fs/cgroup/ovm-test/node/cgroup.procs
+        echo 1 > /sys/fs/cgroup/ovm-test/node/cgroup.freeze
+        while ! grep -q 'frozen 1' /sys/fs/cgroup/ovm-test/node/cgroup.events; do sleep 0.2; done`);
       for (const p of [w.sleeper, w.threads]) {
         assert.equal(await cliOk(['maps', '--vm', guest, '--pid', String(p)]), await guestSh(guest, `cat /proc/${p}/maps`), `maps of ${p}`);
       }
