@@ -1,4 +1,5 @@
 import { BadDataError } from './errors.js';
+import { FrameSplitter } from './frames.js';
 
 /**
  * Framing of the lab's control channel: the host-side lab keeper talks to
@@ -81,31 +82,15 @@ export function decodeJson<T>(frame: Frame): T {
 
 /** Pure, synchronous decoder: feed it chunks as they arrive, get whole frames. */
 export class FrameDecoder {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** Bytes the frame at the head of `pending` needs in all, once its header is known. */
-  private needed = HEADER_SIZE;
+  private readonly splitter = new FrameSplitter(HEADER_SIZE, (header) => {
+    const length = header.readUInt32BE(0);
+    const type = header.readUInt8(4);
+    if (length > MAX_PAYLOAD) throw new BadDataError(`lab frame announces ${length} bytes, more than ${MAX_PAYLOAD}`);
+    if (!(type in FrameType)) throw new BadDataError(`lab frame has unknown type ${type}`);
+    return length;
+  });
 
   push(chunk: Buffer): Frame[] {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    const frames: Frame[] = [];
-    // Concatenate only once a whole header or frame is there, so big frames cost O(n).
-    while (this.pendingBytes >= this.needed) {
-      const buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-      this.pending = [buf];
-      const length = buf.readUInt32BE(0);
-      const type = buf.readUInt8(4);
-      if (length > MAX_PAYLOAD) throw new BadDataError(`lab frame announces ${length} bytes, more than ${MAX_PAYLOAD}`);
-      if (!(type in FrameType)) throw new BadDataError(`lab frame has unknown type ${type}`);
-      this.needed = HEADER_SIZE + length;
-      if (buf.length < this.needed) break;
-      frames.push({ type, session: buf.readUInt32BE(5), payload: Buffer.from(buf.subarray(HEADER_SIZE, this.needed)) });
-      const rest = buf.subarray(this.needed);
-      this.pending = rest.length ? [rest] : [];
-      this.pendingBytes = rest.length;
-      this.needed = HEADER_SIZE;
-    }
-    return frames;
+    return this.splitter.push(chunk).map(({ header, payload }) => ({ type: header.readUInt8(4), session: header.readUInt32BE(5), payload }));
   }
 }

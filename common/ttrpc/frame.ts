@@ -1,4 +1,5 @@
 import { BadDataError } from '../errors.js';
+import { FrameSplitter } from '../frames.js';
 import { StatusCode, TtrpcError } from './status.js';
 
 /**
@@ -65,60 +66,35 @@ export function encodeFrame(streamId: number, type: MessageType, payload: Uint8A
  * since where the next frame starts is unknown.
  */
 export class FrameDecoder {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** Bytes the frame at the head of `pending` needs in all, once its header is known. */
-  private needed = HEADER_SIZE;
-  private failed: FrameError | undefined;
+  private readonly splitter: FrameSplitter;
 
-  constructor(private readonly maxMessageSize = MAX_MESSAGE_SIZE) {}
+  constructor(maxMessageSize = MAX_MESSAGE_SIZE) {
+    this.splitter = new FrameSplitter(HEADER_SIZE, (header) => checkHeader(header, maxMessageSize));
+  }
 
   push(chunk: Buffer): Frame[] {
-    if (this.failed) throw this.failed;
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    const frames: Frame[] = [];
-    // Concatenate only once a whole header or frame is there, so big frames cost O(n).
-    while (this.pendingBytes >= this.needed) {
-      const buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-      this.pending = [buf];
-      if (this.needed === HEADER_SIZE) this.needed = HEADER_SIZE + this.checkHeader(buf);
-      if (buf.length < this.needed) break;
-      frames.push({
-        streamId: buf.readUInt32BE(4),
-        type: buf.readUInt8(8),
-        flags: buf.readUInt8(9),
-        payload: Buffer.from(buf.subarray(HEADER_SIZE, this.needed)),
-      });
-      const rest = buf.subarray(this.needed);
-      this.pending = rest.length ? [rest] : [];
-      this.pendingBytes = rest.length;
-      this.needed = HEADER_SIZE;
-    }
-    return frames;
+    return this.splitter.push(chunk).map(({ header, payload }) => ({
+      streamId: header.readUInt32BE(4),
+      type: header.readUInt8(8),
+      flags: header.readUInt8(9),
+      payload,
+    }));
   }
 
   /** Bytes buffered towards the next frame. */
   get buffered(): number {
-    return this.pendingBytes;
+    return this.splitter.buffered;
   }
+}
 
-  /** The header's payload length, once its length and type are acceptable. */
-  private checkHeader(buf: Buffer): number {
-    const length = buf.readUInt32BE(0);
-    const streamId = buf.readUInt32BE(4);
-    const type = buf.readUInt8(8);
-    if (length > this.maxMessageSize) {
-      const message = `ttrpc frame on stream ${streamId} announces ${length} bytes, more than ${this.maxMessageSize}`;
-      this.failed = new FrameError('oversize', streamId, message);
-    } else if (!(type in MessageType)) {
-      this.failed = new FrameError('type', streamId, `ttrpc frame on stream ${streamId} has unknown message type ${type}`);
-    }
-    if (this.failed) {
-      this.pending = [];
-      this.pendingBytes = 0;
-      throw this.failed;
-    }
-    return length;
+/** The header's payload length, once its length and type are acceptable. */
+function checkHeader(header: Buffer, maxMessageSize: number): number {
+  const length = header.readUInt32BE(0);
+  const streamId = header.readUInt32BE(4);
+  const type = header.readUInt8(8);
+  if (length > maxMessageSize) {
+    throw new FrameError('oversize', streamId, `ttrpc frame on stream ${streamId} announces ${length} bytes, more than ${maxMessageSize}`);
   }
+  if (!(type in MessageType)) throw new FrameError('type', streamId, `ttrpc frame on stream ${streamId} has unknown message type ${type}`);
+  return length;
 }

@@ -3,7 +3,7 @@ import { BadDataError, InvalidArgumentError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { readContainerSpec } from '../dump/container.js';
 import { DumpReport, VmPause, dumpTree } from '../dump/dump.js';
-import { DumpTree, frozenProblems, requireFrozen, treeOfCgroup, treeOfPid } from '../dump/tree.js';
+import { DumpTree, cgroupArg, frozenProblems, treeOfCgroup, treeOfPid } from '../dump/tree.js';
 import { Program } from '../kernel/program.js';
 import { LabGuestControl } from '../lab/guest-control.js';
 import { requireGuest } from '../lab/index.js';
@@ -91,7 +91,7 @@ export function dumpCommand(): Command {
         const prog = Program.attach(mem);
         const select = () => live(prog, () => (o.pid !== undefined ? treeOfPid(prog, o.pid) : treeOfCgroup(prog, o.cgroup!)));
         // The cgroup to freeze, found without walking a tree that may still be changing.
-        const cgroup = o.cgroup !== undefined ? o.cgroup.replace(/(.)\/+$/, '$1') : live(prog, () => cgroupPath(findTask(prog, o.pid!)));
+        const cgroup = o.cgroup !== undefined ? cgroupArg(o.cgroup) : live(prog, () => cgroupPath(findTask(prog, o.pid!)));
         let froze = false;
         let freezingMs = 0;
         if (control && !(await control.frozen(cgroup))) {
@@ -103,9 +103,7 @@ export function dumpCommand(): Command {
         }
         let report: DumpReport;
         try {
-          const tree = await settle(select);
-          if (!control) requireFrozen(tree, ': freeze its cgroup first (echo 1 > cgroup.freeze)');
-          report = await dumpTree(prog, tree, o.imagesDir, { pause, freezingMs, container, progress: (line) => log.info(line) });
+          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, progress: (line) => log.info(line) });
         } catch (err) {
           if (froze) await control!.thaw(cgroup);
           throw err;

@@ -1,3 +1,4 @@
+import { BadDataError } from '../../common/errors.js';
 import { KObject, listForEach } from '../kernel/object.js';
 import { readUserMemory } from '../linux/user-memory.js';
 import { rlimits } from '../linux/task-state.js';
@@ -63,7 +64,7 @@ function creds(t: KObject): Record<string, unknown> {
   if (gi !== 0n) {
     const info = KObject.struct(t.prog, 'group_info', gi);
     const n = info.member('ngroups').num();
-    if (n > 65536) throw new Error(`${info.path}.ngroups is ${n}`);
+    if (n > 65536) throw new BadDataError(`${info.path}.ngroups is ${n}`);
     for (let i = 0; i < n; i++) groups.push(info.member('gid').flexIndex(i, n).member('val').num());
   }
   const id = (name: string) => cred.member(`${name}.val`).num();

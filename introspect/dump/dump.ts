@@ -1,6 +1,6 @@
 import { UnsupportedError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { ImageEntry, makeEntry } from '../criu/index.js';
+import { makeEntry } from '../criu/index.js';
 import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 import { taskRoot } from '../linux/d-path.js';
@@ -85,7 +85,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   const t0 = now();
   const progress = opts.progress ?? (() => undefined);
   prog.refresh();
-  requireFrozen(tree);
+  requireFrozen(tree, ': freeze its cgroup first (echo 1 > cgroup.freeze)');
   const pages = new PageInfo(prog);
   const ids = new IdAllocator();
   const init = findTask(prog, 1);
@@ -168,7 +168,6 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   const out = ImageDir.create(dir);
   const writer = new PageWriter(prog, pages, out, progress);
   try {
-    const byPagesId = new Map(images.filter((i) => i.memory).map((i) => [i.pagesId, i.proc]));
     writeMetadata(out, images, files, rootIds, cgPaths);
     for (const ns of nsImages.images) out.objects(ns.kind, ns.entries, ns.id);
     for (const [name, data] of nsImages.files) out.file(name, data);
@@ -176,8 +175,8 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     // Pages are read while the guest runs; the tree is frozen, so only the kernel can move them (compaction, THP).
     for (const img of images) if (img.memory) await writer.write(img.proc, img.memory, img.pagesId);
     const tMem = now();
-    const check = await verify(tree, images, writer, opts.pause);
-    writer.finishPagemaps(byPagesId);
+    const check = await verify(tree, writer, opts.pause);
+    writer.finishPagemaps();
     const report: DumpReport = {
       dir: out.dir,
       root: tree.root.pid,
@@ -190,7 +189,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
       pagesReread: check.reread,
       ms: { plan: tPlan - t0, memdump: tMem - tPlan, total: 0 },
     };
-    out.image('STATS', [makeEntry('stats_entry', {
+    out.objects('STATS', [{
       dump: {
         freezing_time: Math.round((opts.freezingMs ?? 0) * 1000),
         frozen_time: Math.round((now() - t0) * 1000),
@@ -201,7 +200,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
         pages_written: writer.pagesWritten,
         pages_lazy: 0,
       },
-    })]);
+    }]);
     report.bytesWritten = out.size();
     out.commit();
     report.ms.total = now() - t0;
@@ -216,25 +215,23 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
 
 function writeMetadata(out: ImageDir, images: ProcessImages[], files: FileTable, rootIds: Record<string, unknown>,
   cgPaths: Map<number, CgroupSet>): void {
-  out.image('INVENTORY', [makeEntry('inventory_entry', {
+  out.objects('INVENTORY', [{
     img_version: 2, fdinfo_per_id: true, root_ids: rootIds, ns_per_id: true, root_cg_set: 1, lsmtype: 'NO_LSM', network_lock_method: 0,
-  })]);
-  out.image('PSTREE', images.map(({ proc }) => makeEntry('pstree_entry', {
-    pid: proc.vpid, ppid: proc.vppid, pgid: proc.vpgid, sid: proc.vsid, threads: proc.vtids,
-  })));
+  }]);
+  out.objects('PSTREE', images.map(({ proc }) => ({ pid: proc.vpid, ppid: proc.vppid, pgid: proc.vpgid, sid: proc.vsid, threads: proc.vtids })));
   for (const img of images) {
     const vpid = img.proc.vpid;
-    for (const [tid, core] of img.cores) out.image('CORE', [makeEntry('core_entry', core)], tid);
-    out.image('IDS', [makeEntry('task_kobj_ids_entry', img.ids)], vpid);
-    out.image('FS', [makeEntry('fs_entry', img.fs)], vpid);
-    if (img.memory) out.image('MM', [makeEntry('mm_entry', img.memory.mm)], vpid);
-    if (img.fdinfo) out.image('FDINFO', img.fdinfo.entries.map((e) => makeEntry('fdinfo_entry', e)), img.fdinfo.filesId);
+    for (const [tid, core] of img.cores) out.objects('CORE', [core], tid);
+    out.objects('IDS', [img.ids], vpid);
+    out.objects('FS', [img.fs], vpid);
+    if (img.memory) out.objects('MM', [img.memory.mm], vpid);
+    if (img.fdinfo) out.objects('FDINFO', img.fdinfo.entries, img.fdinfo.filesId);
   }
-  out.image('FILES', files.entries.map((e) => makeEntry('file_entry', e)));
+  out.objects('FILES', files.entries);
   if (files.pipesData.length) out.image('PIPES_DATA', files.pipesData.map((p) => makeEntry('pipe_data_entry', p.entry, p.data)));
   if (files.skQueues.length) out.image('SK_QUEUES', files.skQueues.map((q) => makeEntry('sk_packet_entry', q.entry, q.data)));
-  out.image('SECCOMP', [makeEntry('seccomp_entry', {})]);
-  if (cgPaths.size) out.image('CGROUP', [cgroupEntry(cgPaths)]);
+  out.objects('SECCOMP', [{}]);
+  if (cgPaths.size) out.objects('CGROUP', [cgroupEntry(cgPaths)]);
 }
 
 /**
@@ -242,7 +239,7 @@ function writeMetadata(out: ImageDir, images: ProcessImages[], files: FileTable,
  * the sets other than the dumper's, and each set's directory with its
  * permissions and those of cgroup.procs, so restore can recreate it.
  */
-function cgroupEntry(cgPaths: Map<number, CgroupSet>): ImageEntry {
+function cgroupEntry(cgPaths: Map<number, CgroupSet>): Record<string, unknown> {
   const sets = [...cgPaths].map(([id, { path, cgnsPrefix }]) => ({ id, ctls: [{ name: '', path, ...(cgnsPrefix ? { cgns_prefix: cgnsPrefix } : {}) }] }));
   const byPath = new Map([...cgPaths.values()].filter(({ path }) => path !== '/').map((set) => [set.path, set]));
   const dirs = [...byPath.values()].map(({ path, kn }) => {
@@ -253,7 +250,7 @@ function cgroupEntry(cgPaths: Map<number, CgroupSet>): ImageEntry {
       dir_perms: kernfsPerms(kn),
     };
   });
-  return makeEntry('cgroup_entry', { sets, controllers: [{ cnames: [''], dirs }] });
+  return { sets, controllers: [{ cnames: [''], dirs }] };
 }
 
 /**
@@ -262,14 +259,11 @@ function cgroupEntry(cgPaths: Map<number, CgroupSet>): ImageEntry {
  * reads again whatever moved since. The frozen tasks cannot change their
  * memory; the kernel can still move pages (compaction, reclaim, THP).
  */
-async function verify(tree: DumpTree, images: ProcessImages[], writer: PageWriter, pause?: VmPause):
-  Promise<{ reread: number; pauseMs?: number }> {
-  const recheck = async (): Promise<number> => {
+async function verify(tree: DumpTree, writer: PageWriter, pause?: VmPause): Promise<{ reread: number; pauseMs?: number }> {
+  const recheck = (): Promise<number> => {
     tree.root.leader.prog.refresh();
     requireFrozen(tree, ' (it changed while being dumped)');
-    let moved = 0;
-    for (const img of images) if (img.memory) moved += await writer.recheck(img.proc, img.memory, img.pagesId);
-    return moved;
+    return writer.recheck();
   };
   if (pause) {
     await pause.stop();

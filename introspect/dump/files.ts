@@ -7,11 +7,9 @@ import { PageInfo } from '../linux/pages.js';
 import { pipeContents } from '../linux/pipes.js';
 import { SOCK_STREAM, TCP_LISTEN, UnixSocket, unixSocket } from '../linux/unix-sockets.js';
 import { FileKey, IdAllocator } from './ids.js';
+import { S_IFCHR, S_IFMT, S_IFREG } from '../linux/stat.js';
 
-/** include/uapi/linux/stat.h, fcntl.h */
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFCHR = 0o020000;
+/** include/uapi/linux/fcntl.h */
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_APPEND = 0o2000;

@@ -1,3 +1,5 @@
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT } from '../linux/stat.js';
+
 /**
  * Ids of shared objects, assigned as CRIU 3.17 assigns them, so that images
  * of the same tree from `criu dump` and from ovmigrate carry the same ids:
@@ -18,12 +20,6 @@
 export type KobjKind = 'vm' | 'files' | 'fs' | 'sighand';
 export const NS_KINDS = ['pid', 'net', 'ipc', 'uts', 'time', 'mnt', 'user', 'cgroup'] as const;
 export type NsKind = (typeof NS_KINDS)[number];
-
-/** include/uapi/linux/stat.h */
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
 
 /** A file as the special-id cache keys it. */
 export interface FileKey {

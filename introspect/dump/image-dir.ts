@@ -69,13 +69,6 @@ export class ImageDir {
     return fs.openSync(this.path(name), 'w', 0o600);
   }
 
-  /** Writes to an fd from open(), all of it, at a position (for rewrites) or at the end. */
-  writeAll(fd: number, data: Buffer, position: number | null = null): void {
-    for (let done = 0; done < data.length;) {
-      done += fs.writeSync(fd, data, done, data.length - done, position === null ? null : position + done);
-    }
-  }
-
   path(name: string): string {
     if (name.includes('/') || name.startsWith('.')) throw new InvalidArgumentError(`image name ${name}`);
     return path.join(this.staging, name);

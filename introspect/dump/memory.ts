@@ -1,16 +1,10 @@
 import { BadDataError } from '../../common/errors.js';
 import { walkRange } from '../arch/x86-64.js';
 import { KObject } from '../kernel/object.js';
-import { anonVmaName, forEachVma } from '../linux/mm.js';
+import { VM, anonVmaName, forEachVma } from '../linux/mm.js';
 import { PageInfo } from '../linux/pages.js';
 import { FileTable, isCharDevice, mappedFileFlags } from './files.js';
 
-/** include/linux/mm.h vm_flags. */
-const VM = {
-  READ: 0x1n, WRITE: 0x2n, EXEC: 0x4n, MAYSHARE: 0x80n, GROWSDOWN: 0x100n, PFNMAP: 0x400n, LOCKED: 0x2000n, IO: 0x4000n,
-  SEQ_READ: 0x8000n, RAND_READ: 0x10000n, DONTCOPY: 0x20000n, NORESERVE: 0x200000n, HUGETLB: 0x400000n,
-  DONTDUMP: 0x4000000n, HUGEPAGE: 0x20000000n, NOHUGEPAGE: 0x40000000n, MERGEABLE: 0x80000000n,
-};
 /** include/uapi/asm-generic/mman*.h */
 const MAP = { SHARED: 0x1, PRIVATE: 0x2, ANONYMOUS: 0x20, GROWSDOWN: 0x100, LOCKED: 0x2000, NORESERVE: 0x4000, HUGETLB: 0x40000 };
 /** madvise advice numbers, as bits of vma_entry.madv (criu/proc_parse.c __parse_vmflags). */

@@ -6,6 +6,7 @@ import { MountInfo, mounts } from '../linux/mounts.js';
 import { tmpfsEntries } from '../linux/tmpfs.js';
 import { ContainerSpec } from './container.js';
 import { tmpfsTarball } from './tmpfs-image.js';
+import { S_IFDIR, S_IFMT } from '../linux/stat.js';
 
 /** images/mnt.proto fstype, by file system name (criu/filesystems.c fstypes). */
 const FSTYPES: Record<string, number> = {
@@ -19,8 +20,6 @@ const MNT = { NOSUID: 0x1, NODEV: 0x2, NOEXEC: 0x4, NOATIME: 0x8, NODIRATIME: 0x
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, DIRSYNC: 128, NOATIME: 0x400, NODIRATIME: 0x800, UNBINDABLE: 1 << 17, SLAVE: 1 << 19, SHARED: 1 << 20, RELATIME: 1 << 21, STRICTATIME: 1 << 24 };
 /** criu/proc_parse.c parse_sb_opt maps "sync" to MS_SYNC of <sys/mman.h> (msync's 4), not MS_SYNCHRONOUS (16): matched as written. */
 const CRIU_SYNC = 4;
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
 
 export interface MountImages {
   entries: Record<string, unknown>[];

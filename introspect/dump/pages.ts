@@ -18,10 +18,11 @@ const CHUNK = 8 << 20;
 const BUFFERS = 4;
 const PROGRESS_EVERY = 256 << 20;
 
+/** A pages image being written, and what it holds. */
 interface Written {
   fd: number;
+  proc: DumpProcess;
   plan: MemoryPlan;
-  name: string;
 }
 
 function now(): number {
@@ -58,9 +59,8 @@ export class PageWriter {
 
   /** Streams a process's pages into pages-<pagesId>.img. */
   async write(proc: DumpProcess, plan: MemoryPlan, pagesId: number): Promise<void> {
-    const name = `pages-${pagesId}.img`;
-    const fd = this.out.open(name);
-    this.written.set(pagesId, { fd, plan, name });
+    const fd = this.out.open(`pages-${pagesId}.img`);
+    this.written.set(pagesId, { fd, proc, plan });
     await this.copy(fd, plan.runs, proc.pid, 0);
     this.pagesWritten += plan.runs.reduce((n, r) => n + Number(r.size / 4096n), 0);
   }
@@ -115,13 +115,18 @@ export class PageWriter {
   }
 
   /**
-   * Walks the process's page tables again. Pages now at another physical
-   * address are read again into their place; if the set of pages changed,
-   * the whole pages image is rewritten. Returns the pages read again.
+   * Walks the page tables of every process written again. Pages now at
+   * another physical address are read again into their place; where the
+   * set of pages changed, the whole pages image is rewritten. Returns the
+   * pages read again.
    */
-  async recheck(proc: DumpProcess, plan: MemoryPlan, pagesId: number): Promise<number> {
-    const w = this.written.get(pagesId);
-    if (!w) return 0;
+  async recheck(): Promise<number> {
+    let moved = 0;
+    for (const w of this.written.values()) moved += await this.recheckOne(w);
+    return moved;
+  }
+
+  private async recheckOne({ fd, proc, plan }: Written): Promise<number> {
     const problems: string[] = [];
     const again = planPages(proc.leader, plan.vmas, this.pages, problems, `pid ${proc.pid}`);
     if (problems.length) throw new UnsupportedError(`cannot dump: ${problems.join('; ')}`);
@@ -140,8 +145,8 @@ export class PageWriter {
       this.pagesWritten += after.size - before.size;
       plan.runs = again.runs;
       plan.pagemap = again.pagemap;
-      fs.ftruncateSync(w.fd, 0);
-      await this.copy(w.fd, again.runs, proc.pid, 0);
+      fs.ftruncateSync(fd, 0);
+      await this.copy(fd, again.runs, proc.pid, 0);
       return after.size;
     }
     let offset = 0;
@@ -153,16 +158,15 @@ export class PageWriter {
       }
       offset += Number(r.size);
     }
-    for (const m of moved) await this.copy(w.fd, [m.run], proc.pid, m.at);
+    for (const m of moved) await this.copy(fd, [m.run], proc.pid, m.at);
     plan.runs = again.runs;
     return moved.length;
   }
 
   /** Writes every pagemap-PID.img for the runs as verified, and closes the pages images. */
-  finishPagemaps(procs: Map<number, DumpProcess>): void {
-    for (const [pagesId, w] of this.written) {
-      const proc = procs.get(pagesId)!;
-      this.out.image('PAGEMAP', [makeEntry('pagemap_head', { pages_id: pagesId }), ...w.plan.pagemap.map((e) => makeEntry('pagemap_entry', e))], proc.vpid);
+  finishPagemaps(): void {
+    for (const [pagesId, { proc, plan }] of this.written) {
+      this.out.image('PAGEMAP', [makeEntry('pagemap_head', { pages_id: pagesId }), ...plan.pagemap.map((e) => makeEntry('pagemap_entry', e))], proc.vpid);
     }
     this.close();
   }

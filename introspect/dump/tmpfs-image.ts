@@ -1,11 +1,11 @@
 import zlib from 'node:zlib';
 import { Header, Pax } from 'tar';
 import { TmpfsEntry } from '../linux/tmpfs.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../linux/stat.js';
 
 const BLOCK = 512;
-const S_IFMT = 0o170000;
 const TYPES: Record<number, 'File' | 'Directory' | 'SymbolicLink' | 'CharacterDevice' | 'BlockDevice' | 'FIFO'> = {
-  0o100000: 'File', 0o040000: 'Directory', 0o120000: 'SymbolicLink', 0o020000: 'CharacterDevice', 0o060000: 'BlockDevice', 0o010000: 'FIFO',
+  [S_IFREG]: 'File', [S_IFDIR]: 'Directory', [S_IFLNK]: 'SymbolicLink', [S_IFCHR]: 'CharacterDevice', [S_IFBLK]: 'BlockDevice', [S_IFIFO]: 'FIFO',
 };
 
 /**
@@ -17,7 +17,7 @@ const TYPES: Record<number, 'File' | 'Directory' | 'SymbolicLink' | 'CharacterDe
 export function tmpfsTarball(entries: TmpfsEntry[]): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
-    const dir = (e.mode & S_IFMT) === 0o040000;
+    const dir = (e.mode & S_IFMT) === S_IFDIR;
     const fields = {
       path: dir ? `${e.path}/` : e.path,
       mode: e.mode & 0o7777,

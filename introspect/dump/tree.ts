@@ -102,14 +102,20 @@ export function treeOfPid(prog: Program, pid: number): DumpTree {
   return buildTree(task);
 }
 
+/** A cgroup v2 path as given (--cgroup), checked and without trailing slashes. */
+export function cgroupArg(path: string): string {
+  if (!path.startsWith('/') || path.split('/').includes('..')) throw new InvalidArgumentError(`--cgroup ${path}: give an absolute cgroup v2 path`);
+  const norm = path.length > 1 ? path.replace(/\/+$/, '') : path;
+  if (norm === '/' || norm === '') throw new InvalidArgumentError('--cgroup /: the root cgroup holds the whole guest');
+  return norm;
+}
+
 /**
  * Every process of a cgroup v2 path (and the cgroups below it), which must
  * form one tree: CRIU images hold one tree under one root task.
  */
 export function treeOfCgroup(prog: Program, path: string): DumpTree {
-  if (!path.startsWith('/') || path.split('/').includes('..')) throw new InvalidArgumentError(`--cgroup ${path}: give an absolute cgroup v2 path`);
-  const norm = path.length > 1 ? path.replace(/\/+$/, '') : path;
-  if (norm === '/') throw new InvalidArgumentError('--cgroup /: the root cgroup holds the whole guest');
+  const norm = cgroupArg(path);
   const members = new Map<bigint, KObject>();
   for (const proc of forEachProcess(prog)) {
     if (proc.member('flags').num() & PF_KTHREAD) continue;

@@ -2,13 +2,12 @@ import { BadDataError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 import { PathRoot, dPath } from './d-path.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from './stat.js';
 
 /** Largest fd table walked; the kernel's own sysctl_nr_open maximum is 1 << 30, real tables are far smaller. */
 const MAX_FDS = 1 << 20;
-/** include/uapi/linux/stat.h */
-const S_IFMT = 0o170000;
 const KINDS_BY_MODE: Record<number, FileKind> = {
-  0o100000: 'regular', 0o040000: 'directory', 0o010000: 'fifo', 0o140000: 'socket', 0o020000: 'chardev', 0o060000: 'blockdev', 0o120000: 'symlink',
+  [S_IFREG]: 'regular', [S_IFDIR]: 'directory', [S_IFIFO]: 'fifo', [S_IFSOCK]: 'socket', [S_IFCHR]: 'chardev', [S_IFBLK]: 'blockdev', [S_IFLNK]: 'symlink',
 };
 
 export type FileKind = 'regular' | 'directory' | 'fifo' | 'pipe' | 'socket' | 'unix-socket' | 'inet-socket' | 'chardev' | 'tty' | 'blockdev'

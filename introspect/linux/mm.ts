@@ -2,12 +2,12 @@ import { KObject } from '../kernel/object.js';
 import { PathRoot, dPath } from './d-path.js';
 import { mapleTreeForEach } from './maple-tree.js';
 
-/** include/linux/mm.h */
-export const VM_READ = 0x1n;
-export const VM_WRITE = 0x2n;
-export const VM_EXEC = 0x4n;
-export const VM_SHARED = 0x8n;
-export const VM_MAYSHARE = 0x80n;
+/** include/linux/mm.h vm_flags. */
+export const VM = {
+  READ: 0x1n, WRITE: 0x2n, EXEC: 0x4n, SHARED: 0x8n, MAYSHARE: 0x80n, GROWSDOWN: 0x100n, PFNMAP: 0x400n, LOCKED: 0x2000n, IO: 0x4000n,
+  SEQ_READ: 0x8000n, RAND_READ: 0x10000n, DONTCOPY: 0x20000n, NORESERVE: 0x200000n, HUGETLB: 0x400000n,
+  DONTDUMP: 0x4000000n, HUGEPAGE: 0x20000000n, NOHUGEPAGE: 0x40000000n, MERGEABLE: 0x80000000n,
+} as const;
 /** arch/x86/include/asm/mmu.h MM_CONTEXT_HAS_VSYSCALL: the gate VMA is shown for this mm. */
 const MM_CONTEXT_HAS_VSYSCALL = 2n;
 /** vsyscall_64.c: enum { EMULATE, XONLY, NONE } vsyscall_mode. */
@@ -69,7 +69,7 @@ export function mapsLine(vma: KObject, mm: KObject, root: PathRoot): string {
     ino = inode.member('i_ino').value();
     pgoff = vma.member('vm_pgoff').value() << 12n;
   }
-  const perms = (flags & VM_READ ? 'r' : '-') + (flags & VM_WRITE ? 'w' : '-') + (flags & VM_EXEC ? 'x' : '-') + (flags & VM_MAYSHARE ? 's' : 'p');
+  const perms = (flags & VM.READ ? 'r' : '-') + (flags & VM.WRITE ? 'w' : '-') + (flags & VM.EXEC ? 'x' : '-') + (flags & VM.MAYSHARE ? 's' : 'p');
   const prefix = `${hex(start, 8)}-${hex(end, 8)} ${perms} ${hex(pgoff, 8)} ${hex(BigInt(dev >>> 20), 2)}:${hex(BigInt(dev & 0xfffff), 2)} ${ino} `;
   const pad = (name: string) => prefix.padEnd(NAME_COLUMN, ' ') + ' ' + name;
   if (fileObj) return pad(dPath(fileObj.member('f_path'), root).replace(/\n/g, '\\012'));

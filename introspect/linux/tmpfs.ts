@@ -2,19 +2,12 @@ import { BadDataError, UnsupportedError } from '../../common/errors.js';
 import { KObject, listForEach } from '../kernel/object.js';
 import { dentryName } from './d-path.js';
 import { pageCacheEntry } from './page-cache.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from './stat.js';
 
 /** Bounds on what one tmpfs may hold for a dump: entries and bytes of file data. */
 const MAX_ENTRIES = 1 << 16;
 const MAX_BYTES = 1 << 30;
 const MAX_DEPTH = 256;
-/** include/uapi/linux/stat.h */
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
-const S_IFIFO = 0o010000;
 const PAGE = 4096;
 
 export interface TmpfsEntry {
