@@ -1,5 +1,6 @@
 import { BadDataError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
+import { structPagePhys } from './pages.js';
 
 /** include/linux/xarray.h: 64 slots a node; internal entries end in binary 10. */
 /** Largest folio in pages (MAX_ORDER 10 on x86-64 6.1). */
@@ -46,14 +47,10 @@ export function pageCacheEntry(mapping: KObject, index: bigint): bigint | 'hole'
   }
   if (entry === 0n || isInternal(entry)) return 'hole';
   if ((entry & 1n) === 1n) return 'value';
-  const pageSize = BigInt(prog.info.sizes.get('page') ?? prog.btf.sizeof(prog.btf.struct('page').id));
-  const pfn = (entry - prog.vmemmapBase) / pageSize;
-  if (entry < prog.vmemmapBase || (entry - prog.vmemmapBase) % pageSize !== 0n) {
-    throw new BadDataError(`page cache entry 0x${entry.toString(16)} of ${mapping.path} is not a struct page`);
-  }
+  const head = structPagePhys(prog, entry, `page cache entry of ${mapping.path}`);
   const inFolio = index - KObject.struct(prog, 'page', entry).member('index').value();
   if (inFolio < 0n || inFolio >= MAX_FOLIO_PAGES) throw new BadDataError(`page cache folio at 0x${entry.toString(16)} does not hold index ${index}`);
-  return (pfn + inFolio) << 12n;
+  return head + (inFolio << 12n);
 }
 
 /**

@@ -6,6 +6,19 @@ import { kernelImageToPhys } from '../kernel/vmcoreinfo.js';
 const PAGE_MAPPING_ANON = 1n;
 const U64_MAX = (1n << 64n) - 1n;
 
+/** sizeof(struct page): vmcoreinfo's SIZE(page), else BTF's. */
+function structPageSize(prog: Program): bigint {
+  return BigInt(prog.info.sizes.get('page') ?? prog.btf.struct('page').size);
+}
+
+/** Guest-physical address of the page a struct page pointer names (SPARSEMEM_VMEMMAP: vmemmap_base + pfn * sizeof(struct page)). */
+export function structPagePhys(prog: Program, page: bigint, what: string): bigint {
+  const size = structPageSize(prog);
+  const off = page - prog.vmemmapBase;
+  if (page < prog.vmemmapBase || off % size !== 0n) throw new BadDataError(`${what} 0x${page.toString(16)} is not a struct page`);
+  return (off / size) << 12n;
+}
+
 /**
  * The struct page side of physical memory (SPARSEMEM_VMEMMAP, as on every
  * x86-64 kernel): which page is the zero page, and whether a page is
@@ -20,7 +33,7 @@ export class PageInfo {
   readonly zeroPages: { phys: bigint; size: bigint }[] = [];
 
   constructor(private readonly prog: Program) {
-    this.pageSize = BigInt(prog.info.sizes.get('page') ?? prog.btf.struct('page').size);
+    this.pageSize = structPageSize(prog);
     this.mappingOff = BigInt(prog.btf.memberOffset('page', 'mapping'));
     this.headOff = BigInt(prog.btf.memberOffset('page', 'compound_head'));
     const zero = prog.symbols.lookup('empty_zero_page');
@@ -48,16 +61,9 @@ export class PageInfo {
     return (mapping & PAGE_MAPPING_ANON) !== 0n;
   }
 
-  /** Physical address of the page a struct page pointer names (pipe buffers, skb fragments). */
-  physOf(page: bigint, what: string): bigint {
-    const off = page - this.prog.vmemmapBase;
-    if (page < this.prog.vmemmapBase || off % this.pageSize !== 0n) throw new BadDataError(`${what} 0x${page.toString(16)} is not a struct page`);
-    return (off / this.pageSize) << 12n;
-  }
-
   /** Reads `len` bytes at `offset` into the page(s) starting at struct page `page` (pipe buffers, skb frags; compound pages are contiguous). */
   readPageData(page: bigint, offset: number, len: number, what: string): Buffer {
     if (offset < 0 || len < 0 || offset + len > 1 << 20) throw new BadDataError(`${what}: ${len} bytes at offset ${offset} of a page`);
-    return this.prog.mem.read(this.physOf(page, what) + BigInt(offset), len, what);
+    return this.prog.mem.read(structPagePhys(this.prog, page, what) + BigInt(offset), len, what);
   }
 }
