@@ -49,6 +49,7 @@ bench: deps build
 	$(OVMIGRATE) lab prepare >/dev/null
 	node dist/test/bench/introspect.bench.js
 	node dist/test/bench/dump.bench.js
+	node dist/test/bench/shim.bench.js
 
 clean:
 	rm -rf dist

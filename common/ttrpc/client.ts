@@ -26,6 +26,18 @@ const MAX_INT64 = 2n ** 63n - 1n;
 /** setTimeout's limit; longer deadlines are left to the server. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Connects to a unix socket; rejects with the connect error (ENOENT, ECONNREFUSED...). */
+export function connectUnix(socketPath: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(socketPath);
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+  });
+}
+
 /** A ttrpc client for unary calls over one connection. */
 export class TtrpcClient {
   private readonly decoder = new FrameDecoder();
@@ -35,15 +47,8 @@ export class TtrpcClient {
   private closedError: TtrpcError | undefined;
 
   /** Connects to a ttrpc server's unix socket. */
-  static connect(socketPath: string): Promise<TtrpcClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.createConnection(socketPath);
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        resolve(new TtrpcClient(socket));
-      });
-    });
+  static async connect(socketPath: string): Promise<TtrpcClient> {
+    return new TtrpcClient(await connectUnix(socketPath));
   }
 
   constructor(private readonly stream: Duplex) {

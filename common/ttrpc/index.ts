@@ -1,5 +1,5 @@
 /** ttrpc, containerd's lightweight RPC protocol: framing, unary client and server. */
-export { TtrpcClient, type CallOptions } from './client.js';
+export { TtrpcClient, connectUnix, type CallOptions } from './client.js';
 export { Flags, FrameDecoder, FrameError, HEADER_SIZE, MAX_MESSAGE_SIZE, MessageType, encodeFrame, type Frame } from './frame.js';
 export {
   decodeRequest,

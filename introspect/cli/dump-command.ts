@@ -1,9 +1,10 @@
 import { Command } from 'commander';
-import { BadDataError, InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { readContainerSpec } from '../dump/container.js';
 import { DumpReport, VmPause, dumpTree } from '../dump/dump.js';
-import { DumpTree, cgroupArg, frozenProblems, treeOfCgroup, treeOfPid } from '../dump/tree.js';
+import { live, settle } from '../dump/select.js';
+import { cgroupArg, treeOfCgroup, treeOfPid } from '../dump/tree.js';
 import { Program } from '../kernel/program.js';
 import { LabGuestControl } from '../lab/guest-control.js';
 import { requireGuest } from '../lab/index.js';
@@ -20,33 +21,6 @@ interface DumpCommandOptions extends MemorySourceOptions {
   imagesDir: string;
   leaveRunning?: boolean;
   json?: boolean;
-}
-
-/**
- * Reads of a guest that still runs (before the tree is frozen) may meet a
- * list in the middle of a change and see a loop or a dangling pointer: such
- * reads are made again, from fresh RAM, a few times.
- */
-function live<T>(prog: Program, read: () => T, attempts = 5): T {
-  for (let i = 1; ; i++) {
-    prog.refresh();
-    try {
-      return read();
-    } catch (err) {
-      if (!(err instanceof BadDataError) || i >= attempts) throw err;
-    }
-  }
-}
-
-/** A frozen task can still be on a CPU for a moment after cgroup.events says frozen: wait that out. */
-async function settle(select: () => DumpTree, timeoutMs = 3000): Promise<DumpTree> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const tree = select();
-    const problems = frozenProblems(tree);
-    if (!problems.length || Date.now() > deadline || !problems.every((p) => p.endsWith('still on a CPU'))) return tree;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 function printReport(r: DumpReport): void {

@@ -1,15 +1,8 @@
 import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { demo, down, ensureInitramfs, ensureKernel, exec, list, up } from '../lab/index.js';
+import { int } from './args.js';
 import { toJson } from './json.js';
-
-function int(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} ${value}: not a whole number`);
-    return n;
-  };
-}
 
 export function labCommand(): Command {
   const lab = new Command('lab').description('local QEMU guests (Debian 6.1 under TCG) whose RAM the host reads')

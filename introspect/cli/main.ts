@@ -6,6 +6,7 @@ import { dumpCommand } from './dump-command.js';
 import { infoCommand } from './info-command.js';
 import { labCommand } from './lab-commands.js';
 import { inspectCommand, mapsCommand, psCommand, readCommand } from './process-commands.js';
+import { serveCommand } from './serve-command.js';
 
 const program = new Command('ovmigrate')
   .description('out-of-band container checkpoint and migration from the hypervisor host')
@@ -18,7 +19,8 @@ const program = new Command('ovmigrate')
   .addCommand(mapsCommand())
   .addCommand(readCommand())
   .addCommand(inspectCommand())
-  .addCommand(dumpCommand());
+  .addCommand(dumpCommand())
+  .addCommand(serveCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   log.debug('command failed', { stack: err instanceof Error ? err.stack : undefined });

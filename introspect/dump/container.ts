@@ -15,7 +15,6 @@ const MAX_CONFIG = 4 << 20;
  * namespaces are given from outside.
  */
 export interface ContainerSpec {
-  bundle: string;
   /** External mounts: mount point in the container -> the key CRIU records (ext_key). */
   externalMounts: Map<string, string>;
   /** Masked paths: a file there is /dev/null bound over it, external with key /dev/null (runc addMaskPaths). */
@@ -43,23 +42,38 @@ export function readContainerSpec(bundle: string): ContainerSpec {
   const st = fs.statSync(file, { throwIfNoEntry: false });
   if (!st?.isFile()) throw new NotFoundError(`--bundle ${bundle}: no config.json`);
   if (st.size > MAX_CONFIG) throw new InvalidArgumentError(`${file}: ${st.size} bytes is not an OCI runtime config`);
-  let config: OciConfig;
+  return parseContainerSpec(fs.readFileSync(file), file);
+}
+
+/** The spec from a config.json's bytes; `where` names them in errors (a file, a request). */
+export function parseContainerSpec(json: Buffer, where: string): ContainerSpec {
+  if (json.length > MAX_CONFIG) throw new InvalidArgumentError(`${where}: ${json.length} bytes is not an OCI runtime config`);
+  let parsed: unknown;
   try {
-    config = JSON.parse(fs.readFileSync(file, 'utf8')) as OciConfig;
+    parsed = JSON.parse(json.toString('utf8'));
   } catch (err) {
-    throw new BadDataError(`${file} is not JSON`, { cause: err });
+    throw new BadDataError(`${where} is not JSON`, { cause: err });
   }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadDataError(`${where} is not a JSON object`);
+  const config = parsed as OciConfig;
   const externalMounts = new Map<string, string>();
-  for (const m of config.mounts ?? []) {
+  for (const m of list(config.mounts)) {
     // Bind mounts (runc marks them by type or by a bind option) come from outside the container.
-    const bind = m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind');
-    if (bind && m.destination) externalMounts.set(containerPath(m.destination), containerPath(m.destination));
+    const bind = m?.type === 'bind' || list(m?.options).some((o) => o === 'bind' || o === 'rbind');
+    if (bind && typeof m.destination === 'string') externalMounts.set(containerPath(m.destination), containerPath(m.destination));
   }
-  const maskedPaths = new Set((config.linux?.maskedPaths ?? []).map(containerPath));
-  for (const d of config.linux?.devices ?? []) if (d.path) externalMounts.set(containerPath(d.path), containerPath(d.path));
+  const maskedPaths = new Set(list(config.linux?.maskedPaths).filter((p) => typeof p === 'string').map(containerPath));
+  for (const d of list(config.linux?.devices)) if (typeof d?.path === 'string') externalMounts.set(containerPath(d.path), containerPath(d.path));
   const joinedNamespaces = new Map<string, string>();
-  for (const ns of config.linux?.namespaces ?? []) if (ns.type && ns.path) joinedNamespaces.set(ns.type, ns.path);
-  return { bundle, externalMounts, maskedPaths, joinedNamespaces };
+  for (const ns of list(config.linux?.namespaces)) {
+    if (typeof ns?.type === 'string' && typeof ns.path === 'string' && ns.path) joinedNamespaces.set(ns.type, ns.path);
+  }
+  return { externalMounts, maskedPaths, joinedNamespaces };
+}
+
+/** A config's array, or none when the field is absent or not an array (a guest may send anything). */
+function list<T>(value: T[] | undefined): T[] {
+  return Array.isArray(value) ? value : [];
 }
 
 /** The targets of fds 0-2 of a container's init, as readlink(/proc/PID/fd/N) names them (pipes as pipe:[N]). */

@@ -204,7 +204,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     report.bytesWritten = out.size();
     out.commit();
     report.ms.total = now() - t0;
-    log.info('dump complete', { dir: out.dir, processes: report.processes.length, pages: report.pagesWritten, ms: Math.round(report.ms.total) });
+    log.debug('dump complete', { dir: out.dir, processes: report.processes.length, pages: report.pagesWritten, ms: Math.round(report.ms.total) });
     return report;
   } catch (err) {
     writer.close();

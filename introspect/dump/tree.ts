@@ -104,9 +104,9 @@ export function treeOfPid(prog: Program, pid: number): DumpTree {
 
 /** A cgroup v2 path as given (--cgroup), checked and without trailing slashes. */
 export function cgroupArg(path: string): string {
-  if (!path.startsWith('/') || path.split('/').includes('..')) throw new InvalidArgumentError(`--cgroup ${path}: give an absolute cgroup v2 path`);
+  if (!path.startsWith('/') || path.split('/').includes('..')) throw new InvalidArgumentError(`cgroup ${path}: give an absolute cgroup v2 path`);
   const norm = path.length > 1 ? path.replace(/\/+$/, '') : path;
-  if (norm === '/' || norm === '') throw new InvalidArgumentError('--cgroup /: the root cgroup holds the whole guest');
+  if (norm === '/' || norm === '') throw new InvalidArgumentError('cgroup /: the root cgroup holds the whole guest');
   return norm;
 }
 

@@ -1,7 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ExternalError } from '../../common/errors.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from './busybox-image.js';
+import { exportGuestImage, startGuestContainerd } from './containerd.js';
 import { execCapture } from './exec-client.js';
 import { down, up } from './lab.js';
 
@@ -30,42 +32,66 @@ async function inGuest(guest: string, script: string): Promise<string> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `ovmigrate serve` for a guest, its log lines shown prefixed. */
+function serve(guest: string, images: string): ChildProcess {
+  process.stdout.write(`$ ovmigrate serve --vm ${guest} --images ${images} &\n`);
+  const child = spawn(process.execPath, [CLI, 'serve', '--vm', guest, '--images', images], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const show = (d: Buffer) => process.stdout.write(d.toString().split('\n').filter(Boolean).map((l) => `  [serve] ${l}\n`).join(''));
+  child.stdout!.on('data', show);
+  child.stderr!.on('data', show);
+  return child;
+}
+
 /**
- * `make demo`: a process moves between two VMs without CRIU running in the
- * first one. Guest A runs a counter; the host reads it out of A's RAM into
- * CRIU images on storage both guests share; stock CRIU restores it in guest
- * B, where it counts on.
+ * `make demo`: a container moves between two VMs through containerd, and
+ * CRIU never runs in the first one. containerd in guest A runs a counter
+ * container with our shim; `ctr containers checkpoint` there is done by
+ * `ovmigrate serve` on the host from A's RAM; the checkpoint image goes to
+ * guest B, where `ctr containers restore` brings the container back and it
+ * counts on.
  */
 export async function demo(): Promise<void> {
   const share = fs.mkdtempSync('/var/tmp/ovmigrate-demo-');
-  const log = path.join(share, 'counter.log');
+  // The backend's image directory is a share of its own; its staging directory beside it stays out of the guest's sight.
+  const imagesParent = fs.mkdtempSync('/var/tmp/ovmigrate-demo-images-');
+  const images = path.join(imagesParent, 'images');
+  fs.mkdirSync(images);
   const [a, b] = ['demo-a', 'demo-b'];
+  let backend: ChildProcess | undefined;
   try {
-    say(`booting guests ${a} and ${b} (QEMU TCG), sharing ${share}`);
-    await Promise.all([up(a, { shares: [share] }), up(b, { shares: [share] })]);
+    say(`booting guests ${a} and ${b} (QEMU TCG), sharing ${share}; ${a} also shares ${images} with the host's backend`);
+    await Promise.all([up(a, { shares: [share, images] }), up(b, { shares: [share] }), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
     say(`${a}'s kernel, identified by the host from its RAM alone`);
     await ovmigrate(['info', '--vm', a]);
-    say(`${a}: a shell loop counting into ${log}, in cgroup /demo`);
-    await inGuest(a, `echo 30000 > /proc/sys/kernel/ns_last_pid; mkdir -p /sys/fs/cgroup/demo
-      setsid sh -c 'echo $$ > /sys/fs/cgroup/demo/cgroup.procs; i=0; while :; do i=$((i+1)); echo "$(hostname) $i"; sleep 0.5; done' >> ${log} 2>&1 </dev/null &`);
+    say(`the backend for ${a} on the host, on ${a}'s channel`);
+    backend = serve(a, images);
+    say('containerd in both guests, with containerd-shim-ovmigrate-v1 on its PATH');
+    await Promise.all([startGuestContainerd(a), startGuestContainerd(b)]);
+    await Promise.all([a, b].map((g) => inGuest(g, `ctr image import ${share}/busybox.tar >/dev/null`)));
+    await inGuest(a, `mkdir -p /etc/ovmigrate && echo '{"images": "${images}"}' > /etc/ovmigrate/shim.json`);
+    say(`${a}: a counter container, run by our shim`);
+    await inGuest(a, `ctr run -d --runtime io.containerd.ovmigrate.v1 ${BUSYBOX_IMAGE} counter sh -c 'i=0; while :; do i=$((i+1)); echo $i >> /count; sleep 0.5; done'`);
     await sleep(4000);
-    process.stdout.write(fs.readFileSync(log, 'utf8').trim().split('\n').slice(-3).join('\n') + '\n');
-    say(`the host sees it in ${a}'s RAM (ovmigrate ps, the processes of cgroup /demo)`);
-    process.stdout.write('$ ovmigrate ps --vm demo-a | grep /demo\n');
-    const ps = execFileSync(process.execPath, [CLI, 'ps', '--vm', a], { encoding: 'utf8' }).split('\n');
-    process.stdout.write([ps[0], ...ps.filter((l) => l.endsWith('\t/demo'))].join('\n') + '\n');
-    say(`checkpoint from outside ${a}: CRIU images written by the host (no CRIU runs in ${a}); the dump kills it there`);
-    await ovmigrate(['dump', '--vm', a, '--cgroup', '/demo', '-D', path.join(share, 'images')]);
-    const before = fs.readFileSync(log, 'utf8').trim().split('\n').at(-1);
-    say(`restore with stock CRIU in ${b}`);
-    await inGuest(b, `criu restore -D ${share}/images -d -o restore.log`);
-    await sleep(3000);
-    const lines = fs.readFileSync(log, 'utf8').trim().split('\n');
-    const at = lines.lastIndexOf(before!);
-    process.stdout.write(lines.slice(Math.max(0, at - 2), at + 6).join('\n') + '\n');
-    say(`the counter went on in ${b} from where ${a} left it`);
+    process.stdout.write(await inGuest(a, 'ctr task ls; ctr task exec --exec-id t1 counter tail -n 2 /count'));
+    say(`checkpoint in ${a} through containerd: the shim pauses the container, the host dumps it from ${a}'s RAM (CRIU does not run in ${a})`);
+    const t0 = Date.now();
+    await inGuest(a, 'ctr containers checkpoint --rw --task counter checkpoint/counter:demo');
+    process.stdout.write(`(${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+    process.stdout.write(await inGuest(a, 'grep "checkpointed out of the VM" /run/containerd.log | tail -1; ctr image ls -q | grep checkpoint'));
+    const last = (await inGuest(a, 'ctr task exec --exec-id t2 counter tail -n 1 /count')).trim();
+    await inGuest(a, 'ctr task kill -s SIGKILL counter');
+    say(`the checkpoint image goes from ${a}'s containerd to ${b}'s (ctr content get, ctr image import)`);
+    await exportGuestImage(a, 'checkpoint/counter:demo', path.join(share, 'export'), path.join(share, 'counter.tar'));
+    await inGuest(b, `ctr image import --no-unpack --all-platforms ${share}/counter.tar`);
+    say(`restore in ${b} through containerd (ctr containers restore --rw --live)`);
+    await inGuest(b, 'ctr containers restore --rw --live counter checkpoint/counter:demo </dev/null >/tmp/restore.out 2>&1; sleep 3');
+    process.stdout.write(await inGuest(b, 'ctr task ls'));
+    process.stdout.write((await inGuest(b, 'ctr task exec --exec-id t1 counter tail -n 8 /count')).trim().split('\n').join(' ') + '\n');
+    say(`the counter went on in ${b} from where ${a} left it (${a} had counted to ${last} a moment before the kill)`);
   } finally {
+    backend?.kill('SIGKILL');
     await Promise.allSettled([down(a), down(b)]);
     fs.rmSync(share, { recursive: true, force: true });
+    fs.rmSync(imagesParent, { recursive: true, force: true });
   }
 }

@@ -1,11 +1,10 @@
 import path from 'node:path';
+import { BACKEND_PORT } from '../../common/backend-api.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { GuestKernel } from './kernel.js';
 import { GuestSpec } from './guest.js';
 import { GuestPaths, projectRoot } from './paths.js';
 
-/** Name of the virtio-serial port the shim uses to reach the host backend. */
-export const BACKEND_PORT = 'ovmigrate.0';
 /** Name of the lab's own control port (lab exec). */
 export const CONTROL_PORT = 'ovmigrate.ctl';
 /** QEMU's id of the RAM backend; its name in `info mtree`. */

@@ -11,6 +11,7 @@ const PROTO_FILES = [
   'containerd/events/task.proto',
   'containerd/services/events/v1/events.proto',
   'containerd/runc/options/oci.proto',
+  'containerd/cgroups/v1/metrics.proto',
   'containerd/cgroups/v2/metrics.proto',
 ];
 /** 64-bit integers as decimal strings (exact, JSON-safe), enums as their numbers, absent fields as proto3 defaults, bytes as Buffers. */

@@ -9,22 +9,14 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import {
   ExecExit, ExecRequest, Frame, FrameDecoder, FrameType, decodeJson, encodeData, encodeJson,
 } from '../../common/lab-wire.js';
+import { findVirtioPort } from '../backend/virtio-port.js';
 
 const PORT_NAME = 'ovmigrate.ctl';
 const read = promisify(fs.read);
-
-function findPort(name: string): string {
-  const dir = '/sys/class/virtio-ports';
-  for (const entry of fs.readdirSync(dir)) {
-    if (fs.readFileSync(path.join(dir, entry, 'name'), 'utf8').trim() === name) return `/dev/${entry}`;
-  }
-  throw new Error(`no virtio-serial port named ${name}`);
-}
 
 class Agent {
   private readonly sessions = new Map<number, ChildProcess>();
@@ -137,7 +129,7 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-const agent = new Agent(findPort(PORT_NAME));
+const agent = new Agent(findVirtioPort(PORT_NAME));
 // Unasked, so the host knows that sessions of an earlier agent are gone.
 agent.hello();
 agent.run().catch((err: Error) => {

@@ -14,9 +14,9 @@ import { Program } from '../../introspect/kernel/program.js';
 import { FileMemory } from '../../introspect/memory/physical-memory.js';
 import { QmpPause } from '../../introspect/qemu/vm-pause.js';
 import { CLI, guestSh } from '../helpers/cli.js';
-import { startGuestContainerd } from '../helpers/guest-containerd.js';
+import { startGuestContainerd } from '../../introspect/lab/containerd.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
-import { BUSYBOX_IMAGE, buildBusyboxImage } from '../helpers/oci-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
 
 const MiB = 1 << 20;
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');

@@ -77,3 +77,4 @@ export async function buildCheckpointArchive(out: string, o: {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
+

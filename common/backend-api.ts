@@ -1,0 +1,82 @@
+import path from 'node:path';
+import protobuf from 'protobufjs';
+import { BadDataError, errorMessage } from './errors.js';
+import { TypedMethod } from './ttrpc/typed-method.js';
+
+/**
+ * The service a guest's shim calls on the host (proto/ovmigrate/backend.proto),
+ * shared by the host backend (introspect/serve) and the guest client (shim/backend).
+ * Objects carry the .proto's own field names (keepCase); uint64 fields are bigint.
+ */
+const PACKAGE = 'ovmigrate.backend.v1';
+export const BACKEND_SERVICE = `${PACKAGE}.Backend`;
+/** Name of the virtio-serial port that carries the service between guest and host. */
+export const BACKEND_PORT = 'ovmigrate.0';
+/** CheckpointRequest.config: the bundle's config.json, at most this many bytes (backend.proto). */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+/** Compiled code lives in <root>/dist/common, the protos in <root>/proto. */
+const PROTO_FILE = path.resolve(__dirname, '..', '..', 'proto', 'ovmigrate', 'backend.proto');
+
+export type HelloRequest = Record<string, never>;
+
+export interface HelloResponse {
+  version: string;
+  max_request_bytes: number;
+  max_concurrent_checkpoints: number;
+}
+
+export interface CheckpointRequest {
+  /** The container's id: 1-64 of [A-Za-z0-9_.-]. */
+  id: string;
+  /** Its cgroup v2 path in the guest's initial cgroup namespace, e.g. /default/web. */
+  cgroup: string;
+  /** The bundle's config.json; empty dumps a plain process tree (no namespaces of its own). */
+  config?: Uint8Array;
+}
+
+export interface CheckpointResponse {
+  /** The image directory, one path component under the share. */
+  name: string;
+  /** Pids in the guest's initial pid namespace, root first. */
+  pids: number[];
+  pages_written: bigint;
+  bytes_written: bigint;
+  total_ms: number;
+  pause_ms: number;
+}
+
+export interface ReleaseRequest {
+  name: string;
+}
+
+export type ReleaseResponse = Record<string, never>;
+
+export interface BackendMethods {
+  hello: TypedMethod<HelloRequest, HelloResponse>;
+  checkpoint: TypedMethod<CheckpointRequest, CheckpointResponse>;
+  release: TypedMethod<ReleaseRequest, ReleaseResponse>;
+}
+
+let methods: BackendMethods | undefined;
+
+/** The service's methods, typed; the .proto is loaded on first use. */
+export function backendMethods(): BackendMethods {
+  if (!methods) {
+    let root: protobuf.Root;
+    try {
+      root = new protobuf.Root().loadSync(PROTO_FILE, { keepCase: true });
+      root.resolveAll();
+    } catch (err) {
+      throw new BadDataError(`${PROTO_FILE} does not load: ${errorMessage(err)}`, { cause: err });
+    }
+    const method = <Req extends object, Res extends object>(name: string, req: string, res: string): TypedMethod<Req, Res> =>
+      new TypedMethod<Req, Res>(BACKEND_SERVICE, name, root.lookupType(`${PACKAGE}.${req}`), root.lookupType(`${PACKAGE}.${res}`));
+    methods = {
+      hello: method('Hello', 'HelloRequest', 'HelloResponse'),
+      checkpoint: method('Checkpoint', 'CheckpointRequest', 'CheckpointResponse'),
+      release: method('Release', 'ReleaseRequest', 'ReleaseResponse'),
+    };
+  }
+  return methods;
+}

@@ -1,0 +1,58 @@
+import { Command } from 'commander';
+import { InvalidArgumentError } from '../../common/errors.js';
+import { log } from '../../common/log.js';
+import { TtrpcServer } from '../../common/ttrpc/index.js';
+import { requireGuest } from '../lab/index.js';
+import { BackendService, DEFAULT_LIMITS, GuestRam, ImageStore, MAX_CONCURRENT_REQUESTS, serveChannel } from '../serve/index.js';
+import { int } from './args.js';
+import { MemorySourceOptions, openMemory } from './memory-source.js';
+
+interface ServeCommandOptions extends MemorySourceOptions {
+  channel?: string;
+  images: string;
+  staging?: string;
+  maxCheckpoints: number;
+  maxImages: number;
+}
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description("serve a VM's shims on its channel: checkpoints of frozen containers from guest RAM into image directories on a share")
+    .option('--vm <name>', 'a lab guest (its RAM, QMP socket, channel socket and shares)')
+    .option('--mem <file>', 'the VM\'s QEMU memory-backend file (with --qmp and --channel)')
+    .option('--qmp <socket>', 'with --mem: QMP socket, for the RAM layout and to pause the VM for the final check of a dump')
+    .option('--channel <socket>', 'with --mem: the unix socket of the chardev (server mode) behind the VM\'s ovmigrate.0 virtio-serial port')
+    .requiredOption('--images <dir>', 'where image directories appear: a directory the guest mounts at the same path')
+    .option('--staging <dir>', 'a directory the guest cannot see, on the file system of --images (default: .NAME.ovmigrate-staging beside it)')
+    .option('--max-checkpoints <n>', 'checkpoints running at once', int('--max-checkpoints', 1), DEFAULT_LIMITS.maxConcurrentCheckpoints)
+    .option('--max-images <n>', 'image directories not yet released by the guest', int('--max-images', 1), DEFAULT_LIMITS.maxUnreleased)
+    .action(async (o: ServeCommandOptions) => {
+      if (!!o.vm === !!o.mem) throw new InvalidArgumentError('give exactly one of --vm NAME or --mem FILE --qmp SOCK --channel SOCK');
+      const guest = o.vm ? requireGuest(o.vm) : undefined;
+      if (!guest && (!o.qmp || !o.channel)) throw new InvalidArgumentError('--mem needs --qmp SOCK and --channel SOCK');
+      const channel = guest ? guest.channelSocket : o.channel!;
+      // With a lab guest its shares are known: DIR must be on one, staging on none.
+      const store = ImageStore.open(o.images, { staging: o.staging, shares: guest?.shares });
+      const ram = new GuestRam({
+        open: () => openMemory(o.vm ? { vm: o.vm } : { mem: o.mem, qmp: o.qmp }),
+        qmpSocket: guest ? guest.qmpSocket : o.qmp!,
+      });
+      const service = new BackendService(store, ram.dump, { maxConcurrentCheckpoints: o.maxCheckpoints, maxUnreleased: o.maxImages });
+      const server = new TtrpcServer({ maxConcurrentRequests: MAX_CONCURRENT_REQUESTS });
+      service.register(server);
+      const stop = new AbortController();
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, () => {
+          log.info(`${signal}: stopping`);
+          stop.abort();
+        });
+      }
+      log.info(`serving ${channel}: images in ${store.dir}, staged in ${store.staging}`);
+      try {
+        await serveChannel(channel, server, { signal: stop.signal, onConnect: () => ram.reset() });
+      } finally {
+        await server.close();
+        store.close();
+      }
+    });
+}

@@ -1,0 +1,62 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ExternalError, NotFoundError } from '../../common/errors.js';
+import { execCapture } from './exec-client.js';
+import { projectRoot } from './paths.js';
+
+const run = promisify(execFile);
+
+/** The directory holding containerd-shim-ovmigrate-v1 (the guest sees the checkout at the same path). */
+export const SHIM_BIN = path.join(projectRoot, 'shim', 'bin');
+
+/** containerd in a lab guest, without the CRI plugin (no CNI here), state on the guest's tmpfs, our shim on its PATH. */
+const CONFIG = `version = 2
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+`;
+
+/** Runs a shell script in a lab guest; a non-zero exit throws with its output. */
+export async function guestScript(guest: string, script: string, timeoutMs = 300_000): Promise<string> {
+  const r = await execCapture(guest, ['sh', '-c', script], { timeoutMs });
+  if (r.exitCode !== 0) throw new ExternalError(`in ${guest}: exit ${r.exitCode}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/** Starts containerd in the guest (once; log in /run/containerd.log) and waits until ctr reaches it. */
+export async function startGuestContainerd(guest: string): Promise<void> {
+  await guestScript(guest, `
+    ctr version >/dev/null 2>&1 && exit 0
+    mkdir -p /etc/containerd && printf '%s' '${CONFIG}' > /etc/containerd/config.toml
+    PATH=${SHIM_BIN}:$PATH setsid containerd </dev/null >/run/containerd.log 2>&1 &
+    for i in $(seq 150); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done
+    tail -20 /run/containerd.log; exit 1`, 60_000);
+}
+
+/**
+ * An OCI archive of an image in a lab guest's containerd, from its content
+ * store blob by blob (`ctr content get`): ctr 1.6's `image export` refuses
+ * checkpoint images. `work` is a directory the guest and the host share;
+ * `ctr image import --no-unpack --all-platforms` takes the archive.
+ */
+export async function exportGuestImage(guest: string, ref: string, work: string, out: string): Promise<void> {
+  const line = (await guestScript(guest, 'ctr image ls')).split('\n').find((l) => l.split(/\s+/)[0] === ref);
+  const digest = line?.split(/\s+/)[2];
+  if (!digest?.startsWith('sha256:')) throw new NotFoundError(`no image ${ref} in guest ${guest}`);
+  const layout = path.join(work, 'layout');
+  const blobs = path.join(layout, 'blobs', 'sha256');
+  fs.mkdirSync(blobs, { recursive: true });
+  const hex = (d: string) => d.slice('sha256:'.length);
+  await guestScript(guest, `ctr content get ${digest} > ${blobs}/${hex(digest)}`);
+  const index = JSON.parse(fs.readFileSync(path.join(blobs, hex(digest)), 'utf8')) as { mediaType?: string; manifests: { digest: string }[] };
+  await guestScript(guest, index.manifests.map((m) => `ctr content get ${m.digest} > ${blobs}/${hex(m.digest)}`).join(' && '));
+  fs.writeFileSync(path.join(layout, 'index.json'), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{
+      mediaType: index.mediaType ?? 'application/vnd.oci.image.index.v1+json', digest,
+      size: fs.statSync(path.join(blobs, hex(digest))).size, annotations: { 'io.containerd.image.name': ref },
+    }],
+  }));
+  fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await run('tar', ['--sort=name', '-C', layout, '-cf', out, 'oci-layout', 'index.json', 'blobs']);
+}

@@ -1,0 +1,138 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  BACKEND_SERVICE, CheckpointRequest, CheckpointResponse, HelloResponse, MAX_CONFIG_BYTES, backendMethods,
+} from '../../common/backend-api.js';
+import { InvalidArgumentError, NotFoundError, errorMessage } from '../../common/errors.js';
+import { log } from '../../common/log.js';
+import { Handler, StatusCode, TtrpcError, TtrpcServer, abortedError, statusName, statusOf } from '../../common/ttrpc/index.js';
+import { parseContainerSpec } from '../dump/container.js';
+import { cgroupArg } from '../dump/tree.js';
+import { DumpFn } from './guest-ram.js';
+import { IMAGE_NAME, ImageStore } from './image-store.js';
+
+export interface BackendLimits {
+  /** Checkpoints running at once; more are answered RESOURCE_EXHAUSTED. */
+  maxConcurrentCheckpoints: number;
+  /** Image directories issued and not released (running checkpoints count): the share is not the guest's to fill. */
+  maxUnreleased: number;
+}
+
+export const DEFAULT_LIMITS: BackendLimits = { maxConcurrentCheckpoints: 2, maxUnreleased: 8 };
+/** The largest request: a config of MAX_CONFIG_BYTES, the id, a cgroup path and protobuf's few bytes around them. */
+export const MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 8192;
+/** Requests one channel connection may have in flight (the guest's relay holds its own to the same number). */
+export const MAX_CONCURRENT_REQUESTS = 16;
+
+const CONTAINER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+/** The kernel's PATH_MAX: no cgroup path is longer. */
+const MAX_CGROUP = 4096;
+const VERSION = (JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+/**
+ * The Backend service for one VM: each RPC checks its input (the guest is
+ * not trusted), delegates, and lets the ttrpc server map the error to a
+ * status (common/ttrpc/status.ts statusOf). The dump itself is injected,
+ * so the checks are tested without a guest.
+ */
+export class BackendService {
+  private running = 0;
+  /** Names handed to the guest and not released yet. */
+  private readonly issued = new Set<string>();
+
+  constructor(
+    private readonly store: ImageStore,
+    private readonly dump: DumpFn,
+    readonly limits: BackendLimits = DEFAULT_LIMITS,
+  ) {}
+
+  register(server: TtrpcServer): void {
+    const m = backendMethods();
+    server.register(BACKEND_SERVICE, {
+      Hello: bounded(m.hello.implement(async () => this.hello())),
+      Checkpoint: bounded(m.checkpoint.implement((req, ctx) => this.checkpoint(req, ctx.signal))),
+      Release: bounded(m.release.implement(async (req) => {
+        this.release(req.name);
+        return {};
+      })),
+    });
+  }
+
+  hello(): HelloResponse {
+    return { version: VERSION, max_request_bytes: MAX_REQUEST_BYTES, max_concurrent_checkpoints: this.limits.maxConcurrentCheckpoints };
+  }
+
+  async checkpoint(req: CheckpointRequest, signal: AbortSignal): Promise<CheckpointResponse> {
+    const t0 = performance.now();
+    if (!CONTAINER_ID.test(req.id)) throw new InvalidArgumentError(`container id ${JSON.stringify(req.id.slice(0, 80))}: give 1-64 of A-Z a-z 0-9 _ . -`);
+    // No control characters: containerd makes none, and the path goes into log lines.
+    if (req.cgroup.length > MAX_CGROUP || /[\x00-\x1f\x7f]/.test(req.cgroup)) throw new InvalidArgumentError(`cgroup of container ${req.id}: not a cgroup path`);
+    const cgroup = cgroupArg(req.cgroup);
+    const config = Buffer.from(req.config ?? []);
+    if (config.length > MAX_CONFIG_BYTES) {
+      throw new InvalidArgumentError(`config of container ${req.id}: ${config.length} bytes, more than the ${MAX_CONFIG_BYTES} a config.json may have`);
+    }
+    const container = config.length ? parseContainerSpec(config, `config of container ${req.id}`) : undefined;
+    const { maxConcurrentCheckpoints, maxUnreleased } = this.limits;
+    if (this.running >= maxConcurrentCheckpoints) {
+      throw new TtrpcError(StatusCode.RESOURCE_EXHAUSTED, `${this.running} checkpoints of this VM are running, at most ${maxConcurrentCheckpoints} at a time`);
+    }
+    if (this.issued.size + this.running >= maxUnreleased) {
+      throw new TtrpcError(StatusCode.RESOURCE_EXHAUSTED, `${this.issued.size} image directories are not released yet, at most ${maxUnreleased}`);
+    }
+    const name = crypto.randomBytes(16).toString('hex');
+    this.running++;
+    try {
+      const report = await this.dump(cgroup, this.store.stagingPath(name), container);
+      // A caller that went away never learns the name, so nobody would release it.
+      if (signal.aborted) {
+        this.store.discard(name);
+        throw abortedError(signal.reason);
+      }
+      try {
+        this.store.publish(name);
+      } catch (err) {
+        this.store.discard(name);
+        throw err;
+      }
+      this.issued.add(name);
+      const totalMs = performance.now() - t0;
+      log.info(`checkpoint ${req.id} (${cgroup}) -> ${name}`, {
+        processes: report.processes.length, pages: report.pagesWritten, bytes: report.bytesWritten,
+        totalMs: Math.round(totalMs), dumpMs: Math.round(report.ms.total), pauseMs: Number((report.pauseMs ?? 0).toFixed(1)),
+      });
+      return {
+        name,
+        pids: report.processes.map((p) => p.pid),
+        pages_written: BigInt(report.pagesWritten),
+        bytes_written: BigInt(report.bytesWritten),
+        total_ms: totalMs,
+        pause_ms: report.pauseMs ?? 0,
+      };
+    } catch (err) {
+      log.warn(`checkpoint ${req.id} (${cgroup}) failed: ${statusName(statusOf(err))}: ${errorMessage(err)}`);
+      throw err;
+    } finally {
+      this.running--;
+    }
+  }
+
+  /** Removes an image directory this backend issued; anything else is refused, so no request names another path. */
+  release(name: string): void {
+    if (!IMAGE_NAME.test(name)) throw new InvalidArgumentError(`image directory ${JSON.stringify(name.slice(0, 80))}: not a name this backend gives`);
+    if (!this.issued.delete(name)) throw new NotFoundError(`image directory ${name}: not issued by this backend, or released already`);
+    this.store.remove(name);
+    log.info(`released ${name}`);
+  }
+}
+
+/** Refuses a request larger than any this service takes, before decoding it. */
+function bounded(handler: Handler): Handler {
+  return (payload, ctx) => {
+    if (payload.length > MAX_REQUEST_BYTES) {
+      return Promise.reject(new InvalidArgumentError(`/${ctx.service}/${ctx.method}: request of ${payload.length} bytes, more than ${MAX_REQUEST_BYTES}`));
+    }
+    return handler(payload, ctx);
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * The guest's backend relay: owns the virtio-serial port to the host
+ * backend and serves the shims on a unix socket (see relay.ts). Started on
+ * demand by BackendClient.connect, detached, one per guest: the port opens
+ * once, so a second relay finds it busy and exits quietly.
+ *
+ *   node relay-main.js [--socket PATH]
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { BACKEND_PORT } from '../../common/backend-api.js';
+import { errorMessage } from '../../common/errors.js';
+import { log } from '../../common/log.js';
+import { DEFAULT_SOCKET } from './paths.js';
+import { PortLink } from './port-link.js';
+import { Relay } from './relay.js';
+import { findVirtioPort, openVirtioPort } from './virtio-port.js';
+
+async function main(argv: string[]): Promise<void> {
+  const i = argv.indexOf('--socket');
+  const socket = i >= 0 && argv[i + 1] ? path.resolve(argv[i + 1]) : DEFAULT_SOCKET;
+  const fd = openVirtioPort(findVirtioPort(BACKEND_PORT));
+  if (fd === undefined) {
+    log.info(`relay: ${BACKEND_PORT} is open in another process (a relay already runs); exiting`);
+    return;
+  }
+  // Holding the port, this is the only relay: a socket file left there is a dead one's.
+  fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
+  fs.rmSync(socket, { force: true });
+  const relay = new Relay();
+  const server = net.createServer((conn) => relay.addClient(conn));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socket, resolve);
+  });
+  // Only root's shims may reach the host.
+  fs.chmodSync(socket, 0o600);
+  fs.writeFileSync(path.join(path.dirname(socket), 'relay.pid'), `${process.pid}\n`);
+  const quit = (signal: string): void => {
+    log.info(`relay: ${signal}: exiting`);
+    server.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => quit('SIGTERM'));
+  process.on('SIGINT', () => quit('SIGINT'));
+  log.info(`relay: forwarding ${socket} to ${BACKEND_PORT} (pid ${process.pid})`);
+  await new PortLink(fd, relay).run();
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (err: unknown) => {
+    log.error(`relay: ${errorMessage(err)}`);
+    process.exit(1);
+  },
+);

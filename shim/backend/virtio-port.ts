@@ -1,0 +1,30 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { NotFoundError } from '../../common/errors.js';
+
+/**
+ * virtio-serial ports by the name QEMU gives them (virtserialport name=...).
+ * No logger here: the lab agent uses this too, and loading winston over the
+ * lab guest's 9p root costs seconds of its boot.
+ */
+export function findVirtioPort(name: string): string {
+  const dir = '/sys/class/virtio-ports';
+  for (const entry of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (fs.readFileSync(path.join(dir, entry, 'name'), 'utf8').trim() === name) return `/dev/${entry}`;
+  }
+  throw new NotFoundError(`no virtio-serial port named ${name}`);
+}
+
+/**
+ * Opens a port for reading and writing, non-blocking, or undefined when
+ * another process has it: a port opens once (the driver answers EBUSY after
+ * that), which makes the open a lock on the port.
+ */
+export function openVirtioPort(device: string): number | undefined {
+  try {
+    return fs.openSync(device, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EBUSY') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,229 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { BadDataError, FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../common/errors.js';
+import { log } from '../../common/log.js';
+import { BACKEND_PORT } from '../../common/backend-api.js';
+import type { BackendClient } from '../backend/client.js';
+import { findVirtioPort } from '../backend/virtio-port.js';
+import type { Runc } from './runc.js';
+
+/** Where the shim's settings live in the guest (OVMIGRATE_SHIM_CONFIG overrides). */
+export const CONFIG_FILE = '/etc/ovmigrate/shim.json';
+
+export interface ShimConfig {
+  /** Where the host's image share is mounted in this guest (the backend's --images DIR). */
+  images?: string;
+  /** With no backend answering: checkpoint with CRIU in the guest (runc checkpoint), or refuse. */
+  fallback: 'criu' | 'refuse';
+  /** How long the backend gets to say hello before it counts as absent. */
+  helloTimeoutMs: number;
+  /** How long a checkpoint may take on the host. */
+  checkpointTimeoutMs: number;
+}
+
+export function loadConfig(file = process.env.OVMIGRATE_SHIM_CONFIG ?? CONFIG_FILE): ShimConfig {
+  const config: ShimConfig = { fallback: 'criu', helloTimeoutMs: 2000, checkpointTimeoutMs: 600_000 };
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return config;
+  }
+  let parsed: Partial<ShimConfig>;
+  try {
+    parsed = JSON.parse(text) as Partial<ShimConfig>;
+  } catch (err) {
+    throw new BadDataError(`${file} is not JSON: ${errorMessage(err)}`);
+  }
+  if (parsed.fallback !== undefined && parsed.fallback !== 'criu' && parsed.fallback !== 'refuse') {
+    throw new InvalidArgumentError(`${file}: fallback must be "criu" or "refuse", not ${JSON.stringify(parsed.fallback)}`);
+  }
+  return { ...config, ...parsed };
+}
+
+/** containerd's runc CheckpointOptions, as decoded (snake_case). */
+export interface CheckpointOptions {
+  exit?: boolean;
+  open_tcp?: boolean;
+  external_unix_sockets?: boolean;
+  terminal?: boolean;
+  file_locks?: boolean;
+  empty_namespaces?: string[];
+  cgroups_mode?: string;
+  work_path?: string;
+}
+
+export interface CheckpointJob {
+  id: string;
+  bundle: string;
+  runc: Runc;
+  cgroup: string;
+  /** The directory containerd named for the images (exists, empty). */
+  target: string;
+  options: CheckpointOptions;
+}
+
+/** What one checkpoint cost, for logs and the benchmark. */
+export interface CheckpointReport {
+  via: 'backend' | 'criu';
+  frozenMs: number;
+  totalMs: number;
+  backendMs?: number;
+  copyMs?: number;
+}
+
+/** Whether the VM has the channel to a host backend at all (a virtio-serial port of that name). */
+export function backendPortPresent(): boolean {
+  try {
+    findVirtioPort(BACKEND_PORT);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Connects to the guest's relay to the backend, starting it when it is not
+ * running. Loaded on first use: most shims never checkpoint, and each starts
+ * a node. A relay just started may take seconds to listen in a busy guest.
+ */
+export async function connectBackend(): Promise<BackendClient> {
+  const { BackendClient: Client } = await import('../backend/client.js');
+  return Client.connect({ startTimeoutMs: 30_000 });
+}
+
+/** Image directory names the backend gives: one path component of its own making. */
+const IMAGE_DIR_NAME = /^[0-9a-f]{32}$/;
+
+/**
+ * Checkpoint out of the VM: freeze the container (runc pause), have the
+ * host's backend dump it from guest RAM onto the shared image directory,
+ * copy the images to where containerd wants them, thaw (or kill, with
+ * exit). Whatever fails, the container is thawed and the target left empty.
+ * With no backend: in-guest CRIU through runc, or a refusal, per config.
+ */
+export class Checkpointer {
+  /** The config is read at each checkpoint: a change applies to running shims too. */
+  constructor(private readonly configFile?: string) {}
+
+  async checkpoint(job: CheckpointJob): Promise<CheckpointReport> {
+    const started = Date.now();
+    const config = loadConfig(this.configFile);
+    const backend = await this.reachBackend(config);
+    if (!backend) {
+      if (config.fallback === 'refuse') {
+        throw new FailedPreconditionError('no ovmigrate backend answers on this VM\'s channel, and the shim is configured not to fall back to CRIU in the guest');
+      }
+      log.warn(`${job.id}: no ovmigrate backend answers; checkpointing with CRIU in the guest (runc checkpoint)`);
+      return this.inGuest(job, started);
+    }
+    try {
+      return await this.viaBackend(job, backend, started, config);
+    } finally {
+      backend.close();
+    }
+  }
+
+  private async reachBackend(config: ShimConfig): Promise<BackendClient | undefined> {
+    if (!backendPortPresent()) {
+      log.info(`this VM has no ${BACKEND_PORT} channel to a backend`);
+      return undefined;
+    }
+    let client: BackendClient | undefined;
+    try {
+      client = await connectBackend();
+      await client.hello({ timeoutMs: config.helloTimeoutMs });
+      return client;
+    } catch (err) {
+      log.info(`backend not reachable: ${errorMessage(err)}`);
+      client?.close();
+      return undefined;
+    }
+  }
+
+  private async viaBackend(job: CheckpointJob, backend: BackendClient, started: number, shim: ShimConfig): Promise<CheckpointReport> {
+    const images = shim.images;
+    if (!images) throw new FailedPreconditionError(`the shim's config (${CONFIG_FILE}) names no "images" directory: where the host's image share is mounted`);
+    // open_tcp, external_unix_sockets and file_locks only permit what CRIU would otherwise refuse (containerd sets
+    // file_locks for every ctr containers checkpoint); the backend refuses such state itself, naming it.
+    const config = fs.readFileSync(path.join(job.bundle, 'config.json'));
+    // containerd pauses a task itself around `ctr containers checkpoint`: then it also resumes it.
+    const pausedBefore = (await job.runc.state(job.id)).status === 'paused';
+    if (!pausedBefore) await job.runc.pause(job.id);
+    const thaw = () => (pausedBefore ? Promise.resolve('') : job.runc.resume(job.id));
+    const frozenAt = Date.now();
+    let name: string | undefined;
+    let backendMs = 0;
+    let copyMs = 0;
+    let frozenMs = 0;
+    let thawed = false;
+    const thawNow = async () => {
+      thawed = true;
+      await thaw().catch((e: unknown) => log.error(`${job.id}: thawing after the checkpoint: ${errorMessage(e)}`));
+      frozenMs = Date.now() - frozenAt;
+    };
+    try {
+      const t = Date.now();
+      const reply = await backend.checkpoint({ id: job.id, cgroup: job.cgroup, config }, { timeoutMs: shim.checkpointTimeoutMs });
+      backendMs = Date.now() - t;
+      name = reply.name;
+      if (!IMAGE_DIR_NAME.test(name)) throw new BadDataError(`the backend named its image directory ${JSON.stringify(name)}`);
+      // The images are whole on the share once the backend answers: a container that goes on need not wait for
+      // the copy. One that is to exit dies only once its images are where containerd wants them.
+      if (!job.options.exit) await thawNow();
+      const c = Date.now();
+      await copyImages(path.join(images, name), job.target);
+      copyMs = Date.now() - c;
+      if (job.options.exit) await job.runc.kill(job.id, 9, true);
+    } catch (err) {
+      await emptyDir(job.target);
+      throw err;
+    } finally {
+      if (!thawed) await thawNow();
+      if (name) await backend.release(name).catch((e: unknown) => log.warn(`releasing image directory ${name}: ${errorMessage(e)}`));
+    }
+    const report: CheckpointReport = { via: 'backend', frozenMs, totalMs: Date.now() - started, backendMs, copyMs };
+    log.info(`${job.id}: checkpointed out of the VM into ${job.target}`, report);
+    return report;
+  }
+
+  private async inGuest(job: CheckpointJob, started: number): Promise<CheckpointReport> {
+    const o = job.options;
+    const extra = [
+      ...(o.open_tcp ? ['--tcp-established'] : []),
+      ...(o.external_unix_sockets ? ['--ext-unix-sk'] : []),
+      ...(o.terminal ? ['--shell-job'] : []),
+      ...(o.file_locks ? ['--file-locks'] : []),
+      ...(o.empty_namespaces ?? []).flatMap((ns) => ['--empty-ns', ns]),
+      ...(o.cgroups_mode ? ['--manage-cgroups-mode', o.cgroups_mode] : []),
+    ];
+    const workPath = o.work_path || path.join(job.bundle, 'criu-work');
+    fs.mkdirSync(workPath, { recursive: true });
+    try {
+      await job.runc.checkpoint(job.id, job.bundle, { imagePath: job.target, workPath, leaveRunning: !o.exit, extra });
+    } catch (err) {
+      await emptyDir(job.target);
+      throw err;
+    }
+    const totalMs = Date.now() - started;
+    const report: CheckpointReport = { via: 'criu', frozenMs: totalMs, totalMs };
+    log.info(`${job.id}: checkpointed with CRIU in the guest into ${job.target}`, report);
+    return report;
+  }
+}
+
+/** Copies the images (regular files only) from the share into containerd's directory. */
+async function copyImages(from: string, to: string): Promise<void> {
+  fs.mkdirSync(to, { recursive: true });
+  for (const entry of await fs.promises.readdir(from, { withFileTypes: true })) {
+    if (!entry.isFile()) throw new BadDataError(`image directory ${from} holds ${entry.name}, which is not a regular file`);
+    await fs.promises.copyFile(path.join(from, entry.name), path.join(to, entry.name));
+  }
+}
+
+/** Leaves containerd's directory as it was given: empty. */
+async function emptyDir(dir: string): Promise<void> {
+  for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
+    await fs.promises.rm(path.join(dir, name), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CLI, guestSh, requirePrograms } from '../helpers/cli.js';
+import { exportGuestImage, startGuestContainerd } from '../../introspect/lab/containerd.js';
+import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+
+const RUNTIME = '--runtime io.containerd.ovmigrate.v1';
+/** A counter appending to a file of the container's rootfs every 0.2 s. */
+const LOOP = 'i=0; while true; do i=$((i+1)); echo $i >> /tmp/count; sleep 0.2; done';
+/** Set up in guest A: any run of criu there leaves this file. */
+const TRIPWIRE = '/run/criu-was-run';
+
+/** `ovmigrate serve` for one guest, as a host would run it; its log kept for the test. */
+class Backend {
+  readonly log: string[] = [];
+  private child?: ChildProcess;
+
+  constructor(private readonly guest: string, private readonly images: string) {}
+
+  async start(): Promise<void> {
+    this.child = spawn(process.execPath, [CLI, '--log-level', 'debug', 'serve', '--vm', this.guest, '--images', this.images], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = (d: Buffer) => this.log.push(...d.toString().split('\n').filter(Boolean));
+    this.child.stdout!.on('data', lines);
+    this.child.stderr!.on('data', lines);
+    // Serving once it has said so (or soon after connecting).
+    const deadline = Date.now() + 30_000;
+    while (!this.log.some((l) => /serving|connected/i.test(l))) {
+      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`ovmigrate serve did not start:\n${this.log.join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child?.kill(sig);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+}
+
+/**
+ * The shim in lab guests: `ctr task checkpoint` of a container run with
+ * --runtime io.containerd.ovmigrate.v1 is done by `ovmigrate serve` on the
+ * host from guest A's RAM (CRIU in guest A is a tripwire), and containerd in
+ * guest B restores the checkpoint image.
+ */
+describe('containerd-shim-ovmigrate-v1 in lab guests: checkpoint out of the VM, restore through containerd', function () {
+  const share = fs.mkdtempSync('/var/tmp/ovmigrate-shim-');
+  // The backend's image directory is a share of its own: its staging directory, beside it, must stay out of the guest's sight.
+  const imagesParent = fs.mkdtempSync('/var/tmp/ovmigrate-shim-images-');
+  const images = path.join(imagesParent, 'images');
+  let a: UpResult;
+  let b: UpResult;
+  let backend: Backend;
+
+  const ctr = (g: UpResult, args: string, timeoutS?: number) => guestSh(g.name, `ctr ${args}`, timeoutS);
+  const status = async (g: UpResult, id: string) => new RegExp(`^${id}\\s+\\d+\\s+(\\w+)$`, 'm').exec(await ctr(g, 'task ls'))?.[1];
+  const count = async (g: UpResult, id: string) => Number((await ctr(g, `task exec --exec-id n${Date.now()} ${id} sh -c 'wc -l < /tmp/count'`)).trim());
+  const shimConfig = (g: UpResult, config: object) =>
+    guestSh(g.name, `mkdir -p /etc/ovmigrate && echo '${JSON.stringify(config)}' > /etc/ovmigrate/shim.json`);
+  const tripped = async () => (await guestSh(a.name, `test -e ${TRIPWIRE} && echo yes || echo no`)).trim() === 'yes';
+
+  /** The CRIU images in guest A's checkpoint image of a container (ctr task checkpoint names it containerd.io/checkpoint/ID:DATE). */
+  async function criuImages(id: string): Promise<string[]> {
+    const ref = (await ctr(a, 'image ls -q')).split('\n').find((r) => r.startsWith(`containerd.io/checkpoint/${id}:`));
+    assert.ok(ref, `a checkpoint image of ${id}`);
+    const work = path.join(share, `${id}-export`);
+    await exportGuestImage(a.name, ref, work, path.join(share, `${id}.tar`));
+    const blobs = path.join(work, 'layout', 'blobs', 'sha256');
+    const criu = fs.readdirSync(blobs).map((f) => path.join(blobs, f)).find((f) => fs.readFileSync(f).subarray(257, 262).toString() === 'ustar');
+    assert.ok(criu, 'a criu.tar layer');
+    const dir = path.join(work, 'criu');
+    fs.mkdirSync(dir);
+    execFileSync('tar', ['-xf', criu, '-C', dir]);
+    return fs.readdirSync(dir).map((f) => path.join(dir, f));
+  }
+
+  async function assertCountsOn(g: UpResult, id: string, what: string): Promise<void> {
+    const n = await count(g, id);
+    await guestSh(g.name, 'sleep 1.2');
+    assert.ok((await count(g, id)) > n, `${what}: the counter goes on`);
+    const seq = (await ctr(g, `task exec --exec-id s${Date.now()} ${id} cat /tmp/count`)).trim().split('\n').map(Number);
+    assert.deepEqual(seq, seq.map((_, i) => i + 1), `${what}: every number once, in order`);
+  }
+
+  before(async function () {
+    requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'python3', 'tar', 'busybox', 'gcc']);
+    fs.mkdirSync(images);
+    execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'hog'), path.join(__dirname, '..', '..', '..', 'test', 'programs', 'hog.c')]);
+    [a, b] = await Promise.all([labUp('shim-a', ['--share', share, '--share', images]), labUp('shim-b', ['--share', share]), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
+    await Promise.all([startGuestContainerd(a.name), startGuestContainerd(b.name)]);
+    await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
+    await shimConfig(a, { images });
+    // CRIU in guest A only leaves a mark and fails: the checkpoint must not need it.
+    await guestSh(a.name, `printf '#!/bin/sh\\ntouch ${TRIPWIRE}\\nexit 1\\n' > /run/criu-tripwire && chmod +x /run/criu-tripwire && mount --bind /run/criu-tripwire "$(command -v criu)"`);
+    backend = new Backend(a.name, images);
+    await backend.start();
+  });
+
+  after(async () => {
+    await backend?.stop();
+    await downTestGuests();
+    fs.rmSync(share, { recursive: true, force: true });
+    fs.rmSync(imagesParent, { recursive: true, force: true });
+  });
+
+  it('ctr containers checkpoint: images from the host, CRIU never run in guest A; ctr containers restore in guest B continues', async () => {
+    await ctr(a, `run -d ${RUNTIME} ${BUSYBOX_IMAGE} c1 sh -c '${LOOP}'`);
+    await guestSh(a.name, 'sleep 1.5');
+    const atCheckpoint = await count(a, 'c1');
+    await ctr(a, 'containers checkpoint --rw --task c1 checkpoint/c1:1', 300);
+    assert.ok(!(await tripped()), 'criu was not run in guest A');
+    assert.ok(backend.log.some((l) => /c1/.test(l) && /checkpoint/i.test(l)), `the backend made the images:\n${backend.log.join('\n')}`);
+    assert.equal(await status(a, 'c1'), 'RUNNING', 'the container runs on in guest A');
+    await assertCountsOn(a, 'c1', 'guest A after the checkpoint');
+    assert.deepEqual(fs.readdirSync(images).filter((n) => !n.startsWith('.')), [], 'the image directory was released');
+
+    await ctr(a, 'task kill -s SIGKILL c1');
+    await exportGuestImage(a.name, 'checkpoint/c1:1', path.join(share, 'c1-export'), path.join(share, 'c1.tar'));
+    await ctr(b, `image import --no-unpack --all-platforms ${share}/c1.tar >/dev/null`);
+    await guestSh(b.name, 'ctr containers restore --rw --live c1 checkpoint/c1:1 </dev/null >/tmp/c1.out 2>&1 || { cat /tmp/c1.out; exit 1; }; sleep 2', 180);
+    assert.equal(await status(b, 'c1'), 'RUNNING');
+    assert.match(await ctr(b, 'containers info c1'), /io\.containerd\.ovmigrate\.v1/, 'restored by our shim in guest B');
+    assert.ok((await count(b, 'c1')) > atCheckpoint, 'guest B goes on from the checkpointed count');
+    await assertCountsOn(b, 'c1', 'guest B after the restore');
+  });
+
+  it('ctr task checkpoint of two containers at the same time: each checkpoint image holds its own container', async () => {
+    await ctr(a, `run -d ${RUNTIME} ${BUSYBOX_IMAGE} p1 sh -c 'exec sleep 1001'`);
+    await ctr(a, `run -d ${RUNTIME} ${BUSYBOX_IMAGE} p2 sh -c 'exec sleep 1002'`);
+    await guestSh(a.name, 'ctr task checkpoint p1 & ctr task checkpoint p2 & wait %1 && wait %2', 300);
+    assert.ok(!(await tripped()), 'criu was not run in guest A');
+    // Each image holds its own container: its argv (sleep 100N) is in its memory pages, the other's is not.
+    for (const [i, id] of ['p1', 'p2'].entries()) {
+      const pages = (await criuImages(id)).filter((f) => path.basename(f).startsWith('pages-')).map((f) => fs.readFileSync(f));
+      assert.ok(pages.some((p) => p.includes(`sleep\u0000${1001 + i}\u0000`)), `${id}'s argv in ${id}'s images`);
+      assert.ok(!pages.some((p) => p.includes(`sleep\u0000${1002 - i}\u0000`)), `the other's argv not in ${id}'s images`);
+      assert.equal(await status(a, id), 'RUNNING');
+    }
+  });
+
+  it('backend dying mid-request: the checkpoint fails with a reason, the container runs on, thawed, no image made', async () => {
+    // 64 MiB touched by a helper process, so that the dump takes a moment.
+    await ctr(a, `run -d ${RUNTIME} --mount type=bind,src=${share}/hog,dst=/hog,options=rbind:ro ${BUSYBOX_IMAGE} d1 sh -c '/hog 64 >/dev/null & ${LOOP}'`);
+    await guestSh(a.name, 'for i in $(seq 100); do ctr task exec --exec-id w$i d1 test -s /tmp/count && break; sleep 0.5; done');
+    const mark = backend.log.length;
+    const checkpoint = guestSh(a.name, 'ctr task checkpoint d1 2>&1; echo "exit=$?"', 300);
+    // Killed as soon as it has started dumping (its first progress line, at debug level).
+    const deadline = Date.now() + 120_000;
+    while (!backend.log.slice(mark).some((l) => /planned \d+ processes/.test(l)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    backend.signal('SIGKILL');
+    const out = await checkpoint;
+    assert.doesNotMatch(out, /exit=0/, out);
+    assert.match(out, /backend|channel|unavailable|connection/i, out);
+    assert.equal(await status(a, 'd1'), 'RUNNING', 'thawed');
+    await assertCountsOn(a, 'd1', 'after the failed checkpoint');
+    assert.doesNotMatch(await ctr(a, 'image ls -q'), /checkpoint\/d1:/, 'no checkpoint image');
+  });
+
+  it('backend down: falls back to CRIU in the guest (the default), or refuses when configured to', async () => {
+    await backend.stop();
+    await guestSh(a.name, 'umount "$(command -v criu)"');
+    await ctr(a, 'task checkpoint d1', 300);
+    assert.match(await ctr(a, 'image ls -q'), /checkpoint\/d1:/, 'a checkpoint image made with CRIU in the guest');
+    assert.match(await guestSh(a.name, 'cat /run/containerd.log'), /d1: no ovmigrate backend answers; checkpointing with CRIU in the guest/);
+    assert.equal(await status(a, 'd1'), 'RUNNING');
+
+    await shimConfig(a, { images, fallback: 'refuse' });
+    const refused = await guestSh(a.name, 'ctr task checkpoint d1 2>&1; echo "exit=$?"', 300);
+    assert.match(refused, /no ovmigrate backend answers/, refused);
+    assert.doesNotMatch(refused, /exit=0/);
+    assert.equal(await status(a, 'd1'), 'RUNNING');
+    await assertCountsOn(a, 'd1', 'after the refusal');
+  });
+});
