@@ -77,7 +77,7 @@ export class ServerConnection {
     try {
       for (const frame of this.decoder.push(chunk)) this.onFrame(frame);
     } catch (err) {
-      log.error(`ttrpc ${this.opts.name}: closing connection: ${errorMessage(err)}`);
+      log.warn(`ttrpc ${this.opts.name}: closing connection: ${errorMessage(err)}`);
       this.close();
     }
   }
@@ -94,7 +94,7 @@ export class ServerConnection {
       return;
     }
     if (frame.type !== MessageType.Request) {
-      log.error(`ttrpc ${this.opts.name}: closing connection: client sent a ${MessageType[frame.type]} frame on stream ${id}`);
+      log.warn(`ttrpc ${this.opts.name}: closing connection: client sent a ${MessageType[frame.type]} frame on stream ${id}`);
       return this.close();
     }
     if (id <= this.lastStreamId) {

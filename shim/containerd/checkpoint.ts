@@ -102,9 +102,18 @@ const IMAGE_DIR_NAME = /^[0-9a-f]{32}$/;
  * exit). Whatever fails, the container is thawed and the target left empty.
  * With no backend: in-guest CRIU through runc, or a refusal, per config.
  */
+/** How a Checkpointer reaches the backend (tests give their own). */
+export interface BackendAccess {
+  portPresent(): boolean;
+  connect(): Promise<BackendClient>;
+}
+
 export class Checkpointer {
   /** The config is read at each checkpoint: a change applies to running shims too. */
-  constructor(private readonly configFile?: string) {}
+  constructor(
+    private readonly configFile?: string,
+    private readonly access: BackendAccess = { portPresent: backendPortPresent, connect: connectBackend },
+  ) {}
 
   async checkpoint(job: CheckpointJob): Promise<CheckpointReport> {
     const started = Date.now();
@@ -125,13 +134,13 @@ export class Checkpointer {
   }
 
   private async reachBackend(config: ShimConfig): Promise<BackendClient | undefined> {
-    if (!backendPortPresent()) {
+    if (!this.access.portPresent()) {
       log.info(`this VM has no ${BACKEND_PORT} channel to a backend`);
       return undefined;
     }
     let client: BackendClient | undefined;
     try {
-      client = await connectBackend();
+      client = await this.access.connect();
       await client.hello({ timeoutMs: config.helloTimeoutMs });
       return client;
     } catch (err) {

@@ -37,8 +37,8 @@ async function main(): Promise<void> {
   fs.mkdirSync(images);
   let serve: ChildProcess | undefined;
   try {
-    progress('booting a 2 GiB guest, containerd with both shims, ovmigrate serve');
-    const guest = await labUp('sbench', ['--memory', '2048', '--share', share, '--share', images]);
+    progress('booting a 3 GiB guest, containerd with both shims, ovmigrate serve');
+    const guest = await labUp('sbench', ['--memory', '3072', '--share', share, '--share', images]);
     execFileSync('gcc', ['-O1', '-static', '-o', `${share}/hog`, path.join(PROGRAMS, 'hog.c')]);
     await buildBusyboxImage(`${share}/busybox.tar`);
     await startGuestContainerd(guest.name);
@@ -52,13 +52,18 @@ async function main(): Promise<void> {
         for i in $(seq 600); do [ "$(cat /sys/fs/cgroup/default/hog-$c/memory.current 2>/dev/null || echo 0)" -gt 268435456 ] && break; sleep 0.5; done
       done`, 900);
 
-    /** One checkpoint, timed in the guest; guest CPU from /proc/stat (all CPUs, not idle or iowait), in USER_HZ ticks. */
-    const checkpoint = async (id: string, dir: string): Promise<{ totalS: number; guestCpuS: number }> => {
-      const out = await guestSh(guest.name, `rm -rf ${dir}
+    /**
+     * One `ctr task checkpoint`, timed in the guest, making a checkpoint image as containerd does by default (ctr 1.6
+     * passes --image-path and --work-path to runc's shims only); guest CPU from /proc/stat (all CPUs, not idle or
+     * iowait), in USER_HZ ticks. The image is removed afterwards.
+     */
+    const checkpoint = async (id: string, flags: string): Promise<{ totalS: number; guestCpuS: number }> => {
+      const out = await guestSh(guest.name, `
         busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
         c0=$(busy); t0=$(date +%s%N)
-        ctr task checkpoint --image-path ${dir} ${id} >&2
+        ctr task checkpoint ${flags} ${id} >&2
         t1=$(date +%s%N); c1=$(busy)
+        ctr image ls -q | grep "^containerd.io/checkpoint/${id}:" | xargs -r ctr image rm >/dev/null
         echo $((t1 - t0)) $((c1 - c0))`, 900);
       const [ns, ticks] = out.trim().split(' ').map(Number);
       return { totalS: ns / 1e9, guestCpuS: ticks / 100 };
@@ -68,24 +73,22 @@ async function main(): Promise<void> {
     const ovm: Sample[] = [];
     for (let rep = 1; rep <= REPS; rep++) {
       progress(`runc shim (CRIU in the guest) #${rep}`);
-      const r = await checkpoint('hog-runc', '/run/img-runc');
-      // CRIU's own account of how long the tree was frozen (stats-dump.img, microseconds).
-      const stats = await guestSh(guest.name, 'base64 -w0 /run/img-runc/stats-dump.img');
+      const r = await checkpoint('hog-runc', '--work-path /run/work-runc');
+      // CRIU's own account of how long the tree was frozen (runc has it write "stats-dump" into the work directory; microseconds).
+      const stats = await guestSh(guest.name, 'base64 -w0 /run/work-runc/stats-dump; rm -rf /run/work-runc');
       const dump = entryObject(decodeImage(Buffer.from(stats, 'base64')), 0) as { dump?: { frozen_time?: number } };
       runc.push({ ...r, frozenS: Number(dump.dump?.frozen_time ?? NaN) / 1e6 });
 
       progress(`ovmigrate shim (dump from the host) #${rep}`);
-      const o = await checkpoint('hog-ovm', '/run/img-ovm');
+      const o = await checkpoint('hog-ovm', '');
       // The shim logs how long it kept the container paused.
       const line = (await guestSh(guest.name, 'grep "checkpointed out of the VM" /run/containerd.log | tail -1')).trim();
-      const frozenMs = Number(/"frozenMs":(\d+)/.exec(line)?.[1] ?? NaN);
-      ovm.push({ ...o, frozenS: frozenMs / 1000 });
-      await guestSh(guest.name, 'rm -rf /run/img-runc /run/img-ovm');
+      ovm.push({ ...o, frozenS: Number(/"frozenMs":(\d+)/.exec(line)?.[1] ?? NaN) / 1000 });
     }
 
     const m = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]));
     const s = (v: number) => `${v.toFixed(2)} s`;
-    console.log(`shim: ctr task checkpoint of a 256 MiB container (busybox + hog), images to the guest's tmpfs; medians of ${REPS}`);
+    console.log(`shim: ctr task checkpoint of a 256 MiB container (busybox + hog) into a containerd checkpoint image; medians of ${REPS}`);
     for (const [label, k] of [['total', 'totalS'], ['frozen', 'frozenS'], ['guest CPU', 'guestCpuS']] as const) {
       const a = m(runc, k);
       const b = m(ovm, k);
