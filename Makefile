@@ -9,7 +9,7 @@ MOCHA := node_modules/.bin/mocha --reporter spec --exit --require dist/test/help
 all: build
 
 help:
-	@echo "make demo   move a process between two lab guests: checkpoint from outside the first, CRIU restore in the second"
+	@echo "make demo   move a container between two lab guests through containerd: checkpoint from outside the first, restore in the second"
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
 	@echo "make build  compile TypeScript into dist/"
