@@ -14,6 +14,8 @@ export const BACKEND_SERVICE = `${PACKAGE}.Backend`;
 export const BACKEND_PORT = 'ovmigrate.0';
 /** CheckpointRequest.config: the bundle's config.json, at most this many bytes (backend.proto). */
 export const MAX_CONFIG_BYTES = 1 << 20;
+/** Image directory names the backend makes: 32 hex digits, so a name can never be a path. */
+export const IMAGE_NAME = /^[0-9a-f]{32}$/;
 
 /** Compiled code lives in <root>/dist/common, the protos in <root>/proto. */
 const PROTO_FILE = path.resolve(__dirname, '..', '..', 'proto', 'ovmigrate', 'backend.proto');

@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ExternalError } from '../../common/errors.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from './busybox-image.js';
-import { exportGuestImage, startGuestContainerd } from './containerd.js';
-import { execCapture } from './exec-client.js';
+import { exportGuestImage, guestScript, startGuestContainerd } from './containerd.js';
 import { down, up } from './lab.js';
 
 const CLI = path.resolve(__dirname, '..', 'cli', 'main.js');
@@ -25,9 +24,7 @@ function ovmigrate(args: string[]): Promise<void> {
 
 async function inGuest(guest: string, script: string): Promise<string> {
   process.stdout.write(`[${guest}]$ ${script.trim().split('\n').join('; ')}\n`);
-  const r = await execCapture(guest, ['sh', '-c', script], { timeoutMs: 120_000 });
-  if (r.exitCode !== 0) throw new ExternalError(`in ${guest}: exit ${r.exitCode}: ${r.stderr.trim()}`);
-  return r.stdout;
+  return guestScript(guest, script, 120_000);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

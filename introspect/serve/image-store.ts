@@ -1,9 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { IMAGE_NAME } from '../../common/backend-api.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
-
-/** Image directory names this backend makes: 32 hex digits, so a name can never be a path. */
-export const IMAGE_NAME = /^[0-9a-f]{32}$/;
 
 /**
  * The images directory the guest sees (DIR, on a share) and a staging

@@ -1,5 +1,5 @@
 /** `ovmigrate serve`: the Backend service of one VM on its channel (proto/ovmigrate/backend.proto). */
 export { serveChannel, type ChannelOptions } from './channel.js';
 export { GuestRam, type DumpFn, type GuestRamSource } from './guest-ram.js';
-export { IMAGE_NAME, ImageStore } from './image-store.js';
+export { ImageStore } from './image-store.js';
 export { BackendService, DEFAULT_LIMITS, MAX_CONCURRENT_REQUESTS, MAX_REQUEST_BYTES, type BackendLimits } from './service.js';

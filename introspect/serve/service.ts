@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  BACKEND_SERVICE, CheckpointRequest, CheckpointResponse, HelloResponse, MAX_CONFIG_BYTES, backendMethods,
+  BACKEND_SERVICE, CheckpointRequest, CheckpointResponse, HelloResponse, IMAGE_NAME, MAX_CONFIG_BYTES, backendMethods,
 } from '../../common/backend-api.js';
 import { InvalidArgumentError, NotFoundError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
@@ -10,7 +10,7 @@ import { Handler, StatusCode, TtrpcError, TtrpcServer, abortedError, statusName,
 import { parseContainerSpec } from '../dump/container.js';
 import { cgroupArg } from '../dump/tree.js';
 import { DumpFn } from './guest-ram.js';
-import { IMAGE_NAME, ImageStore } from './image-store.js';
+import { ImageStore } from './image-store.js';
 
 export interface BackendLimits {
   /** Checkpoints running at once; more are answered RESOURCE_EXHAUSTED. */

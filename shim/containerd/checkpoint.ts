@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BadDataError, FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { BACKEND_PORT } from '../../common/backend-api.js';
+import { BACKEND_PORT, IMAGE_NAME } from '../../common/backend-api.js';
 import type { BackendClient } from '../backend/client.js';
 import { findVirtioPort } from '../backend/virtio-port.js';
 import type { Runc } from './runc.js';
@@ -92,8 +92,6 @@ export async function connectBackend(): Promise<BackendClient> {
   return Client.connect({ startTimeoutMs: 30_000 });
 }
 
-/** Image directory names the backend gives: one path component of its own making. */
-const IMAGE_DIR_NAME = /^[0-9a-f]{32}$/;
 
 /**
  * Checkpoint out of the VM: freeze the container (runc pause), have the
@@ -176,7 +174,7 @@ export class Checkpointer {
       const reply = await backend.checkpoint({ id: job.id, cgroup: job.cgroup, config }, { timeoutMs: shim.checkpointTimeoutMs });
       backendMs = Date.now() - t;
       name = reply.name;
-      if (!IMAGE_DIR_NAME.test(name)) throw new BadDataError(`the backend named its image directory ${JSON.stringify(name)}`);
+      if (!IMAGE_NAME.test(name)) throw new BadDataError(`the backend named its image directory ${JSON.stringify(name)}`);
       // The images are whole on the share once the backend answers: a container that goes on need not wait for
       // the copy. One that is to exit dies only once its images are where containerd wants them.
       if (!job.options.exit) await thawNow();

@@ -12,8 +12,8 @@ import { decode, encode, packMessage, toTimestamp, unpackAny } from './api.js';
 import { Checkpointer } from './checkpoint.js';
 import type { EventPublisher } from './events.js';
 import type { ProcessHelper } from './helper.js';
-import { Runc } from './runc.js';
-import { containerCgroup, containerStats } from './stats.js';
+import { Runc, Stdio } from './runc.js';
+import { containerCgroup, containerStats, specCgroupsPath } from './stats.js';
 import { ProcessIO, StdioPaths } from './stdio.js';
 
 const run = promisify(execFile);
@@ -55,6 +55,8 @@ class Proc {
 interface Container {
   id: string;
   bundle: string;
+  /** linux.cgroupsPath of its config.json, read once at Create. */
+  cgroupsPath: string;
   rootfsMounted: boolean;
   init: Proc;
   execs: Map<string, Proc>;
@@ -158,12 +160,22 @@ export class TaskService {
     }
   }
 
-  private async consoleFor(c: Container, proc: Proc): Promise<{ socket?: string; ready?: Promise<void> }> {
-    if (!proc.paths.terminal) return {};
-    fs.mkdirSync(CONSOLE_DIR, { recursive: true, mode: 0o700 });
-    const socket = path.join(CONSOLE_DIR, `${crypto.randomBytes(8).toString('hex')}.sock`);
-    const { ready } = await this.helper.console(`${c.id}/${proc.key}`, socket, proc.paths.stdin, proc.paths.stdout);
-    return { socket, ready };
+  /**
+   * Runs the runc command that starts a process (create, exec, restore) with the process's stdio, or with a
+   * terminal from the helper when it has one; then gives the process its ends and claims its pid.
+   */
+  private async launch(c: Container, proc: Proc, pidFile: string, run: (consoleSocket: string | undefined, stdio: Stdio) => Promise<unknown>): Promise<void> {
+    let socket: string | undefined;
+    let ready: Promise<void> | undefined;
+    if (proc.paths.terminal) {
+      fs.mkdirSync(CONSOLE_DIR, { recursive: true, mode: 0o700 });
+      socket = path.join(CONSOLE_DIR, `${crypto.randomBytes(8).toString('hex')}.sock`);
+      ({ ready } = await this.helper.console(`${c.id}/${proc.key}`, socket, proc.paths.stdin, proc.paths.stdout));
+    }
+    await run(socket, proc.io!.runcStdio());
+    await ready;
+    proc.io!.closeTheirs();
+    this.claimPid(c, proc, pidFile);
   }
 
   private async create(r: Req): Promise<Record<string, unknown>> {
@@ -171,12 +183,12 @@ export class TaskService {
     if (!ID.test(id)) throw new InvalidArgumentError(`container id ${JSON.stringify(id)} is not valid`);
     if (this.container) throw new AlreadyExistsError(`this shim already runs container ${this.container.id}`);
     const bundle = path.resolve(String(r.bundle));
-    if (!fs.existsSync(path.join(bundle, 'config.json'))) throw new NotFoundError(`bundle ${bundle} has no config.json`);
+    const cgroupsPath = specCgroupsPath(bundle);
     const binary = runtimeBinary(r.options);
     const paths: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: !!r.terminal };
     const init = new Proc('', paths);
     const c: Container = {
-      id, bundle, init, execs: new Map(), rootfsMounted: false, runc: new Runc(this.namespace, binary),
+      id, bundle, cgroupsPath, init, execs: new Map(), rootfsMounted: false, runc: new Runc(this.namespace, binary),
       checkpoint: r.checkpoint ? String(r.checkpoint) : undefined,
     };
     await mountRootfs(bundle, (r.rootfs ?? []) as Req[]);
@@ -186,11 +198,7 @@ export class TaskService {
       this.container = c;
       if (!c.checkpoint) {
         const pidFile = path.join(bundle, 'init.pid');
-        const console = await this.consoleFor(c, init);
-        await c.runc.create(id, { bundle, pidFile, consoleSocket: console.socket, stdio: init.io.runcStdio() });
-        await console.ready;
-        init.io.closeTheirs();
-        this.claimPid(c, init, pidFile);
+        await this.launch(c, init, pidFile, (consoleSocket, stdio) => c.runc.create(id, { bundle, pidFile, consoleSocket, stdio }));
       }
     } catch (err) {
       init.io?.close();
@@ -213,24 +221,18 @@ export class TaskService {
       const processFile = path.join(c.bundle, `exec-${proc.execId}.json`);
       const pidFile = path.join(c.bundle, `exec-${proc.execId}.pid`);
       fs.writeFileSync(processFile, JSON.stringify(proc.spec));
-      const console = await this.consoleFor(c, proc);
-      await c.runc.exec(c.id, c.bundle, { processFile, pidFile, consoleSocket: console.socket, stdio: proc.io!.runcStdio() });
-      await console.ready;
-      proc.io!.closeTheirs();
+      await this.launch(c, proc, pidFile, (consoleSocket, stdio) => c.runc.exec(c.id, c.bundle, { processFile, pidFile, consoleSocket, stdio }));
       proc.started = true;
-      this.claimPid(c, proc, pidFile);
       this.events.publish('execStarted', { container_id: c.id, exec_id: proc.execId, pid: proc.pid });
     } else {
-      if (c.checkpoint) {
+      const imagePath = c.checkpoint;
+      if (imagePath) {
         const pidFile = path.join(c.bundle, 'init.pid');
-        const console = await this.consoleFor(c, proc);
         const workPath = path.join(c.bundle, 'restore-work');
         fs.mkdirSync(workPath, { recursive: true });
-        log.info(`${c.id}: restoring from ${c.checkpoint}`);
-        await c.runc.restore(c.id, { bundle: c.bundle, pidFile, imagePath: c.checkpoint, workPath, consoleSocket: console.socket, stdio: proc.io!.runcStdio() });
-        await console.ready;
-        proc.io!.closeTheirs();
-        this.claimPid(c, proc, pidFile);
+        log.info(`${c.id}: restoring from ${imagePath}`);
+        await this.launch(c, proc, pidFile, (consoleSocket, stdio) =>
+          c.runc.restore(c.id, { bundle: c.bundle, pidFile, imagePath, workPath, consoleSocket, stdio }));
       } else {
         await c.runc.start(c.id, c.bundle);
       }
@@ -367,7 +369,7 @@ export class TaskService {
 
   private async stats(r: Req): Promise<Record<string, unknown>> {
     const c = this.get(r.id);
-    return { stats: containerStats(c.bundle) };
+    return { stats: containerStats(containerCgroup(c.cgroupsPath)) };
   }
 
   private async connect(r: Req): Promise<Record<string, unknown>> {
@@ -390,7 +392,7 @@ export class TaskService {
     const target = String(options.image_path || r.path);
     if (!target) throw new InvalidArgumentError('checkpoint needs a path');
     await this.checkpointer.checkpoint({
-      id: c.id, bundle: c.bundle, runc: c.runc, cgroup: containerCgroup(c.bundle), target, options,
+      id: c.id, bundle: c.bundle, runc: c.runc, cgroup: containerCgroup(c.cgroupsPath), target, options,
     });
     this.events.publish('checkpointed', { container_id: c.id, checkpoint: target });
     return {};

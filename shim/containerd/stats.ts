@@ -25,9 +25,8 @@ function counter(value: string | undefined): string {
   return /^\d+$/.test(value ?? '') ? value! : '0';
 }
 
-/** The container's cgroup metrics, as containerd's cgroups library reports them for the host's cgroup version. */
-export function containerStats(bundle: string): AnyMessage {
-  const cgroup = containerCgroup(bundle);
+/** A container's cgroup metrics (cgroup: its cgroup path), as containerd's cgroups library reports them for the host's cgroup version. */
+export function containerStats(cgroup: string): AnyMessage {
   return fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers')) ? statsV2(cgroup) : statsV1(cgroup);
 }
 
@@ -87,10 +86,21 @@ function statsV1(cgroup: string): AnyMessage {
   });
 }
 
-/** The container's cgroup v2 path, from its spec (containerd's cgroupfs layout: /NAMESPACE/ID). */
-export function containerCgroup(bundle: string): string {
-  const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { linux?: { cgroupsPath?: string } };
-  const p = spec.linux?.cgroupsPath ?? '';
-  if (!p.startsWith('/')) throw new FailedPreconditionError(`cgroupsPath ${JSON.stringify(p)}: only cgroupfs paths (/a/b) are supported, not systemd slices`);
-  return path.posix.normalize(p);
+/** linux.cgroupsPath of a bundle's config.json ("" when it has none; a config runc cannot read either, runc reports). */
+export function specCgroupsPath(bundle: string): string {
+  const file = path.join(bundle, 'config.json');
+  let spec: { linux?: { cgroupsPath?: unknown } };
+  try {
+    spec = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof spec;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`bundle ${bundle} has no config.json`);
+    return '';
+  }
+  return typeof spec.linux?.cgroupsPath === 'string' ? spec.linux.cgroupsPath : '';
+}
+
+/** The container's cgroup v2 path from its cgroupsPath (containerd's cgroupfs layout: /NAMESPACE/ID). */
+export function containerCgroup(cgroupsPath: string): string {
+  if (!cgroupsPath.startsWith('/')) throw new FailedPreconditionError(`cgroupsPath ${JSON.stringify(cgroupsPath)}: only cgroupfs paths (/a/b) are supported, not systemd slices`);
+  return path.posix.normalize(cgroupsPath);
 }

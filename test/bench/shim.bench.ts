@@ -13,14 +13,10 @@ import { CLI, guestSh } from '../helpers/cli.js';
 import { startGuestContainerd } from '../../introspect/lab/containerd.js';
 import { downTestGuests, labUp } from '../helpers/lab-guests.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+import { median } from './median.js';
 
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 const REPS = 3;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 interface Sample {
   totalS: number;
