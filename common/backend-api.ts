@@ -1,11 +1,9 @@
-import path from 'node:path';
-import protobuf from 'protobufjs';
-import { BadDataError, errorMessage } from './errors.js';
+import { loadProtos } from './proto.js';
 import { TypedMethod } from './ttrpc/typed-method.js';
 
 /**
  * The service a guest's shim calls on the host (proto/ovmigrate/backend.proto),
- * shared by the host backend (introspect/serve) and the guest client (shim/backend).
+ * shared by the host backend (introspect/backend) and the guest client (shim/channel).
  * Objects carry the .proto's own field names (keepCase); uint64 fields are bigint.
  */
 const PACKAGE = 'ovmigrate.backend.v1';
@@ -16,9 +14,6 @@ export const BACKEND_PORT = 'ovmigrate.0';
 export const MAX_CONFIG_BYTES = 1 << 20;
 /** Image directory names the backend makes: 32 hex digits, so a name can never be a path. */
 export const IMAGE_NAME = /^[0-9a-f]{32}$/;
-
-/** Compiled code lives in <root>/dist/common, the protos in <root>/proto. */
-const PROTO_FILE = path.resolve(__dirname, '..', '..', 'proto', 'ovmigrate', 'backend.proto');
 
 export type HelloRequest = Record<string, never>;
 
@@ -65,13 +60,7 @@ let methods: BackendMethods | undefined;
 /** The service's methods, typed; the .proto is loaded on first use. */
 export function backendMethods(): BackendMethods {
   if (!methods) {
-    let root: protobuf.Root;
-    try {
-      root = new protobuf.Root().loadSync(PROTO_FILE, { keepCase: true });
-      root.resolveAll();
-    } catch (err) {
-      throw new BadDataError(`${PROTO_FILE} does not load: ${errorMessage(err)}`, { cause: err });
-    }
+    const root = loadProtos('ovmigrate');
     const method = <Req extends object, Res extends object>(name: string, req: string, res: string): TypedMethod<Req, Res> =>
       new TypedMethod<Req, Res>(BACKEND_SERVICE, name, root.lookupType(`${PACKAGE}.${req}`), root.lookupType(`${PACKAGE}.${res}`));
     methods = {

@@ -7,7 +7,6 @@ export {
   encodeRequest,
   encodeResponse,
   toMetadata,
-  ttrpcSchema,
   type Metadata,
   type RequestMessage,
   type ResponseMessage,

@@ -1,13 +1,8 @@
-import path from 'node:path';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { BadDataError, errorMessage } from '../errors.js';
+import { TO_OBJECT, asBuffer as bytesAsBuffer, loadProtos } from '../proto.js';
 import { StatusCode } from './status.js';
 
-/** Our .proto files; compiled code lives in <root>/dist/common/ttrpc, the protos in <root>/proto. */
-const PROTO_ROOT = path.resolve(__dirname, '..', '..', '..', 'proto');
-const PROTO_FILE = path.join(PROTO_ROOT, 'ttrpc', 'ttrpc.proto');
-/** 64-bit integers as bigint, empty fields with their proto3 defaults. */
-const TO_OBJECT: protobuf.IConversionOptions = { longs: BigInt, defaults: true, arrays: true };
 
 /** Metadata as upstream's MD: lower-case keys, each with one or more values. */
 export type Metadata = Map<string, string[]>;
@@ -26,27 +21,13 @@ export interface ResponseMessage {
   payload: Buffer;
 }
 
-let root: protobuf.Root | undefined;
-
-/** The loaded ttrpc schema; google/protobuf imports come from protobufjs' bundled copies. */
-export function ttrpcSchema(): protobuf.Root {
-  if (!root) {
-    const r = new protobuf.Root();
-    // Imports are written relative to proto/, as protoc's -I proto would take them.
-    r.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(PROTO_ROOT, target));
-    root = r.loadSync(PROTO_FILE, { keepCase: true });
-  }
-  return root;
-}
-
 function type(name: string): protobuf.Type {
-  return ttrpcSchema().lookupType(name);
+  return loadProtos('ttrpc').lookupType(name);
 }
 
 function encode(typeName: string, fields: Record<string, unknown>): Buffer {
   const t = type(typeName);
-  const bytes = t.encode(t.fromObject(fields)).finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return bytesAsBuffer(t.encode(t.fromObject(fields)).finish());
 }
 
 function decode(typeName: string, bytes: Uint8Array): Record<string, unknown> {

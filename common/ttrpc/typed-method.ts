@@ -1,19 +1,15 @@
 import type protobuf from 'protobufjs';
 import { BadDataError, InvalidArgumentError, errorMessage } from '../errors.js';
+import { TO_OBJECT } from '../proto.js';
 import type { CallOptions, TtrpcClient } from './client.js';
 import type { CallContext, Handler } from './server-connection.js';
 import { StatusCode, TtrpcError } from './status.js';
 
-/**
- * Plain objects as protobufjs' toObject gives them: 64-bit integers as
- * bigint, absent fields with their proto3 defaults, bytes as Buffer.
- * fromObject takes the same shapes back (bigint, string or number for 64-bit).
- */
-const TO_OBJECT: protobuf.IConversionOptions = { longs: BigInt, defaults: true, arrays: true };
 
 /**
  * One unary method with its protobuf request and response types, so callers
- * and handlers deal in plain objects. Req and Res are the caller's
+ * and handlers deal in plain objects (common/proto.ts TO_OBJECT; fromObject
+ * takes the same shapes back). Req and Res are the caller's
  * description of those objects; protobufjs does not check them against the
  * schema beyond what fromObject converts.
  */

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { TtrpcServer } from '../../common/ttrpc/index.js';
 import { requireGuest } from '../lab/index.js';
-import { BackendService, DEFAULT_LIMITS, GuestRam, ImageStore, MAX_CONCURRENT_REQUESTS, serveChannel } from '../serve/index.js';
+import { BackendService, DEFAULT_LIMITS, GuestRam, ImageStore, MAX_CONCURRENT_REQUESTS, serveChannel } from '../backend/index.js';
 import { int } from './args.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
 

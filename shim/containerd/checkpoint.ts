@@ -3,8 +3,8 @@ import path from 'node:path';
 import { BadDataError, FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { BACKEND_PORT, IMAGE_NAME } from '../../common/backend-api.js';
-import type { BackendClient } from '../backend/client.js';
-import { findVirtioPort } from '../backend/virtio-port.js';
+import type { BackendClient } from '../channel/client.js';
+import { findVirtioPort } from '../channel/virtio-port.js';
 import type { Runc } from './runc.js';
 
 /** Where the shim's settings live in the guest (OVMIGRATE_SHIM_CONFIG overrides). */
@@ -88,7 +88,7 @@ export function backendPortPresent(): boolean {
  * a node. A relay just started may take seconds to listen in a busy guest.
  */
 export async function connectBackend(): Promise<BackendClient> {
-  const { BackendClient: Client } = await import('../backend/client.js');
+  const { BackendClient: Client } = await import('../channel/client.js');
   return Client.connect({ startTimeoutMs: 30_000 });
 }
 

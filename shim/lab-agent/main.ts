@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import {
   ExecExit, ExecRequest, Frame, FrameDecoder, FrameType, decodeJson, encodeData, encodeJson,
 } from '../../common/lab-wire.js';
-import { findVirtioPort } from '../backend/virtio-port.js';
+import { findVirtioPort } from '../channel/virtio-port.js';
 
 const PORT_NAME = 'ovmigrate.ctl';
 const read = promisify(fs.read);

@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import { TtrpcError, statusName } from '../../common/ttrpc/index.js';
-import { BackendClient } from '../../shim/backend/client.js';
+import { BackendClient } from '../../shim/channel/client.js';
 
 export interface GuestCall {
   call: 'hello' | 'checkpoint' | 'release';

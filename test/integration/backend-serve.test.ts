@@ -10,7 +10,7 @@ import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
 
 /** Runs in the guest (the checkout is there at the same path). */
 const CLIENT = path.resolve(__dirname, '..', 'helpers', 'backend-guest-client.js');
-const RELAY_MAIN = path.resolve(__dirname, '..', '..', 'shim', 'backend', 'relay-main.js');
+const RELAY_MAIN = path.resolve(__dirname, '..', '..', 'shim', 'channel', 'relay-main.js');
 const VERSION = (JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 const CGROUP = '/ovm-serve';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StatusCode, TtrpcClient, TtrpcServer } from '../../common/ttrpc/index.js';
-import { Relay } from '../../shim/backend/relay.js';
+import { Relay } from '../../shim/channel/relay.js';
 import { duplexPair } from './helpers/duplex-pair.js';
 import { quietLogs } from './helpers/quiet-logs.js';
 import { rejectsWithStatus } from './helpers/ttrpc-assert.js';

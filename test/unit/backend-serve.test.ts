@@ -9,7 +9,7 @@ import { FailedPreconditionError, NotFoundError, UnsupportedError } from '../../
 import { StatusCode, TtrpcClient, TtrpcError, TtrpcServer } from '../../common/ttrpc/index.js';
 import { ContainerSpec } from '../../introspect/dump/container.js';
 import { DumpReport } from '../../introspect/dump/dump.js';
-import { BackendLimits, BackendService, DumpFn, ImageStore, MAX_REQUEST_BYTES, serveChannel } from '../../introspect/serve/index.js';
+import { BackendLimits, BackendService, DumpFn, ImageStore, MAX_REQUEST_BYTES, serveChannel } from '../../introspect/backend/index.js';
 import { duplexPair } from './helpers/duplex-pair.js';
 import { quietLogs } from './helpers/quiet-logs.js';
 import { rejectsWithStatus } from './helpers/ttrpc-assert.js';

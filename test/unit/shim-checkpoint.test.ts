@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BadDataError, FailedPreconditionError } from '../../common/errors.js';
 import { StatusCode, TtrpcError } from '../../common/ttrpc/index.js';
-import type { BackendClient } from '../../shim/backend/client.js';
+import type { BackendClient } from '../../shim/channel/client.js';
 import { CheckpointJob, Checkpointer } from '../../shim/containerd/checkpoint.js';
 import type { Runc } from '../../shim/containerd/runc.js';
 import { quietLogs } from './helpers/quiet-logs.js';
