@@ -60,6 +60,11 @@ export class Kallsyms {
     return new Kallsyms(names.map((n, i) => ({ name: n.slice(1), type: n[0], address: addresses[i] })));
   }
 
+  /** A symbol table from symbols already decoded (or made up by a test). */
+  static fromSymbols(symbols: readonly KernelSymbol[]): Kallsyms {
+    return new Kallsyms(symbols);
+  }
+
   lookup(name: string): KernelSymbol | undefined {
     return this.byName.get(name);
   }

@@ -46,10 +46,17 @@ export class Program {
     const t0 = Date.now();
     const info = findVmcoreinfo(source);
     verifyUtsname(source, info);
-    const symbols = Kallsyms.load(source, info);
-    const prog = new Program(new CachedMemory(source), info, symbols);
+    const prog = Program.fromParts(source, info, Kallsyms.load(source, info));
     log.debug('attached to guest kernel', { release: info.osRelease, ms: Date.now() - t0 });
     return prog;
+  }
+
+  /**
+   * A Program over parts already found: attach() finds them in a guest's
+   * RAM; unit tests build them in fake memory.
+   */
+  static fromParts(source: PhysicalMemory, info: VmcoreInfo, symbols: Kallsyms): Program {
+    return new Program(new CachedMemory(source), info, symbols);
   }
 
   /**

@@ -1,0 +1,89 @@
+import { EnumDecls, StructDecls } from './kernel-types.js';
+
+/**
+ * The members of 6.1 kernel structs that the readers in introspect/linux use,
+ * and nothing more. Names and types follow the kernel; order and padding do
+ * not need to (readers take offsets from BTF).
+ */
+export const KERNEL_STRUCTS: StructDecls = {
+  list_head: [['next', '*list_head'], ['prev', '*list_head']],
+  hlist_bl_node: [['next', '*hlist_bl_node'], ['pprev', 'ptr']],
+  rb_node: [['__rb_parent_color', 'u64'], ['rb_right', '*rb_node'], ['rb_left', '*rb_node']],
+  rb_root: [['rb_node', '*rb_node']],
+  kuid_t: [['val', 'u32']],
+  kgid_t: [['val', 'u32']],
+  timespec64: [['tv_sec', 's64'], ['tv_nsec', 's64']],
+
+  // Tasks, pids, credentials, cgroups.
+  task_struct: [
+    ['__state', 'u32'], ['flags', 'u32'], ['on_cpu', 's32'], ['exit_state', 's32'], ['tasks', 'list_head'],
+    ['mm', '*mm_struct'], ['pid', 's32'], ['tgid', 's32'], ['real_parent', '*task_struct'], ['thread_pid', '*pid'],
+    ['thread_node', 'list_head'], ['cred', '*cred'], ['comm', 'char[16]'], ['fs', '*fs_struct'], ['files', '*files_struct'],
+    ['nsproxy', '*nsproxy'], ['signal', '*signal_struct'], ['cgroups', '*css_set'], ['frozen', 'u8:1'], ['in_iowait', 'u8:1'],
+  ],
+  signal_struct: [['nr_threads', 's32'], ['thread_head', 'list_head']],
+  upid: [['nr', 's32'], ['ns', 'ptr']],
+  pid: [['count', 'u32'], ['level', 'u32'], ['numbers', 'upid[1]']],
+  cred: [['usage', 'u32'], ['uid', 'kuid_t'], ['gid', 'kgid_t']],
+  nsproxy: [['mnt_ns', '*mnt_namespace'], ['cgroup_ns', '*cgroup_namespace']],
+  css_set: [['dfl_cgrp', '*cgroup']],
+  cgroup: [['kn', '*kernfs_node']],
+  cgroup_namespace: [['root_cset', '*css_set']],
+  kernfs_elem_dir: [['subdirs', 'u64'], ['children', 'rb_root']],
+  kernfs_node: [['parent', '*kernfs_node'], ['name', '*char'], ['rb', 'rb_node'], ['dir', 'kernfs_elem_dir'], ['mode', 'u16'], ['iattr', '*kernfs_iattrs']],
+  kernfs_iattrs: [['ia_uid', 'kuid_t'], ['ia_gid', 'kgid_t']],
+  fs_struct: [['users', 's32'], ['root', 'path']],
+
+  // Address spaces: the maple tree of VMAs, 6.1's node shapes (MAPLE_RANGE64_SLOTS 16, MAPLE_ARANGE64_SLOTS 10).
+  maple_tree: [['ma_lock', 'u32'], ['ma_flags', 'u32'], ['ma_root', 'ptr']],
+  maple_range_64: [['parent', 'ptr'], ['pivot', 'u64[15]'], ['slot', 'ptr[16]']],
+  maple_arange_64: [['parent', 'ptr'], ['pivot', 'u64[9]'], ['slot', 'ptr[10]'], ['gap', 'u64[10]'], ['meta', 'u8[2]']],
+  mm_context_t: [['ctx_id', 'u64'], ['flags', 'u64']],
+  mm_struct: [
+    ['mm_mt', 'maple_tree'], ['pgd', 'ptr'], ['start_brk', 'u64'], ['brk', 'u64'], ['start_stack', 'u64'], ['context', 'mm_context_t'],
+  ],
+  vm_area_struct: [
+    ['vm_start', 'u64'], ['vm_end', 'u64'], ['vm_mm', '*mm_struct'], ['vm_flags', 'u64'], ['vm_pgoff', 'u64'], ['vm_file', '*file'],
+    ['vm_ops', 'ptr'], ['vm_private_data', 'ptr'], ['anon_name', '*anon_vma_name'],
+  ],
+  anon_vma_name: [['kref', 'u32'], ['name', 'char[0]']],
+  vm_special_mapping: [['name', '*char']],
+
+  // Files, the dcache and mounts.
+  path: [['mnt', '*vfsmount'], ['dentry', '*dentry']],
+  files_struct: [['count', 's32'], ['fdt', '*fdtable']],
+  fdtable: [['max_fds', 'u32'], ['fd', 'ptr'], ['close_on_exec', 'ptr'], ['open_fds', 'ptr']],
+  file: [
+    ['f_path', 'path'], ['f_inode', '*inode'], ['f_op', 'ptr'], ['f_flags', 'u32'], ['f_mode', 'u32'], ['f_pos', 's64'],
+    ['private_data', 'ptr'], ['f_mapping', '*address_space'],
+  ],
+  qstr: [['hash', 'u32'], ['len', 'u32'], ['name', '*char']],
+  dentry: [
+    ['d_flags', 'u32'], ['d_hash', 'hlist_bl_node'], ['d_parent', '*dentry'], ['d_name', 'qstr'], ['d_inode', '*inode'],
+    ['d_op', '*dentry_operations'], ['d_sb', '*super_block'], ['d_child', 'list_head'], ['d_subdirs', 'list_head'],
+  ],
+  dentry_operations: [['d_revalidate', 'ptr'], ['d_dname', 'ptr']],
+  inode: [
+    ['i_mode', 'u16'], ['i_uid', 'kuid_t'], ['i_gid', 'kgid_t'], ['i_sb', '*super_block'], ['i_mapping', '*address_space'],
+    ['i_ino', 'u64'], ['i_rdev', 'u32'], ['i_size', 's64'], ['i_mtime', 'timespec64'], ['i_link', '*char'],
+    ['i_pipe', '*pipe_inode_info'],
+  ],
+  super_block: [['s_dev', 'u32'], ['s_type', '*file_system_type'], ['s_root', '*dentry']],
+  file_system_type: [['name', '*char']],
+  vfsmount: [['mnt_root', '*dentry'], ['mnt_sb', '*super_block'], ['mnt_flags', 's32']],
+  mount: [
+    ['mnt_parent', '*mount'], ['mnt_mountpoint', '*dentry'], ['mnt', 'vfsmount'], ['mnt_list', 'list_head'], ['mnt_id', 's32'],
+    ['mnt_group_id', 's32'], ['mnt_master', '*mount'], ['mnt_devname', '*char'],
+  ],
+  mnt_namespace: [['ns', 'u64'], ['list', 'list_head']],
+
+  // The page cache, struct page and pipes.
+  xarray: [['xa_lock', 'u32'], ['xa_flags', 'u32'], ['xa_head', 'ptr']],
+  address_space: [['host', '*inode'], ['i_pages', 'xarray']],
+  xa_node: [['shift', 'u8'], ['offset', 'u8'], ['count', 'u8'], ['nr_values', 'u8'], ['parent', 'ptr'], ['array', 'ptr'], ['private_list', 'list_head'], ['slots', 'ptr[64]']],
+  page: [['flags', 'u64'], ['compound_head', 'u64'], ['mapping', 'ptr'], ['index', 'u64'], ['private', 'u64'], ['_mapcount', 's32'], ['_refcount', 's32'], ['memcg_data', 'u64']],
+  pipe_buffer: [['page', '*page'], ['offset', 'u32'], ['len', 'u32'], ['ops', 'ptr'], ['flags', 'u32'], ['private', 'u64']],
+  pipe_inode_info: [['head', 'u32'], ['tail', 'u32'], ['max_usage', 'u32'], ['ring_size', 'u32'], ['readers', 'u32'], ['writers', 'u32'], ['bufs', '*pipe_buffer']],
+};
+
+export const KERNEL_ENUMS: EnumDecls = {};
