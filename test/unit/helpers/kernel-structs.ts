@@ -76,6 +76,9 @@ export const KERNEL_STRUCTS: StructDecls = {
     ['mnt_group_id', 's32'], ['mnt_master', '*mount'], ['mnt_devname', '*char'],
   ],
   mnt_namespace: [['ns', 'u64'], ['list', 'list_head']],
+  socket: [['state', 'u32'], ['type', 's16'], ['flags', 'u64'], ['file', '*file'], ['sk', '*sock']],
+  sock_common: [['skc_family', 'u16'], ['skc_state', 'u8']],
+  sock: [['__sk_common', 'sock_common'], ['sk_type', 'u16']],
 
   // The page cache, struct page and pipes.
   xarray: [['xa_lock', 'u32'], ['xa_flags', 'u32'], ['xa_head', 'ptr']],
