@@ -76,9 +76,29 @@ export const KERNEL_STRUCTS: StructDecls = {
     ['mnt_group_id', 's32'], ['mnt_master', '*mount'], ['mnt_devname', '*char'],
   ],
   mnt_namespace: [['ns', 'u64'], ['list', 'list_head']],
+
+  // Sockets: struct sock starts with sock_common, unix_sock with sock (readers rely on both).
   socket: [['state', 'u32'], ['type', 's16'], ['flags', 'u64'], ['file', '*file'], ['sk', '*sock']],
-  sock_common: [['skc_family', 'u16'], ['skc_state', 'u8']],
-  sock: [['__sk_common', 'sock_common'], ['sk_type', 'u16']],
+  socket_alloc: [['socket', 'socket'], ['vfs_inode', 'inode']],
+  possible_net_t: [['net', 'ptr']],
+  sock_common: [
+    ['skc_family', 'u16'], ['skc_state', 'u8'], ['skc_reuse', 'u8:4'], ['skc_reuseport', 'u8:1'], ['skc_flags', 'u64'], ['skc_net', 'possible_net_t'],
+  ],
+  atomic_t: [['counter', 's32']],
+  refcount_t: [['refs', 'atomic_t']],
+  sk_buff_head: [['next', '*sk_buff'], ['prev', '*sk_buff'], ['qlen', 'u32']],
+  sock: [
+    ['__sk_common', 'sock_common'], ['sk_receive_queue', 'sk_buff_head'], ['sk_rcvbuf', 's32'], ['sk_sndbuf', 's32'],
+    ['sk_wmem_alloc', 'refcount_t'], ['sk_shutdown', 'u8'], ['sk_no_check_tx', 'u8:1'], ['sk_userlocks', 'u8:4'], ['sk_type', 'u16'],
+    ['sk_max_ack_backlog', 'u32'], ['sk_priority', 'u32'], ['sk_mark', 'u32'], ['sk_rcvlowat', 's32'], ['sk_lingertime', 'u64'],
+    ['sk_sndtimeo', 's64'], ['sk_rcvtimeo', 's64'], ['sk_socket', '*socket'],
+  ],
+  unix_address: [['refcnt', 'u32'], ['len', 's32'], ['name', 'u8[0]']],
+  unix_sock: [['sk', 'sock'], ['addr', '*unix_address'], ['peer', '*sock']],
+  sk_buff: [['next', '*sk_buff'], ['prev', '*sk_buff'], ['cb', 'char[48]'], ['len', 'u32'], ['data_len', 'u32'], ['end', 'u32'], ['head', 'ptr'], ['data', 'ptr']],
+  unix_skb_parms: [['pid', 'ptr'], ['uid', 'kuid_t'], ['gid', 'kgid_t'], ['fp', 'ptr'], ['consumed', 'u32']],
+  bio_vec: [['bv_page', '*page'], ['bv_len', 'u32'], ['bv_offset', 'u32']],
+  skb_shared_info: [['flags', 'u8'], ['nr_frags', 'u8'], ['frag_list', '*sk_buff'], ['frags', 'bio_vec[17]']],
 
   // The page cache, struct page and pipes.
   xarray: [['xa_lock', 'u32'], ['xa_flags', 'u32'], ['xa_head', 'ptr']],
@@ -89,4 +109,11 @@ export const KERNEL_STRUCTS: StructDecls = {
   pipe_inode_info: [['head', 'u32'], ['tail', 'u32'], ['max_usage', 'u32'], ['ring_size', 'u32'], ['readers', 'u32'], ['writers', 'u32'], ['bufs', '*pipe_buffer']],
 };
 
-export const KERNEL_ENUMS: EnumDecls = {};
+export const KERNEL_ENUMS: EnumDecls = {
+  // include/net/sock.h (6.1).
+  sock_flags: [
+    ['SOCK_DEAD', 0], ['SOCK_DONE', 1], ['SOCK_URGINLINE', 2], ['SOCK_KEEPOPEN', 3], ['SOCK_LINGER', 4], ['SOCK_DESTROY', 5],
+    ['SOCK_BROADCAST', 6], ['SOCK_TIMESTAMP', 7], ['SOCK_ZAPPED', 8], ['SOCK_USE_WRITE_QUEUE', 9], ['SOCK_DBG', 10],
+    ['SOCK_RCVTSTAMP', 11], ['SOCK_RCVTSTAMPNS', 12], ['SOCK_LOCALROUTE', 13],
+  ],
+};
