@@ -3,7 +3,7 @@ import { BadDataError } from '../../common/errors.js';
 import { PageFaultError } from '../../introspect/arch/x86-64.js';
 import { KObject } from '../../introspect/kernel/object.js';
 import { mapleTreeForEach } from '../../introspect/linux/maple-tree.js';
-import { forEachVma, mapsText } from '../../introspect/linux/mm.js';
+import { forEachVma } from '../../introspect/linux/mm.js';
 import { assertOvmError } from './helpers/assert-ovm.js';
 import { MAPLE, MAX_INDEX, mapleNode, mmWithVmas } from './helpers/fake-maple.js';
 import { FakeKernel, OUTSIDE_RAM } from './helpers/fake-program.js';
@@ -32,19 +32,6 @@ describe('maple tree and VMAs on a fake kernel', () => {
     const prog = k.program();
     assert.deepEqual([...mapleTreeForEach(prog, treeOf(k, empty))], []);
     assert.deepEqual([...mapleTreeForEach(prog, treeOf(k, single))], [[0n, 0n, 0xffff888000123400n]]);
-  });
-
-  it('names heap and stack mappings as /proc/PID/maps does', () => {
-    const k = new FakeKernel();
-    const { mm } = mmWithVmas(k, [{ start: 0x555000n, end: 0x577000n }, { start: 0x7ffd000n, end: 0x7fff000n, values: { vm_flags: 0x3n } }],
-      { start_brk: 0x555000n, brk: 0x576000n, start_stack: 0x7ffe800n });
-    const task = k.new('task_struct', { pid: 9, mm });
-    const text = mapsText(KObject.struct(k.program(), 'task_struct', task), { dentry: 0n, mnt: 0n });
-    const lines = text.trimEnd().split('\n');
-    assert.equal(lines.length, 2);
-    assert.match(lines[0], /^00555000-00577000 rw-p 00000000 00:00 0 +\[heap\]$/);
-    assert.match(lines[1], /^07ffd000-07fff000 rw-p 00000000 00:00 0 +\[stack\]$/);
-    assert.equal(mapsText(KObject.struct(k.program(), 'task_struct', k.new('task_struct')), { dentry: 0n, mnt: 0n }), '');
   });
 
   describe('hostile values end in typed errors', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { BadDataError, NotFoundError } from '../../common/errors.js';
 import { PageFaultError } from '../../introspect/arch/x86-64.js';
 import { KObject } from '../../introspect/kernel/object.js';
-import { cgroupPath, findTask, forEachProcess, forEachThread, pidNumbers, processInfo, stateLetter } from '../../introspect/linux/tasks.js';
+import { cgroupPath, findTask, forEachProcess, forEachThread, pidNumbers, procComm, processInfo, stateLetter } from '../../introspect/linux/tasks.js';
 import { assertOvmError } from './helpers/assert-ovm.js';
 import { FakeKernel, OUTSIDE_RAM } from './helpers/fake-program.js';
 
@@ -79,6 +79,18 @@ describe('linux tasks on a fake kernel', () => {
     }
   });
 
+  it('names kernel threads and workqueue workers as /proc/PID/comm does', () => {
+    const w = world();
+    const PF_WQ_WORKER = 0x20, PF_KTHREAD = 0x200000;
+    const kthread = w.k.new('kthread', { full_name: w.k.cstr('nvme-reset-wq-long-name') });
+    const kt = w.k.new('task_struct', { comm: 'nvme-reset-wq-l', flags: PF_KTHREAD, worker_private: kthread });
+    const worker = w.k.new('worker', { pool: 0x1000n, current_work: 0x2000n, desc: 'events_unbound' });
+    const wq = w.k.new('task_struct', { comm: 'kworker/0:1', flags: PF_KTHREAD | PF_WQ_WORKER, worker_private: w.k.new('kthread', { data: worker }) });
+    const user = w.k.new('task_struct', { comm: 'sh', worker_private: kthread });
+    const prog = w.k.program();
+    assert.deepEqual([kt, wq, user].map((t) => procComm(KObject.struct(prog, 'task_struct', t))), ['nvme-reset-wq-long-name', 'kworker/0:1+events_unbound', 'sh']);
+  });
+
   describe('hostile values end in typed errors', () => {
     it('a task list that loops back to a task, not the head', () => {
       const w = world();
@@ -127,6 +139,15 @@ describe('linux tasks on a fake kernel', () => {
         const pid = w.k.new('pid', { level });
         assertOvmError(() => pidNumbers(KObject.struct(w.k.program(), 'pid', pid)), BadDataError);
       }
+    });
+
+    it('a kernel thread whose kthread or full name is outside RAM', () => {
+      const w = world();
+      const kthread = w.k.new('kthread', { full_name: OUTSIDE_RAM });
+      const kt = w.k.new('task_struct', { comm: 'x', flags: 0x200000, worker_private: kthread });
+      assertOvmError(() => procComm(KObject.struct(w.k.program(), 'task_struct', kt)), PageFaultError);
+      w.k.write(kt, 'task_struct', { worker_private: OUTSIDE_RAM });
+      assertOvmError(() => procComm(KObject.struct(w.k.program(), 'task_struct', kt)), PageFaultError);
     });
 
     it('a cgroup whose kernfs parents loop, or whose name is NULL', () => {

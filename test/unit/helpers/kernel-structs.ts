@@ -19,8 +19,11 @@ export const KERNEL_STRUCTS: StructDecls = {
     ['__state', 'u32'], ['flags', 'u32'], ['on_cpu', 's32'], ['exit_state', 's32'], ['tasks', 'list_head'],
     ['mm', '*mm_struct'], ['pid', 's32'], ['tgid', 's32'], ['real_parent', '*task_struct'], ['thread_pid', '*pid'],
     ['thread_node', 'list_head'], ['cred', '*cred'], ['comm', 'char[16]'], ['fs', '*fs_struct'], ['files', '*files_struct'],
-    ['nsproxy', '*nsproxy'], ['signal', '*signal_struct'], ['cgroups', '*css_set'], ['frozen', 'u8:1'], ['in_iowait', 'u8:1'],
+    ['nsproxy', '*nsproxy'], ['signal', '*signal_struct'], ['cgroups', '*css_set'], ['worker_private', 'ptr'], ['frozen', 'u8:1'],
+    ['in_iowait', 'u8:1'],
   ],
+  kthread: [['flags', 'u64'], ['data', 'ptr'], ['full_name', '*char']],
+  worker: [['current_work', 'ptr'], ['pool', 'ptr'], ['desc', 'char[24]']],
   signal_struct: [['nr_threads', 's32'], ['thread_head', 'list_head']],
   upid: [['nr', 's32'], ['ns', 'ptr']],
   pid: [['count', 'u32'], ['level', 'u32'], ['numbers', 'upid[1]']],
@@ -68,7 +71,12 @@ export const KERNEL_STRUCTS: StructDecls = {
     ['i_ino', 'u64'], ['i_rdev', 'u32'], ['i_size', 's64'], ['i_mtime', 'timespec64'], ['i_link', '*char'],
     ['i_pipe', '*pipe_inode_info'],
   ],
-  super_block: [['s_dev', 'u32'], ['s_type', '*file_system_type'], ['s_root', '*dentry']],
+  super_block: [['s_dev', 'u32'], ['s_flags', 'u64'], ['s_type', '*file_system_type'], ['s_root', '*dentry'], ['s_fs_info', 'ptr']],
+  shmem_sb_info: [['max_blocks', 'u64'], ['max_inodes', 'u64'], ['uid', 'kuid_t'], ['gid', 'kgid_t'], ['mode', 'u16'], ['huge', 'u8'], ['full_inums', 'bool']],
+  proc_fs_info: [['pid_gid', 'kgid_t'], ['hide_pid', 'u32'], ['pidonly', 'u32']],
+  pts_mount_opts: [['setuid', 'u32:1'], ['setgid', 'u32:1'], ['uid', 'kuid_t'], ['gid', 'kgid_t'], ['mode', 'u16'], ['ptmxmode', 'u16'], ['max', 's32']],
+  pts_fs_info: [['ida', 'u64'], ['mount_opts', 'pts_mount_opts']],
+  cgroup_root: [['kf_root', 'ptr'], ['subsys_mask', 'u32'], ['hierarchy_id', 's32'], ['flags', 'u32']],
   file_system_type: [['name', '*char']],
   vfsmount: [['mnt_root', '*dentry'], ['mnt_sb', '*super_block'], ['mnt_flags', 's32']],
   mount: [
@@ -110,6 +118,11 @@ export const KERNEL_STRUCTS: StructDecls = {
 };
 
 export const KERNEL_ENUMS: EnumDecls = {
+  // include/linux/cgroup-defs.h (6.1).
+  cgroup_root_flag: [
+    ['CGRP_ROOT_NOPREFIX', 2], ['CGRP_ROOT_XATTR', 4], ['CGRP_ROOT_NS_DELEGATE', 8], ['CGRP_ROOT_FAVOR_DYNMODS', 16],
+    ['CGRP_ROOT_CPUSET_V2_MODE', 1 << 16], ['CGRP_ROOT_MEMORY_LOCAL_EVENTS', 1 << 17], ['CGRP_ROOT_MEMORY_RECURSIVE_PROT', 1 << 18],
+  ],
   // include/net/sock.h (6.1).
   sock_flags: [
     ['SOCK_DEAD', 0], ['SOCK_DONE', 1], ['SOCK_URGINLINE', 2], ['SOCK_KEEPOPEN', 3], ['SOCK_LINGER', 4], ['SOCK_DESTROY', 5],
