@@ -63,7 +63,7 @@ describe('/proc/PID/maps on a fake kernel', () => {
       p.k.write(p.vmas[3], 'vm_area_struct', { vm_private_data: 0 });
       assertOvmError(() => maps(p), PageFaultError);
       const q = process();
-      q.k.write(q.k.read(q.k.addr('vm_area_struct', q.vmas[3], 'vm_private_data'), 8).readBigUInt64LE(0), 'vm_special_mapping', { name: OUTSIDE_RAM });
+      q.k.write(q.k.ptr('vm_area_struct', q.vmas[3], 'vm_private_data'), 'vm_special_mapping', { name: OUTSIDE_RAM });
       assertOvmError(() => maps(q), PageFaultError);
     });
 
@@ -76,7 +76,7 @@ describe('/proc/PID/maps on a fake kernel', () => {
     it('a file without an inode, superblock or dentry', () => {
       for (const [struct, member] of [['file', 'f_inode'], ['inode', 'i_sb'], ['file', 'f_path.dentry']]) {
         const p = process();
-        const target = struct === 'file' ? p.app : p.k.read(p.k.addr('file', p.app, 'f_inode'), 8).readBigUInt64LE(0);
+        const target = struct === 'file' ? p.app : p.k.ptr('file', p.app, 'f_inode');
         p.k.write(target, struct, { [member]: 0 });
         assertOvmError(() => maps(p), BadDataError);
       }

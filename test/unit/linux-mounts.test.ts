@@ -62,7 +62,7 @@ describe('mounts on a fake kernel', () => {
 
     it('names that are NULL or outside RAM', () => {
       const a = namespace();
-      const fsType = a.k.read(a.k.addr('super_block', a.vfs.sb, 's_type'), 8).readBigUInt64LE(0);
+      const fsType = a.k.ptr('super_block', a.vfs.sb, 's_type');
       a.k.write(fsType, 'file_system_type', { name: 0 });
       assertOvmError(() => read(a.k, a.task, a.vfs.root), PageFaultError);
       const b = namespace();
@@ -73,7 +73,7 @@ describe('mounts on a fake kernel', () => {
     it('a NULL mount root, superblock or namespace', () => {
       for (const [struct, member] of [['mount', 'mnt.mnt_root'], ['mount', 'mnt.mnt_sb'], ['mount', 'mnt_parent'], ['nsproxy', 'mnt_ns']]) {
         const { k, vfs, task, all } = namespace();
-        const target = struct === 'mount' ? all[1] : k.read(k.addr('task_struct', task, 'nsproxy'), 8).readBigUInt64LE(0);
+        const target = struct === 'mount' ? all[1] : k.ptr('task_struct', task, 'nsproxy');
         k.write(target, struct, { [member]: 0 });
         assertOvmError(() => read(k, task, vfs.root), BadDataError);
       }

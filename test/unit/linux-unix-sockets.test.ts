@@ -109,7 +109,7 @@ describe('unix sockets on a fake kernel', () => {
       for (const len of [0, 1, 111, -1, 0x7fff_ffff]) {
         const k = kernel();
         const s = new FakeUnixSocket(k, {}, 'x');
-        const addr = k.read(k.addr('unix_sock', s.sk, 'addr'), 8).readBigUInt64LE(0);
+        const addr = k.ptr('unix_sock', s.sk, 'addr');
         k.write(addr, 'unix_address', { len });
         assertOvmError(() => s.read(), BadDataError);
       }
@@ -151,7 +151,7 @@ describe('unix sockets on a fake kernel', () => {
         const k = kernel();
         const s = new FakeUnixSocket(k);
         const skb = s.queue('abc', 1n, {}, ['x']);
-        const head = k.read(k.addr('sk_buff', skb, 'head'), 8).readBigUInt64LE(0);
+        const head = k.ptr('sk_buff', skb, 'head');
         k.write(head + 256n, 'skb_shared_info', shinfo);
         assertOvmError(() => s.read(), BadDataError);
       }
@@ -167,7 +167,7 @@ describe('unix sockets on a fake kernel', () => {
     it('a NULL sock, and a kernel without tick_nsec or with it zero', () => {
       const k = kernel();
       const s = new FakeUnixSocket(k);
-      k.write(k.read(k.addr('file', s.file, 'private_data'), 8).readBigUInt64LE(0), 'socket', { sk: 0 });
+      k.write(k.ptr('file', s.file, 'private_data'), 'socket', { sk: 0 });
       assertOvmError(() => s.read(), BadDataError);
       const noTick = new FakeUnixSocket(new FakeKernel());
       assertOvmError(() => noTick.read(), BadDataError);

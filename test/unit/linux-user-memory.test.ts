@@ -84,7 +84,7 @@ describe('user memory on a fake kernel', () => {
 
     it('a file page missing from the page cache', () => {
       const { k, task, vmas } = processMemory();
-      const file = k.read(k.addr('vm_area_struct', vmas[1], 'vm_file'), 8).readBigUInt64LE(0);
+      const file = k.ptr('vm_area_struct', vmas[1], 'vm_file');
       k.write(file, 'file', { f_mapping: k.new('address_space') });
       assertOvmError(() => read(k, task, 0x600000n, 8), UserFaultError);
     });

@@ -231,7 +231,19 @@ export class FakeKernel {
   }
 
   read(va: bigint, length: number): Buffer {
-    return Buffer.from(this.ram.ram.subarray(Number(this.phys(va)), Number(this.phys(va)) + length));
+    const out = Buffer.alloc(length);
+    for (let done = 0; done < length;) {
+      const addr = va + BigInt(done);
+      const n = Math.min(Number(PAGE - (addr & (PAGE - 1n))), length - done);
+      this.ram.ram.copy(out, done, Number(this.phys(addr)), Number(this.phys(addr)) + n);
+      done += n;
+    }
+    return out;
+  }
+
+  /** A pointer member of the struct at `va` (to follow what a test laid out). */
+  ptr(struct: string, va: bigint, path: string): bigint {
+    return this.read(this.addr(struct, va, path), 8).readBigUInt64LE(0);
   }
 
   u64(va: bigint, value: bigint): void {

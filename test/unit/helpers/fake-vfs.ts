@@ -53,7 +53,7 @@ export class FakeVfs {
 
   /** A struct file open on `dentry` of `mount`. */
   file(dentry: bigint, mount = this.rootMount, values: Values = {}): bigint {
-    const inode = this.k.read(this.k.addr('dentry', dentry, 'd_inode'), 8).readBigUInt64LE(0);
+    const inode = this.k.ptr('dentry', dentry, 'd_inode');
     return this.k.new('file', { 'f_path.dentry': dentry, 'f_path.mnt': this.vfsmount(mount), f_inode: inode, ...values });
   }
 
