@@ -18,7 +18,7 @@ import { TtrpcServer } from '../../common/ttrpc/index.js';
 import { TASK_SERVICE, encode, toTimestamp } from './api.js';
 import { backendPortPresent, connectBackend } from './checkpoint.js';
 import { EventPublisher } from './events.js';
-import { HELPER_SCRIPT, ProcessHelper } from './helper.js';
+import { HELPER_SCRIPT, ProcessHelper } from '../subreaper/index.js';
 import { Runc } from './runc.js';
 import { SHIM_VERSION, TaskService } from './service.js';
 import { fifoOpensPending } from './stdio.js';

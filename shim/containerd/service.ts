@@ -11,7 +11,7 @@ import type { Handler } from '../../common/ttrpc/index.js';
 import { decode, encode, packMessage, toTimestamp, unpackAny } from './api.js';
 import { Checkpointer } from './checkpoint.js';
 import type { EventPublisher } from './events.js';
-import type { ProcessHelper } from './helper.js';
+import type { ProcessHelper } from '../subreaper/index.js';
 import { Runc, Stdio } from './runc.js';
 import { containerCgroup, containerStats, specCgroupsPath } from './stats.js';
 import { ProcessIO, StdioPaths } from './stdio.js';
