@@ -100,12 +100,12 @@ function checkFields(t: protobuf.Type, obj: unknown, where: string): void {
 }
 
 /** A message's protobuf bytes from a plain object with the .proto's (snake_case) field names. */
-export function encode(typeName: string, obj: Record<string, unknown>): Buffer {
+export function encode(typeName: string, obj: object): Buffer {
   const t = type(typeName);
   checkFields(t, obj, typeName);
   let bytes: Uint8Array;
   try {
-    bytes = t.encode(t.fromObject(obj)).finish();
+    bytes = t.encode(t.fromObject(obj as Record<string, unknown>)).finish();
   } catch (err) {
     throw new InvalidArgumentError(`${typeName} does not encode: ${errorMessage(err)}`, { cause: err });
   }
@@ -129,7 +129,7 @@ export function packAny(typeUrl: string, bytes: Uint8Array): AnyMessage {
 }
 
 /** Encode a message of this API and pack it under its own name, as containerd's typeurl does. */
-export function packMessage(typeName: string, obj: Record<string, unknown>): AnyMessage {
+export function packMessage(typeName: string, obj: object): AnyMessage {
   return packAny(typeName, encode(typeName, obj));
 }
 
