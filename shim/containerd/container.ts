@@ -21,6 +21,11 @@ import {
 /** Ids containerd accepts (identifiers.Validate), so they are safe in file names and helper requests. */
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
 
+/** Refuses an id containerd would not give (container or exec id). */
+export function checkId(what: 'container' | 'exec', id: string): void {
+  if (!ID.test(id)) throw new InvalidArgumentError(`${what} id ${JSON.stringify(id)} is not valid`);
+}
+
 /** What a container needs of the shim around it. */
 export interface ContainerContext {
   namespace: string;
@@ -51,7 +56,7 @@ export class Container {
 
   /** Mounts the rootfs, opens the init's stdio and runs runc create (a restore waits for Start). */
   static async create(req: CreateTaskRequest, ctx: ContainerContext): Promise<Container> {
-    if (!ID.test(req.id)) throw new InvalidArgumentError(`container id ${JSON.stringify(req.id)} is not valid`);
+    checkId('container', req.id);
     const bundle = path.resolve(req.bundle);
     const cgroupsPath = specCgroupsPath(bundle);
     const runc = new Runc(ctx.namespace, runtimeBinary(req.options));
@@ -171,7 +176,7 @@ export class Container {
   /** Adds an exec'd process (runc exec runs at its Start), its stdio open already. */
   async exec(req: ExecProcessRequest): Promise<TaskProcess> {
     const execId = req.exec_id;
-    if (!ID.test(execId)) throw new InvalidArgumentError(`exec id ${JSON.stringify(execId)} is not valid`);
+    checkId('exec', execId);
     if (this.execs.has(execId)) throw new AlreadyExistsError(`exec ${execId} already exists in container ${this.id}`);
     if (this.init.exit) throw new FailedPreconditionError(`container ${this.id} has stopped`);
     const spec = unpackAny(req.spec).message;

@@ -4,7 +4,7 @@ import { StatusCode, TtrpcError, statusMessageOf, statusOf, type Handler } from 
 import type { ProcessHelper } from '../subreaper/index.js';
 import { decode, encode, toTimestamp } from './api.js';
 import { Checkpointer } from './checkpoint.js';
-import { Container } from './container.js';
+import { Container, checkId } from './container.js';
 import type { EventPublisher } from './events.js';
 import { ExitTracker } from './exits.js';
 import type { Exit, TaskProcess } from './process.js';
@@ -104,6 +104,7 @@ export class TaskService {
   }
 
   private async create(r: M.CreateTaskRequest): Promise<M.CreateTaskResponse> {
+    checkId('container', r.id);
     if (this.container) throw new AlreadyExistsError(`this shim already runs container ${this.container.id}`);
     const c = await Container.create(r, { namespace: this.namespace, helper: this.helper, exits: this.exits });
     this.container = c;
