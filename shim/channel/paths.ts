@@ -8,3 +8,8 @@ export const RELAY_MAIN = path.join(__dirname, 'relay-main.js');
 export function relayLog(socket: string): string {
   return path.join(path.dirname(socket), 'relay.log');
 }
+
+/** Where a relay notes the stream ids it has reserved (see RelayOptions.reserveStreamIds). */
+export function relayStreamIds(socket: string): string {
+  return path.join(path.dirname(socket), 'relay.stream-ids');
+}

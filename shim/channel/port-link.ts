@@ -1,48 +1,66 @@
-import fs from 'node:fs';
+import { BACKEND_SERVICE } from '../../common/backend-api.js';
 import { ExternalError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { MessageType, encodeFrame } from '../../common/ttrpc/index.js';
+import {
+  FrameDecoder, HEADER_SIZE, MAX_MESSAGE_SIZE, MessageType, StatusCode, decodeResponse, encodeFrame, encodeRequest,
+} from '../../common/ttrpc/index.js';
 import type { Relay } from './relay.js';
+import type { PortIO } from './virtio-port.js';
 
-/** Between polls of the port while no call waits for an answer... */
+/** Between polls of the port while nothing waits for the host... */
 const IDLE_POLL_MS = 100;
-/** ...and while one does: its answer waits for the next poll. */
+/** ...and while something does: an answer waits for the next poll. */
 const BUSY_POLL_MS = 5;
-/** The host keeps the channel after the reset: it was not ours to reset, or its drop came and went between polls. */
-const RESET_GRACE_MS = 1000;
+/** How long the host gets to answer the probe before its connection counts as out of step. */
+const DEFAULT_PROBE_TIMEOUT_MS = 5000;
+/** Zeros enough to end any frame a host may be in the middle of, and then to be a header it refuses. */
+const RESET_BYTES = MAX_MESSAGE_SIZE + 2 * HEADER_SIZE;
+const ZEROS = Buffer.alloc(32 * 1024);
+
+export interface PortLinkOptions {
+  probeTimeoutMs?: number;
+}
 
 /**
- * A frame header every ttrpc decoder refuses (length, stream and message
- * type 0): the host's server drops the connection and connects again, with
- * a fresh decoder and stream ids counted from zero. A relay sends it when it
- * starts, since the host may still hold the connection of a relay before it
- * (one that died, or a guest that rebooted), which used stream ids this one
- * would repeat. All zeros, so a part of it sent twice does no harm.
+ * Where the link is with the host's connection (the chardev socket the
+ * backend holds, which outlives guest processes, and reboots):
+ * - down: no host connected;
+ * - probing: a Hello went out on a stream id of the relay's; its answer, and
+ *   nothing else, says that the host frames what we send and takes our ids;
+ * - resetting: the connection is out of step (it served an earlier relay,
+ *   which used the ids we would send or died in the middle of a frame):
+ *   zeros go out until the host's server refuses them and drops it;
+ * - up: the relay's calls go through.
  */
-const RESET = encodeFrame(0, 0 as MessageType);
+type State =
+  | { kind: 'down' }
+  | { kind: 'probing'; id: number; sentAt: number; decoder: FrameDecoder }
+  | { kind: 'resetting'; left: number; doneAt?: number }
+  | { kind: 'up' };
 
 /**
  * Drives a Relay from a virtio-serial port, opened non-blocking. A port is
  * not a socket: it has no connect or hangup event, and libuv cannot poll it,
- * so it is polled here. A read returns 0 while no host is connected and
- * EAGAIN while one is and has sent nothing (drivers/char/virtio_console.c
- * port_fops_read); a write returns EAGAIN while no host is connected or the
- * queue is full (will_write_block). Blocking reads in libuv's thread pool
- * would tell less, and would keep the process from exiting.
+ * so it is polled here (see PortIO for what reads and writes answer). The
+ * host only ever gets well-formed ttrpc requests from a starting relay; a
+ * reset (bytes no ttrpc server takes) is sent only to a connection that is
+ * out of step already, so nothing of the host's that works is broken by it.
  */
 export class PortLink {
+  private state: State = { kind: 'down' };
   /** As the last read saw it. */
   private connected = false;
-  private resetAt?: number;
-  private sawDropAfterReset = false;
-  private up = false;
   /** Frames not yet (wholly) written; dropped with the connection, so none reaches the next one in part. */
   private out: Buffer[] = [];
   private timer?: NodeJS.Timeout;
+  private stopped = false;
   private readonly buf = Buffer.alloc(1 << 16);
   private failed?: (err: Error) => void;
+  private readonly probeTimeoutMs: number;
 
-  constructor(private readonly fd: number, private readonly relay: Relay) {}
+  constructor(private readonly port: PortIO, private readonly relay: Relay, opts: PortLinkOptions = {}) {
+    this.probeTimeoutMs = opts.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+  }
 
   /** Relays until the port fails. */
   run(): Promise<never> {
@@ -52,65 +70,134 @@ export class PortLink {
     });
   }
 
+  /** Stops polling (the port stays open: its owner closes it). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.state.kind === 'up') this.relay.hostDown('the relay stopped');
+    this.state = { kind: 'down' };
+  }
+
+  get hostUp(): boolean {
+    return this.state.kind === 'up';
+  }
+
   private poll(): void {
     this.timer = undefined;
+    if (this.stopped) return;
     try {
       this.readAll();
-      if (this.connected) this.flush();
-      if (this.connected && !this.up) this.handshake();
+      if (this.connected) this.step();
     } catch (err) {
       return this.failed!(err instanceof Error ? err : new Error(String(err)));
     }
-    this.schedule(this.up && this.relay.busy ? BUSY_POLL_MS : IDLE_POLL_MS);
+    const waiting = this.state.kind === 'probing' || this.state.kind === 'resetting' || (this.state.kind === 'up' && this.relay.busy);
+    this.schedule(waiting ? BUSY_POLL_MS : IDLE_POLL_MS);
   }
 
   private schedule(ms: number): void {
+    if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => this.poll(), ms);
   }
 
   private readAll(): void {
     for (;;) {
-      let n: number;
+      let n: number | undefined;
       try {
-        n = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
+        n = this.port.read(this.buf);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
-          this.connected = true;
-          return;
-        }
         throw new ExternalError(`reading the port: ${errorMessage(err)}`, { cause: err });
+      }
+      if (n === undefined) {
+        this.connected = true;
+        return;
       }
       if (n === 0) return this.dropped();
       this.connected = true;
-      // Bytes before the relay counts the host as up answer nothing of this relay's.
-      if (this.up) this.fromHost(Buffer.from(this.buf.subarray(0, n)));
+      this.fromHost(Buffer.from(this.buf.subarray(0, n)));
     }
   }
 
-  /** Resets the host's connection once, and counts the host as up when it has connected again. */
-  private handshake(): void {
-    if (this.resetAt === undefined) {
-      if (this.write(RESET) === RESET.length) this.resetAt = Date.now();
+  /** What the state asks of a connected host: the probe, its deadline, zeros, or frames. */
+  private step(): void {
+    const s = this.state;
+    if (s.kind === 'down') return this.probe();
+    if (s.kind === 'probing' && Date.now() - s.sentAt >= this.probeTimeoutMs) {
+      return this.reset(`the host did not answer the probe in ${this.probeTimeoutMs} ms (its connection is in the middle of an earlier relay's frame)`);
+    }
+    if (s.kind === 'resetting') {
+      while (s.left > 0) {
+        const n = this.write(ZEROS.subarray(0, Math.min(ZEROS.length, s.left)));
+        if (n === 0) break;
+        s.left -= n;
+      }
+      if (s.left === 0) {
+        s.doneAt ??= Date.now();
+        // A host that takes all that and stays is no ttrpc server we know: ask it again, later.
+        if (Date.now() - s.doneAt >= this.probeTimeoutMs) this.state = { kind: 'down' };
+      }
       return;
     }
-    if (this.sawDropAfterReset || Date.now() - this.resetAt >= RESET_GRACE_MS) {
-      this.up = true;
-      this.relay.hostUp((frame) => {
-        this.out.push(frame);
-        this.flush();
-        this.schedule(BUSY_POLL_MS);
-      });
+    this.flush();
+  }
+
+  /** A Hello, as any shim would send it, on the relay's next stream id. */
+  private probe(): void {
+    const id = this.relay.takeStreamId();
+    if (id === undefined) throw new ExternalError('the relay has used up its stream ids: restart it');
+    const request = encodeRequest({ service: BACKEND_SERVICE, method: 'Hello', payload: Buffer.alloc(0), timeoutNano: 0n, metadata: new Map() });
+    this.out = [encodeFrame(id, MessageType.Request, request)];
+    this.state = { kind: 'probing', id, sentAt: Date.now(), decoder: new FrameDecoder() };
+    this.flush();
+  }
+
+  private fromHost(chunk: Buffer): void {
+    const s = this.state;
+    if (s.kind === 'up') {
+      try {
+        this.relay.fromHost(chunk);
+      } catch (err) {
+        this.reset(`the host's stream does not frame (${errorMessage(err)})`);
+      }
+      return;
     }
+    // Bytes before the probe are answers to an earlier relay; bytes during a reset are the host's last words.
+    if (s.kind !== 'probing') return;
+    let frames;
+    try {
+      frames = s.decoder.push(chunk);
+    } catch (err) {
+      return this.reset(`the host's stream does not frame (${errorMessage(err)})`);
+    }
+    const answer = frames.find((f) => f.type === MessageType.Response && f.streamId === s.id);
+    if (!answer) return;
+    // A healthy host answers OK (or UNIMPLEMENTED, when it is not our backend: calls then fail on their own).
+    // INVALID_ARGUMENT is what a ttrpc server answers an id it has seen, or a request it cannot read.
+    const { status } = decodeResponse(answer.payload);
+    if (status.code === StatusCode.INVALID_ARGUMENT) return this.reset(`the host's connection is out of step: ${status.message}`);
+    this.state = { kind: 'up' };
+    // Frames after the answer in this chunk answer an earlier relay's calls: the relay drops them.
+    this.relay.hostUp((frame) => {
+      this.out.push(frame);
+      this.flush();
+      this.schedule(BUSY_POLL_MS);
+    }, s.decoder);
+  }
+
+  private reset(reason: string): void {
+    log.warn(`relay: ${reason}; resetting the host's connection`);
+    if (this.state.kind === 'up') this.relay.hostDown(reason);
+    this.out = [];
+    this.state = { kind: 'resetting', left: RESET_BYTES };
   }
 
   private dropped(): void {
-    if (this.resetAt !== undefined) this.sawDropAfterReset = true;
     this.connected = false;
     this.out = [];
-    if (!this.up) return;
-    this.up = false;
-    this.relay.hostDown('the host closed the channel');
+    if (this.state.kind === 'up') this.relay.hostDown('the host closed the channel');
+    this.state = { kind: 'down' };
   }
 
   private flush(): void {
@@ -124,27 +211,11 @@ export class PortLink {
     }
   }
 
-  /** Bytes written, 0 when the port takes none now (the driver writes at most 32 KiB a call). */
   private write(data: Buffer): number {
     try {
-      return fs.writeSync(this.fd, data);
+      return this.port.write(data);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return 0;
       throw new ExternalError(`writing the port: ${errorMessage(err)}`, { cause: err });
-    }
-  }
-
-  private fromHost(chunk: Buffer): void {
-    try {
-      this.relay.fromHost(chunk);
-    } catch (err) {
-      // Where the next frame starts is unknown: have the host start over.
-      log.error(`relay: the host's stream does not frame (${errorMessage(err)}); resetting the channel`);
-      this.up = false;
-      this.relay.hostDown('its stream did not frame');
-      this.out = [];
-      this.resetAt = undefined;
-      this.sawDropAfterReset = false;
     }
   }
 }

@@ -12,10 +12,10 @@ import path from 'node:path';
 import { BACKEND_PORT } from '../../common/backend-api.js';
 import { errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { DEFAULT_SOCKET } from './paths.js';
+import { DEFAULT_SOCKET, relayStreamIds } from './paths.js';
 import { PortLink } from './port-link.js';
 import { Relay } from './relay.js';
-import { findVirtioPort, openVirtioPort } from './virtio-port.js';
+import { fdPort, findVirtioPort, openVirtioPort } from './virtio-port.js';
 
 async function main(argv: string[]): Promise<void> {
   const i = argv.indexOf('--socket');
@@ -28,7 +28,11 @@ async function main(argv: string[]): Promise<void> {
   // Holding the port, this is the only relay: a socket file left there is a dead one's.
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
   fs.rmSync(socket, { force: true });
-  const relay = new Relay();
+  const idsFile = relayStreamIds(socket);
+  const relay = new Relay({
+    firstStreamId: firstStreamId(idsFile),
+    reserveStreamIds: (below) => fs.writeFileSync(idsFile, `${below}\n`, { mode: 0o600 }),
+  });
   const server = net.createServer((conn) => relay.addClient(conn));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -45,7 +49,23 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => quit('SIGTERM'));
   process.on('SIGINT', () => quit('SIGINT'));
   log.info(`relay: forwarding ${socket} to ${BACKEND_PORT} (pid ${process.pid})`);
-  await new PortLink(fd, relay).run();
+  await new PortLink(fdPort(fd), relay).run();
+}
+
+/**
+ * Where an earlier relay of this boot left off: the host may still hold the
+ * connection it used, on which ids must grow. After a reboot (/run is new)
+ * the probe finds out whether the host's connection is an old one.
+ */
+function firstStreamId(file: string): number {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return 1;
+  }
+  const n = Number(text);
+  return /^\d+$/.test(text) && n % 2 === 1 && n <= 0xffff_0000 ? n : 1;
 }
 
 main(process.argv.slice(2)).then(

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { BadDataError, errorMessage } from '../../common/errors.js';
+import { BadDataError, InvalidArgumentError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { FrameDecoder, MessageType, encodeFrame, encodeResponse, StatusCode, type Frame } from '../../common/ttrpc/index.js';
 
@@ -12,7 +12,18 @@ export interface RelayOptions {
   maxInFlight?: number;
   /** How long a request waits for the host to come (back) before it fails UNAVAILABLE. */
   holdMs?: number;
+  /** The first stream id to use on the host side (odd; default 1). */
+  firstStreamId?: number;
+  /**
+   * Told, before ids up to `below` are used, that they will be: a relay
+   * started after this one (the host's connection outlives relays) starts
+   * there, so the host sees its ids grow on.
+   */
+  reserveStreamIds?: (below: number) => void;
 }
+
+/** Stream ids reserved at a time (even, so the next relay's first id is odd too). */
+export const STREAM_ID_BLOCK = 4096;
 
 export const DEFAULT_MAX_IN_FLIGHT = 16;
 export const DEFAULT_HOLD_MS = 1500;
@@ -52,12 +63,20 @@ export class Relay {
   /** Forwarded calls by the relay's stream id. */
   private readonly forwarded = new Map<number, Call>();
   private held: Call[] = [];
-  private nextId = 1;
+  private nextId: number;
+  private reservedBelow: number;
+  private readonly reserve?: (below: number) => void;
   private clientCount = 0;
 
   constructor(opts: RelayOptions = {}) {
     this.maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.holdMs = opts.holdMs ?? DEFAULT_HOLD_MS;
+    this.nextId = opts.firstStreamId ?? 1;
+    this.reservedBelow = this.nextId;
+    this.reserve = opts.reserveStreamIds;
+    if (!Number.isInteger(this.nextId) || this.nextId % 2 !== 1 || this.nextId > MAX_STREAM_ID) {
+      throw new InvalidArgumentError(`first stream id ${this.nextId} is not an odd uint32`);
+    }
   }
 
   get hostConnected(): boolean {
@@ -69,10 +88,29 @@ export class Relay {
     return this.forwarded.size > 0;
   }
 
-  /** A new host connection: its stream starts at a frame boundary; waiting calls go now. */
-  hostUp(write: (frame: Buffer) => void): void {
+  /**
+   * The next stream id of the relay's own on the host side (for the link's
+   * probe too: a host connection sees them grow), or undefined when used up.
+   */
+  takeStreamId(): number | undefined {
+    if (this.nextId > MAX_STREAM_ID) return undefined;
+    if (this.reserve && this.nextId >= this.reservedBelow) {
+      this.reservedBelow = this.nextId + STREAM_ID_BLOCK;
+      this.reserve(this.reservedBelow);
+    }
+    const id = this.nextId;
+    this.nextId += 2;
+    return id;
+  }
+
+  /**
+   * A host connection in step with this relay; waiting calls go now. Its
+   * stream goes on where `decoder` (the link's, which framed the probe's
+   * answer) left it, or starts at a frame boundary.
+   */
+  hostUp(write: (frame: Buffer) => void, decoder = new FrameDecoder()): void {
     this.writeHost = write;
-    this.hostDecoder = new FrameDecoder();
+    this.hostDecoder = decoder;
     log.info('relay: host backend connected');
     const held = this.held;
     this.held = [];
@@ -138,9 +176,8 @@ export class Relay {
   }
 
   private forward(call: Call): void {
-    if (this.nextId > MAX_STREAM_ID) return this.fail(call, StatusCode.RESOURCE_EXHAUSTED, 'the relay has used up its stream ids: restart it');
-    const id = this.nextId;
-    this.nextId += 2;
+    const id = this.takeStreamId();
+    if (id === undefined) return this.fail(call, StatusCode.RESOURCE_EXHAUSTED, 'the relay has used up its stream ids: restart it');
     this.forwarded.set(id, call);
     this.writeHost!(encodeFrame(id, MessageType.Request, call.frame.payload, call.frame.flags));
   }

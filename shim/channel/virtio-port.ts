@@ -28,3 +28,37 @@ export function openVirtioPort(device: string): number | undefined {
     throw err;
   }
 }
+
+/**
+ * A port's non-blocking reads and writes, as drivers/char/virtio_console.c
+ * answers them (port_fops_read, port_fops_write).
+ */
+export interface PortIO {
+  /** Bytes read into buf; 0 while no host is connected; undefined while one is and has sent nothing (EAGAIN). */
+  read(buf: Buffer): number | undefined;
+  /** Bytes taken (at most 32 KiB a call); 0 while no host is connected or the queue is full (EAGAIN). */
+  write(data: Buffer): number;
+}
+
+/** PortIO over a port opened with openVirtioPort. Errors other than EAGAIN are thrown as they are. */
+export function fdPort(fd: number): PortIO {
+  const again = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'EAGAIN';
+  return {
+    read(buf) {
+      try {
+        return fs.readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        if (again(err)) return undefined;
+        throw err;
+      }
+    },
+    write(data) {
+      try {
+        return fs.writeSync(fd, data);
+      } catch (err) {
+        if (again(err)) return 0;
+        throw err;
+      }
+    },
+  };
+}

@@ -1,21 +1,6 @@
-import path from 'node:path';
 import protobuf from 'protobufjs';
 import { BadDataError, InvalidArgumentError, NotFoundError, errorMessage } from '../../common/errors.js';
-
-/** Our .proto files; compiled code lives in <root>/dist/shim/containerd, the protos in <root>/proto. */
-const PROTO_ROOT = path.resolve(__dirname, '..', '..', '..', 'proto');
-const PROTO_FILES = [
-  'containerd/task/v2/shim.proto',
-  'containerd/types/mount.proto',
-  'containerd/types/task/task.proto',
-  'containerd/events/task.proto',
-  'containerd/services/events/v1/events.proto',
-  'containerd/runc/options/oci.proto',
-  'containerd/cgroups/v1/metrics.proto',
-  'containerd/cgroups/v2/metrics.proto',
-];
-/** 64-bit integers as decimal strings (exact, JSON-safe), enums as their numbers, absent fields as proto3 defaults, bytes as Buffers. */
-const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: Number, defaults: true, bytes: Buffer };
+import { TO_OBJECT, asBuffer, loadProtos } from '../../common/proto.js';
 
 /**
  * ttrpc service names, as containerd v1.6.20 registers them (runtime/v2/task/shim.pb.go,
@@ -76,29 +61,15 @@ export interface AnyMessage {
   value: Buffer;
 }
 
-/** A google.protobuf.Timestamp; seconds is a decimal string when decoded. */
+/** A google.protobuf.Timestamp; seconds (int64) is a bigint when decoded, as every 64-bit field. */
 export interface Timestamp {
-  seconds: number | string;
+  seconds: bigint | number;
   nanos: number;
 }
 
-let root: protobuf.Root | undefined;
-
-/** containerd's shim-facing API in one Root; google/protobuf imports come from protobufjs' bundled copies. */
+/** containerd's shim-facing API: every .proto under proto/containerd, in one Root (common/proto.ts). */
 export function containerdApi(): protobuf.Root {
-  if (!root) {
-    const r = new protobuf.Root();
-    // Imports are written relative to proto/, as protoc's -I proto would take them.
-    r.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(PROTO_ROOT, target));
-    try {
-      r.loadSync(PROTO_FILES, { keepCase: true });
-      r.resolveAll();
-    } catch (err) {
-      throw new BadDataError(`containerd API protos in ${PROTO_ROOT} do not load: ${errorMessage(err)}`, { cause: err });
-    }
-    root = r;
-  }
-  return root;
+  return loadProtos('containerd');
 }
 
 /** The message type with exactly this full name (protobufjs would also take short names; containerd does not). */
@@ -129,16 +100,16 @@ function checkFields(t: protobuf.Type, obj: unknown, where: string): void {
 }
 
 /** A message's protobuf bytes from a plain object with the .proto's (snake_case) field names. */
-export function encode(typeName: string, obj: Record<string, unknown>): Buffer {
+export function encode(typeName: string, obj: object): Buffer {
   const t = type(typeName);
   checkFields(t, obj, typeName);
   let bytes: Uint8Array;
   try {
-    bytes = t.encode(t.fromObject(obj)).finish();
+    bytes = t.encode(t.fromObject(obj as Record<string, unknown>)).finish();
   } catch (err) {
     throw new InvalidArgumentError(`${typeName} does not encode: ${errorMessage(err)}`, { cause: err });
   }
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return asBuffer(bytes);
 }
 
 /** A message from its protobuf bytes, as a plain object (see TO_OBJECT). */
@@ -154,11 +125,11 @@ export function decode(typeName: string, bytes: Uint8Array): Record<string, unkn
 /** An Any holding already-encoded bytes under typeUrl (for containerd's types, the bare full name). */
 export function packAny(typeUrl: string, bytes: Uint8Array): AnyMessage {
   if (!typeUrl) throw new InvalidArgumentError('an Any needs a type URL');
-  return { type_url: typeUrl, value: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length) };
+  return { type_url: typeUrl, value: asBuffer(bytes) };
 }
 
 /** Encode a message of this API and pack it under its own name, as containerd's typeurl does. */
-export function packMessage(typeName: string, obj: Record<string, unknown>): AnyMessage {
+export function packMessage(typeName: string, obj: object): AnyMessage {
   return packAny(typeName, encode(typeName, obj));
 }
 
@@ -173,7 +144,7 @@ export function unpackAny(any: unknown): { typeUrl: string; message: Record<stri
   const value = a.value instanceof Uint8Array ? a.value : new Uint8Array(0);
   if (JSON_TYPE_URLS.has(typeUrl)) {
     try {
-      const parsed: unknown = JSON.parse(Buffer.from(value.buffer, value.byteOffset, value.length).toString('utf8'));
+      const parsed: unknown = JSON.parse(asBuffer(value).toString('utf8'));
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new TypeError('not a JSON object');
       return { typeUrl, message: parsed as Record<string, unknown> };
     } catch (err) {
@@ -191,7 +162,7 @@ export function toTimestamp(date: Date): Timestamp {
   const ms = date.getTime();
   if (!Number.isFinite(ms)) throw new InvalidArgumentError('invalid Date for a Timestamp');
   const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
+  return { seconds: BigInt(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
 }
 
 /** A Date from a decoded Timestamp (nanoseconds below a millisecond are dropped). */

@@ -2,6 +2,7 @@ import { errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { TtrpcClient } from '../../common/ttrpc/index.js';
 import { EVENTS_SERVICE, TASK_EVENT_TYPE_URLS, TASK_TOPICS, TaskEventKind, encode, packMessage, toTimestamp } from './api.js';
+import type { TaskEvents } from './task-messages.js';
 
 const ATTEMPTS = 5;
 
@@ -16,7 +17,7 @@ export class EventPublisher {
 
   constructor(private readonly ttrpcAddress: string, private readonly namespace: string) {}
 
-  publish(kind: TaskEventKind, event: Record<string, unknown>): void {
+  publish<K extends TaskEventKind>(kind: K, event: TaskEvents[K]): void {
     const envelope = {
       timestamp: toTimestamp(new Date()),
       namespace: this.namespace,

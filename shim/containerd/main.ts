@@ -18,10 +18,11 @@ import { TtrpcServer } from '../../common/ttrpc/index.js';
 import { TASK_SERVICE, encode, toTimestamp } from './api.js';
 import { backendPortPresent, connectBackend } from './checkpoint.js';
 import { EventPublisher } from './events.js';
-import { HELPER_SCRIPT, ProcessHelper } from './helper.js';
+import { HELPER_SCRIPT, ProcessHelper } from '../subreaper/index.js';
 import { Runc } from './runc.js';
 import { SHIM_VERSION, TaskService } from './service.js';
 import { fifoOpensPending } from './stdio.js';
+import type { DeleteResponse } from './task-messages.js';
 
 const SOCKET_DIR = '/run/containerd/s';
 const FLAGS = new Set(['namespace', 'address', 'publish-binary', 'id', 'bundle', 'socket']);
@@ -140,7 +141,8 @@ async function cleanup(f: Flags): Promise<void> {
   }
   const rootfs = path.join(f.bundle, 'rootfs');
   spawn('umount', [rootfs], { stdio: 'ignore' });
-  process.stdout.write(encode('containerd.task.v2.DeleteResponse', { pid: 0, exit_status: 128 + 9, exited_at: toTimestamp(new Date()) }));
+  const response: DeleteResponse = { pid: 0, exit_status: 128 + 9, exited_at: toTimestamp(new Date()) };
+  process.stdout.write(encode('containerd.task.v2.DeleteResponse', response));
 }
 
 /** The bundle's log FIFO: containerd copies what the shim writes there into its own log. */

@@ -1,82 +1,57 @@
-import { execFile } from 'node:child_process';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
-import {
-  AlreadyExistsError, ExternalError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage,
-} from '../../common/errors.js';
+import { AlreadyExistsError, NotFoundError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import type { Handler } from '../../common/ttrpc/index.js';
-import { decode, encode, packMessage, toTimestamp, unpackAny } from './api.js';
+import { StatusCode, TtrpcError, statusMessageOf, statusOf, type Handler } from '../../common/ttrpc/index.js';
+import type { ProcessHelper } from '../subreaper/index.js';
+import { decode, encode, toTimestamp } from './api.js';
 import { Checkpointer } from './checkpoint.js';
+import { Container, checkId } from './container.js';
 import type { EventPublisher } from './events.js';
-import type { ProcessHelper } from './helper.js';
-import { Runc, Stdio } from './runc.js';
-import { containerCgroup, containerStats, specCgroupsPath } from './stats.js';
-import { ProcessIO, StdioPaths } from './stdio.js';
+import { ExitTracker } from './exits.js';
+import type { Exit, TaskProcess } from './process.js';
+import type * as M from './task-messages.js';
 
-const run = promisify(execFile);
 export const SHIM_VERSION = '0.1.0';
 
-/** Ids containerd accepts (identifiers.Validate), so they are safe in file names and helper requests. */
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
-const CONSOLE_DIR = '/run/ovmigrate/console';
-
-interface Exit {
-  status: number;
-  at: Date;
+/**
+ * The status a task method answers with for an error, the one place that
+ * decides it (containerd's runc shim: errdefs.ToGRPC): the classes of
+ * common/errors.ts as common/ttrpc maps them, and a signal to a process
+ * that is gone (ESRCH) as NOT_FOUND, which containerd takes as "already
+ * finished".
+ */
+export function taskError(err: unknown): TtrpcError {
+  if (err instanceof TtrpcError) return err;
+  const status = (err as NodeJS.ErrnoException | undefined)?.code === 'ESRCH' ? StatusCode.NOT_FOUND : statusOf(err);
+  return new TtrpcError(status, statusMessageOf(err), { cause: err });
 }
 
-/** The container's init or an exec'd process. */
-class Proc {
-  pid = 0;
-  started = false;
-  exit?: Exit;
-  io?: ProcessIO;
-  readonly exited: Promise<Exit>;
-  private resolveExit!: (e: Exit) => void;
-
-  constructor(readonly execId: string, readonly paths: StdioPaths, readonly spec?: Record<string, unknown>) {
-    this.exited = new Promise((resolve) => { this.resolveExit = resolve; });
-  }
-
-  /** For the helper's terminal copy and for file names. */
-  get key(): string {
-    return this.execId || 'init';
-  }
-
-  finish(exit: Exit): void {
-    this.exit = exit;
-    this.resolveExit(exit);
-  }
+/** A Handler from a method of plain objects: decode, run, convert the error (taskError), encode. */
+function adapt<Req, Res extends object>(request: string, response: string, fn: (r: Req) => Promise<Res>): Handler {
+  return async (payload) => {
+    const req = decode(request, payload) as unknown as Req;
+    let res: Res;
+    try {
+      res = await fn(req);
+    } catch (err) {
+      throw taskError(err);
+    }
+    return encode(response, res);
+  };
 }
 
-interface Container {
-  id: string;
-  bundle: string;
-  /** linux.cgroupsPath of its config.json, read once at Create. */
-  cgroupsPath: string;
-  rootfsMounted: boolean;
-  init: Proc;
-  execs: Map<string, Proc>;
-  /** Create with a checkpoint: the images Start restores from. */
-  checkpoint?: string;
-  runc: Runc;
-}
-
-/** A decoded request: proto field names, 64-bit integers as strings. */
-type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const EMPTY = 'google.protobuf.Empty';
+const t = (name: string): string => `containerd.task.v2.${name}`;
 
 /**
- * containerd.task.v2.Task backed by runc: what containerd's runc shim does
- * for one container, with checkpoint sent out of the VM (checkpoint.ts).
+ * containerd.task.v2.Task for one container, over runc (container.ts),
+ * with checkpoint sent out of the VM (checkpoint.ts). Each method finds the
+ * container or process, delegates, and publishes the event containerd
+ * expects; adapt converts errors.
  */
 export class TaskService {
   private container?: Container;
-  /** Exits the helper reported before we learnt the pid (runc returns after the process may already be gone). */
-  private readonly unclaimedExits = new Map<number, Exit>();
-  readonly checkpointer: Checkpointer;
+  readonly checkpointer = new Checkpointer();
+  private readonly exits: ExitTracker;
 
   constructor(
     private readonly namespace: string,
@@ -84,348 +59,167 @@ export class TaskService {
     private readonly events: EventPublisher,
     private readonly onShutdown: () => void,
   ) {
-    this.checkpointer = new Checkpointer();
-    helper.on('exit', (pid, status) => this.onExit(pid, { status, at: new Date() }));
+    this.exits = new ExitTracker(helper, (proc, exit) => this.exited(proc, exit));
   }
 
   /** Handlers for TtrpcServer.register(TASK_SERVICE, ...). */
   handlers(): Record<string, Handler> {
-    const m = (req: string, res: string, fn: (r: Req) => Promise<Record<string, unknown>>): Handler =>
-      async (payload) => encode(res, await fn(decode(req, payload)));
-    const empty = 'google.protobuf.Empty';
-    const t = (n: string) => `containerd.task.v2.${n}`;
     return {
-      State: m(t('StateRequest'), t('StateResponse'), (r) => this.state(r)),
-      Create: m(t('CreateTaskRequest'), t('CreateTaskResponse'), (r) => this.create(r)),
-      Start: m(t('StartRequest'), t('StartResponse'), (r) => this.start(r)),
-      Delete: m(t('DeleteRequest'), t('DeleteResponse'), (r) => this.delete(r)),
-      Pids: m(t('PidsRequest'), t('PidsResponse'), (r) => this.pids(r)),
-      Pause: m(t('PauseRequest'), empty, (r) => this.pause(r)),
-      Resume: m(t('ResumeRequest'), empty, (r) => this.resume(r)),
-      Checkpoint: m(t('CheckpointTaskRequest'), empty, (r) => this.checkpoint(r)),
-      Kill: m(t('KillRequest'), empty, (r) => this.kill(r)),
-      Exec: m(t('ExecProcessRequest'), empty, (r) => this.exec(r)),
-      ResizePty: m(t('ResizePtyRequest'), empty, (r) => this.resizePty(r)),
-      CloseIO: m(t('CloseIORequest'), empty, (r) => this.closeIO(r)),
-      Update: m(t('UpdateTaskRequest'), empty, (r) => this.update(r)),
-      Wait: m(t('WaitRequest'), t('WaitResponse'), (r) => this.wait(r)),
-      Stats: m(t('StatsRequest'), t('StatsResponse'), (r) => this.stats(r)),
-      Connect: m(t('ConnectRequest'), t('ConnectResponse'), (r) => this.connect(r)),
-      Shutdown: m(t('ShutdownRequest'), empty, (r) => this.shutdown(r)),
+      State: adapt(t('StateRequest'), t('StateResponse'), (r: M.StateRequest) => this.state(r)),
+      Create: adapt(t('CreateTaskRequest'), t('CreateTaskResponse'), (r: M.CreateTaskRequest) => this.create(r)),
+      Start: adapt(t('StartRequest'), t('StartResponse'), (r: M.StartRequest) => this.start(r)),
+      Delete: adapt(t('DeleteRequest'), t('DeleteResponse'), (r: M.DeleteRequest) => this.delete(r)),
+      Pids: adapt(t('PidsRequest'), t('PidsResponse'), (r: M.PidsRequest) => this.pids(r)),
+      Pause: adapt(t('PauseRequest'), EMPTY, (r: M.PauseRequest) => this.pause(r)),
+      Resume: adapt(t('ResumeRequest'), EMPTY, (r: M.ResumeRequest) => this.resume(r)),
+      Checkpoint: adapt(t('CheckpointTaskRequest'), EMPTY, (r: M.CheckpointTaskRequest) => this.checkpoint(r)),
+      Kill: adapt(t('KillRequest'), EMPTY, (r: M.KillRequest) => this.kill(r)),
+      Exec: adapt(t('ExecProcessRequest'), EMPTY, (r: M.ExecProcessRequest) => this.exec(r)),
+      ResizePty: adapt(t('ResizePtyRequest'), EMPTY, (r: M.ResizePtyRequest) => this.resizePty(r)),
+      CloseIO: adapt(t('CloseIORequest'), EMPTY, (r: M.CloseIORequest) => this.closeIO(r)),
+      Update: adapt(t('UpdateTaskRequest'), EMPTY, (r: M.UpdateTaskRequest) => this.update(r)),
+      Wait: adapt(t('WaitRequest'), t('WaitResponse'), (r: M.WaitRequest) => this.wait(r)),
+      Stats: adapt(t('StatsRequest'), t('StatsResponse'), (r: M.StatsRequest) => this.stats(r)),
+      Connect: adapt(t('ConnectRequest'), t('ConnectResponse'), (r: M.ConnectRequest) => this.connect(r)),
+      Shutdown: adapt(t('ShutdownRequest'), EMPTY, (r: M.ShutdownRequest) => this.shutdown(r)),
     };
   }
 
-  private get(id: string): Container {
+  private find(id: string): Container {
     if (!this.container || this.container.id !== id) throw new NotFoundError(`container ${id} not found in this shim`);
     return this.container;
   }
 
-  private proc(id: string, execId: string): Proc {
-    const c = this.get(id);
-    if (!execId) return c.init;
-    const p = c.execs.get(execId);
-    if (!p) throw new NotFoundError(`process ${execId} of container ${id} not found`);
-    return p;
+  private findProcess(r: M.ProcessRequest): [Container, TaskProcess] {
+    const c = this.find(r.id);
+    return [c, c.process(r.exec_id)];
   }
 
-  private onExit(pid: number, exit: Exit): void {
-    const c = this.container;
-    const proc = c && [c.init, ...c.execs.values()].find((p) => p.pid === pid && !p.exit);
-    if (!proc) {
-      this.unclaimedExits.set(pid, exit);
-      return;
-    }
-    void this.exited(c, proc, exit);
-  }
-
-  /** A process is gone: its output is flushed, then TaskExit goes out and waiters wake. */
-  private async exited(c: Container, proc: Proc, exit: Exit): Promise<void> {
-    log.info(`${c.id}${proc.execId ? '/' + proc.execId : ''}: pid ${proc.pid} exited with status ${exit.status}`);
-    await proc.io?.drained();
+  /** A process is gone (its output flushed): TaskExit goes out before its waiters wake. */
+  private exited(proc: TaskProcess, exit: Exit): void {
+    log.info(`${proc.containerId}${proc.execId ? '/' + proc.execId : ''}: pid ${proc.pid} exited with status ${exit.status}`);
     this.events.publish('exit', {
-      container_id: c.id, id: proc.execId || c.id, pid: proc.pid, exit_status: exit.status, exited_at: toTimestamp(exit.at),
+      container_id: proc.containerId, id: proc.name, pid: proc.pid, exit_status: exit.status, exited_at: toTimestamp(exit.at),
     });
-    proc.finish(exit);
   }
 
-  /** The pid runc wrote, claimed against exits that may already have been reported. */
-  private claimPid(c: Container, proc: Proc, pidFile: string): void {
-    const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) throw new ExternalError(`runc wrote no pid to ${pidFile}`);
-    proc.pid = pid;
-    const early = this.unclaimedExits.get(pid);
-    if (early) {
-      this.unclaimedExits.delete(pid);
-      void this.exited(c, proc, early);
-    }
-  }
-
-  /**
-   * Runs the runc command that starts a process (create, exec, restore) with the process's stdio, or with a
-   * terminal from the helper when it has one; then gives the process its ends and claims its pid.
-   */
-  private async launch(c: Container, proc: Proc, pidFile: string, run: (consoleSocket: string | undefined, stdio: Stdio) => Promise<unknown>): Promise<void> {
-    let socket: string | undefined;
-    let ready: Promise<void> | undefined;
-    if (proc.paths.terminal) {
-      fs.mkdirSync(CONSOLE_DIR, { recursive: true, mode: 0o700 });
-      socket = path.join(CONSOLE_DIR, `${crypto.randomBytes(8).toString('hex')}.sock`);
-      ({ ready } = await this.helper.console(`${c.id}/${proc.key}`, socket, proc.paths.stdin, proc.paths.stdout));
-    }
-    await run(socket, proc.io!.runcStdio());
-    await ready;
-    proc.io!.closeTheirs();
-    this.claimPid(c, proc, pidFile);
-  }
-
-  private async create(r: Req): Promise<Record<string, unknown>> {
-    const id = String(r.id);
-    if (!ID.test(id)) throw new InvalidArgumentError(`container id ${JSON.stringify(id)} is not valid`);
+  private async create(r: M.CreateTaskRequest): Promise<M.CreateTaskResponse> {
+    checkId('container', r.id);
     if (this.container) throw new AlreadyExistsError(`this shim already runs container ${this.container.id}`);
-    const bundle = path.resolve(String(r.bundle));
-    const cgroupsPath = specCgroupsPath(bundle);
-    const binary = runtimeBinary(r.options);
-    const paths: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: !!r.terminal };
-    const init = new Proc('', paths);
-    const c: Container = {
-      id, bundle, cgroupsPath, init, execs: new Map(), rootfsMounted: false, runc: new Runc(this.namespace, binary),
-      checkpoint: r.checkpoint ? String(r.checkpoint) : undefined,
-    };
-    await mountRootfs(bundle, (r.rootfs ?? []) as Req[]);
-    c.rootfsMounted = (r.rootfs ?? []).length > 0;
-    try {
-      init.io = await ProcessIO.open(this.helper, paths);
-      this.container = c;
-      if (!c.checkpoint) {
-        const pidFile = path.join(bundle, 'init.pid');
-        await this.launch(c, init, pidFile, (consoleSocket, stdio) => c.runc.create(id, { bundle, pidFile, consoleSocket, stdio }));
-      }
-    } catch (err) {
-      init.io?.close();
-      this.container = undefined;
-      if (c.rootfsMounted) await unmount(path.join(bundle, 'rootfs'));
-      throw err;
-    }
+    const c = await Container.create(r, { namespace: this.namespace, helper: this.helper, exits: this.exits });
+    this.container = c;
+    const { paths } = c.init;
     this.events.publish('create', {
-      container_id: id, bundle, rootfs: r.rootfs ?? [], io: { stdin: paths.stdin, stdout: paths.stdout, stderr: paths.stderr, terminal: paths.terminal },
-      checkpoint: c.checkpoint ?? '', pid: init.pid,
+      container_id: c.id, bundle: c.bundle, rootfs: r.rootfs,
+      io: { stdin: paths.stdin, stdout: paths.stdout, stderr: paths.stderr, terminal: paths.terminal },
+      checkpoint: c.checkpoint ?? '', pid: c.init.pid,
     });
-    return { pid: init.pid };
+    return { pid: c.init.pid };
   }
 
-  private async start(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    const proc = this.proc(r.id, r.exec_id);
-    if (proc.started) throw new FailedPreconditionError(`${proc.execId || c.id} is already started`);
-    if (proc.execId) {
-      const processFile = path.join(c.bundle, `exec-${proc.execId}.json`);
-      const pidFile = path.join(c.bundle, `exec-${proc.execId}.pid`);
-      fs.writeFileSync(processFile, JSON.stringify(proc.spec));
-      await this.launch(c, proc, pidFile, (consoleSocket, stdio) => c.runc.exec(c.id, c.bundle, { processFile, pidFile, consoleSocket, stdio }));
-      proc.started = true;
-      this.events.publish('execStarted', { container_id: c.id, exec_id: proc.execId, pid: proc.pid });
-    } else {
-      const imagePath = c.checkpoint;
-      if (imagePath) {
-        const pidFile = path.join(c.bundle, 'init.pid');
-        const workPath = path.join(c.bundle, 'restore-work');
-        fs.mkdirSync(workPath, { recursive: true });
-        log.info(`${c.id}: restoring from ${imagePath}`);
-        await this.launch(c, proc, pidFile, (consoleSocket, stdio) =>
-          c.runc.restore(c.id, { bundle: c.bundle, pidFile, imagePath, workPath, consoleSocket, stdio }));
-      } else {
-        await c.runc.start(c.id, c.bundle);
-      }
-      proc.started = true;
-      this.events.publish('start', { container_id: c.id, pid: proc.pid });
-    }
+  private async start(r: M.StartRequest): Promise<M.StartResponse> {
+    const [c, proc] = this.findProcess(r);
+    await c.start(proc);
+    if (proc.isInit) this.events.publish('start', { container_id: c.id, pid: proc.pid });
+    else this.events.publish('execStarted', { container_id: c.id, exec_id: proc.execId, pid: proc.pid });
     return { pid: proc.pid };
   }
 
-  private async delete(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    const proc = this.proc(r.id, r.exec_id);
-    if (proc.started && !proc.exit) throw new FailedPreconditionError(`${proc.execId || c.id} is still running: kill it first`);
-    const exit = proc.exit ?? { status: 0, at: new Date() };
-    if (proc.execId) {
-      c.execs.delete(proc.execId);
-      proc.io?.close();
-    } else {
-      for (const e of c.execs.values()) e.io?.close();
-      try {
-        await c.runc.delete(c.id, !proc.started || !!c.checkpoint);
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-      }
-      proc.io?.close();
-      if (c.rootfsMounted) await unmount(path.join(c.bundle, 'rootfs'));
+  private async delete(r: M.DeleteRequest): Promise<M.DeleteResponse> {
+    const [c, proc] = this.findProcess(r);
+    const exit = await c.delete(proc);
+    if (proc.isInit) {
       this.events.publish('delete', { container_id: c.id, pid: proc.pid, exit_status: exit.status, exited_at: toTimestamp(exit.at), id: c.id });
       this.container = undefined;
     }
     return { pid: proc.pid, exit_status: exit.status, exited_at: toTimestamp(exit.at) };
   }
 
-  private async state(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    const proc = this.proc(r.id, r.exec_id);
-    let status = 1; // CREATED
-    if (proc.exit) status = 3; // STOPPED
-    else if (proc.started) {
-      status = 2; // RUNNING
-      if (!proc.execId) {
-        const s = await c.runc.state(c.id).catch(() => undefined);
-        if (s?.status === 'paused') status = 4;
-      }
-    }
+  private async state(r: M.StateRequest): Promise<M.StateResponse> {
+    const [c, proc] = this.findProcess(r);
+    const { paths } = proc;
     return {
-      id: proc.execId || c.id, bundle: c.bundle, pid: proc.pid, status,
-      stdin: proc.paths.stdin, stdout: proc.paths.stdout, stderr: proc.paths.stderr, terminal: proc.paths.terminal,
+      id: proc.name, bundle: c.bundle, pid: proc.pid, status: await c.status(proc),
+      stdin: paths.stdin, stdout: paths.stdout, stderr: paths.stderr, terminal: paths.terminal,
       exit_status: proc.exit?.status ?? 0, exited_at: proc.exit ? toTimestamp(proc.exit.at) : undefined, exec_id: proc.execId,
     };
   }
 
-  private async pids(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    const pids = await c.runc.ps(c.id);
-    return {
-      processes: pids.map((pid) => {
-        const exec = [...c.execs.values()].find((p) => p.pid === pid);
-        return { pid, info: exec ? packMessage('containerd.runc.v1.ProcessDetails', { exec_id: exec.execId }) : undefined };
-      }),
-    };
+  private async pids(r: M.PidsRequest): Promise<M.PidsResponse> {
+    return { processes: await this.find(r.id).pids() };
   }
 
-  private async pause(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    await c.runc.pause(c.id);
+  private async pause(r: M.PauseRequest): Promise<M.Empty> {
+    const c = this.find(r.id);
+    await c.pause();
     this.events.publish('paused', { container_id: c.id });
     return {};
   }
 
-  private async resume(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    await c.runc.resume(c.id);
+  private async resume(r: M.ResumeRequest): Promise<M.Empty> {
+    const c = this.find(r.id);
+    await c.resume();
     this.events.publish('resumed', { container_id: c.id });
     return {};
   }
 
-  private async kill(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    const proc = this.proc(r.id, r.exec_id);
-    const signal = Number(r.signal);
-    if (proc.exit) throw new NotFoundError(`process ${proc.execId || c.id} already finished`);
-    if (proc.execId) {
-      if (!proc.pid) throw new FailedPreconditionError(`process ${proc.execId} is not started`);
-      process.kill(proc.pid, signal);
-    } else {
-      await c.runc.kill(c.id, signal, !!r.all);
-    }
+  private async kill(r: M.KillRequest): Promise<M.Empty> {
+    const [c, proc] = this.findProcess(r);
+    await c.kill(proc, r.signal, r.all);
     return {};
   }
 
-  private async exec(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    const execId = String(r.exec_id);
-    if (!ID.test(execId)) throw new InvalidArgumentError(`exec id ${JSON.stringify(execId)} is not valid`);
-    if (c.execs.has(execId)) throw new AlreadyExistsError(`exec ${execId} already exists in container ${c.id}`);
-    if (c.init.exit) throw new FailedPreconditionError(`container ${c.id} has stopped`);
-    const spec = unpackAny(r.spec).message;
-    const paths: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: !!r.terminal };
-    const proc = new Proc(execId, paths, spec);
-    proc.io = await ProcessIO.open(this.helper, paths);
-    c.execs.set(execId, proc);
-    this.events.publish('execAdded', { container_id: c.id, exec_id: execId });
+  private async exec(r: M.ExecProcessRequest): Promise<M.Empty> {
+    const c = this.find(r.id);
+    const proc = await c.exec(r);
+    this.events.publish('execAdded', { container_id: c.id, exec_id: proc.execId });
     return {};
   }
 
-  private async resizePty(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    const proc = this.proc(r.id, r.exec_id);
-    if (!proc.paths.terminal) throw new FailedPreconditionError(`${proc.execId || c.id} has no terminal`);
-    this.helper.resize(`${c.id}/${proc.key}`, Number(r.width), Number(r.height));
+  private async resizePty(r: M.ResizePtyRequest): Promise<M.Empty> {
+    const [c, proc] = this.findProcess(r);
+    c.resizePty(proc, r.width, r.height);
     return {};
   }
 
-  private async closeIO(r: Req): Promise<Record<string, unknown>> {
-    const proc = this.proc(r.id, r.exec_id);
-    if (r.stdin) proc.io?.closeStdin();
+  private async closeIO(r: M.CloseIORequest): Promise<M.Empty> {
+    const [c, proc] = this.findProcess(r);
+    if (r.stdin) c.closeStdin(proc);
     return {};
   }
 
-  private async update(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    const resources = unpackAny(r.resources).message;
-    const file = path.join(c.bundle, 'update-resources.json');
-    fs.writeFileSync(file, JSON.stringify(resources));
-    await c.runc.update(c.id, file);
+  private async update(r: M.UpdateTaskRequest): Promise<M.Empty> {
+    await this.find(r.id).update(r.resources);
     return {};
   }
 
-  private async wait(r: Req): Promise<Record<string, unknown>> {
-    const proc = this.proc(r.id, r.exec_id);
+  private async wait(r: M.WaitRequest): Promise<M.WaitResponse> {
+    const [, proc] = this.findProcess(r);
     const exit = await proc.exited;
     return { exit_status: exit.status, exited_at: toTimestamp(exit.at) };
   }
 
-  private async stats(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    return { stats: containerStats(containerCgroup(c.cgroupsPath)) };
+  private async stats(r: M.StatsRequest): Promise<M.StatsResponse> {
+    return { stats: this.find(r.id).stats() };
   }
 
-  private async connect(r: Req): Promise<Record<string, unknown>> {
+  private async connect(r: M.ConnectRequest): Promise<M.ConnectResponse> {
     const c = this.container;
     return { shim_pid: process.pid, task_pid: c && c.id === r.id ? c.init.pid : 0, version: SHIM_VERSION };
   }
 
-  private async shutdown(r: Req): Promise<Record<string, unknown>> {
-    log.debug(`shutdown asked (now: ${String(!!r.now)}, container: ${this.container?.id ?? 'none'})`);
+  private async shutdown(r: M.ShutdownRequest): Promise<M.Empty> {
+    log.debug(`shutdown asked (now: ${String(r.now)}, container: ${this.container?.id ?? 'none'})`);
     // containerd asks after each delete; a shim whose container still exists stays (upstream does the same).
     if (this.container && !r.now) return {};
     setImmediate(this.onShutdown);
     return {};
   }
 
-  private async checkpoint(r: Req): Promise<Record<string, unknown>> {
-    const c = this.get(r.id);
-    if (!c.init.started || c.init.exit) throw new FailedPreconditionError(`container ${c.id} is not running`);
-    const options = r.options?.type_url ? unpackAny(r.options).message : {};
-    const target = String(options.image_path || r.path);
-    if (!target) throw new InvalidArgumentError('checkpoint needs a path');
-    await this.checkpointer.checkpoint({
-      id: c.id, bundle: c.bundle, runc: c.runc, cgroup: containerCgroup(c.cgroupsPath), target, options,
-    });
+  private async checkpoint(r: M.CheckpointTaskRequest): Promise<M.Empty> {
+    const c = this.find(r.id);
+    const target = await c.checkpointTo(this.checkpointer, r);
     this.events.publish('checkpointed', { container_id: c.id, checkpoint: target });
     return {};
-  }
-}
-
-/** containerd's runc options (ctr --runc-binary and the like): only the binary matters here. */
-function runtimeBinary(options: unknown): string {
-  const o = options as { type_url?: string } | undefined;
-  if (!o?.type_url) return 'runc';
-  const { message } = unpackAny(o);
-  return typeof message.binary_name === 'string' && message.binary_name ? message.binary_name : 'runc';
-}
-
-/** The rootfs mounts containerd hands over (an overlay of the image's layers), mounted at BUNDLE/rootfs. */
-async function mountRootfs(bundle: string, mounts: Req[]): Promise<void> {
-  if (mounts.length > 1) throw new InvalidArgumentError(`${mounts.length} rootfs mounts: this shim mounts one`);
-  for (const m of mounts) {
-    const target = path.join(bundle, 'rootfs');
-    fs.mkdirSync(target, { recursive: true });
-    const options = (m.options as string[]).join(',');
-    try {
-      await run('mount', ['-t', String(m.type), ...(options ? ['-o', options] : []), String(m.source), target]);
-    } catch (err) {
-      throw new ExternalError(`mounting the rootfs of ${bundle}: ${errorMessage(err)}`, { cause: err });
-    }
-  }
-}
-
-async function unmount(target: string): Promise<void> {
-  try {
-    await run('umount', [target]);
-  } catch (err) {
-    log.warn(`unmounting ${target}: ${errorMessage(err)}`);
   }
 }

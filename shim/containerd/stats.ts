@@ -19,10 +19,14 @@ function read(dir: string, file: string): string | undefined {
   }
 }
 
-/** A counter; "max" (no limit) as 2^64-1, as containerd's cgroups library gives it. */
-function counter(value: string | undefined): string {
-  if (value === 'max') return '18446744073709551615';
-  return /^\d+$/.test(value ?? '') ? value! : '0';
+const U64_MAX = (1n << 64n) - 1n;
+
+/** A uint64 counter; "max" (no limit) as 2^64-1, as containerd's cgroups library gives it; unreadable as 0. */
+function counter(value: string | undefined): bigint {
+  if (value === 'max') return U64_MAX;
+  if (!/^\d+$/.test(value ?? '')) return 0n;
+  const n = BigInt(value!);
+  return n > U64_MAX ? U64_MAX : n;
 }
 
 /** A container's cgroup metrics (cgroup: its cgroup path), as containerd's cgroups library reports them for the host's cgroup version. */
@@ -37,7 +41,7 @@ function statsV2(cgroup: string): AnyMessage {
   const cpu = keyed(dir, 'cpu.stat');
   const mem = keyed(dir, 'memory.stat');
   const events = keyed(dir, 'memory.events');
-  const memory: Record<string, string> = {
+  const memory: Record<string, bigint> = {
     usage: counter(read(dir, 'memory.current')),
     usage_limit: counter(read(dir, 'memory.max')),
     swap_usage: counter(read(dir, 'memory.swap.current')),
@@ -50,7 +54,7 @@ function statsV2(cgroup: string): AnyMessage {
     memory[key] = counter(mem.get(key));
   }
   return packMessage('io.containerd.cgroups.v2.Metrics', {
-    pids: { current: counter(read(dir, 'pids.current')), limit: read(dir, 'pids.max') === 'max' ? '0' : counter(read(dir, 'pids.max')) },
+    pids: { current: counter(read(dir, 'pids.current')), limit: read(dir, 'pids.max') === 'max' ? 0n : counter(read(dir, 'pids.max')) },
     cpu: {
       usage_usec: counter(cpu.get('usage_usec')), user_usec: counter(cpu.get('user_usec')), system_usec: counter(cpu.get('system_usec')),
       nr_periods: counter(cpu.get('nr_periods')), nr_throttled: counter(cpu.get('nr_throttled')), throttled_usec: counter(cpu.get('throttled_usec')),
@@ -69,14 +73,14 @@ function statsV1(cgroup: string): AnyMessage {
   if (!fs.existsSync(dir('memory'))) throw new NotFoundError(`cgroup ${dir('memory')} of the container does not exist`);
   const cpuacct = keyed(dir('cpuacct'), 'cpuacct.stat');
   // cpuacct.stat counts USER_HZ ticks (100 a second on Linux): nanoseconds as upstream reports them.
-  const ticks = (v: string | undefined) => (BigInt(counter(v)) * 10_000_000n).toString();
+  const ticks = (v: string | undefined) => { const ns = counter(v) * 10_000_000n; return ns > U64_MAX ? U64_MAX : ns; };
   const mem = keyed(dir('memory'), 'memory.stat');
   const entry = (prefix: string) => ({
     limit: counter(read(dir('memory'), `${prefix}.limit_in_bytes`)), usage: counter(read(dir('memory'), `${prefix}.usage_in_bytes`)),
     max: counter(read(dir('memory'), `${prefix}.max_usage_in_bytes`)), failcnt: counter(read(dir('memory'), `${prefix}.failcnt`)),
   });
   return packMessage('io.containerd.cgroups.v1.Metrics', {
-    pids: { current: counter(read(dir('pids'), 'pids.current')), limit: read(dir('pids'), 'pids.max') === 'max' ? '0' : counter(read(dir('pids'), 'pids.max')) },
+    pids: { current: counter(read(dir('pids'), 'pids.current')), limit: read(dir('pids'), 'pids.max') === 'max' ? 0n : counter(read(dir('pids'), 'pids.max')) },
     cpu: { usage: { total: counter(read(dir('cpuacct'), 'cpuacct.usage')), user: ticks(cpuacct.get('user')), kernel: ticks(cpuacct.get('system')) } },
     memory: {
       cache: counter(mem.get('cache')), rss: counter(mem.get('rss')), mapped_file: counter(mem.get('mapped_file')),

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { log } from '../../common/log.js';
-import type { Pipe, ProcessHelper } from './helper.js';
+import type { Pipe, ProcessHelper } from '../subreaper/index.js';
 import type { Stdio } from './runc.js';
 
 /** The FIFOs containerd gives a process (paths; empty when not attached). */

@@ -120,8 +120,8 @@ describe('containerd shim API protos', () => {
     assert.equal(back['exec_id'], 'e1');
     assert.equal(back['bundle'], '');
     assert.equal(back['terminal'], false);
-    assert.deepEqual(back['exited_at'], { seconds: String(Math.floor(exitedAt.getTime() / 1000)), nanos: 789_000_000 });
-    assert.equal(fromTimestamp(back['exited_at'] as { seconds: string; nanos: number }).getTime(), exitedAt.getTime());
+    assert.deepEqual(back['exited_at'], { seconds: BigInt(Math.floor(exitedAt.getTime() / 1000)), nanos: 789_000_000 });
+    assert.equal(fromTimestamp(back['exited_at'] as { seconds: bigint; nanos: number }).getTime(), exitedAt.getTime());
     // Enum names are taken on encode too.
     assert.equal(decode('containerd.task.v2.StateResponse', encode('containerd.task.v2.StateResponse', { status: 'RUNNING' }))['status'], 2);
   });
@@ -134,13 +134,13 @@ describe('containerd shim API protos', () => {
     };
     const back = decode('containerd.services.events.ttrpc.v1.ForwardRequest', encode('containerd.services.events.ttrpc.v1.ForwardRequest', req));
     const env = back['envelope'] as Record<string, unknown>;
-    assert.deepEqual(env['timestamp'], { seconds: '1700000001', nanos: 0 });
+    assert.deepEqual(env['timestamp'], { seconds: 1_700_000_001n, nanos: 0 });
     assert.equal(env['namespace'], 'default');
     assert.equal(env['topic'], '/tasks/exit');
     assert.deepEqual(env['event'], { type_url: 'containerd.events.TaskExit', value: event.value });
     const unpacked = unpackAny(env['event']);
     assert.equal(unpacked.typeUrl, 'containerd.events.TaskExit');
-    assert.deepEqual(unpacked.message, { ...exit, exited_at: { seconds: '1700000000', nanos: 5 } });
+    assert.deepEqual(unpacked.message, { ...exit, exited_at: { seconds: 1_700_000_000n, nanos: 5 } });
   });
 
   describe('bytes worked out by hand from the wire rules', () => {
@@ -185,10 +185,18 @@ describe('containerd shim API protos', () => {
     }
   });
 
-  it('keeps uint64 exact as decimal strings', () => {
-    const max = '18446744073709551615';
-    const back = decode('io.containerd.cgroups.v2.Metrics', encode('io.containerd.cgroups.v2.Metrics', { memory: { usage: max } }));
+  it('keeps uint64 exact as bigint, both ways', () => {
+    const max = 18446744073709551615n;
+    const bytes = encode('io.containerd.cgroups.v2.Metrics', { memory: { usage: max } });
+    // memory field 4: 22 0c { usage field 32 varint: tag 256 = 80 02, then 2^64-1 as ten bytes ff..ff 01 }
+    assert.equal(hex(bytes), '220c8002' + 'ff'.repeat(9) + '01');
+    const back = decode('io.containerd.cgroups.v2.Metrics', bytes);
     assert.equal((back['memory'] as Record<string, unknown>)['usage'], max);
+    // int64 seconds of a Timestamp: negative and beyond 2^53 too.
+    for (const seconds of [-1n, 2n ** 62n + 1n]) {
+      const ts = decode('google.protobuf.Timestamp', encode('google.protobuf.Timestamp', { seconds, nanos: 1 }));
+      assert.deepEqual(ts, { seconds, nanos: 1 });
+    }
   });
 
   it('refuses field names the message does not have, at any depth', () => {

@@ -14,7 +14,8 @@ The shim runs under it: `subreaper.py NODE MAIN.JS ARGS...`. It
   Node cannot receive) and copies between it and containerd's FIFOs.
 
 Wire, one line each way: the shim writes requests on its fd 4, reads
-answers and events on its fd 3.
+answers and events on its fd 3. A request it cannot take (unknown, missing
+words, not UTF-8) is logged on stderr and gets no answer.
   pipe                                 -> pipe R W
   close FD...
   console KEY SOCKET STDIN STDOUT      -> console KEY listening, then console KEY ok
@@ -113,11 +114,12 @@ def serve_requests():
         buf += data
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
-            words = line.decode().split(" ")
+            # Decoding in here too: a line that is not UTF-8 must not end this thread.
             try:
-                handle(words)
+                handle(line.decode().split(" "))
             except Exception as err:  # a bad request must not stop the reaper
-                sys.stderr.write("subreaper: %s: %s\n" % (words[0], err))
+                sys.stderr.write("subreaper: %r: %s\n" % (line[:80], err))
+                sys.stderr.flush()
 
 
 def handle(words):

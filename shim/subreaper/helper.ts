@@ -2,11 +2,12 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { ExternalError, FailedPreconditionError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 
-/** The helper the shim runs under (see subreaper.py for why it exists). */
-export const HELPER_SCRIPT = path.resolve(__dirname, '..', '..', '..', 'shim', 'containerd', 'subreaper.py');
+/** The helper the shim runs under (see subreaper.py for why it exists); compiled code is in dist/shim/subreaper. */
+export const HELPER_SCRIPT = path.resolve(__dirname, '..', '..', '..', 'shim', 'subreaper', 'subreaper.py');
 
 /** Both ends of an anonymous pipe, as fds of this process. */
 export interface Pipe {
@@ -20,32 +21,39 @@ export interface Pipe {
  * terminals.
  */
 export class ProcessHelper extends EventEmitter<{ exit: [pid: number, status: number] }> {
-  private readonly requests: net.Socket;
   private readonly pipeWaiters: ((fds: [number, number]) => void)[] = [];
   private readonly consoleWaiters = new Map<string, { listening: () => void; resolve: () => void; reject: (err: Error) => void }>();
   private buffered = '';
 
-  private constructor(private readonly helperPid: number) {
+  private readonly requests: Writable;
+
+  /**
+   * The helper with pid `helperPid` (its fds are opened through /proc), its
+   * answers and events read from `events`, requests written to `requests`.
+   * `onGone` runs when `events` ends: the helper has exited.
+   */
+  constructor(private readonly helperPid: number, events: Readable, requests: Writable, onGone: () => void) {
     super();
-    const events = new net.Socket({ fd: 3, readable: true, writable: false });
-    this.requests = new net.Socket({ fd: 4, readable: false, writable: true });
+    this.requests = requests;
     events.setEncoding('utf8');
     events.on('data', (chunk: string) => this.onData(chunk));
-    // Without the helper nobody reaps container processes: stop rather than run on blind.
-    events.on('end', () => {
-      log.error('the process helper is gone; exiting');
-      process.exit(1);
-    });
+    events.on('end', onGone);
   }
 
-  /** The helper of this process, when the shim runs under subreaper.py. */
+  /** The helper of this process, when the shim runs under subreaper.py (its fds 3 and 4). */
   static attach(): ProcessHelper {
     const parent = process.ppid;
     const cmdline = fs.readFileSync(`/proc/${parent}/cmdline`, 'utf8');
     if (!cmdline.includes('subreaper.py') || !fs.existsSync('/proc/self/fd/3') || !fs.existsSync('/proc/self/fd/4')) {
-      throw new FailedPreconditionError('the shim must run under shim/containerd/subreaper.py (start it with the start command)');
+      throw new FailedPreconditionError('the shim must run under shim/subreaper/subreaper.py (start it with the start command)');
     }
-    return new ProcessHelper(parent);
+    const events = new net.Socket({ fd: 3, readable: true, writable: false });
+    const requests = new net.Socket({ fd: 4, readable: false, writable: true });
+    // Without the helper nobody reaps container processes: stop rather than run on blind.
+    return new ProcessHelper(parent, events, requests, () => {
+      log.error('the process helper is gone; exiting');
+      process.exit(1);
+    });
   }
 
   private onData(chunk: string): void {

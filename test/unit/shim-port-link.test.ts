@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BACKEND_SERVICE, backendMethods } from '../../common/backend-api.js';
+import { FrameDecoder, MessageType, TtrpcClient, TtrpcServer, encodeFrame } from '../../common/ttrpc/index.js';
+import { serveChannel } from '../../introspect/backend/channel.js';
+import { PortLink } from '../../shim/channel/port-link.js';
+import { Relay } from '../../shim/channel/relay.js';
+import type { PortIO } from '../../shim/channel/virtio-port.js';
+import { duplexPair } from './helpers/duplex-pair.js';
+import { quietLogs } from './helpers/quiet-logs.js';
+
+/**
+ * QEMU's side of a virtio-serial port whose chardev is a unix socket in
+ * server mode, as the guest's driver answers reads and writes on the port
+ * (drivers/char/virtio_console.c): the connection the host makes outlives
+ * whatever relay has the port open.
+ */
+class FakeChannel implements PortIO {
+  private conn?: net.Socket;
+  private inbound: Buffer[] = [];
+  /** Everything the guest wrote, per host connection. */
+  readonly written: Buffer[][] = [];
+
+  private constructor(readonly socketPath: string, private readonly server: net.Server) {}
+
+  static async listen(socketPath: string): Promise<FakeChannel> {
+    const server = net.createServer();
+    const channel = new FakeChannel(socketPath, server);
+    server.on('connection', (s) => channel.accept(s));
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    return channel;
+  }
+
+  private accept(s: net.Socket): void {
+    // One client at a time, as QEMU's chardev.
+    if (this.conn) return void s.destroy();
+    this.conn = s;
+    this.written.push([]);
+    s.on('data', (d: Buffer) => this.inbound.push(d));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      if (this.conn === s) this.conn = undefined;
+    });
+  }
+
+  read(buf: Buffer): number | undefined {
+    const chunk = this.inbound.shift();
+    if (!chunk) return this.conn ? undefined : 0;
+    const n = Math.min(chunk.length, buf.length);
+    chunk.copy(buf, 0, 0, n);
+    if (n < chunk.length) this.inbound.unshift(chunk.subarray(n));
+    return n;
+  }
+
+  write(data: Buffer): number {
+    if (!this.conn || this.conn.destroyed) return 0;
+    const n = Math.min(data.length, 32 * 1024);
+    const bytes = Buffer.from(data.subarray(0, n));
+    this.written[this.written.length - 1].push(bytes);
+    this.conn.write(bytes);
+    return n;
+  }
+
+  get hostConnected(): boolean {
+    return this.conn !== undefined;
+  }
+
+  close(): void {
+    this.conn?.destroy();
+    this.server.close();
+  }
+}
+
+describe('guest channel relay start-up: the host sees only frames it serves', function () {
+  quietLogs();
+  let dir: string;
+  let channel: FakeChannel;
+  let host: AbortController;
+  let hostConnections: number;
+  const links: PortLink[] = [];
+  const clients: TtrpcClient[] = [];
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-port-link-'));
+    channel = await FakeChannel.listen(path.join(dir, 'channel.sock'));
+    const server = new TtrpcServer();
+    const m = backendMethods();
+    server.register(BACKEND_SERVICE, {
+      Hello: m.hello.implement(async () => ({ version: 'test', max_request_bytes: 1 << 20, max_concurrent_checkpoints: 1 })),
+    });
+    server.register('test.Echo', { Echo: async (payload) => payload });
+    host = new AbortController();
+    hostConnections = 0;
+    void serveChannel(channel.socketPath, server, { signal: host.signal, minDelayMs: 50, onConnect: () => hostConnections++ });
+    while (!channel.hostConnected) await sleep(5);
+  });
+
+  afterEach(() => {
+    for (const link of links.splice(0)) link.stop();
+    for (const client of clients.splice(0)) client.close();
+    host.abort();
+    channel.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(relay: Relay, probeTimeoutMs?: number): PortLink {
+    const link = new PortLink(channel, relay, { probeTimeoutMs });
+    links.push(link);
+    link.run().catch((err: unknown) => assert.fail(`the link failed: ${String(err)}`));
+    return link;
+  }
+
+  async function echo(relay: Relay, text: string): Promise<string> {
+    const [clientEnd, relayEnd] = duplexPair();
+    relay.addClient(relayEnd);
+    const client = new TtrpcClient(clientEnd);
+    clients.push(client);
+    return (await client.call('test.Echo', 'Echo', Buffer.from(text), { timeoutMs: 10_000 })).toString();
+  }
+
+  /** The frames the guest sent on each host connection (throws on bytes that do not frame as ttrpc). */
+  const framesSent = (): { type: MessageType; streamId: number }[][] =>
+    channel.written.map((chunks) => new FrameDecoder().push(Buffer.concat(chunks)).map((f) => ({ type: f.type, streamId: f.streamId })));
+
+  it('starts on the host connection as it finds it: a Hello probe, then the calls; no reset, no reconnect', async () => {
+    const relay = new Relay();
+    start(relay);
+    assert.equal(await echo(relay, 'first'), 'first');
+    assert.equal(hostConnections, 1, 'the host kept its connection');
+    assert.deepEqual(framesSent(), [[{ type: MessageType.Request, streamId: 1 }, { type: MessageType.Request, streamId: 3 }]]);
+  });
+
+  it('a relay started after another (its ids reserved) goes on on the same host connection with larger ids', async () => {
+    let reserved = 1;
+    const first = new Relay({ reserveStreamIds: (below) => (reserved = below) });
+    const link = start(first);
+    assert.equal(await echo(first, 'a'), 'a');
+    link.stop();
+    const second = new Relay({ firstStreamId: reserved });
+    start(second);
+    assert.equal(await echo(second, 'b'), 'b');
+    assert.equal(hostConnections, 1);
+    const ids = framesSent()[0].map((f) => f.streamId);
+    assert.deepEqual(ids, [1, 3, reserved, reserved + 2]);
+  });
+
+  it('resets a host connection that saw its ids before (a relay of an earlier boot), then serves', async () => {
+    const first = new Relay();
+    const link = start(first);
+    assert.equal(await echo(first, 'a'), 'a');
+    link.stop();
+    const second = new Relay();
+    start(second);
+    assert.equal(await echo(second, 'b'), 'b');
+    assert.equal(hostConnections, 2, 'the stale connection was dropped once');
+  });
+
+  it('resets a host connection left in the middle of a frame (a relay that died writing), then serves', async () => {
+    // What a relay killed between two writes of a large request leaves: a header and part of its payload.
+    const partial = encodeFrame(1, MessageType.Request, Buffer.alloc(100_000, 0x41)).subarray(0, 40_000);
+    for (let at = 0; at < partial.length;) at += channel.write(partial.subarray(at));
+    const relay = new Relay({ firstStreamId: 3 });
+    start(relay, 300);
+    assert.equal(await echo(relay, 'after'), 'after');
+    assert.equal(hostConnections, 2);
+  });
+});
