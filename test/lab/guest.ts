@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { MemorySegment } from '../memory/physical-memory.js';
+import { MemorySegment } from '../../introspect/memory/physical-memory.js';
 import { guestPaths } from './paths.js';
 
 /** What `lab up` chose for a guest. */
