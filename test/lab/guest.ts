@@ -31,10 +31,6 @@ export function encodeLayout(segments: readonly MemorySegment[]): GuestState['la
   return segments.map((s) => ({ gpa: hex(s.gpa), size: hex(s.size), fileOffset: hex(s.fileOffset) }));
 }
 
-export function decodeLayout(layout: GuestState['layout']): MemorySegment[] {
-  return layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) }));
-}
-
 function hex(v: bigint): string {
   return '0x' + v.toString(16);
 }

@@ -85,7 +85,9 @@ describe('VM description ($OVMIGRATE_VM_DIR/NAME.json)', () => {
     assert.throws(() => readVmDescription('big'), /more than a VM description holds/);
   });
 
-  it('is how the product CLI finds a VM: no lab, no guest control', async () => {
+  it('is how the product CLI finds a VM: no lab, no guest control', async function () {
+    // Four CLI processes: node's start-up alone can take seconds on a loaded machine.
+    this.timeout(60_000);
     fs.writeFileSync(path.join(dir, 'small.mem'), Buffer.alloc(1 << 20));
     writeVmDescription({ name: 'small', memoryFile: path.join(dir, 'small.mem') });
     const run = (args: string[]) => new Promise<{ code: number; stderr: string }>((resolve) => {
