@@ -1,7 +1,8 @@
 # ovmigrate: `make demo` and `make test` do all set-up on a fresh Debian 12 machine (as root).
 SHELL := /bin/bash
 APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmod cpio dwarves tar gcc libc6-dev python3 iproute2 procps util-linux
-OVMIGRATE := node dist/introspect/cli/main.js
+# The test lab's CLI: ovmigrate's commands plus `lab` (guests for the tests and the demo).
+LAB := node dist/test/lab/cli/main.js
 MOCHA := node_modules/.bin/mocha --reporter spec --exit --require dist/test/helpers/root-hooks.js
 
 .PHONY: all deps build unit integration test demo bench clean help
@@ -34,19 +35,19 @@ unit: build
 	$(MOCHA) 'dist/test/unit/**/*.test.js'
 
 integration: deps build
-	$(OVMIGRATE) lab prepare >/dev/null
+	$(LAB) lab prepare >/dev/null
 	$(MOCHA) --timeout 600000 'dist/test/integration/**/*.test.js'
 
 test: deps build
-	$(OVMIGRATE) lab prepare >/dev/null
+	$(LAB) lab prepare >/dev/null
 	$(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
 
 demo: deps build
-	$(OVMIGRATE) lab prepare >/dev/null
-	$(OVMIGRATE) lab demo
+	$(LAB) lab prepare >/dev/null
+	$(LAB) lab demo
 
 bench: deps build
-	$(OVMIGRATE) lab prepare >/dev/null
+	$(LAB) lab prepare >/dev/null
 	node dist/test/bench/introspect.bench.js
 	node dist/test/bench/dump.bench.js
 	node dist/test/bench/shim.bench.js

@@ -6,12 +6,11 @@ import { DumpReport, VmPause, dumpTree } from '../dump/dump.js';
 import { live, settle } from '../dump/select.js';
 import { cgroupArg, treeOfCgroup, treeOfPid } from '../dump/tree.js';
 import { Program } from '../kernel/program.js';
-import { LabGuestControl } from '../lab/guest-control.js';
-import { requireGuest } from '../lab/index.js';
 import { cgroupPath, findTask } from '../linux/tasks.js';
 import { QmpPause } from '../qemu/vm-pause.js';
 import { toJson } from './json.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
+import { CliPlugs } from './plugs.js';
 
 interface DumpCommandOptions extends MemorySourceOptions {
   container?: boolean;
@@ -33,10 +32,12 @@ function printReport(r: DumpReport): void {
     : `consistency: page tables walked again (no QMP), ${r.pagesReread} pages read again\n`);
 }
 
-export function dumpCommand(): Command {
+export function dumpCommand(plugs: CliPlugs): Command {
   return new Command('dump')
     .description('write CRIU images of a frozen process tree from guest RAM (restore with stock criu restore)')
-    .option('--vm <name>', 'a lab guest (the dump can then freeze, thaw and kill through the lab)')
+    .option('--vm <name>', plugs.guestControl
+      ? 'a VM by its description, whose guest the dump can freeze, thaw and kill'
+      : 'a VM by its description ($OVMIGRATE_VM_DIR/NAME.json; the tree must be frozen already)')
     .option('--mem <file>', 'a QEMU memory-backend file (the tree must be frozen already)')
     .option('--qmp <socket>', 'with --mem: QMP socket, for the RAM layout and to pause the VM for the final check')
     .option('--pid <n>', 'root of the tree, pid in the initial pid namespace', (v: string) => {
@@ -54,12 +55,12 @@ export function dumpCommand(): Command {
       if ((o.pid === undefined) === (o.cgroup === undefined)) throw new InvalidArgumentError('give exactly one of --pid N or --cgroup PATH');
       if (!!o.container !== !!o.bundle) throw new InvalidArgumentError('--container and --bundle DIR go together');
       const container = o.bundle ? readContainerSpec(o.bundle) : undefined;
-      const control = o.vm ? new LabGuestControl(o.vm) : undefined;
+      const control = o.vm ? plugs.guestControl?.(o.vm) : undefined;
       if (!control && !o.leaveRunning) {
-        throw new InvalidArgumentError('with --mem the dump cannot reach into the guest to kill the tree afterwards: add --leave-running');
+        throw new InvalidArgumentError(`with ${o.vm ? '--vm and no guest control' : '--mem'} the dump cannot reach into the guest to kill the tree afterwards: add --leave-running`);
       }
-      const qmpSocket = o.vm ? requireGuest(o.vm).qmpSocket : o.qmp;
-      const mem = await openMemory(o);
+      const qmpSocket = o.vm ? plugs.resolveVm(o.vm).qmpSocket : o.qmp;
+      const mem = await openMemory(o, plugs.resolveVm);
       const pause: (VmPause & { close(): void }) | undefined = qmpSocket ? await QmpPause.connect(qmpSocket) : undefined;
       try {
         const prog = Program.attach(mem);

@@ -2,16 +2,17 @@ import { Command } from 'commander';
 import { readKernelIdentity } from '../kernel/identity.js';
 import { hex, toJson } from './json.js';
 import { openMemory } from './memory-source.js';
+import { CliPlugs } from './plugs.js';
 
-export function infoCommand(): Command {
+export function infoCommand(plugs: CliPlugs): Command {
   return new Command('info')
     .description("identify the guest kernel from its RAM alone (vmcoreinfo): release, KASLR offset, phys_base, paging, kallsyms tables")
-    .option('--vm <name>', 'a lab guest')
+    .option('--vm <name>', 'a VM by its description ($OVMIGRATE_VM_DIR/NAME.json)')
     .option('--mem <file>', 'a QEMU memory-backend file')
     .option('--qmp <socket>', 'with --mem: QMP socket to take the RAM layout from')
     .option('--json', 'print JSON')
     .action(async (o: { vm?: string; mem?: string; qmp?: string; json?: boolean }) => {
-      const mem = await openMemory(o);
+      const mem = await openMemory(o, plugs.resolveVm);
       try {
         const id = readKernelIdentity(mem);
         if (o.json) {

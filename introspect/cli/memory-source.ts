@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
-import { decodeLayout, requireGuest } from '../lab/index.js';
 import { FileMemory, MemorySegment, layoutFromMtree, q35Layout } from '../memory/physical-memory.js';
 import { QmpClient } from '../qemu/qmp.js';
-import { RAM_BLOCK } from '../lab/qemu-args.js';
+import { RAM_BLOCK, VmResolver } from '../vm/index.js';
 
 export interface MemorySourceOptions {
   vm?: string;
@@ -12,22 +11,22 @@ export interface MemorySourceOptions {
 }
 
 /**
- * Opens a guest's RAM: a lab guest by name (layout recorded from QEMU at
- * boot), or a memory-backend file with its layout from QMP when given, else
- * QEMU's q35 rule for the file's size.
+ * Opens a guest's RAM: a VM by its description (memory file, and the RAM
+ * layout when it records one), or a memory-backend file. Without a recorded
+ * layout it comes from QMP when there is a socket, else from QEMU's q35 rule
+ * for the file's size.
  */
-export async function openMemory(opts: MemorySourceOptions): Promise<FileMemory> {
+export async function openMemory(opts: MemorySourceOptions, resolveVm: VmResolver): Promise<FileMemory> {
   if (!!opts.vm === !!opts.mem) throw new InvalidArgumentError('give exactly one of --vm NAME or --mem FILE');
-  if (opts.vm) {
-    const guest = requireGuest(opts.vm);
-    return new FileMemory(guest.memoryFile, decodeLayout(guest.layout));
-  }
-  const file = opts.mem!;
+  const vm = opts.vm ? resolveVm(opts.vm) : undefined;
+  const file = vm ? vm.memoryFile : opts.mem!;
+  if (vm?.ramLayout) return new FileMemory(file, vm.ramLayout);
   const stat = fs.statSync(file, { throwIfNoEntry: false });
-  if (!stat?.isFile()) throw new NotFoundError(`--mem ${file}: no such file`);
+  if (!stat?.isFile()) throw new NotFoundError(`${vm ? `memory file of VM ${vm.name}` : '--mem'} ${file}: no such file`);
+  const qmpSocket = vm ? vm.qmpSocket : opts.qmp;
   let layout: MemorySegment[];
-  if (opts.qmp) {
-    const qmp = await QmpClient.connect(opts.qmp);
+  if (qmpSocket) {
+    const qmp = await QmpClient.connect(qmpSocket);
     try {
       layout = layoutFromMtree(await qmp.hmp('info mtree -f'), RAM_BLOCK);
     } finally {

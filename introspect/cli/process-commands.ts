@@ -12,10 +12,11 @@ import {
 import { findTask, forEachProcess, processInfo, procComm, stateLetter, cgroupPath } from '../linux/tasks.js';
 import { toJson } from './json.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
+import { CliPlugs } from './plugs.js';
 
 function source(cmd: Command): Command {
   return cmd
-    .option('--vm <name>', 'a lab guest')
+    .option('--vm <name>', 'a VM by its description ($OVMIGRATE_VM_DIR/NAME.json)')
     .option('--mem <file>', 'a QEMU memory-backend file')
     .option('--qmp <socket>', 'with --mem: QMP socket to take the RAM layout from');
 }
@@ -27,8 +28,8 @@ function pidArg(value: string): number {
 }
 
 /** Opens the guest, attaches to its kernel, runs `fn`, closes. */
-async function withProgram<T>(o: MemorySourceOptions, fn: (prog: Program) => T): Promise<T> {
-  const mem = await openMemory(o);
+async function withProgram<T>(plugs: CliPlugs, o: MemorySourceOptions, fn: (prog: Program) => T): Promise<T> {
+  const mem = await openMemory(o, plugs.resolveVm);
   try {
     return await fn(Program.attach(mem));
   } finally {
@@ -36,11 +37,11 @@ async function withProgram<T>(o: MemorySourceOptions, fn: (prog: Program) => T):
   }
 }
 
-export function psCommand(): Command {
+export function psCommand(plugs: CliPlugs): Command {
   return source(new Command('ps').description("list the guest's processes, read from its RAM"))
     .option('--json', 'print JSON')
     .action(async (o: MemorySourceOptions & { json?: boolean }) => {
-      const procs = await withProgram(o, (prog) => [...forEachProcess(prog)].map(processInfo));
+      const procs = await withProgram(plugs, o, (prog) => [...forEachProcess(prog)].map(processInfo));
       if (o.json) {
         process.stdout.write(toJson(procs) + '\n');
         return;
@@ -50,11 +51,11 @@ export function psCommand(): Command {
     });
 }
 
-export function mapsCommand(): Command {
+export function mapsCommand(plugs: CliPlugs): Command {
   return source(new Command('maps').description("a process's memory map, as the guest's /proc/PID/maps shows it"))
     .requiredOption('--pid <n>', 'pid in the initial pid namespace', pidArg)
     .action(async (o: MemorySourceOptions & { pid: number }) => {
-      const text = await withProgram(o, (prog) => {
+      const text = await withProgram(plugs, o, (prog) => {
         const init = findTask(prog, 1);
         return mapsText(findTask(prog, o.pid), taskRoot(init));
       });
@@ -76,13 +77,13 @@ function lengthArg(value: string): number {
 /** Bytes read and written at a time, so any length streams in bounded memory (4 MiB measured fastest). */
 const READ_CHUNK = 4 << 20;
 
-export function readCommand(): Command {
+export function readCommand(plugs: CliPlugs): Command {
   return source(new Command('read').description("bytes of a process's memory on stdout, as the guest's /proc/PID/mem gives them"))
     .requiredOption('--pid <n>', 'pid in the initial pid namespace', pidArg)
     .requiredOption('--addr <hex>', 'start address', hexArg)
     .requiredOption('--len <n>', 'number of bytes', lengthArg)
     .action(async (o: MemorySourceOptions & { pid: number; addr: bigint; len: number }) => {
-      await withProgram(o, async (prog) => {
+      await withProgram(plugs, o, async (prog) => {
         const task = findTask(prog, o.pid);
         for (let off = 0; off < o.len; off += READ_CHUNK) {
           // A fresh buffer each time: stdout may still hold the previous one.
@@ -94,12 +95,12 @@ export function readCommand(): Command {
     });
 }
 
-export function inspectCommand(): Command {
+export function inspectCommand(plugs: CliPlugs): Command {
   return source(new Command('inspect').description('registers, FPU, signals, limits, credentials, namespaces, files and mm of a task'))
     .requiredOption('--pid <n>', 'pid in the initial pid namespace', pidArg)
     .option('--json', 'print JSON (the only format)')
     .action(async (o: MemorySourceOptions & { pid: number }) => {
-      const report = await withProgram(o, (prog) => {
+      const report = await withProgram(plugs, o, (prog) => {
         const root = taskRoot(findTask(prog, 1));
         const task = findTask(prog, o.pid);
         const fpu = fpuState(task);

@@ -2,10 +2,10 @@ import { Command } from 'commander';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { TtrpcServer } from '../../common/ttrpc/index.js';
-import { requireGuest } from '../lab/index.js';
 import { BackendService, DEFAULT_LIMITS, GuestRam, ImageStore, MAX_CONCURRENT_REQUESTS, serveChannel } from '../backend/index.js';
 import { int } from './args.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
+import { CliPlugs } from './plugs.js';
 
 interface ServeCommandOptions extends MemorySourceOptions {
   channel?: string;
@@ -15,10 +15,10 @@ interface ServeCommandOptions extends MemorySourceOptions {
   maxImages: number;
 }
 
-export function serveCommand(): Command {
+export function serveCommand(plugs: CliPlugs): Command {
   return new Command('serve')
     .description("serve a VM's shims on its channel: checkpoints of frozen containers from guest RAM into image directories on a share")
-    .option('--vm <name>', 'a lab guest (its RAM, QMP socket, channel socket and shares)')
+    .option('--vm <name>', 'a VM by its description ($OVMIGRATE_VM_DIR/NAME.json: RAM, QMP socket, channel socket, shares)')
     .option('--mem <file>', 'the VM\'s QEMU memory-backend file (with --qmp and --channel)')
     .option('--qmp <socket>', 'with --mem: QMP socket, for the RAM layout and to pause the VM for the final check of a dump')
     .option('--channel <socket>', 'with --mem: the unix socket of the chardev (server mode) behind the VM\'s ovmigrate.0 virtio-serial port')
@@ -28,14 +28,15 @@ export function serveCommand(): Command {
     .option('--max-images <n>', 'image directories not yet released by the guest', int('--max-images', 1), DEFAULT_LIMITS.maxUnreleased)
     .action(async (o: ServeCommandOptions) => {
       if (!!o.vm === !!o.mem) throw new InvalidArgumentError('give exactly one of --vm NAME or --mem FILE --qmp SOCK --channel SOCK');
-      const guest = o.vm ? requireGuest(o.vm) : undefined;
-      if (!guest && (!o.qmp || !o.channel)) throw new InvalidArgumentError('--mem needs --qmp SOCK and --channel SOCK');
-      const channel = guest ? guest.channelSocket : o.channel!;
-      // With a lab guest its shares are known: DIR must be on one, staging on none.
-      const store = ImageStore.open(o.images, { staging: o.staging, shares: guest?.shares });
+      const vm = o.vm ? plugs.resolveVm(o.vm) : undefined;
+      if (!vm && (!o.qmp || !o.channel)) throw new InvalidArgumentError('--mem needs --qmp SOCK and --channel SOCK');
+      if (vm && (!vm.qmpSocket || !vm.channelSocket)) throw new InvalidArgumentError(`VM ${vm.name}: its description needs qmpSocket and channelSocket for serve`);
+      const channel = vm ? vm.channelSocket! : o.channel!;
+      // With a described VM its shares are known: DIR must be on one, staging on none.
+      const store = ImageStore.open(o.images, { staging: o.staging, shares: vm?.shares });
       const ram = new GuestRam({
-        open: () => openMemory(o.vm ? { vm: o.vm } : { mem: o.mem, qmp: o.qmp }),
-        qmpSocket: guest ? guest.qmpSocket : o.qmp!,
+        open: () => openMemory(o.vm ? { vm: o.vm } : { mem: o.mem, qmp: o.qmp }, plugs.resolveVm),
+        qmpSocket: vm ? vm.qmpSocket! : o.qmp!,
       });
       const service = new BackendService(store, ram.dump, { maxConcurrentCheckpoints: o.maxCheckpoints, maxUnreleased: o.maxImages });
       const server = new TtrpcServer({ maxConcurrentRequests: MAX_CONCURRENT_REQUESTS });

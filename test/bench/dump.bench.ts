@@ -14,9 +14,9 @@ import { Program } from '../../introspect/kernel/program.js';
 import { FileMemory } from '../../introspect/memory/physical-memory.js';
 import { QmpPause } from '../../introspect/qemu/vm-pause.js';
 import { CLI, guestSh } from '../helpers/cli.js';
-import { startGuestContainerd } from '../../introspect/lab/containerd.js';
+import { startGuestContainerd } from '../lab/containerd.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
-import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 import { median } from './median.js';
 
 const MiB = 1 << 20;

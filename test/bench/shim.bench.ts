@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { decodeImage, entryObject } from '../../introspect/criu/index.js';
 import { CLI, guestSh } from '../helpers/cli.js';
-import { startGuestContainerd } from '../../introspect/lab/containerd.js';
+import { startGuestContainerd } from '../lab/containerd.js';
 import { downTestGuests, labUp } from '../helpers/lab-guests.js';
-import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 import { median } from './median.js';
 
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');

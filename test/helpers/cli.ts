@@ -1,8 +1,10 @@
 import { execFile, spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-/** The built CLI, run as a user runs it. */
-export const CLI = path.resolve(__dirname, '..', '..', 'introspect', 'cli', 'main.js');
+/** The lab's CLI (the product's commands with the lab plugged in), run as a user runs it. */
+export const CLI = path.resolve(__dirname, '..', 'lab', 'cli', 'main.js');
+/** The product's own CLI, which knows VMs only by their descriptions and cannot reach into a guest. */
+export const PRODUCT_CLI = path.resolve(__dirname, '..', '..', 'introspect', 'cli', 'main.js');
 
 export interface CliResult {
   code: number;
@@ -10,10 +12,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the CLI; with `binary`, stdout is decoded as latin1 so Buffer.from(stdout, 'latin1') gives its bytes. */
-export function cli(args: string[], opts: { input?: string; timeoutMs?: number; binary?: boolean } = {}): Promise<CliResult> {
+/** Runs the lab CLI (or `entry`, such as PRODUCT_CLI); with `binary`, stdout is decoded as latin1 so Buffer.from(stdout, 'latin1') gives its bytes. */
+export function cli(args: string[], opts: { input?: string; timeoutMs?: number; binary?: boolean; entry?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], {
+    const child = execFile(process.execPath, [opts.entry ?? CLI, ...args], {
       timeout: opts.timeoutMs ?? 600_000, maxBuffer: 256 << 20, encoding: opts.binary ? 'latin1' : 'utf8' },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -25,7 +27,7 @@ export function cli(args: string[], opts: { input?: string; timeoutMs?: number; 
 }
 
 /** Like cli() but a non-zero exit throws with the command's stderr. */
-export async function cliOk(args: string[], opts: { input?: string; timeoutMs?: number; binary?: boolean } = {}): Promise<string> {
+export async function cliOk(args: string[], opts: { input?: string; timeoutMs?: number; binary?: boolean; entry?: string } = {}): Promise<string> {
   const r = await cli(args, opts);
   if (r.code !== 0) throw new Error(`ovmigrate ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
   return r.stdout;

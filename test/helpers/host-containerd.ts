@@ -1,7 +1,7 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { SHIM_BIN } from '../../introspect/lab/containerd.js';
+import { SHIM_BIN } from '../lab/containerd.js';
 
 
 export interface HostContainerd {

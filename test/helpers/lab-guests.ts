@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { vmDir } from '../../introspect/vm/index.js';
 import { cli, cliOk } from './cli.js';
 
 /** Test guests are named t-<pid>-<label>, so cleanup finds exactly this run's guests. */
@@ -30,10 +31,11 @@ export async function downTestGuests(): Promise<void> {
   await Promise.all(guests.map((g) => cli(['lab', 'down', g.name])));
 }
 
-/** QEMU processes and memory files this run left behind (there should be none). */
+/** QEMU processes, memory files and VM descriptions this run left behind (there should be none). */
 export function leftovers(): string[] {
   const found: string[] = [];
   for (const entry of fs.readdirSync('/dev/shm')) if (entry.startsWith(`ovmigrate-lab-${TEST_PREFIX}`)) found.push(`/dev/shm/${entry}`);
+  for (const entry of fs.existsSync(vmDir()) ? fs.readdirSync(vmDir()) : []) if (entry.startsWith(TEST_PREFIX)) found.push(`${vmDir()}/${entry}`);
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');

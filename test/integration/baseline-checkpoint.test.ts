@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { guestSh, requirePrograms } from '../helpers/cli.js';
-import { startGuestContainerd } from '../../introspect/lab/containerd.js';
+import { startGuestContainerd } from '../lab/containerd.js';
 import { downTestGuests, labUp } from '../helpers/lab-guests.js';
-import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 /**
  * The baseline ovmigrate is measured against: containerd + runc in a guest,

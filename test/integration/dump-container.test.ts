@@ -4,9 +4,9 @@ import path from 'node:path';
 import { cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
 import { buildCheckpointArchive } from '../helpers/checkpoint-archive.js';
 import { assertSameDump } from '../helpers/criu-images.js';
-import { startGuestContainerd } from '../../introspect/lab/containerd.js';
+import { startGuestContainerd } from '../lab/containerd.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
-import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 const TASKS = '/run/containerd/io.containerd.runtime.v2.task/default';
 /** A counter appending to a file of the container's rootfs every 0.2 s. */

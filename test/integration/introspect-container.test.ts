@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
-import { startGuestContainerd } from '../../introspect/lab/containerd.js';
+import { startGuestContainerd } from '../lab/containerd.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
-import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 /** A process in a runc container (own pid, mount, uts, ipc namespaces, own cgroup) seen from guest RAM. */
 describe('introspection of a process inside a runc container', function () {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
+import { vmDescriptionPath } from '../../introspect/vm/index.js';
+import { PRODUCT_CLI, cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
 import { UpResult, downTestGuests, labUp, leftovers, testGuestName } from '../helpers/lab-guests.js';
 
 const QEMU_TOOLS = ['qemu-system-x86_64', 'busybox', 'cpio', 'depmod', 'apt-get'];
@@ -124,6 +125,22 @@ describe('lab guests', function () {
     assert.equal(viaMem.physBase, viaVm.physBase);
   });
 
+  it('describes each guest for the product, whose own CLI (without the lab) then reads it by name', async () => {
+    const desc = JSON.parse(fs.readFileSync(vmDescriptionPath(five.name), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(desc, {
+      version: 1, memoryFile: five.memoryFile, ramLayout: five.layout, qmpSocket: five.qmpSocket, channelSocket: five.channelSocket, shares: [share],
+    });
+    const viaProduct = JSON.parse(await cliOk(['info', '--vm', five.name, '--json'], { entry: PRODUCT_CLI })) as Info;
+    const viaLab = JSON.parse(await cliOk(['info', '--vm', five.name, '--json'])) as Info;
+    assert.deepEqual(viaProduct, viaLab);
+    const ps = JSON.parse(await cliOk(['ps', '--vm', five.name, '--json'], { entry: PRODUCT_CLI })) as { pid: number }[];
+    assert.ok(ps.some((p) => p.pid === 1));
+    // No guest control in the product: it cannot kill the tree after a dump.
+    const dump = await cli(['dump', '--vm', five.name, '--pid', '1', '-D', `${share}/img`], { entry: PRODUCT_CLI });
+    assert.equal(dump.code, 2);
+    assert.match(dump.stderr, /--leave-running/);
+  });
+
   it('lists running guests and refuses a second guest of the same name', async () => {
     const ls = JSON.parse(await cliOk(['lab', 'ls', '--json'])) as { name: string; running: boolean }[];
     assert.ok(ls.some((g) => g.name === five.name && g.running));
@@ -147,6 +164,7 @@ describe('lab guests', function () {
     await cliOk(['lab', 'down', four.name]);
     assert.ok(!fs.existsSync(four.memoryFile));
     assert.ok(!fs.existsSync(four.qmpSocket));
+    assert.ok(!fs.existsSync(vmDescriptionPath(four.name)), 'the VM description is gone');
     assert.throws(() => process.kill(four.qemuPid, 0));
   });
 });

@@ -3,9 +3,9 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CLI, guestSh, requirePrograms } from '../helpers/cli.js';
-import { exportGuestImage, startGuestContainerd } from '../../introspect/lab/containerd.js';
+import { exportGuestImage, startGuestContainerd } from '../lab/containerd.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
-import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 const RUNTIME = '--runtime io.containerd.ovmigrate.v1';
 /** A counter appending to a file of the container's rootfs every 0.2 s. */

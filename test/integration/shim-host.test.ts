@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { requirePrograms } from '../helpers/cli.js';
 import { HostContainerd, startHostContainerd } from '../helpers/host-containerd.js';
-import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-image.js';
+import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 const RUNTIME = ['--runtime', 'io.containerd.ovmigrate.v1'];
 

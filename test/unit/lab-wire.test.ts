@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { BadDataError } from '../../common/errors.js';
-import { FrameDecoder, FrameType, MAX_PAYLOAD, encodeData, encodeFrame, encodeJson } from '../../common/lab-wire.js';
+import { FrameDecoder, FrameType, MAX_PAYLOAD, encodeData, encodeFrame, encodeJson } from '../lab/wire.js';
 
 describe('lab wire frames', () => {
   const stream = Buffer.concat([

@@ -1,4 +1,5 @@
 import { ExternalError, FailedPreconditionError, InvalidArgumentError } from '../../common/errors.js';
+import { GuestControl } from '../../introspect/vm/index.js';
 import { execCapture } from './exec-client.js';
 
 /** Only paths of this shape are put into a guest shell command. */
@@ -9,7 +10,7 @@ const CGROUP_PATH = /^(\/[A-Za-z0-9._:@+-]+)+$/;
  * channel: what the shim does in a production guest (freeze the
  * container's cgroup, thaw it, kill what was dumped).
  */
-export class LabGuestControl {
+export class LabGuestControl implements GuestControl {
   constructor(readonly guest: string) {}
 
   private async sh(script: string, what: string): Promise<string> {

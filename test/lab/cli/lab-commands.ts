@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
-import { InvalidArgumentError } from '../../common/errors.js';
-import { demo, down, ensureInitramfs, ensureKernel, exec, list, up } from '../lab/index.js';
-import { int } from './args.js';
-import { toJson } from './json.js';
+import { InvalidArgumentError } from '../../../common/errors.js';
+import { demo, down, ensureInitramfs, ensureKernel, exec, list, up } from '../index.js';
+import { int } from '../../../introspect/cli/args.js';
+import { toJson } from '../../../introspect/cli/json.js';
 
 export function labCommand(): Command {
   const lab = new Command('lab').description('local QEMU guests (Debian 6.1 under TCG) whose RAM the host reads')

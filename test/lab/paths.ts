@@ -6,7 +6,7 @@ export function labRoot(): string {
   return process.env.OVMIGRATE_LAB_DIR ?? '/run/ovmigrate/lab';
 }
 
-export { cacheRoot } from '../cache.js';
+export { cacheRoot } from '../../introspect/cache.js';
 
 /** The project checkout (the guest sees it at the same path through the host root share). */
 export const projectRoot = path.resolve(__dirname, '..', '..', '..');

@@ -1,7 +1,7 @@
 /**
- * The lab's guest agent: runs commands for `ovmigrate lab exec` and streams
+ * The lab's guest agent: runs commands for `lab exec` and streams
  * their output back over the virtio-serial port named `ovmigrate.ctl`.
- * Started by the guest's init; this is lab tooling, not part of the shim.
+ * Started by the guest's init from the checkout's dist/ (the guest sees the host root); test bench, not product.
  * It writes its few messages to the guest console with console.error rather
  * than winston: loading winston over the guest's 9p root costs 1-5 s of
  * every guest's boot.
@@ -12,8 +12,8 @@ import os from 'node:os';
 import { promisify } from 'node:util';
 import {
   ExecExit, ExecRequest, Frame, FrameDecoder, FrameType, decodeJson, encodeData, encodeJson,
-} from '../../common/lab-wire.js';
-import { findVirtioPort } from '../channel/virtio-port.js';
+} from '../wire.js';
+import { findVirtioPort } from '../../../shim/channel/virtio-port.js';
 
 const PORT_NAME = 'ovmigrate.ctl';
 const read = promisify(fs.read);

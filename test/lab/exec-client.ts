@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { ExternalError, TimeoutError } from '../../common/errors.js';
 import {
   ExecExit, ExecRequest, FrameDecoder, FrameType, decodeJson, encodeData, encodeFrame, encodeJson,
-} from '../../common/lab-wire.js';
+} from './wire.js';
 import { requireGuest } from './lab.js';
 
 export interface ExecOptions {

@@ -1,14 +1,13 @@
 import path from 'node:path';
 import { BACKEND_PORT } from '../../common/backend-api.js';
 import { InvalidArgumentError } from '../../common/errors.js';
+import { RAM_BLOCK } from '../../introspect/vm/index.js';
 import { GuestKernel } from './kernel.js';
 import { GuestSpec } from './guest.js';
 import { GuestPaths, projectRoot } from './paths.js';
 
 /** Name of the lab's own control port (lab exec). */
 export const CONTROL_PORT = 'ovmigrate.ctl';
-/** QEMU's id of the RAM backend; its name in `info mtree`. */
-export const RAM_BLOCK = 'mem';
 
 /** Characters a host path may hold: QEMU's option syntax and the kernel command line take no others. */
 const SAFE_PATH = /^\/[A-Za-z0-9._/+-]*$/;
@@ -26,7 +25,7 @@ export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel
     `ovm.name=${spec.name}`,
     `ovm.modules=${checkPath('kernel modules', path.dirname(kernel.modules))}`,
     `ovm.project=${checkPath('the checkout', projectRoot)}`,
-    `ovm.agent=${path.join(projectRoot, 'dist', 'shim', 'lab-agent', 'main.js')}`,
+    `ovm.agent=${path.join(projectRoot, 'dist', 'test', 'lab', 'agent', 'main.js')}`,
     ...(shares.length ? [`ovm.shares=${shares.map((s) => `${s.tag}:${s.dir}`).join(',')}`] : []),
   ];
   return [

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AlreadyExistsError, ExternalError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
+import { removeVmDescription } from '../../introspect/vm/index.js';
 import { GuestSpec, GuestState, isAlive, readState } from './guest.js';
 import { ensureInitramfs } from './initramfs.js';
 import { ensureKernel } from './kernel.js';
@@ -90,6 +91,7 @@ function removeLeftovers(name: string): void {
   const paths = guestPaths(name);
   const state = readState(name);
   if (state && isAlive(state.qemuPid)) process.kill(state.qemuPid, 'SIGKILL');
+  removeVmDescription(name);
   fs.rmSync(paths.dir, { recursive: true, force: true });
   fs.rmSync(paths.memory, { force: true });
 }
@@ -133,7 +135,7 @@ export function list(): { name: string; running: boolean; state?: GuestState }[]
 
 export function requireGuest(name: string): GuestState {
   const state = readState(name);
-  if (!state || !isAlive(state.qemuPid)) throw new NotFoundError(`no running lab guest named ${name} (see: ovmigrate lab ls)`);
+  if (!state || !isAlive(state.qemuPid)) throw new NotFoundError(`no running lab guest named ${name} (see: lab ls)`);
   return state;
 }
 

@@ -1,5 +1,5 @@
-import { BadDataError } from './errors.js';
-import { FrameSplitter } from './frames.js';
+import { BadDataError } from '../../common/errors.js';
+import { FrameSplitter } from '../../common/frames.js';
 
 /**
  * Framing of the lab's control channel: the host-side lab keeper talks to

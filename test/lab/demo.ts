@@ -5,8 +5,10 @@ import { ExternalError } from '../../common/errors.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from './busybox-image.js';
 import { exportGuestImage, guestScript, startGuestContainerd } from './containerd.js';
 import { down, up } from './lab.js';
+import { projectRoot } from './paths.js';
 
-const CLI = path.resolve(__dirname, '..', 'cli', 'main.js');
+/** The product's own CLI: the lab only started the guests, the VM descriptions tell ovmigrate where they are. */
+const CLI = path.join(projectRoot, 'dist', 'introspect', 'cli', 'main.js');
 
 function say(line: string): void {
   process.stdout.write(`\n== ${line}\n`);

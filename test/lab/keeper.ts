@@ -9,12 +9,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { Frame, FrameDecoder, FrameType, encodeFrame, encodeJson } from '../../common/lab-wire.js';
-import { layoutFromMtree } from '../memory/physical-memory.js';
-import { QmpClient } from '../qemu/qmp.js';
+import { Frame, FrameDecoder, FrameType, encodeFrame, encodeJson } from './wire.js';
+import { layoutFromMtree } from '../../introspect/memory/physical-memory.js';
+import { QmpClient } from '../../introspect/qemu/qmp.js';
+import { RAM_BLOCK, removeVmDescription, writeVmDescription } from '../../introspect/vm/index.js';
 import { GuestSpec, GuestState, encodeLayout, writeState } from './guest.js';
 import { GuestPaths, guestPaths } from './paths.js';
-import { RAM_BLOCK } from './qemu-args.js';
 
 export interface KeeperOptions {
   spec: GuestSpec;
@@ -72,6 +72,11 @@ export class Keeper {
         startedAt: new Date().toISOString(),
       };
       writeState(state);
+      // How the product's `--vm NAME` finds this guest.
+      writeVmDescription({
+        name: state.name, memoryFile: state.memoryFile, ramLayout: layout,
+        qmpSocket: state.qmpSocket, channelSocket: state.channelSocket, shares: state.shares,
+      });
       this.ready = true;
       this.report({ ok: true, state });
     } catch (err) {
@@ -210,6 +215,7 @@ export class Keeper {
   private cleanup(): void {
     this.server?.close();
     this.control?.destroy();
+    removeVmDescription(this.opts.spec.name);
     fs.rmSync(this.paths.memory, { force: true });
     fs.rmSync(this.paths.dir, { recursive: true, force: true });
     if (this.failure !== undefined) this.report({ ok: false, error: this.failure });

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { MemorySegment } from '../memory/physical-memory.js';
+import { MemorySegment } from '../../introspect/memory/physical-memory.js';
 import { guestPaths } from './paths.js';
 
 /** What `lab up` chose for a guest. */
@@ -29,10 +29,6 @@ export interface GuestState extends GuestSpec {
 
 export function encodeLayout(segments: readonly MemorySegment[]): GuestState['layout'] {
   return segments.map((s) => ({ gpa: hex(s.gpa), size: hex(s.size), fileOffset: hex(s.fileOffset) }));
-}
-
-export function decodeLayout(layout: GuestState['layout']): MemorySegment[] {
-  return layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) }));
 }
 
 function hex(v: bigint): string {
