@@ -18,8 +18,8 @@ export interface FpuState {
 
 /** arch/x86/include/asm/fpu/types.h XFEATURE_MAX: the length of the kernel's per-feature tables. */
 export const XFEATURE_MAX = 19;
-/** XFEATURE_PKRU. */
-const XFEATURE_PKRU = 9;
+/** XFEATURE_PKRU: its component holds the PKRU register. */
+export const XFEATURE_PKRU = 9;
 
 /** The FPU/SSE/AVX state of an off-CPU task (task->thread.fpu.fpstate->regs.xsave). */
 export function fpuState(task: KObject): FpuState {
@@ -73,5 +73,3 @@ export function userXstate(prog: Program, fallbackFeatures: bigint): { supported
 export function threadPkru(task: KObject): number | undefined {
   return task.member('thread').has('pkru') ? task.member('thread.pkru').num() : undefined;
 }
-
-export { XFEATURE_PKRU };

@@ -5,14 +5,14 @@ import { Program } from '../kernel/program.js';
 import { taskRoot } from '../linux/d-path.js';
 import { namespaces, netNamespaceInum } from '../linux/namespaces.js';
 import { PageInfo } from '../linux/pages.js';
+import { taskIdentity } from '../linux/task-tree.js';
 import { cgroupNsRoot, cgroupPath, findTask, pidNumbers } from '../linux/tasks.js';
-import { threadAttributes } from '../linux/thread-attributes.js';
 import { ContainerSpec } from './container.js';
 import { DumpContext, TaskDump, TaskIds } from './context.js';
 import { FileTable } from './files.js';
 import { IdAllocator, NS_KINDS } from './ids.js';
 import { ImageDir } from './image-dir.js';
-import { PlannedImage, writeImages } from './planned-image.js';
+import { Dumped, PlannedImage, writeImages } from './planned-image.js';
 import { DumpProblem, DumpRefusedError } from './problem.js';
 import { PageWriter } from './pages.js';
 import { KOBJ, TASK_PARTS } from './task-parts/index.js';
@@ -102,14 +102,14 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   const ctx: DumpContext = { prog, tree, ids, pages, files, rootIds, spec: opts.container, cgnsPrefix, cgSets: new Map() };
   const problems: DumpProblem[] = [];
   const planned: PlannedImage[] = [];
-  const take = (dumped: { images?: PlannedImage[]; problems?: DumpProblem[] }) => {
+  const take = (dumped: Dumped) => {
     planned.push(...(dumped.images ?? []));
     problems.push(...(dumped.problems ?? []));
   };
   const tasks: TaskDump[] = [];
   let pagesId = 0;
   for (const proc of tree.processes) {
-    const task: TaskDump = { proc, who: `pid ${proc.pid} (${threadAttributes(proc.leader).comm})`, ids: {}, newFilesTable: false, cgSet: 0, pagesId: 0 };
+    const task: TaskDump = { proc, who: `pid ${proc.pid} (${taskIdentity(proc.leader).comm})`, ids: {}, newFilesTable: false, cgSet: 0, pagesId: 0 };
     for (const part of TASK_PARTS) take(part.dump(ctx, task));
     if (task.memory) task.pagesId = ++pagesId;
     tasks.push(task);
@@ -131,7 +131,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     const report: DumpReport = {
       dir: out.dir,
       root: tree.root.pid,
-      processes: tree.processes.map((p) => ({ pid: p.pid, vpid: p.vpid, threads: p.tids, comm: threadAttributes(p.leader).comm })),
+      processes: tree.processes.map((p) => ({ pid: p.pid, vpid: p.vpid, threads: p.tids, comm: taskIdentity(p.leader).comm })),
       pagesScanned: tasks.reduce((n, t) => n + (t.memory?.pagesScanned ?? 0), 0),
       pagesWritten: writer.pagesWritten,
       bytesWritten: 0,

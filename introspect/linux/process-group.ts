@@ -1,13 +1,22 @@
 import { KObject } from '../kernel/object.js';
 import { pidNumbers } from './tasks.js';
 
-/** Process group and session ids in the initial pid namespace (signal->pids[PIDTYPE_PGID], [PIDTYPE_SID]). */
-export function processGroup(task: KObject): { pgid: number; sid: number } {
+/** include/linux/pid.h enum pid_type { PIDTYPE_PID, PIDTYPE_TGID, PIDTYPE_PGID, PIDTYPE_SID }. */
+const PIDTYPE_PGID = 2;
+const PIDTYPE_SID = 3;
+
+/** The struct pids of a process's group and session (signal->pids[PIDTYPE_PGID], [PIDTYPE_SID]); undefined when unset. */
+export function processGroupPids(task: KObject): { pgid?: KObject; sid?: KObject } {
   const pids = task.member('signal').deref().member('pids');
-  const nr = (type: number) => {
+  const at = (type: number) => {
     const pid = pids.index(type);
-    return pid.value() === 0n ? 0 : pidNumbers(pid.deref())[0];
+    return pid.value() === 0n ? undefined : pid.deref();
   };
-  // enum pid_type { PIDTYPE_PID, PIDTYPE_TGID, PIDTYPE_PGID, PIDTYPE_SID }
-  return { pgid: nr(2), sid: nr(3) };
+  return { pgid: at(PIDTYPE_PGID), sid: at(PIDTYPE_SID) };
+}
+
+/** Process group and session ids in the initial pid namespace. */
+export function processGroup(task: KObject): { pgid: number; sid: number } {
+  const { pgid, sid } = processGroupPids(task);
+  return { pgid: pgid ? pidNumbers(pgid)[0] : 0, sid: sid ? pidNumbers(sid)[0] : 0 };
 }

@@ -4,8 +4,8 @@ import { FileKind } from '../../linux/files.js';
 import type { FileTable } from '../files.js';
 import { DumpProblem } from '../problem.js';
 
-/** What the CRIU file entry of an fd is (images/fdinfo.proto fd_types). */
-export type FdType = 'REG' | 'PIPE' | 'UNIXSK';
+/** What the CRIU file entry of an fd is: a name of images/fdinfo.proto's fd_types ('REG', 'PIPE', 'UNIXSK'; the codec checks it). */
+export type FdType = string;
 
 /** An open file to dump, as the table hands it to the dumper of its kind. */
 export interface FdToDump {
