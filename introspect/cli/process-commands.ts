@@ -6,9 +6,16 @@ import { mapsText } from '../linux/mm.js';
 import { readUserMemoryInto } from '../linux/user-memory.js';
 import { openFiles } from '../linux/files.js';
 import { mounts } from '../linux/mounts.js';
-import {
-  credentials, fpuState, fsPaths, mmFields, namespaces, processGroup, rlimits, signalState, tlsDescriptors, userRegisters, ymmRegisters,
-} from '../linux/task-state.js';
+import { fpuState, ymmRegisters } from '../arch/x86-fpu.js';
+import { tlsDescriptors } from '../arch/x86-tls.js';
+import { userRegisters } from '../arch/x86-user-regs.js';
+import { credentials } from '../linux/credentials.js';
+import { fsPaths } from '../linux/fs-paths.js';
+import { mmFields } from '../linux/mm-fields.js';
+import { namespaces } from '../linux/namespaces.js';
+import { processGroup } from '../linux/process-group.js';
+import { rlimits } from '../linux/rlimits.js';
+import { signalState } from '../linux/signals.js';
 import { findTask, forEachProcess, processInfo, procComm, stateLetter, cgroupPath } from '../linux/tasks.js';
 import { toJson } from './json.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';

@@ -1,24 +1,14 @@
-import path from 'node:path';
 import protobuf from 'protobufjs';
 import { BadDataError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { loadProtos } from '../../common/proto.js';
 import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, ImageKind, kindByMagic, kindByName } from './image-kinds.js';
 
-/** Our .proto files for CRIU's images (proto/criu). */
-const PROTO_DIR = path.resolve(__dirname, '..', '..', '..', 'proto', 'criu');
-const PROTO_FILES = ['core-ids', 'core-x86', 'core', 'inventory', 'pstree', 'mm', 'pagemap', 'fs', 'fown', 'files', 'sk-unix', 'sk-packet', 'seccomp', 'cgroup', 'utsns', 'ipc-var', 'mnt', 'pidns', 'netns', 'stats'].map((f) => path.join(PROTO_DIR, `${f}.proto`));
 /** No entry of ours comes near this; a larger size in an image is corrupt. */
 const MAX_ENTRY = 64 << 20;
 
-let root: protobuf.Root | undefined;
-
-function schema(): protobuf.Root {
-  // keepCase: fields keep CRIU's snake_case names, as crit prints them.
-  root ??= new protobuf.Root().loadSync(PROTO_FILES, { keepCase: true });
-  return root;
-}
-
+/** Every message of CRIU's images, from all of proto/criu (fields keep CRIU's snake_case names, as crit prints them). */
 function messageType(name: string): protobuf.Type {
-  return schema().lookupType(name);
+  return loadProtos('criu').lookupType(name);
 }
 
 /** A decoded entry: the message as protobufjs decoded it, and any raw bytes that follow it. */
@@ -137,7 +127,12 @@ export function decodeImage(buf: Buffer, what = 'image'): Image {
   return { kind, entries };
 }
 
-/** An entry as a plain object (64-bit values as decimal strings, enums as names), for tests and crit-like output. */
+/**
+ * An entry as a plain object, for tests and crit-like output: 64-bit values
+ * as decimal strings and enums as names, as crit prints them. CRIU's images
+ * are proto2, so presence is kept (defaults: false): an absent field stays
+ * absent, as in crit's output.
+ */
 export function entryObject(image: Image, index: number): Record<string, unknown> {
   const type = messageType(index === 0 && image.kind.head ? image.kind.head : image.kind.entry);
   return type.toObject(image.entries[index].message, { longs: String, enums: String, defaults: false });

@@ -4,6 +4,7 @@ import { BadDataError, InvalidArgumentError, NotFoundError } from '../../common/
 import { KObject } from '../kernel/object.js';
 import { PathRoot, dPath } from '../linux/d-path.js';
 import { forEachFd } from '../linux/files.js';
+import { openFileState } from '../linux/open-file.js';
 
 /** Largest config.json read; real ones are a few KiB. */
 const MAX_CONFIG = 4 << 20;
@@ -81,7 +82,7 @@ export function stdioTargets(init: KObject, root: PathRoot): string[] {
   const fds = new Map([...forEachFd(init)].map(({ fd, file }) => [fd, file]));
   return [0, 1, 2].map((fd) => {
     const file = fds.get(fd);
-    return file ? dPath(file.member('f_path'), root) : '/dev/null';
+    return file ? dPath(openFileState(file).path, root) : '/dev/null';
   });
 }
 

@@ -1,9 +1,15 @@
 import { BadDataError } from '../../common/errors.js';
 import { walkRange } from '../arch/x86-64.js';
+import { vdsoPagePhys } from '../arch/x86-vdso.js';
 import { KObject } from '../kernel/object.js';
 import { VM, anonVmaName, forEachVma } from '../linux/mm.js';
+import { mmLayout } from '../linux/mm-fields.js';
+import { mmState, savedAuxv, taskMm } from '../linux/mm-state.js';
+import { isCharDevice, mappedFileFlags } from '../linux/open-file.js';
 import { PageInfo } from '../linux/pages.js';
-import { FileTable, isCharDevice, mappedFileFlags } from './files.js';
+import { fileSuperblock, shmSuperblock, vmaState } from '../linux/vma-state.js';
+import { FileTable } from './files.js';
+import { DumpProblem } from './problem.js';
 
 /** include/uapi/asm-generic/mman*.h */
 const MAP = { SHARED: 0x1, PRIVATE: 0x2, ANONYMOUS: 0x20, GROWSDOWN: 0x100, LOCKED: 0x2000, NORESERVE: 0x4000, HUGETLB: 0x40000 };
@@ -20,10 +26,7 @@ const VMA_AREA_VVAR = 1 << 12;
 /** criu/include/pagemap.h */
 const PE_LAZY = 2;
 const PE_PRESENT = 4;
-/** include/linux/sched/coredump.h */
-const MMF_DUMPABLE_MASK = 3n;
-const MMF_DISABLE_THP = 24n;
-/** include/uapi/linux/auxvec.h AT_NULL ends the vector; CRIU's x86 AT_VECTOR_SIZE holds 44 words. */
+/** CRIU's x86 AT_VECTOR_SIZE: mm_saved_auxv holds at most 44 words. */
 const AT_VECTOR_WORDS = 44;
 const PAGE = 4096n;
 
@@ -41,7 +44,7 @@ export interface MemoryPlan {
   /** Pages to dump, in address order: the contents of pages-ID.img. */
   runs: PageRun[];
   pagesScanned: number;
-  problems: string[];
+  problems: DumpProblem[];
   /** What planPages needs to walk the same VMAs again (to verify the plan before the VM resumes). */
   vmas: VmaInfo[];
 }
@@ -76,14 +79,6 @@ function vmFlagBits(vmFlags: bigint): { flags: number; madv: bigint } {
   return { flags, madv };
 }
 
-/** The internal shmem mount's superblock: files on it back MAP_SHARED|MAP_ANONYMOUS, memfd and SysV memory. */
-function shmSuperblock(mm: KObject): bigint | undefined {
-  const sym = mm.prog.symbols.lookup('shm_mnt');
-  if (!sym) return undefined;
-  const mnt = mm.prog.u64(sym.address, 'shm_mnt');
-  return mnt === 0n ? undefined : KObject.struct(mm.prog, 'vfsmount', mnt).member('mnt_sb').value();
-}
-
 /**
  * The mm image of a process and the pages to dump, as CRIU decides them
  * (criu/proc_parse.c handle_vma, criu/mem.c should_dump_page): private
@@ -91,52 +86,46 @@ function shmSuperblock(mm: KObject): bigint | undefined {
  * [vvar]; present pages only, not the zero page, and in private file
  * mappings only pages written to (anonymous, no longer the page cache's).
  */
-export function planMemory(leader: KObject, files: FileTable, pages: PageInfo, who: string): MemoryPlan {
-  const prog = leader.prog;
-  const mm = leader.member('mm').deref();
-  const problems: string[] = [];
+export function planMemory(leader: KObject, mm: KObject, files: FileTable, pages: PageInfo, who: string): MemoryPlan {
+  const problems: DumpProblem[] = [];
   const shmSb = shmSuperblock(mm);
-  const taskSize = mm.member('task_size').value();
+  const state = mmState(mm);
   const vmas: Record<string, unknown>[] = [];
   const infos: VmaInfo[] = [];
   for (const vma of forEachVma(mm)) {
-    const start = vma.member('vm_start').value();
-    const end = vma.member('vm_end').value();
-    const vmFlags = vma.member('vm_flags').value();
-    const where = `${who} mapping 0x${start.toString(16)}-0x${end.toString(16)}`;
+    const { start, end, flags: vmFlags, pgoff, file } = vmaState(vma);
+    const object = `mapping 0x${start.toString(16)}-0x${end.toString(16)}`;
+    const problem = (kind: string, detail: string) => problems.push(new DumpProblem(who, kind, detail, { object }));
     const prot = Number(vmFlags & (VM.READ | VM.WRITE | VM.EXEC));
     const shared = (vmFlags & VM.MAYSHARE) !== 0n;
     const bits = vmFlagBits(vmFlags);
     let flags = (shared ? MAP.SHARED : MAP.PRIVATE) | bits.flags;
     const entry: Record<string, unknown> = { start, end, pgoff: 0n, shmid: 0n, prot, flags, status: 0, fd: -1n };
     if (bits.madv) entry.madv = bits.madv;
-    const fileAddr = vma.member('vm_file').value();
     let status: number;
-    const name = fileAddr === 0n ? anonVmaName(vma, mm) : undefined;
-    if (fileAddr !== 0n) {
-      const file = KObject.struct(prog, 'file', fileAddr);
-      const sb = file.member('f_inode').deref().member('i_sb').value();
-      if (shmSb !== undefined && sb === shmSb) problems.push(`${where}: shared memory (MAP_SHARED|MAP_ANONYMOUS, memfd or SysV) is not supported yet`);
-      else if (isCharDevice(file)) problems.push(`${where}: a mapping of a device is not supported`);
+    const name = file ? undefined : anonVmaName(vma, mm);
+    if (file) {
+      if (shmSb !== undefined && fileSuperblock(file) === shmSb) problem('shmem', 'shared memory (MAP_SHARED|MAP_ANONYMOUS, memfd or SysV) is not supported yet');
+      else if (isCharDevice(file)) problem('device-mapping', 'a mapping of a device is not supported');
       status = VMA_AREA_REGULAR | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
-      entry.pgoff = vma.member('vm_pgoff').value() << 12n;
-      entry.shmid = BigInt(files.special(file, where));
+      entry.pgoff = pgoff;
+      entry.shmid = BigInt(files.special(file, who, object));
       entry.fdflags = mappedFileFlags(file);
     } else {
-      if (shared) problems.push(`${where}: shared anonymous memory is not supported yet`);
+      if (shared) problem('shared-anon', 'shared anonymous memory is not supported yet');
       flags |= MAP.ANONYMOUS;
       status = VMA_AREA_REGULAR | VMA_ANON_PRIVATE;
       if (name === '[heap]') status |= VMA_AREA_HEAP;
       if (name === '[vdso]') status |= VMA_AREA_VDSO;
       if (name === '[vvar]') status |= VMA_AREA_VVAR;
     }
-    if (vmFlags & (VM.IO | VM.PFNMAP) && name !== '[vvar]') problems.push(`${where}: an I/O or PFN mapping is not supported`);
-    if (vmFlags & VM.HUGETLB) problems.push(`${where}: hugetlbfs memory is not supported yet`);
+    if (vmFlags & (VM.IO | VM.PFNMAP) && name !== '[vvar]') problem('io-mapping', 'an I/O or PFN mapping is not supported');
+    if (vmFlags & VM.HUGETLB) problem('hugetlb', 'hugetlbfs memory is not supported yet');
     entry.flags = flags;
     entry.status = status;
     vmas.push(entry);
     const vdso = (status & VMA_AREA_VDSO) !== 0;
-    const isPrivate = (status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) !== 0 && end <= taskSize;
+    const isPrivate = (status & (VMA_ANON_PRIVATE | VMA_FILE_PRIVATE)) !== 0 && end <= state.taskSize;
     infos.push({
       start, end, status, flags,
       dumpPages: vdso || ((status & VMA_AREA_VVAR) === 0 && isPrivate),
@@ -146,20 +135,19 @@ export function planMemory(leader: KObject, files: FileTable, pages: PageInfo, w
     });
   }
   const { pagemap, runs, scanned } = planPages(leader, infos, pages, problems, who);
-  const flagsMm = mm.member('flags').value();
-  const exe = mm.member('exe_file').value();
+  const layout = mmLayout(mm);
   return {
     mm: {
-      mm_start_code: mm.member('start_code').value(), mm_end_code: mm.member('end_code').value(),
-      mm_start_data: mm.member('start_data').value(), mm_end_data: mm.member('end_data').value(),
-      mm_start_stack: mm.member('start_stack').value(), mm_start_brk: mm.member('start_brk').value(), mm_brk: mm.member('brk').value(),
-      mm_arg_start: mm.member('arg_start').value(), mm_arg_end: mm.member('arg_end').value(),
-      mm_env_start: mm.member('env_start').value(), mm_env_end: mm.member('env_end').value(),
-      exe_file_id: exe === 0n ? 0 : files.special(KObject.struct(prog, 'file', exe), `${who} exe`),
-      mm_saved_auxv: savedAuxv(mm),
+      mm_start_code: layout.start_code, mm_end_code: layout.end_code,
+      mm_start_data: layout.start_data, mm_end_data: layout.end_data,
+      mm_start_stack: layout.start_stack, mm_start_brk: layout.start_brk, mm_brk: layout.brk,
+      mm_arg_start: layout.arg_start, mm_arg_end: layout.arg_end,
+      mm_env_start: layout.env_start, mm_env_end: layout.env_end,
+      exe_file_id: state.exeFile === 0n ? 0 : files.special(KObject.struct(leader.prog, 'file', state.exeFile), who, 'exe'),
+      mm_saved_auxv: savedAuxv(mm, AT_VECTOR_WORDS),
       vmas,
-      dumpable: Number(flagsMm & MMF_DUMPABLE_MASK),
-      thp_disabled: ((flagsMm >> MMF_DISABLE_THP) & 1n) === 1n,
+      dumpable: state.dumpable,
+      thp_disabled: state.thpDisabled,
     },
     pagemap,
     runs,
@@ -169,32 +157,13 @@ export function planMemory(leader: KObject, files: FileTable, pages: PageInfo, w
   };
 }
 
-/** Physical address of page `offset` of a process's vDSO (mm->context.vdso_image->data, part of the kernel image). */
-function vdsoPagePhys(leader: KObject, offset: bigint, who: string): bigint {
-  const image = leader.member('mm').deref().member('context.vdso_image').deref();
-  if (offset >= image.member('size').value()) throw new BadDataError(`${who}: [vdso] mapping is larger than the kernel's vDSO image`);
-  return leader.prog.toPhys(image.member('data').value() + offset, 'vDSO image');
-}
-
-/** /proc/PID/auxv: the pairs of mm->saved_auxv up to and including AT_NULL. */
-function savedAuxv(mm: KObject): bigint[] {
-  const auxv = mm.member('saved_auxv');
-  const words: bigint[] = [];
-  const n = Math.min(auxv.type.kind === 'array' ? auxv.type.nelems : 0, AT_VECTOR_WORDS);
-  const raw = mm.prog.read(auxv.address, n * 8, auxv.path);
-  for (let i = 0; i + 1 < n; i += 2) {
-    const key = raw.readBigUInt64LE(i * 8);
-    words.push(key, raw.readBigUInt64LE(i * 8 + 8));
-    if (key === 0n) break;
-  }
-  return words;
-}
-
 /** The pages of the VMAs that dump pages, walking the process's page tables once per VMA. */
-export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, problems: string[], who: string):
+export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, problems: DumpProblem[], who: string):
   { pagemap: Record<string, unknown>[]; runs: PageRun[]; scanned: number } {
   const prog = leader.prog;
-  const root = prog.pgdPhys(leader.member('mm').deref().member('pgd').value());
+  const mm = taskMm(leader);
+  if (!mm) throw new BadDataError(`${who} has no mm any more`);
+  const root = prog.pgdPhys(mmState(mm).pgd);
   const pagemap: Record<string, unknown>[] = [];
   const runs: PageRun[] = [];
   let scanned = 0;
@@ -211,7 +180,7 @@ export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, pro
     const vdso = (vma.status & VMA_AREA_VDSO) !== 0;
     if (vdso) {
       // criu/mem.c dumps every vDSO page, touched or not: take them from the kernel's vDSO image (what vdso_fault maps).
-      for (let va = vma.start; va < vma.end; va += PAGE) keep(va, PAGE, vdsoPagePhys(leader, va - vma.start, who));
+      for (let va = vma.start; va < vma.end; va += PAGE) keep(va, PAGE, vdsoPagePhys(mm, va - vma.start, who));
     }
     for (const run of vdso ? [] : walkRange(prog.mem, root, vma.start, vma.end, prog.pagingLevels, prog.smeMask, `${who} page tables`)) {
       if (run.swapped) {
@@ -245,7 +214,8 @@ export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, pro
     }
   }
   if (swapped.first !== undefined) {
-    problems.push(`${who}: memory at 0x${swapped.first.toString(16)} is swapped out (${swapped.pages} pages in all, or being migrated); swap is not supported`);
+    problems.push(new DumpProblem(who, 'swap',
+      `memory at 0x${swapped.first.toString(16)} is swapped out (${swapped.pages} pages in all, or being migrated); swap is not supported`));
   }
   return { pagemap, runs, scanned };
 }

@@ -2,9 +2,11 @@ import { UnsupportedError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
 import { taskRoot } from '../linux/d-path.js';
 import { superOptions, superblockFlags } from '../linux/mount-options.js';
+import { mountRootMode } from '../linux/mount-root.js';
 import { MountInfo, mounts } from '../linux/mounts.js';
 import { tmpfsEntries } from '../linux/tmpfs.js';
 import { ContainerSpec } from './container.js';
+import { DumpProblem } from './problem.js';
 import { tmpfsTarball } from './tmpfs-image.js';
 import { S_IFDIR, S_IFMT } from '../linux/stat.js';
 
@@ -25,7 +27,7 @@ export interface MountImages {
   entries: Record<string, unknown>[];
   /** tmpfs-dev-N.tar.gz.img files, by s_dev. */
   tmpfs: Map<number, Buffer>;
-  problems: string[];
+  problems: DumpProblem[];
 }
 
 function msFlags(m: MountInfo): number {
@@ -57,12 +59,14 @@ function msFlags(m: MountInfo): number {
  */
 export function mountImages(rootTask: KObject, spec: ContainerSpec): MountImages {
   const list = mounts(rootTask, taskRoot(rootTask));
-  const problems: string[] = [];
+  const problems: DumpProblem[] = [];
+  // Problems of the container's mounts name no task: they are the container's, as runc configured it.
+  const task = 'container';
   const entries: Record<string, unknown>[] = [];
   const tmpfs = new Map<number, Buffer>();
   for (const m of [...list].reverse()) {
     const isRoot = m.mountPoint === '/';
-    const rootIsDir = (m.mount.member('mnt.mnt_root').deref().member('d_inode').deref().member('i_mode').num() & S_IFMT) === S_IFDIR;
+    const rootIsDir = (mountRootMode(m.mount) & S_IFMT) === S_IFDIR;
     const extKey = spec.externalMounts.get(m.mountPoint) ?? (spec.maskedPaths.has(m.mountPoint) && !rootIsDir ? '/dev/null' : undefined);
     const sb = superblockFlags(m.sb);
     const entry: Record<string, unknown> = {
@@ -84,7 +88,7 @@ export function mountImages(rootTask: KObject, spec: ContainerSpec): MountImages
       // criu/filesystems.c devpts_parse: a devpts mount is restored with -o newinstance.
       entry.options = [...options, ...(m.fsType === 'devpts' ? ['newinstance'] : [])].join(',');
     } else if (!extKey && !isRoot) {
-      problems.push(`container mount ${m.mountPoint} of type ${m.fsType} (not supported yet)`);
+      problems.push(new DumpProblem(task, 'mount', `of type ${m.fsType} (not supported yet)`, { object: `mount ${m.mountPoint}`, sentence: true }));
     }
     if (extKey) entry.ext_key = extKey;
     entries.push(entry);
@@ -93,7 +97,7 @@ export function mountImages(rootTask: KObject, spec: ContainerSpec): MountImages
         tmpfs.set(m.sDev, tmpfsTarball(tmpfsEntries(m.sb)));
       } catch (err) {
         if (!(err instanceof UnsupportedError)) throw err;
-        problems.push(`container tmpfs ${m.mountPoint}: ${err.message}`);
+        problems.push(new DumpProblem(task, 'tmpfs', err.message, { object: `tmpfs ${m.mountPoint}` }));
       }
     }
   }

@@ -6,6 +6,7 @@ import { PageInfo } from '../linux/pages.js';
 import { readCoalesced } from '../linux/user-memory.js';
 import { ImageDir } from './image-dir.js';
 import { MemoryPlan, PageRun, planPages } from './memory.js';
+import { DumpProblem } from './problem.js';
 import { DumpProcess } from './tree.js';
 
 /**
@@ -127,9 +128,9 @@ export class PageWriter {
   }
 
   private async recheckOne({ fd, proc, plan }: Written): Promise<number> {
-    const problems: string[] = [];
+    const problems: DumpProblem[] = [];
     const again = planPages(proc.leader, plan.vmas, this.pages, problems, `pid ${proc.pid}`);
-    if (problems.length) throw new UnsupportedError(`cannot dump: ${problems.join('; ')}`);
+    if (problems.length) throw new UnsupportedError(`cannot dump: ${problems.map((p) => p.text).join('; ')}`);
     const same = again.runs.length === plan.runs.length &&
       again.runs.every((r, i) => r.va === plan.runs[i].va && r.size === plan.runs[i].size && r.phys === plan.runs[i].phys);
     if (same) return 0;

@@ -1,5 +1,7 @@
+import { XFEATURE_PKRU, fpuState, threadPkru, userXstate } from '../arch/x86-fpu.js';
+import { tlsDescriptors } from '../arch/x86-tls.js';
+import { PT_REGS, clearChildTid, userRegisters } from '../arch/x86-user-regs.js';
 import { KObject } from '../kernel/object.js';
-import { fpuState, tlsDescriptors, userRegisters } from '../linux/task-state.js';
 
 /** include/linux/errno.h: restart codes a frozen or stopped task may hold in ax. */
 const ERESTARTSYS = -512n;
@@ -34,8 +36,8 @@ export function criuGpregs(task: KObject): Record<string, bigint | string> {
         break;
     }
   }
-  const names = ['r15', 'r14', 'r13', 'r12', 'bp', 'bx', 'r11', 'r10', 'r9', 'r8', 'ax', 'cx', 'dx', 'si', 'di', 'orig_ax', 'ip', 'cs', 'flags', 'sp', 'ss',
-    'fs_base', 'gs_base', 'ds', 'es'];
+  // criu/arch/x86 user_regs_struct64: pt_regs, then the segment state of thread_struct.
+  const names = [...PT_REGS, 'fs_base', 'gs_base', 'ds', 'es'];
   const out: Record<string, bigint | string> = {};
   for (const n of names) out[n] = n === 'ax' ? ax : n === 'ip' ? ip : r[n];
   out.fs = r.fsindex;
@@ -58,22 +60,19 @@ function u64s(buf: Buffer): bigint[] {
  * (components in their init state read as zeros; PKRU from thread.pkru).
  */
 export function criuFpregs(task: KObject): Record<string, unknown> {
-  const prog = task.prog;
   const fpu = fpuState(task);
   const x = fpu.xsave;
-  const cfg = prog.symbols.lookup('fpu_user_cfg');
-  const supported = cfg ? KObject.struct(prog, 'fpu_state_config', cfg.address).member('max_features').value() : fpu.xfeatures;
-  const sizes = prog.symbols.lookup('xstate_sizes');
-  const sizeTable = sizes ? prog.read(sizes.address, 19 * 4, 'xstate_sizes') : undefined;
+  const { supported, sizes } = userXstate(task.prog, fpu.xfeatures);
+  const pkru = threadPkru(task);
   const xsave: Record<string, unknown> = { xstate_bv: fpu.xfeatures };
   for (const [feature, field, width] of XSAVE_FIELDS) {
-    if (!((supported >> BigInt(feature)) & 1n) || !sizeTable) continue;
-    const size = sizeTable.readUInt32LE(feature * 4);
+    if (!((supported >> BigInt(feature)) & 1n) || !sizes) continue;
+    const size = sizes[feature];
     let data = Buffer.alloc(size);
     const off = fpu.componentOffsets.get(feature);
-    if (feature === 9 && task.member('thread').has('pkru')) {
+    if (feature === XFEATURE_PKRU && pkru !== undefined) {
       // Since 5.14 the kernel keeps PKRU in thread_struct, not in the XSAVE buffer.
-      data.writeUInt32LE(task.member('thread.pkru').num(), 0);
+      data.writeUInt32LE(pkru, 0);
     } else if (off !== undefined && (fpu.xfeatures >> BigInt(feature)) & 1n) {
       data = Buffer.from(x.subarray(off, off + size));
     }
@@ -113,7 +112,7 @@ export function criuTls(task: KObject): Record<string, unknown>[] {
 /** core_entry.thread_info of a frozen, off-CPU task, as CRIU would write it. */
 export function criuThreadInfo(task: KObject): Record<string, unknown> {
   return {
-    clear_tid_addr: task.member('clear_child_tid').value(),
+    clear_tid_addr: clearChildTid(task),
     gpregs: criuGpregs(task),
     fpregs: criuFpregs(task),
     tls: criuTls(task),

@@ -1,11 +1,11 @@
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
-import { KObject, listForEach } from '../kernel/object.js';
+import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
+import { processGroupPids } from '../linux/process-group.js';
+import { childProcesses, isKernelThread, stillnessState, taskIdentity } from '../linux/task-tree.js';
 import { cgroupPath, findTask, forEachProcess, forEachThread, pidNumbers } from '../linux/tasks.js';
 
-const MAX_CHILDREN = 1 << 16;
 const MAX_PROCESSES = 1 << 16;
-const PF_KTHREAD = 0x200000;
 
 /** One process of the tree to dump, with its threads and its numbers in the tree's pid namespace. */
 export interface DumpProcess {
@@ -42,51 +42,38 @@ function numberAt(pid: KObject | undefined, level: number): number {
   return level < numbers.length ? numbers[level] : 0;
 }
 
-/** The processes a task forked (its `children`), from every thread: children hang off the thread that forked them. */
-function childLeaders(threads: KObject[]): KObject[] {
-  const out: KObject[] = [];
-  for (const t of threads) {
-    for (const child of listForEach(t.prog, t.member('children').address, 'task_struct', 'sibling', MAX_CHILDREN)) out.push(child);
-  }
-  return out;
-}
-
 function buildTree(rootTask: KObject): DumpTree {
-  const rootPid = rootTask.member('thread_pid').deref();
+  const rootPid = taskIdentity(rootTask).threadPid;
   const level = pidNumbers(rootPid).length - 1;
   const processes: DumpProcess[] = [];
   const visit = (leader: KObject, parent: DumpProcess | undefined): DumpProcess => {
     if (processes.length >= MAX_PROCESSES) throw new UnsupportedError(`the tree has more than ${MAX_PROCESSES} processes`);
     const threads = [...forEachThread(leader)];
     const leaderFirst = [leader, ...threads.filter((t) => t.address !== leader.address)];
-    const signal = leader.member('signal').deref();
-    const pidOf = (type: number) => {
-      const p = signal.member('pids').index(type);
-      return p.value() === 0n ? undefined : p.deref();
-    };
-    const vtids = leaderFirst.map((t) => {
-      const numbers = pidNumbers(t.member('thread_pid').deref());
+    const group = processGroupPids(leader);
+    const identities = leaderFirst.map(taskIdentity);
+    const vtids = identities.map((t) => {
+      const numbers = pidNumbers(t.threadPid);
       if (numbers.length - 1 !== level) {
-        throw new UnsupportedError(`task ${t.member('pid').num()} is in a nested pid namespace (level ${numbers.length - 1}, the tree's root is at ${level})`);
+        throw new UnsupportedError(`task ${t.pid} is in a nested pid namespace (level ${numbers.length - 1}, the tree's root is at ${level})`);
       }
       return numbers[level];
     });
     const proc: DumpProcess = {
       leader,
       threads: leaderFirst,
-      pid: leader.member('pid').num(),
+      pid: identities[0].pid,
       vpid: vtids[0],
       vppid: parent ? parent.vpid : 0,
-      // enum pid_type { PIDTYPE_PID, PIDTYPE_TGID, PIDTYPE_PGID, PIDTYPE_SID }
-      vpgid: numberAt(pidOf(2), level),
-      vsid: numberAt(pidOf(3), level),
+      vpgid: numberAt(group.pgid, level),
+      vsid: numberAt(group.sid, level),
       vtids,
-      tids: leaderFirst.map((t) => t.member('pid').num()),
+      tids: identities.map((t) => t.pid),
       children: [],
       parent,
     };
     processes.push(proc);
-    for (const child of childLeaders(leaderFirst)) proc.children.push(visit(child, proc));
+    for (const child of [...childProcesses(leaderFirst)]) proc.children.push(visit(child, proc));
     return proc;
   };
   const root = visit(rootTask, undefined);
@@ -96,8 +83,9 @@ function buildTree(rootTask: KObject): DumpTree {
 /** The process tree rooted at `pid` (in the guest's initial pid namespace). */
 export function treeOfPid(prog: Program, pid: number): DumpTree {
   const task = findTask(prog, pid);
-  if (task.member('tgid').num() !== pid) throw new InvalidArgumentError(`pid ${pid} is a thread of process ${task.member('tgid').num()}: give the process`);
-  if (task.member('flags').num() & PF_KTHREAD) throw new InvalidArgumentError(`pid ${pid} is a kernel thread`);
+  const id = taskIdentity(task);
+  if (id.tgid !== pid) throw new InvalidArgumentError(`pid ${pid} is a thread of process ${id.tgid}: give the process`);
+  if (id.kernelThread) throw new InvalidArgumentError(`pid ${pid} is a kernel thread`);
   if (pid === 1) throw new InvalidArgumentError('pid 1 is the guest\'s init: dump a process tree below it');
   return buildTree(task);
 }
@@ -118,14 +106,14 @@ export function treeOfCgroup(prog: Program, path: string): DumpTree {
   const norm = cgroupArg(path);
   const members = new Map<bigint, KObject>();
   for (const proc of forEachProcess(prog)) {
-    if (proc.member('flags').num() & PF_KTHREAD) continue;
+    if (isKernelThread(proc)) continue;
     const cg = cgroupPath(proc);
     if (cg === norm || cg.startsWith(norm + '/')) members.set(proc.address, proc);
   }
   if (members.size === 0) throw new NotFoundError(`no process in cgroup ${norm}`);
-  const roots = [...members.values()].filter((p) => !members.has(p.member('real_parent').value()));
+  const roots = [...members.values()].filter((p) => !members.has(taskIdentity(p).realParent));
   if (roots.length !== 1) {
-    throw new UnsupportedError(`cgroup ${norm} holds ${roots.length} separate process trees (roots: ${roots.map((r) => r.member('pid').num()).join(', ')}); ` +
+    throw new UnsupportedError(`cgroup ${norm} holds ${roots.length} separate process trees (roots: ${roots.map((r) => taskIdentity(r).pid).join(', ')}); ` +
       'a checkpoint holds one tree');
   }
   const tree = buildTree(roots[0]);
@@ -145,14 +133,15 @@ export function treeOfCgroup(prog: Program, path: string): DumpTree {
 export function frozenProblems(tree: DumpTree): string[] {
   const problems: string[] = [];
   for (const proc of tree.processes) {
-    const comm = proc.leader.member('comm').string();
+    const comm = taskIdentity(proc.leader).comm;
     for (const t of proc.threads) {
-      const tid = t.member('pid').num();
+      const tid = taskIdentity(t).pid;
       const who = tid === proc.pid ? `pid ${proc.pid} (${comm})` : `thread ${tid} of pid ${proc.pid} (${comm})`;
-      if (t.member('exit_state').num() !== 0) problems.push(`${who} is exiting or a zombie`);
-      else if (t.bitfield('frozen') !== 1) problems.push(`${who} is not frozen`);
-      else if (t.member('on_cpu').num() !== 0) problems.push(`${who} is still on a CPU`);
-      if (t.member('ptrace').num() !== 0) problems.push(`${who} is traced (ptrace)`);
+      const st = stillnessState(t);
+      if (st.exiting) problems.push(`${who} is exiting or a zombie`);
+      else if (!st.frozen) problems.push(`${who} is not frozen`);
+      else if (st.onCpu) problems.push(`${who} is still on a CPU`);
+      if (st.traced) problems.push(`${who} is traced (ptrace)`);
     }
   }
   return problems;

@@ -1,0 +1,17 @@
+import { FileKind } from '../../linux/files.js';
+import { FdDumper } from './fd-dumper.js';
+import { inetSocketFd } from './inet-socket.js';
+import { pipeFd } from './pipe.js';
+import { regularFd } from './regular.js';
+import { unixSocketFd } from './unix-socket.js';
+
+export { FdDumper, FdDumped, FdToDump, FdType, fdProblem } from './fd-dumper.js';
+
+/** Every kind of open file the dump knows, one dumper each; a kind not here is refused. */
+export const FD_DUMPERS: readonly FdDumper[] = [regularFd, pipeFd, unixSocketFd, inetSocketFd];
+
+const byKind = new Map<FileKind, FdDumper>(FD_DUMPERS.flatMap((d) => d.kinds.map((k) => [k, d] as [FileKind, FdDumper])));
+
+export function fdDumper(kind: FileKind): FdDumper | undefined {
+  return byKind.get(kind);
+}

@@ -1,0 +1,17 @@
+import { mountImages } from '../mountpoints.js';
+import { NsDumper } from './ns-dumper.js';
+
+/** mountpoints-ID.img and the tmpfs tarballs of a container's mount namespace (mountpoints.ts). */
+export const mntNs: NsDumper = {
+  kind: 'mnt',
+  dump(_ctx, ns) {
+    const m = mountImages(ns.root, ns.spec);
+    return {
+      images: [
+        { kind: 'MNTS', id: ns.id, entries: m.entries },
+        ...[...m.tmpfs].map(([dev, tar]) => ({ file: `tmpfs-dev-${dev}.tar.gz.img`, data: tar })),
+      ],
+      problems: m.problems,
+    };
+  },
+};

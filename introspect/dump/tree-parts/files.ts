@@ -1,0 +1,15 @@
+import { PlannedImage } from '../planned-image.js';
+import { TreePart } from './tree-part.js';
+
+/** files.img with every file the fds, mappings, cwds and roots name, pipe contents and socket queues; what only all of them show (peers). */
+export const filesImages: TreePart = {
+  name: 'files',
+  dump(ctx) {
+    const files = ctx.files;
+    files.finish();
+    const images: PlannedImage[] = [{ kind: 'FILES', entries: files.entries }];
+    if (files.pipesData.length) images.push({ kind: 'PIPES_DATA', entries: files.pipesData.map((p) => p.entry), extra: files.pipesData.map((p) => p.data) });
+    if (files.skQueues.length) images.push({ kind: 'SK_QUEUES', entries: files.skQueues.map((q) => q.entry), extra: files.skQueues.map((q) => q.data) });
+    return { images, problems: files.problems };
+  },
+};

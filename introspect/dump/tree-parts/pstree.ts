@@ -1,0 +1,10 @@
+import { TreePart } from './tree-part.js';
+
+/** pstree.img: every process with its numbers in the tree's pid namespace, in preorder. */
+export const pstreeImage: TreePart = {
+  name: 'pstree',
+  dump(_ctx, tasks) {
+    const entries = tasks.map(({ proc }) => ({ pid: proc.vpid, ppid: proc.vppid, pgid: proc.vpgid, sid: proc.vsid, threads: proc.vtids }));
+    return { images: [{ kind: 'PSTREE', entries }] };
+  },
+};

@@ -1,0 +1,22 @@
+import { KObject } from '../kernel/object.js';
+
+/** Which of a process's timers are armed (signal_struct): the ones a checkpoint would have to carry. */
+export interface ArmedTimers {
+  /** ITIMER_REAL (setitimer/alarm): its hrtimer is enqueued (HRTIMER_STATE_ENQUEUED). */
+  real: boolean;
+  /** ITIMER_PROF or ITIMER_VIRTUAL: a cputimer expiry is set. */
+  profOrVirtual: boolean;
+  /** Some POSIX timer exists (timer_create): posix_timers is not empty. */
+  posix: boolean;
+}
+
+export function armedTimers(leader: KObject): ArmedTimers {
+  const signal = leader.member('signal').deref();
+  const it = signal.member('it');
+  const timers = signal.member('posix_timers').address;
+  return {
+    real: (signal.member('real_timer.state').num() & 1) !== 0,
+    profOrVirtual: it.index(0).member('expires').value() !== 0n || it.index(1).member('expires').value() !== 0n,
+    posix: leader.prog.u64(timers, 'signal_struct.posix_timers') !== timers,
+  };
+}
