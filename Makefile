@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmod cpio dwarves tar gcc libc6-dev python3 iproute2 procps util-linux
 OVMIGRATE := node dist/introspect/cli/main.js
-MOCHA := node_modules/.bin/mocha --reporter spec --exit --require dist/test/helpers/root-hooks.js
+MOCHA := node_modules/.bin/mocha --reporter spec --exit --forbid-only --require dist/test/helpers/root-hooks.js
 
 .PHONY: all deps build unit integration test demo bench clean help
 

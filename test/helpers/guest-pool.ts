@@ -1,0 +1,86 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { startGuestContainerd } from '../../introspect/lab/containerd.js';
+import { cli } from './cli.js';
+import { UpResult, labUp, testGuestName } from './lab-guests.js';
+
+/**
+ * What a pooled guest is: the boot configuration (page-table levels), the
+ * features set up in it (containerd started) and a slot, so that a suite
+ * needing two alike guests (A dumps, B restores) gets two.
+ */
+export interface PoolKey {
+  paging?: 4 | 5;
+  containerd?: boolean;
+  slot?: 'a' | 'b';
+}
+
+/** Pooled guests' labels start with this, so the lab tests can tell them from their own. */
+export const POOL_LABEL = 'pool-';
+
+function label(key: PoolKey): string {
+  return `${POOL_LABEL}p${key.paging ?? 5}${key.containerd ? '-ctr' : ''}-${key.slot ?? 'a'}`;
+}
+
+/**
+ * Guests shared by the integration suites of one mocha run: booted on first
+ * demand, kept across suites, stopped by the root hook. A guest is only ever
+ * used by one suite at a time (mocha runs suites one after another); each
+ * suite isolates itself (see PoolSuite) and cleans up what it started.
+ */
+class GuestPool {
+  private readonly guests = new Map<string, Promise<UpResult>>();
+  private dirs?: { root: string; share: string };
+
+  /**
+   * The run's pool directory: `share` is every pooled guest's one --share (a
+   * share must be given at boot), suites work in subdirectories of it; the
+   * rest of `root` is invisible to the guests (the backends' staging).
+   */
+  paths(): { root: string; share: string } {
+    if (!this.dirs) {
+      const root = fs.mkdtempSync(`/var/tmp/ovmigrate-pool-${process.pid}-`);
+      const share = path.join(root, 'share');
+      fs.mkdirSync(share);
+      this.dirs = { root, share };
+    }
+    return this.dirs;
+  }
+
+  /** The guest for this key, booted (and set up) on first demand. */
+  guest(key: PoolKey): Promise<UpResult> {
+    const name = label(key);
+    let up = this.guests.get(name);
+    if (!up) {
+      up = this.boot(name, key);
+      // A failed boot is not cached: the next suite tries again.
+      up.catch(() => this.guests.delete(name));
+      this.guests.set(name, up);
+    }
+    return up;
+  }
+
+  /** Boots these guests in the background, ahead of the suites that will ask for them. */
+  prepare(keys: PoolKey[]): void {
+    for (const key of keys) this.guest(key).catch(() => undefined);
+  }
+
+  private async boot(name: string, key: PoolKey): Promise<UpResult> {
+    const args = ['--share', this.paths().share];
+    if (key.paging === 4) args.push('--paging', '4');
+    const up = await labUp(name, args);
+    if (key.containerd) await startGuestContainerd(up.name);
+    return up;
+  }
+
+  /** Stops the pooled guests and removes the pool directory; the root hook calls it once, at the end. */
+  async stop(): Promise<void> {
+    const names = [...this.guests.keys()];
+    this.guests.clear();
+    await Promise.all(names.map((n) => cli(['lab', 'down', testGuestName(n)])));
+    if (this.dirs) fs.rmSync(this.dirs.root, { recursive: true, force: true });
+    this.dirs = undefined;
+  }
+}
+
+export const guestPool = new GuestPool();
