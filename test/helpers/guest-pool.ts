@@ -17,6 +17,10 @@ export interface PoolKey {
 
 /** Pooled guests' labels start with this, so the lab tests can tell them from their own. */
 export const POOL_LABEL = 'pool-';
+/** TCG boots are CPU-bound and this machine may have 2 cores: more at once only makes each slower. */
+const PARALLEL_BOOTS = 2;
+/** Seconds a pooled guest may take to boot: it may boot beside another and beside a running suite. */
+const BOOT_TIMEOUT_S = 300;
 
 function label(key: PoolKey): string {
   return `${POOL_LABEL}p${key.paging ?? 5}${key.containerd ? '-ctr' : ''}-${key.slot ?? 'a'}`;
@@ -30,7 +34,10 @@ function label(key: PoolKey): string {
  */
 class GuestPool {
   private readonly guests = new Map<string, Promise<UpResult>>();
+  private readonly declared = new Map<string, PoolKey>();
   private dirs?: { root: string; share: string };
+  private booting = 0;
+  private readonly waiting: (() => void)[] = [];
 
   /**
    * The run's pool directory: `share` is every pooled guest's one --share (a
@@ -60,17 +67,33 @@ class GuestPool {
     return up;
   }
 
-  /** Boots these guests in the background, ahead of the suites that will ask for them. */
-  prepare(keys: PoolKey[]): void {
-    for (const key of keys) this.guest(key).catch(() => undefined);
+  /** A suite of this run will ask for these (suites declare their guests when mocha loads them). */
+  declare(keys: PoolKey[]): void {
+    for (const key of keys) if (!this.declared.has(label(key))) this.declared.set(label(key), key);
+  }
+
+  /** Boots every declared guest in the background, in the order the suites declared them, ahead of their suites. */
+  prepare(): void {
+    for (const key of this.declared.values()) this.guest(key).catch(() => undefined);
   }
 
   private async boot(name: string, key: PoolKey): Promise<UpResult> {
-    const args = ['--share', this.paths().share];
-    if (key.paging === 4) args.push('--paging', '4');
-    const up = await labUp(name, args);
-    if (key.containerd) await startGuestContainerd(up.name);
-    return up;
+    await this.bootSlot();
+    try {
+      const args = ['--share', this.paths().share, '--boot-timeout', String(BOOT_TIMEOUT_S)];
+      if (key.paging === 4) args.push('--paging', '4');
+      const up = await labUp(name, args);
+      if (key.containerd) await startGuestContainerd(up.name);
+      return up;
+    } finally {
+      this.booting--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async bootSlot(): Promise<void> {
+    if (this.booting >= PARALLEL_BOOTS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.booting++;
   }
 
   /** Stops the pooled guests and removes the pool directory; the root hook calls it once, at the end. */

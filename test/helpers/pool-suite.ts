@@ -23,10 +23,12 @@ export class PoolSuite {
   private readonly used = new Map<string, UpResult>();
   private dirPath?: string;
 
-  constructor(readonly id: string, opts: { namespace?: string } = {}) {
+  /** `keys`: the pooled guests the suite uses, declared when mocha loads it so that they can boot ahead. */
+  constructor(readonly id: string, private readonly keys: PoolKey[], opts: { namespace?: string } = {}) {
     if (!/^[a-z0-9]+$/.test(id)) throw new Error(`suite id ${id}: lower-case letters and digits only`);
     this.cgroup = `/ovm-${id}`;
     this.namespace = opts.namespace ?? `ovm-${id}`;
+    guestPool.declare(keys);
   }
 
   /** The suite's directory on the pool's share (the guests see it at the same path), created empty. */
@@ -46,9 +48,13 @@ export class PoolSuite {
     return dir;
   }
 
-  /** The pooled guests for these keys (booted together when new), made ready for this suite. */
-  async guests(...keys: PoolKey[]): Promise<UpResult[]> {
-    const ups = await Promise.all(keys.map((k) => guestPool.guest(k)));
+  /**
+   * The suite's pooled guests, in the order of its keys, made ready for it.
+   * The first suite to ask starts the boots of every suite's guests.
+   */
+  async guests(): Promise<UpResult[]> {
+    guestPool.prepare();
+    const ups = await Promise.all(this.keys.map((k) => guestPool.guest(k)));
     for (const up of ups) {
       if (this.used.has(up.name)) continue;
       await guestSh(up.name, `

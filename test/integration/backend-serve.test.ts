@@ -19,7 +19,7 @@ const VERSION = (JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 
  * shim calls it: BackendClient -> relay -> virtio-serial port -> backend.
  */
 describe('ovmigrate serve: checkpoints asked for from inside the guest, over its channel', function () {
-  const suite = new PoolSuite('serve');
+  const suite = new PoolSuite('serve', [{}]);
   const guestSh = suite.sh;
   const CGROUP = `${suite.cgroup}/tree`;
   let share: string;
@@ -65,7 +65,7 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
     requirePrograms(this, ['qemu-system-x86_64']);
     share = suite.dir;
     staging = suite.hostDir('staging');
-    [guest] = await suite.guests({});
+    [guest] = await suite.guests();
     startServe();
     pid = Number((await guestSh(guest.name, `
       mkdir -p /sys/fs/cgroup${CGROUP}

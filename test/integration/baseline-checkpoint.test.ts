@@ -10,7 +10,7 @@ import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-i
  * and `ctr task checkpoint`, which runs CRIU inside the guest.
  */
 describe('baseline: in-guest containerd checkpoint with runc and CRIU', function () {
-  const suite = new PoolSuite('baseline');
+  const suite = new PoolSuite('baseline', [{ containerd: true }]);
   /** ctr in the suite's containerd namespace. */
   const guestSh = (guest: string, script: string) => suite.sh(guest, `export CONTAINERD_NAMESPACE=${suite.namespace}\n${script}`);
   let share: string;
@@ -21,7 +21,7 @@ describe('baseline: in-guest containerd checkpoint with runc and CRIU', function
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'tar', 'busybox']);
     share = suite.dir;
     image = path.join(share, 'busybox.oci.tar');
-    const [[up]] = await Promise.all([suite.guests({ containerd: true }), buildBusyboxImage(image)]);
+    const [[up]] = await Promise.all([suite.guests(), buildBusyboxImage(image)]);
     guest = up.name;
   });
 

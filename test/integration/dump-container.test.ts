@@ -28,7 +28,7 @@ function assertCounting(file: string, before: number, what: string): void {
  * (and once by containerd) in guest B.
  */
 describe('ovmigrate dump --container: runc containers from guest RAM, restored by runc and containerd in another guest', function () {
-  const suite = new PoolSuite('dumpctr');
+  const suite = new PoolSuite('dumpctr', [{ containerd: true, slot: 'a' }, { containerd: true, slot: 'b' }]);
   const guestSh = suite.sh;
   const ns = suite.namespace;
   const TASKS = `/run/containerd/io.containerd.runtime.v2.task/${ns}`;
@@ -76,7 +76,7 @@ describe('ovmigrate dump --container: runc containers from guest RAM, restored b
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip']);
     share = suite.dir;
-    [[a, b]] = await Promise.all([suite.guests({ containerd: true, slot: 'a' }, { containerd: true, slot: 'b' }), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
+    [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
     await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
   });
   after(async () => {

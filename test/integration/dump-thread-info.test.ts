@@ -16,7 +16,7 @@ const SOURCE = path.resolve(__dirname, '..', '..', '..', 'test', 'programs', 're
  * form, against CRIU's own dump of the same frozen task in the guest.
  */
 describe('thread_info from guest RAM equals CRIU\'s own dump', function () {
-  const suite = new PoolSuite('ti');
+  const suite = new PoolSuite('ti', [{}]);
   const guestSh = suite.sh;
   const cg = `/sys/fs/cgroup${suite.cgroup}/regs`;
   let ours: Record<string, Record<string, unknown>>;
@@ -26,7 +26,7 @@ describe('thread_info from guest RAM equals CRIU\'s own dump', function () {
     requirePrograms(this, ['qemu-system-x86_64', 'gcc', 'criu']);
     const share = suite.dir;
     execFileSync('gcc', ['-O0', '-static', '-o', path.join(share, 'regs'), SOURCE]);
-    const [guest] = await suite.guests({});
+    const [guest] = await suite.guests();
     const pid = Number((await guestSh(guest.name, `
       mkdir -p ${cg}; cd /tmp; rm -f /tmp/regs.out
       setsid sh -c 'echo $$ > ${cg}/cgroup.procs; exec ${share}/regs' > /tmp/regs.out 2>&1 </dev/null &

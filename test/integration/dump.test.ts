@@ -24,7 +24,7 @@ const WORKLOADS: Workload[] = [
 ];
 
 describe('ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in another guest', function () {
-  const suite = new PoolSuite('dump');
+  const suite = new PoolSuite('dump', [{ slot: 'a' }, { slot: 'b' }]);
   const sh = suite.sh;
   const cg = suite.cgroup;
   let share: string;
@@ -51,7 +51,7 @@ describe('ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in 
     requirePrograms(this, ['qemu-system-x86_64', 'gcc', 'criu', 'crit']);
     share = suite.dir;
     for (const w of WORKLOADS) execFileSync('gcc', ['-O1', '-static', '-pthread', '-o', path.join(share, w.name), path.join(PROGRAMS, `${w.name}.c`)]);
-    [a, b] = await suite.guests({ slot: 'a' }, { slot: 'b' });
+    [a, b] = await suite.guests();
     // Pids far above guest B's own, so the restored tree finds its pids free there.
     await sh(a.name, 'echo 30000 > /proc/sys/kernel/ns_last_pid');
     for (const w of WORKLOADS) pids.set(w.name, await start(w.name, `${share}/${w.name} ${w.args(share)}`));

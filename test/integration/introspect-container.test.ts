@@ -7,7 +7,7 @@ import { BUSYBOX_IMAGE, buildBusyboxImage } from '../../introspect/lab/busybox-i
 
 /** A process in a runc container (own pid, mount, uts, ipc namespaces, own cgroup) seen from guest RAM. */
 describe('introspection of a process inside a runc container', function () {
-  const suite = new PoolSuite('ctr');
+  const suite = new PoolSuite('ctr', [{ containerd: true }]);
   const guestSh = suite.sh;
   const ns = suite.namespace;
   let guest: UpResult;
@@ -16,7 +16,7 @@ describe('introspection of a process inside a runc container', function () {
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc']);
     const image = path.join(suite.dir, 'busybox.oci.tar');
-    [[guest]] = await Promise.all([suite.guests({ containerd: true }), buildBusyboxImage(image)]);
+    [[guest]] = await Promise.all([suite.guests(), buildBusyboxImage(image)]);
     await guestSh(guest.name, `ctr -n ${ns} image import ${image} >/dev/null && ctr -n ${ns} run -d ${BUSYBOX_IMAGE} box sh -c 'cd /tmp; exec 3>/tmp/log; while :; do echo tick >&3; sleep 1; done'`);
     pid = Number(/^box\s+(\d+)\s+RUNNING$/m.exec(await guestSh(guest.name, `sleep 1; ctr -n ${ns} task ls`))![1]);
   });

@@ -58,7 +58,7 @@ function targets(prog: Program, pid: number): Target[] {
 }
 
 describe('introspection of corrupted guest RAM', function () {
-  const suite = new PoolSuite('fuzz');
+  const suite = new PoolSuite('fuzz', [{}]);
   const guestSh = suite.sh;
   let snapshot: string;
   let pid: number;
@@ -66,7 +66,7 @@ describe('introspection of corrupted guest RAM', function () {
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64']);
-    const [guest] = await suite.guests({});
+    const [guest] = await suite.guests();
     pid = Number((await guestSh(guest.name, 'cd /tmp; exec 3>/tmp/fz; setsid sh -c "sleep 1000" 3>&3 </dev/null >/dev/null 2>&1 & echo $!')).trim());
     await guestSh(guest.name, 'sync; sleep 1');
     // A snapshot of the real guest's RAM: the fuzzer corrupts an overlay of it, never the guest.

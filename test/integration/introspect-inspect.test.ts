@@ -30,7 +30,7 @@ describe('inspect from guest RAM matches the program and the guest\'s /proc', fu
   let pid: number;
   let fsBase: string;
   let report: Inspect;
-  const suite = new PoolSuite('inspect');
+  const suite = new PoolSuite('inspect', [{}]);
   const guestSh = suite.sh;
   let share: string;
 
@@ -38,7 +38,7 @@ describe('inspect from guest RAM matches the program and the guest\'s /proc', fu
     requirePrograms(this, ['qemu-system-x86_64', 'gcc']);
     share = suite.dir;
     execFileSync('gcc', ['-O0', '-static', '-o', path.join(share, 'regs'), SOURCE]);
-    [guest] = await suite.guests({});
+    [guest] = await suite.guests();
     const out = await guestSh(guest.name, `cd /tmp && setsid ${share}/regs > /tmp/regs.out 2>&1 </dev/null & sleep 2; cat /tmp/regs.out`);
     [pid, fsBase] = out.trim().split(' ').map((v, i) => (i === 0 ? Number(v) : v)) as [number, string];
     report = JSON.parse(await cliOk(['inspect', '--vm', guest.name, '--pid', String(pid), '--json'])) as Inspect;

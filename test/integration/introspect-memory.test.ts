@@ -40,14 +40,14 @@ with open(f'/proc/{pid}/maps') as maps, open(f'/proc/{pid}/mem', 'rb', buffering
 `;
 
 describe('maps and read from guest RAM match /proc/PID/maps and /proc/PID/mem', function () {
-  const suite = new PoolSuite('mem');
+  const suite = new PoolSuite('mem', [{}]);
   const guestSh = suite.sh;
   let guest: UpResult;
   let workload: number;
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'python3']);
-    [guest] = await suite.guests({});
+    [guest] = await suite.guests();
     await guestSh(guest.name, `cat > /run/workload.py <<'EOF'\n${WORKLOAD}\nEOF\ncat > /run/hasher.py <<'EOF'\n${HASHER}\nEOF`);
     workload = Number((await guestSh(guest.name, 'setsid python3 /run/workload.py > /run/workload.pid 2>/run/workload.err & sleep 3; cat /run/workload.pid; cat /run/workload.err')).trim());
     assert.ok(workload > 0);

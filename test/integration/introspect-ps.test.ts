@@ -7,7 +7,7 @@ import { PoolSuite } from '../helpers/pool-suite.js';
 
 type Proc = ProcessInfo;
 
-const suite = new PoolSuite('ps');
+const suite = new PoolSuite('ps', [{}, { paging: 4 }]);
 const sh = suite.sh;
 const CG = suite.cgroup;
 
@@ -47,7 +47,7 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64']);
-    const [five, four] = await suite.guests({}, { paging: 4 });
+    const [five, four] = await suite.guests();
     guests.push({ name: five.name, paging: 5, up: five }, { name: four.name, paging: 4, up: four });
   });
   after(() => suite.leave());

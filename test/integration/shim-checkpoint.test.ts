@@ -54,7 +54,7 @@ class Backend {
  */
 describe('containerd-shim-ovmigrate-v1 in lab guests: checkpoint out of the VM, restore through containerd', function () {
   // containerd's default namespace: exportGuestImage reads images from it.
-  const suite = new PoolSuite('shim', { namespace: 'default' });
+  const suite = new PoolSuite('shim', [{ containerd: true, slot: 'a' }, { containerd: true, slot: 'b' }], { namespace: 'default' });
   const guestSh = suite.sh;
   let share: string;
   // The backend's image directory is on the share; its staging directory must stay out of the guest's sight.
@@ -98,7 +98,7 @@ describe('containerd-shim-ovmigrate-v1 in lab guests: checkpoint out of the VM, 
     images = path.join(share, 'images');
     fs.mkdirSync(images);
     execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'hog'), path.join(__dirname, '..', '..', '..', 'test', 'programs', 'hog.c')]);
-    [[a, b]] = await Promise.all([suite.guests({ containerd: true, slot: 'a' }, { containerd: true, slot: 'b' }), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
+    [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
     await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
     await shimConfig(a, { images });
     // CRIU in guest A only leaves a mark and fails: the checkpoint must not need it.
