@@ -59,10 +59,13 @@ class GuestPool {
     const name = label(key);
     let up = this.guests.get(name);
     if (!up) {
-      up = this.boot(name, key);
+      const booting = this.boot(name, key);
       // A failed boot is not cached: the next suite tries again.
-      up.catch(() => this.guests.delete(name));
-      this.guests.set(name, up);
+      booting.catch(() => {
+        if (this.guests.get(name) === booting) this.guests.delete(name);
+      });
+      this.guests.set(name, booting);
+      up = booting;
     }
     return up;
   }
