@@ -7,12 +7,9 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { dumpTree } from '../../introspect/dump/dump.js';
+import { GuestRam } from '../../introspect/backend/index.js';
 import { readContainerSpec } from '../../introspect/dump/container.js';
-import { treeOfCgroup, treeOfPid } from '../../introspect/dump/tree.js';
-import { Program } from '../../introspect/kernel/program.js';
 import { FileMemory } from '../../introspect/memory/physical-memory.js';
-import { QmpPause } from '../../introspect/qemu/vm-pause.js';
 import { CLI, guestSh } from '../helpers/cli.js';
 import { startGuestContainerd } from '../lab/containerd.js';
 import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
@@ -39,12 +36,15 @@ async function main(): Promise<void> {
   const share = fs.mkdtempSync('/var/tmp/ovmigrate-bench-');
   progress('booting a 3 GiB guest (room for a 1 GiB process and CRIU\'s 1 GiB of images on its tmpfs)');
   const guest: UpResult = await labUp('dbench', ['--memory', '3072', '--share', share]);
-  const mem = new FileMemory(guest.memoryFile, guest.layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) })));
+  // Read as the backend (`ovmigrate serve`) reads: attached once, the tree found from fresh RAM at each dump
+  // (CRIU and runc change kernel objects between dumps), the VM paused over a QMP connection of the dump's own.
+  const ram = new GuestRam({
+    open: async () => new FileMemory(guest.memoryFile, guest.layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) }))),
+    qmpSocket: guest.qmpSocket,
+  });
   const rows: Row[] = [];
   let container: { runc: number; ovm: number; cli: number } | undefined;
   try {
-    // Attached once, as the backend (`ovmigrate serve`) stays attached to its VM.
-    const prog = Program.attach(mem);
     for (const size of [256, 1024]) {
       progress(`touching ${size} MiB in a guest process`);
       const pid = Number((await guestSh(guest.name, `
@@ -68,12 +68,10 @@ async function main(): Promise<void> {
           local.push(await criu('/run/img'));
           progress(`${label}: ovmigrate dump #${rep + 1}`);
           fs.rmSync(`${share}/img`, { recursive: true, force: true });
-          // QEMU serves one QMP client at a time: the CLI run below needs it free.
-          const pause = await QmpPause.connect(guest.qmpSocket);
           const t0 = process.hrtime.bigint();
-          const report = await dumpTree(prog, treeOfPid(prog, pid), `${share}/img`, { pause });
+          // The cgroup holds this one process, as `criu dump -t PID` takes it.
+          const report = await ram.dump('/bench', `${share}/img`, undefined);
           ovm.push(secs(t0));
-          pause.close();
           pauses.push(report.pauseMs ?? 0);
         }
         progress(`${label}: in-guest criu dump to the shared directory`);
@@ -90,9 +88,9 @@ async function main(): Promise<void> {
       }
       await guestSh(guest.name, `kill -9 ${pid}; echo 0 > /sys/fs/cgroup/bench/cgroup.freeze`);
     }
-    container = await containerPart(guest, prog, share, progress);
+    container = await containerPart(guest, ram, share, progress);
   } finally {
-    mem.close();
+    ram.reset();
     await downTestGuests();
     fs.rmSync(share, { recursive: true, force: true });
   }
@@ -130,7 +128,7 @@ async function main(): Promise<void> {
  * touched, checkpointed in one run by in-guest `runc checkpoint` and by
  * `ovmigrate dump --container`.
  */
-async function containerPart(guest: UpResult, prog: Program, share: string, progress: (s: string) => void): Promise<{ runc: number; ovm: number; cli: number }> {
+async function containerPart(guest: UpResult, ram: GuestRam, share: string, progress: (s: string) => void): Promise<{ runc: number; ovm: number; cli: number }> {
   progress('container: containerd, a busybox container with 256 MiB touched');
   execFileSync('gcc', ['-O1', '-static', '-o', `${share}/hog`, path.join(PROGRAMS, 'hog.c')]);
   await buildBusyboxImage(`${share}/busybox.tar`);
@@ -149,11 +147,9 @@ async function containerPart(guest: UpResult, prog: Program, share: string, prog
       t1=$(date +%s%N); rm -rf /run/img; echo $((t1 - t0))`, 900)).trim()) / 1e9);
     progress(`container: ovmigrate dump --container #${rep + 1}`);
     fs.rmSync(`${share}/img`, { recursive: true, force: true });
-    const pause = await QmpPause.connect(guest.qmpSocket);
     const t0 = process.hrtime.bigint();
-    await dumpTree(prog, treeOfCgroup(prog, '/default/hogc'), `${share}/img`, { pause, container: spec });
+    await ram.dump('/default/hogc', `${share}/img`, spec);
     ovm.push(secs(t0));
-    pause.close();
   }
   fs.rmSync(`${share}/img`, { recursive: true, force: true });
   const t0 = process.hrtime.bigint();

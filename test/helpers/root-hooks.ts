@@ -1,9 +1,17 @@
-import { downTestGuests } from './lab-guests.js';
+import { guestPool } from './guest-pool.js';
+import { downTestGuests, leftovers } from './lab-guests.js';
 
-/** Whatever a suite left running, the run stops before mocha exits, also when tests fail. */
+/**
+ * Whatever a suite left running, the run stops before mocha exits, also when
+ * tests fail; the guest pool goes last. Then no QEMU process or memory file
+ * of this run may be left.
+ */
 export const mochaHooks = {
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(120_000);
+    await guestPool.stop();
     await downTestGuests();
+    const left = leftovers();
+    if (left.length) throw new Error(`the test run left guests behind:\n${left.join('\n')}`);
   },
 };

@@ -5,29 +5,32 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeImage, entryObject } from '../../introspect/criu/index.js';
 import type { GuestCall, GuestCallResult } from '../helpers/backend-guest-client.js';
-import { CLI, guestSh, requirePrograms } from '../helpers/cli.js';
-import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { CLI, requirePrograms } from '../helpers/cli.js';
+import { UpResult } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 
 /** Runs in the guest (the checkout is there at the same path). */
 const CLIENT = path.resolve(__dirname, '..', 'helpers', 'backend-guest-client.js');
 const RELAY_MAIN = path.resolve(__dirname, '..', '..', 'shim', 'channel', 'relay-main.js');
 const VERSION = (JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-const CGROUP = '/ovm-serve';
 
 /**
  * `ovmigrate serve` on the host, called from inside a lab guest the way a
  * shim calls it: BackendClient -> relay -> virtio-serial port -> backend.
  */
 describe('ovmigrate serve: checkpoints asked for from inside the guest, over its channel', function () {
-  const share = fs.mkdtempSync('/var/tmp/ovmigrate-serve-');
-  const staging = path.join(path.dirname(share), `.${path.basename(share)}.ovmigrate-staging`);
+  const suite = new PoolSuite('serve', [{}]);
+  const guestSh = suite.sh;
+  const CGROUP = `${suite.cgroup}/tree`;
+  let share: string;
+  let staging: string;
   let guest: UpResult;
   let serve: ChildProcess | undefined;
   let serveLog = '';
   let pid = 0;
 
   function startServe(): void {
-    const child = spawn(process.execPath, [CLI, 'serve', '--vm', guest.name, '--images', share], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'serve', '--vm', guest.name, '--images', share, '--staging', staging], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => (serveLog += d.toString()));
     child.on('exit', () => {
       if (serve === child) serve = undefined;
@@ -60,7 +63,9 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64']);
-    guest = await labUp('serve', ['--share', share]);
+    share = suite.dir;
+    staging = suite.hostDir('staging');
+    [guest] = await suite.guests();
     startServe();
     pid = Number((await guestSh(guest.name, `
       mkdir -p /sys/fs/cgroup${CGROUP}
@@ -76,9 +81,7 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
   });
   after(async () => {
     serve?.kill('SIGKILL');
-    await downTestGuests();
-    fs.rmSync(share, { recursive: true, force: true });
-    fs.rmSync(staging, { recursive: true, force: true });
+    await suite.leave();
   });
 
   it('answers Hello, the guest starting its relay on first use', async () => {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { guestSh, requirePrograms } from '../helpers/cli.js';
-import { startGuestContainerd } from '../lab/containerd.js';
-import { downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { requirePrograms } from '../helpers/cli.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 /**
@@ -11,21 +10,22 @@ import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
  * and `ctr task checkpoint`, which runs CRIU inside the guest.
  */
 describe('baseline: in-guest containerd checkpoint with runc and CRIU', function () {
-  const share = fs.mkdtempSync('/var/tmp/ovmigrate-oci-');
-  const image = path.join(share, 'busybox.oci.tar');
+  const suite = new PoolSuite('baseline', [{ containerd: true }]);
+  /** ctr in the suite's containerd namespace. */
+  const guestSh = (guest: string, script: string) => suite.sh(guest, `export CONTAINERD_NAMESPACE=${suite.namespace}\n${script}`);
+  let share: string;
+  let image: string;
   let guest: string;
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'tar', 'busybox']);
-    const [up] = await Promise.all([labUp('baseline', ['--share', share]), buildBusyboxImage(image)]);
+    share = suite.dir;
+    image = path.join(share, 'busybox.oci.tar');
+    const [[up]] = await Promise.all([suite.guests(), buildBusyboxImage(image)]);
     guest = up.name;
-    await startGuestContainerd(guest);
   });
 
-  after(async () => {
-    await downTestGuests();
-    fs.rmSync(share, { recursive: true, force: true });
-  });
+  after(() => suite.leave());
 
   it('builds the busybox OCI image byte for byte the same each time', async () => {
     const again = path.join(share, 'again.tar');

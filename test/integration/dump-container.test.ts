@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
+import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { buildCheckpointArchive } from '../helpers/checkpoint-archive.js';
 import { assertSameDump } from '../helpers/criu-images.js';
-import { startGuestContainerd } from '../lab/containerd.js';
-import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { UpResult } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
-const TASKS = '/run/containerd/io.containerd.runtime.v2.task/default';
 /** A counter appending to a file of the container's rootfs every 0.2 s. */
 const LOOP = (file: string) => `i=0; while true; do i=$((i+1)); echo $i >> ${file}; sleep 0.2; done`;
 
@@ -29,11 +28,15 @@ function assertCounting(file: string, before: number, what: string): void {
  * (and once by containerd) in guest B.
  */
 describe('ovmigrate dump --container: runc containers from guest RAM, restored by runc and containerd in another guest', function () {
-  const share = fs.mkdtempSync('/var/tmp/ovmigrate-ctr-');
+  const suite = new PoolSuite('dumpctr', [{ containerd: true, slot: 'a' }, { containerd: true, slot: 'b' }]);
+  const guestSh = suite.sh;
+  const ns = suite.namespace;
+  const TASKS = `/run/containerd/io.containerd.runtime.v2.task/${ns}`;
+  let share: string;
   let a: UpResult;
   let b: UpResult;
 
-  const ctr = (guest: UpResult, args: string) => guestSh(guest.name, `ctr ${args}`);
+  const ctr = (guest: UpResult, args: string) => guestSh(guest.name, `ctr -n ${ns} ${args}`);
   const initPid = async (name: string) => Number((await ctr(a, 'task ls')).split('\n').find((l) => l.startsWith(`${name} `))!.split(/\s+/)[1]);
   const bundle = (name: string) => path.join(share, `bundle-${name}`);
 
@@ -54,8 +57,8 @@ describe('ovmigrate dump --container: runc containers from guest RAM, restored b
   async function compareWithRunc(name: string): Promise<void> {
     const ours = path.join(share, `${name}-ours`);
     const theirs = path.join(share, `${name}-runc`);
-    await cliOk(['dump', '--vm', a.name, '--cgroup', `/default/${name}`, '--container', '--bundle', bundle(name), '-D', ours, '--leave-running']);
-    await guestSh(a.name, `mkdir ${theirs} && runc --root /run/containerd/runc/default checkpoint --leave-running --image-path ${theirs} --work-path ${theirs} ${name}` +
+    await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/${name}`, '--container', '--bundle', bundle(name), '-D', ours, '--leave-running']);
+    await guestSh(a.name, `mkdir ${theirs} && runc --root /run/containerd/runc/${ns} checkpoint --leave-running --image-path ${theirs} --work-path ${theirs} ${name}` +
       ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 180);
     assertSameDump(ours, theirs);
   }
@@ -63,7 +66,7 @@ describe('ovmigrate dump --container: runc containers from guest RAM, restored b
   /** The final dump (it kills the container in guest A) and `runc restore` in guest B. */
   async function moveWithRunc(name: string): Promise<void> {
     const dir = path.join(share, `${name}-final`);
-    await cliOk(['dump', '--vm', a.name, '--cgroup', `/default/${name}`, '--container', '--bundle', bundle(name), '-D', dir]);
+    await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/${name}`, '--container', '--bundle', bundle(name), '-D', dir]);
     assert.match(await ctr(a, 'task ls'), new RegExp(`^${name}\\s+\\d+\\s+STOPPED$`, 'm'), 'killed in guest A');
     await guestSh(b.name, `runc restore -d --image-path ${dir} --work-path /tmp/rw-${name} --bundle ${bundle(name)} ${name} </dev/null >/tmp/restore-${name}.out 2>&1` +
       ` || { cat /tmp/restore-${name}.out; tail -20 /tmp/rw-${name}/restore.log; exit 1; }; sleep 2.5`, 180);
@@ -72,13 +75,13 @@ describe('ovmigrate dump --container: runc containers from guest RAM, restored b
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip']);
-    [a, b] = await Promise.all([labUp('ctr-a', ['--share', share]), labUp('ctr-b', ['--share', share]), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
-    await Promise.all([startGuestContainerd(a.name), startGuestContainerd(b.name)]);
+    share = suite.dir;
+    [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
     await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
   });
   after(async () => {
-    await downTestGuests();
-    fs.rmSync(share, { recursive: true, force: true });
+    await Promise.all([a, b].filter(Boolean).map((g) => guestSh(g.name, 'ip netns del pod1 2>/dev/null; true')));
+    await suite.leave();
   });
 
   it('a shell loop writing into its rootfs: same images as runc checkpoint, continues under runc restore in guest B', async () => {
@@ -143,13 +146,13 @@ describe('ovmigrate dump --container: runc containers from guest RAM, restored b
     await guestSh(a.name, `tar -C ${upper} -czf ${share}/viactr-rw.tar.gz .`);
     const before = Number((await guestSh(a.name, `wc -l < ${upper}/tmp/count`)).trim());
     const dir = path.join(share, 'viactr-final');
-    await cliOk(['dump', '--vm', a.name, '--cgroup', '/default/viactr', '--container', '--bundle', bundle('viactr'), '-D', dir]);
+    await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/viactr`, '--container', '--bundle', bundle('viactr'), '-D', dir]);
     await buildCheckpointArchive(path.join(share, 'viactr-ckpt.tar'), {
       name: 'checkpoint/viactr:ovmigrate', image: BUSYBOX_IMAGE, imagesDir: dir,
       spec: fs.readFileSync(path.join(bundle('viactr'), 'config.json')), rwLayer: fs.readFileSync(path.join(share, 'viactr-rw.tar.gz')),
     });
     await ctr(b, `image import --no-unpack --all-platforms ${share}/viactr-ckpt.tar >/dev/null`);
-    await guestSh(b.name, 'ctr containers restore --rw --live viactr checkpoint/viactr:ovmigrate </dev/null >/tmp/viactr.out 2>&1 || { cat /tmp/viactr.out; exit 1; }; sleep 2.5', 180);
+    await guestSh(b.name, `ctr -n ${ns} containers restore --rw --live viactr checkpoint/viactr:ovmigrate </dev/null >/tmp/viactr.out 2>&1 || { cat /tmp/viactr.out; exit 1; }; sleep 2.5`, 180);
     assert.match(await ctr(b, 'task ls'), /^viactr\s+\d+\s+RUNNING$/m);
     const seq = (await ctr(b, 'task exec --exec-id c1 viactr cat /tmp/count')).trim().split('\n').map(Number);
     assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the counter file came with the rw layer and goes on');
@@ -159,7 +162,7 @@ describe('ovmigrate dump --container: runc containers from guest RAM, restored b
   it('refuses a container with an unsupported socket before writing anything, and leaves it running', async () => {
     await run('nc', `nc -l -p 1234 & ${LOOP('/tmp/count')}`);
     const dir = path.join(share, 'nc-img');
-    const r = await cli(['dump', '--vm', a.name, '--cgroup', '/default/nc', '--container', '--bundle', bundle('nc'), '-D', dir]);
+    const r = await cli(['dump', '--vm', a.name, '--cgroup', `/${ns}/nc`, '--container', '--bundle', bundle('nc'), '-D', dir]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /\(nc\) fd \d+: TCP socket in state LISTEN/);
     assert.ok(!fs.existsSync(dir));

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { decodeImage, encodeImage, entryObject, makeEntry } from '../../introspect/criu/index.js';
 import { criuThreadInfo } from '../../introspect/dump/thread-info.js';
 import { findTask } from '../../introspect/linux/tasks.js';
-import { guestSh, requirePrograms } from '../helpers/cli.js';
+import { requirePrograms } from '../helpers/cli.js';
 import { attachGuest } from '../helpers/guest-ram.js';
-import { downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 
 const SOURCE = path.resolve(__dirname, '..', '..', '..', 'test', 'programs', 'regs.c');
 
@@ -16,20 +16,23 @@ const SOURCE = path.resolve(__dirname, '..', '..', '..', 'test', 'programs', 're
  * form, against CRIU's own dump of the same frozen task in the guest.
  */
 describe('thread_info from guest RAM equals CRIU\'s own dump', function () {
-  const share = fs.mkdtempSync('/var/tmp/ovmigrate-ti-');
+  const suite = new PoolSuite('ti', [{}]);
+  const guestSh = suite.sh;
+  const cg = `/sys/fs/cgroup${suite.cgroup}/regs`;
   let ours: Record<string, Record<string, unknown>>;
   let theirs: Record<string, Record<string, unknown>>;
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'gcc', 'criu']);
+    const share = suite.dir;
     execFileSync('gcc', ['-O0', '-static', '-o', path.join(share, 'regs'), SOURCE]);
-    const guest = await labUp('ti', ['--share', share]);
+    const [guest] = await suite.guests();
     const pid = Number((await guestSh(guest.name, `
-      mkdir -p /sys/fs/cgroup/ovm-dump; cd /tmp
-      setsid sh -c 'echo $$ > /sys/fs/cgroup/ovm-dump/cgroup.procs; exec ${share}/regs' > /tmp/regs.out 2>&1 </dev/null &
+      mkdir -p ${cg}; cd /tmp; rm -f /tmp/regs.out
+      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; exec ${share}/regs' > /tmp/regs.out 2>&1 </dev/null &
       while [ ! -s /tmp/regs.out ]; do sleep 0.2; done
-      echo 1 > /sys/fs/cgroup/ovm-dump/cgroup.freeze
-      while ! grep -q 'frozen 1' /sys/fs/cgroup/ovm-dump/cgroup.events; do sleep 0.2; done
+      echo 1 > ${cg}/cgroup.freeze
+      while ! grep -q 'frozen 1' ${cg}/cgroup.events; do sleep 0.2; done
       cut -d' ' -f1 /tmp/regs.out`)).trim());
     const { prog, close } = attachGuest(guest);
     try {
@@ -38,13 +41,10 @@ describe('thread_info from guest RAM equals CRIU\'s own dump', function () {
     } finally {
       close();
     }
-    await guestSh(guest.name, `mkdir -p ${share}/img && criu dump -t ${pid} -D ${share}/img --leave-running --shell-job --freeze-cgroup /sys/fs/cgroup/ovm-dump -o dump.log || { tail -20 ${share}/img/dump.log; exit 1; }`, 120);
+    await guestSh(guest.name, `mkdir -p ${share}/img && criu dump -t ${pid} -D ${share}/img --leave-running --shell-job --freeze-cgroup ${cg} -o dump.log || { tail -20 ${share}/img/dump.log; exit 1; }`, 120);
     theirs = entryObject(decodeImage(fs.readFileSync(path.join(share, 'img', `core-${pid}.img`))), 0).thread_info as Record<string, Record<string, unknown>>;
   });
-  after(async () => {
-    await downTestGuests();
-    fs.rmSync(share, { recursive: true, force: true });
-  });
+  after(() => suite.leave());
 
   it('general registers, with the interrupted pause() set up to restart as CRIU does', () => {
     assert.deepEqual(ours.gpregs, theirs.gpregs);

@@ -1,29 +1,26 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
-import { startGuestContainerd } from '../lab/containerd.js';
-import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { cliOk, requirePrograms } from '../helpers/cli.js';
+import { UpResult } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 /** A process in a runc container (own pid, mount, uts, ipc namespaces, own cgroup) seen from guest RAM. */
 describe('introspection of a process inside a runc container', function () {
-  const share = fs.mkdtempSync('/var/tmp/ovmigrate-ctr-');
+  const suite = new PoolSuite('ctr', [{ containerd: true }]);
+  const guestSh = suite.sh;
+  const ns = suite.namespace;
   let guest: UpResult;
   let pid: number;
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc']);
-    const image = path.join(share, 'busybox.oci.tar');
-    [guest] = await Promise.all([labUp('ctr', ['--share', share]), buildBusyboxImage(image)]);
-    await startGuestContainerd(guest.name);
-    await guestSh(guest.name, `ctr image import ${image} >/dev/null && ctr run -d ${BUSYBOX_IMAGE} box sh -c 'cd /tmp; exec 3>/tmp/log; while :; do echo tick >&3; sleep 1; done'`);
-    pid = Number(/^box\s+(\d+)\s+RUNNING$/m.exec(await guestSh(guest.name, 'sleep 1; ctr task ls'))![1]);
+    const image = path.join(suite.dir, 'busybox.oci.tar');
+    [[guest]] = await Promise.all([suite.guests(), buildBusyboxImage(image)]);
+    await guestSh(guest.name, `ctr -n ${ns} image import ${image} >/dev/null && ctr -n ${ns} run -d ${BUSYBOX_IMAGE} box sh -c 'cd /tmp; exec 3>/tmp/log; while :; do echo tick >&3; sleep 1; done'`);
+    pid = Number(/^box\s+(\d+)\s+RUNNING$/m.exec(await guestSh(guest.name, `sleep 1; ctr -n ${ns} task ls`))![1]);
   });
-  after(async () => {
-    await downTestGuests();
-    fs.rmSync(share, { recursive: true, force: true });
-  });
+  after(() => suite.leave());
 
   it('ps shows its pid in the container\'s namespace, its cgroup and parent as /proc does', async () => {
     const ps = JSON.parse(await cliOk(['ps', '--vm', guest.name, '--json'])) as { pid: number; ppid: number; nspid: number[]; cgroup: string; comm: string }[];

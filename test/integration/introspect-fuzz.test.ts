@@ -14,8 +14,8 @@ import { signalState } from '../../introspect/linux/signals.js';
 import { findTask, forEachProcess, processInfo } from '../../introspect/linux/tasks.js';
 import { readUserMemory } from '../../introspect/linux/user-memory.js';
 import { FileMemory } from '../../introspect/memory/physical-memory.js';
-import { guestSh, requirePrograms } from '../helpers/cli.js';
-import { downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { requirePrograms } from '../helpers/cli.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 import { OverlayMemory } from '../helpers/overlay-memory.js';
 
 const CASES = 3000;
@@ -62,20 +62,22 @@ function targets(prog: Program, pid: number): Target[] {
 }
 
 describe('introspection of corrupted guest RAM', function () {
+  const suite = new PoolSuite('fuzz', [{}]);
+  const guestSh = suite.sh;
   let snapshot: string;
   let pid: number;
   let layout: { gpa: bigint; size: bigint; fileOffset: bigint }[];
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64']);
-    const guest = await labUp('fuzz');
+    const [guest] = await suite.guests();
     pid = Number((await guestSh(guest.name, 'cd /tmp; exec 3>/tmp/fz; setsid sh -c "sleep 1000" 3>&3 </dev/null >/dev/null 2>&1 & echo $!')).trim());
     await guestSh(guest.name, 'sync; sleep 1');
     // A snapshot of the real guest's RAM: the fuzzer corrupts an overlay of it, never the guest.
     snapshot = `/dev/shm/ovmigrate-fuzz-${process.pid}.mem`;
     fs.copyFileSync(guest.memoryFile, snapshot);
     layout = guest.layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) }));
-    await downTestGuests();
+    await suite.leave();
   });
   after(() => fs.rmSync(snapshot, { force: true }));
 

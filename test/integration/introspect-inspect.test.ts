@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
-import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { cliOk, requirePrograms } from '../helpers/cli.js';
+import { UpResult } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 
 interface Inspect {
   pgid: number;
@@ -29,20 +30,20 @@ describe('inspect from guest RAM matches the program and the guest\'s /proc', fu
   let pid: number;
   let fsBase: string;
   let report: Inspect;
-  const share = fs.mkdtempSync('/var/tmp/ovmigrate-regs-');
+  const suite = new PoolSuite('inspect', [{}]);
+  const guestSh = suite.sh;
+  let share: string;
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'gcc']);
+    share = suite.dir;
     execFileSync('gcc', ['-O0', '-static', '-o', path.join(share, 'regs'), SOURCE]);
-    guest = await labUp('inspect', ['--share', share]);
+    [guest] = await suite.guests();
     const out = await guestSh(guest.name, `cd /tmp && setsid ${share}/regs > /tmp/regs.out 2>&1 </dev/null & sleep 2; cat /tmp/regs.out`);
     [pid, fsBase] = out.trim().split(' ').map((v, i) => (i === 0 ? Number(v) : v)) as [number, string];
     report = JSON.parse(await cliOk(['inspect', '--vm', guest.name, '--pid', String(pid), '--json'])) as Inspect;
   });
-  after(async () => {
-    await downTestGuests();
-    fs.rmSync(share, { recursive: true, force: true });
-  });
+  after(() => suite.leave());
 
   it('has the callee-saved registers the program set before it entered pause(), and its fs base', () => {
     assert.deepEqual(['r12', 'r13', 'r14', 'r15'].map((r) => hex(report.registers[r])),

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
+import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { attachGuest } from '../helpers/guest-ram.js';
-import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { UpResult } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 import { findTask } from '../../introspect/linux/tasks.js';
 import { readUserMemory } from '../../introspect/linux/user-memory.js';
 
@@ -39,27 +40,29 @@ with open(f'/proc/{pid}/maps') as maps, open(f'/proc/{pid}/mem', 'rb', buffering
 `;
 
 describe('maps and read from guest RAM match /proc/PID/maps and /proc/PID/mem', function () {
+  const suite = new PoolSuite('mem', [{}]);
+  const guestSh = suite.sh;
   let guest: UpResult;
   let workload: number;
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'python3']);
-    guest = await labUp('mem');
+    [guest] = await suite.guests();
     await guestSh(guest.name, `cat > /run/workload.py <<'EOF'\n${WORKLOAD}\nEOF\ncat > /run/hasher.py <<'EOF'\n${HASHER}\nEOF`);
     workload = Number((await guestSh(guest.name, 'setsid python3 /run/workload.py > /run/workload.pid 2>/run/workload.err & sleep 3; cat /run/workload.pid; cat /run/workload.err')).trim());
     assert.ok(workload > 0);
   });
-  after(downTestGuests);
+  after(() => suite.leave());
 
   it('maps is identical, line for line, for init, a shell, node and a process with unusual mappings', async () => {
     const shell = Number((await guestSh(guest.name, 'setsid sh -c "sleep 1000" >/dev/null 2>&1 & echo $!')).trim());
     // An idle node, frozen so that V8 cannot move its heap between the two reads (the lab agent's would).
     const node = Number((await guestSh(guest.name, `
-      mkdir -p /sys/fs/cgroup/ovm-node
-      setsid sh -c 'echo $$ > /sys/fs/cgroup/ovm-node/cgroup.procs; exec node -e "setTimeout(() => {}, 1e9)"' >/dev/null 2>&1 </dev/null &
-      sleep 3; echo 1 > /sys/fs/cgroup/ovm-node/cgroup.freeze
-      while ! grep -q 'frozen 1' /sys/fs/cgroup/ovm-node/cgroup.events; do sleep 0.2; done
-      cat /sys/fs/cgroup/ovm-node/cgroup.procs`)).trim());
+      mkdir -p /sys/fs/cgroup${suite.cgroup}/node
+      setsid sh -c 'echo $$ > /sys/fs/cgroup${suite.cgroup}/node/cgroup.procs; exec node -e "setTimeout(() => {}, 1e9)"' >/dev/null 2>&1 </dev/null &
+      sleep 3; echo 1 > /sys/fs/cgroup${suite.cgroup}/node/cgroup.freeze
+      while ! grep -q 'frozen 1' /sys/fs/cgroup${suite.cgroup}/node/cgroup.events; do sleep 0.2; done
+      cat /sys/fs/cgroup${suite.cgroup}/node/cgroup.procs`)).trim());
     for (const pid of [1, shell, node, workload]) {
       const ours = await cliOk(['maps', '--vm', guest.name, '--pid', String(pid)]);
       const theirs = await guestSh(guest.name, `cat /proc/${pid}/maps`);

@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict';
 import { ProcessInfo } from '../../introspect/linux/tasks.js';
-import { cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
+import { cliOk, requirePrograms } from '../helpers/cli.js';
 import { attachGuest } from '../helpers/guest-ram.js';
-import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { UpResult } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 
 type Proc = ProcessInfo;
 
+const suite = new PoolSuite('ps', [{}, { paging: 4 }]);
+const sh = suite.sh;
+const CG = suite.cgroup;
+
 /** Starts long-lived processes of several kinds in the guest and returns their pids. */
 async function startWorkloads(guest: string): Promise<Record<string, number>> {
-  const out = await guestSh(guest, `
-    mkdir -p /sys/fs/cgroup/ovm-test/inner
-    setsid sh -c 'echo $$ > /sys/fs/cgroup/ovm-test/inner/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 &
+  const out = await sh(guest, `
+    mkdir -p /sys/fs/cgroup${CG}/test/inner
+    setsid sh -c 'echo $$ > /sys/fs/cgroup${CG}/test/inner/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 &
     echo sleeper=$!
     setsid node -e 'const w=require("worker_threads"); for (let i=0;i<2;i++) new w.Worker("setInterval(()=>{},1000)",{eval:true}); setInterval(()=>{},1000)' </dev/null >/dev/null 2>&1 &
     echo threads=$!
@@ -24,7 +29,7 @@ async function startWorkloads(guest: string): Promise<Record<string, number>> {
 
 /** What the guest's own /proc says about these pids. */
 async function procTruth(guest: string, pids: number[]): Promise<Proc[]> {
-  const out = await guestSh(guest, `
+  const out = await sh(guest, `
     for p in ${pids.join(' ')}; do
       [ -d /proc/$p ] || continue
       s=/proc/$p/status
@@ -42,10 +47,10 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64']);
-    const [five, four] = await Promise.all([labUp('ps5'), labUp('ps4', ['--paging', '4'])]);
+    const [five, four] = await suite.guests();
     guests.push({ name: five.name, paging: 5, up: five }, { name: four.name, paging: 4, up: four });
   });
-  after(downTestGuests);
+  after(() => suite.leave());
 
   for (const paging of [5, 4]) {
     it(`lists init, kernel threads, a cgroup member, threads, a pid namespace and another user (${paging}-level)`, async () => {
@@ -68,13 +73,13 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
         assert.deepEqual(got, t, `pid ${t.pid} (${t.comm})`);
       }
 
-      assert.equal(byPid.get(w.sleeper)!.cgroup, '/ovm-test/inner');
+      assert.equal(byPid.get(w.sleeper)!.cgroup, `${CG}/test/inner`);
       assert.ok(byPid.get(w.threads)!.threads.length >= 3, 'node with two workers has several threads');
       assert.deepEqual(nsInit.nspid.slice(1), [1]);
       assert.deepEqual(nsChild.nspid.length, 2);
       assert.deepEqual([byPid.get(w.user)!.uid, byPid.get(w.user)!.gid], [1234, 4321]);
       // Every process /proc lists right now that also existed when ps read RAM agrees on pid, ppid and comm.
-      const all = await guestSh(guest, 'for d in /proc/[0-9]*; do p=${d#/proc/}; echo "$p $(awk \'/^PPid:/{print $2}\' $d/status 2>/dev/null) $(cat $d/comm 2>/dev/null)"; done');
+      const all = await sh(guest, 'for d in /proc/[0-9]*; do p=${d#/proc/}; echo "$p $(awk \'/^PPid:/{print $2}\' $d/status 2>/dev/null) $(cat $d/comm 2>/dev/null)"; done');
       let compared = 0;
       for (const line of all.trim().split('\n')) {
         const [pid, ppid, comm] = line.split(' ');
@@ -87,25 +92,25 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
       }
       assert.ok(compared > 20, `compared ${compared} processes`);
       // maps in this paging mode too; node frozen first, so that V8 cannot move its heap between the two reads.
-      await guestSh(guest, `
-        mkdir -p /sys/fs/cgroup/ovm-test/node
-        echo ${w.threads} > /sys/fs/cgroup/ovm-test/node/cgroup.procs
-        echo 1 > /sys/fs/cgroup/ovm-test/node/cgroup.freeze
-        while ! grep -q 'frozen 1' /sys/fs/cgroup/ovm-test/node/cgroup.events; do sleep 0.2; done`);
+      await sh(guest, `
+        mkdir -p /sys/fs/cgroup${CG}/test/node
+        echo ${w.threads} > /sys/fs/cgroup${CG}/test/node/cgroup.procs
+        echo 1 > /sys/fs/cgroup${CG}/test/node/cgroup.freeze
+        while ! grep -q 'frozen 1' /sys/fs/cgroup${CG}/test/node/cgroup.events; do sleep 0.2; done`);
       for (const p of [w.sleeper, w.threads]) {
-        assert.equal(await cliOk(['maps', '--vm', guest, '--pid', String(p)]), await guestSh(guest, `cat /proc/${p}/maps`), `maps of ${p}`);
+        assert.equal(await cliOk(['maps', '--vm', guest, '--pid', String(p)]), await sh(guest, `cat /proc/${p}/maps`), `maps of ${p}`);
       }
     });
   }
 
   it('tells frozen (cgroup v2 freezer) and on-CPU tasks', async () => {
     const { name } = guests[0];
-    const pids = (await guestSh(name, `
-      mkdir -p /sys/fs/cgroup/ovm-frozen
-      setsid sh -c 'echo $$ > /sys/fs/cgroup/ovm-frozen/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 & echo $!
+    const pids = (await sh(name, `
+      mkdir -p /sys/fs/cgroup${CG}/frozen
+      setsid sh -c 'echo $$ > /sys/fs/cgroup${CG}/frozen/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 & echo $!
       setsid sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & echo $!
-      sleep 1; echo 1 > /sys/fs/cgroup/ovm-frozen/cgroup.freeze
-      while ! grep -q 'frozen 1' /sys/fs/cgroup/ovm-frozen/cgroup.events; do sleep 0.2; done`)).trim().split('\n').map(Number);
+      sleep 1; echo 1 > /sys/fs/cgroup${CG}/frozen/cgroup.freeze
+      while ! grep -q 'frozen 1' /sys/fs/cgroup${CG}/frozen/cgroup.events; do sleep 0.2; done`)).trim().split('\n').map(Number);
     const [frozenPid, busyPid] = pids;
     let sawBusyOnCpu = false;
     for (let i = 0; i < 10 && !sawBusyOnCpu; i++) {
@@ -117,12 +122,12 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
       sawBusyOnCpu = byPid.get(busyPid)!.onCpu;
     }
     assert.ok(sawBusyOnCpu, 'a busy loop is seen on a CPU');
-    await guestSh(name, `echo 0 > /sys/fs/cgroup/ovm-frozen/cgroup.freeze; kill ${busyPid}`);
+    await sh(name, `echo 0 > /sys/fs/cgroup${CG}/frozen/cgroup.freeze; kill ${busyPid}`);
   });
 
   it('decodes the same kernel symbols from RAM as the guest\'s /proc/kallsyms', async () => {
     const { name, up } = guests[0];
-    const truth = (await guestSh(name, "grep -v '\\[' /proc/kallsyms")).trim().split('\n');
+    const truth = (await sh(name, "grep -v '\\[' /proc/kallsyms")).trim().split('\n');
     const { prog, close } = attachGuest(up);
     try {
       const ours = prog.symbols.symbols.map((s) => `${s.address.toString(16).padStart(16, '0')} ${s.type} ${s.name}`);

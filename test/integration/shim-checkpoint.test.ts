@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, guestSh, requirePrograms } from '../helpers/cli.js';
-import { exportGuestImage, startGuestContainerd } from '../lab/containerd.js';
-import { UpResult, downTestGuests, labUp } from '../helpers/lab-guests.js';
+import { CLI, requirePrograms } from '../helpers/cli.js';
+import { exportGuestImage } from '../lab/containerd.js';
+import { UpResult } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 const RUNTIME = '--runtime io.containerd.ovmigrate.v1';
@@ -18,10 +19,10 @@ class Backend {
   readonly log: string[] = [];
   private child?: ChildProcess;
 
-  constructor(private readonly guest: string, private readonly images: string) {}
+  constructor(private readonly guest: string, private readonly images: string, private readonly staging: string) {}
 
   async start(): Promise<void> {
-    this.child = spawn(process.execPath, [CLI, '--log-level', 'debug', 'serve', '--vm', this.guest, '--images', this.images], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [CLI, '--log-level', 'debug', 'serve', '--vm', this.guest, '--images', this.images, '--staging', this.staging], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines = (d: Buffer) => this.log.push(...d.toString().split('\n').filter(Boolean));
     this.child.stdout!.on('data', lines);
     this.child.stderr!.on('data', lines);
@@ -52,10 +53,12 @@ class Backend {
  * guest B restores the checkpoint image.
  */
 describe('containerd-shim-ovmigrate-v1 in lab guests: checkpoint out of the VM, restore through containerd', function () {
-  const share = fs.mkdtempSync('/var/tmp/ovmigrate-shim-');
-  // The backend's image directory is a share of its own: its staging directory, beside it, must stay out of the guest's sight.
-  const imagesParent = fs.mkdtempSync('/var/tmp/ovmigrate-shim-images-');
-  const images = path.join(imagesParent, 'images');
+  // containerd's default namespace: exportGuestImage reads images from it.
+  const suite = new PoolSuite('shim', [{ containerd: true, slot: 'a' }, { containerd: true, slot: 'b' }], { namespace: 'default' });
+  const guestSh = suite.sh;
+  let share: string;
+  // The backend's image directory is on the share; its staging directory must stay out of the guest's sight.
+  let images: string;
   let a: UpResult;
   let b: UpResult;
   let backend: Backend;
@@ -91,23 +94,25 @@ describe('containerd-shim-ovmigrate-v1 in lab guests: checkpoint out of the VM, 
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'python3', 'tar', 'busybox', 'gcc']);
+    share = suite.dir;
+    images = path.join(share, 'images');
     fs.mkdirSync(images);
     execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'hog'), path.join(__dirname, '..', '..', '..', 'test', 'programs', 'hog.c')]);
-    [a, b] = await Promise.all([labUp('shim-a', ['--share', share, '--share', images]), labUp('shim-b', ['--share', share]), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
-    await Promise.all([startGuestContainerd(a.name), startGuestContainerd(b.name)]);
+    [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
     await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
     await shimConfig(a, { images });
     // CRIU in guest A only leaves a mark and fails: the checkpoint must not need it.
     await guestSh(a.name, `printf '#!/bin/sh\\ntouch ${TRIPWIRE}\\nexit 1\\n' > /run/criu-tripwire && chmod +x /run/criu-tripwire && mount --bind /run/criu-tripwire "$(command -v criu)"`);
-    backend = new Backend(a.name, images);
+    backend = new Backend(a.name, images, suite.hostDir('staging'));
     await backend.start();
   });
 
   after(async () => {
     await backend?.stop();
-    await downTestGuests();
-    fs.rmSync(share, { recursive: true, force: true });
-    fs.rmSync(imagesParent, { recursive: true, force: true });
+    // The next suite on guest A finds criu, the shim's configuration and the relay as the pool made them.
+    if (a) await guestSh(a.name, `umount "$(command -v criu)" 2>/dev/null; rm -f ${TRIPWIRE} /run/criu-tripwire /etc/ovmigrate/shim.json
+      [ ! -e /run/ovmigrate/relay.pid ] || kill $(cat /run/ovmigrate/relay.pid) 2>/dev/null; true`);
+    await suite.leave();
   });
 
   it('ctr containers checkpoint: images from the host, CRIU never run in guest A; ctr containers restore in guest B continues', async () => {

@@ -22,6 +22,8 @@ export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel
   const shares = spec.shares.map((dir, i) => ({ tag: `share${i}`, dir }));
   const append = [
     'console=ttyS0', 'loglevel=4', 'panic=-1', 'rdinit=/init',
+    // TCG on a loaded host can miss the early IO-APIC timer check ("IO-APIC + timer doesn't work" panic).
+    'no_timer_check',
     `ovm.name=${spec.name}`,
     `ovm.modules=${checkPath('kernel modules', path.dirname(kernel.modules))}`,
     `ovm.project=${checkPath('the checkout', projectRoot)}`,

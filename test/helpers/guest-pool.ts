@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { startGuestContainerd } from '../lab/containerd.js';
+import { cli } from './cli.js';
+import { UpResult, labUp, testGuestName } from './lab-guests.js';
+
+/**
+ * What a pooled guest is: the boot configuration (page-table levels), the
+ * features set up in it (containerd started) and a slot, so that a suite
+ * needing two alike guests (A dumps, B restores) gets two.
+ */
+export interface PoolKey {
+  paging?: 4 | 5;
+  containerd?: boolean;
+  slot?: 'a' | 'b';
+}
+
+/** Pooled guests' labels start with this, so the lab tests can tell them from their own. */
+export const POOL_LABEL = 'pool-';
+/** TCG boots are CPU-bound and this machine may have 2 cores: more at once only makes each slower. */
+const PARALLEL_BOOTS = 2;
+/** Seconds a pooled guest may take to boot: it may boot beside another and beside a running suite. */
+const BOOT_TIMEOUT_S = 300;
+
+function label(key: PoolKey): string {
+  return `${POOL_LABEL}p${key.paging ?? 5}${key.containerd ? '-ctr' : ''}-${key.slot ?? 'a'}`;
+}
+
+/**
+ * Guests shared by the integration suites of one mocha run: booted on first
+ * demand, kept across suites, stopped by the root hook. A guest is only ever
+ * used by one suite at a time (mocha runs suites one after another); each
+ * suite isolates itself (see PoolSuite) and cleans up what it started.
+ */
+class GuestPool {
+  private readonly guests = new Map<string, Promise<UpResult>>();
+  private readonly declared = new Map<string, PoolKey>();
+  private dirs?: { root: string; share: string };
+  private booting = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  /**
+   * The run's pool directory: `share` is every pooled guest's one --share (a
+   * share must be given at boot), suites work in subdirectories of it; the
+   * rest of `root` is invisible to the guests (the backends' staging).
+   */
+  paths(): { root: string; share: string } {
+    if (!this.dirs) {
+      const root = fs.mkdtempSync(`/var/tmp/ovmigrate-pool-${process.pid}-`);
+      const share = path.join(root, 'share');
+      fs.mkdirSync(share);
+      this.dirs = { root, share };
+    }
+    return this.dirs;
+  }
+
+  /** The guest for this key, booted (and set up) on first demand. */
+  guest(key: PoolKey): Promise<UpResult> {
+    const name = label(key);
+    let up = this.guests.get(name);
+    if (!up) {
+      const booting = this.boot(name, key);
+      // A failed boot is not cached: the next suite tries again.
+      booting.catch(() => {
+        if (this.guests.get(name) === booting) this.guests.delete(name);
+      });
+      this.guests.set(name, booting);
+      up = booting;
+    }
+    return up;
+  }
+
+  /** A suite of this run will ask for these (suites declare their guests when mocha loads them). */
+  declare(keys: PoolKey[]): void {
+    for (const key of keys) if (!this.declared.has(label(key))) this.declared.set(label(key), key);
+  }
+
+  /** Boots every declared guest in the background, in the order the suites declared them, ahead of their suites. */
+  prepare(): void {
+    for (const key of this.declared.values()) this.guest(key).catch(() => undefined);
+  }
+
+  private async boot(name: string, key: PoolKey): Promise<UpResult> {
+    await this.bootSlot();
+    try {
+      const args = ['--share', this.paths().share, '--boot-timeout', String(BOOT_TIMEOUT_S)];
+      if (key.paging === 4) args.push('--paging', '4');
+      let up: UpResult;
+      try {
+        up = await labUp(name, args);
+      } catch {
+        // Once more: under heavy host load a TCG guest's early timer check can panic its kernel
+        // ("IO-APIC + timer doesn't work"); a second failure is the suite's.
+        await cli(['lab', 'down', testGuestName(name)]);
+        up = await labUp(name, args);
+      }
+      if (key.containerd) await startGuestContainerd(up.name);
+      return up;
+    } finally {
+      this.booting--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async bootSlot(): Promise<void> {
+    if (this.booting >= PARALLEL_BOOTS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.booting++;
+  }
+
+  /** Stops the pooled guests and removes the pool directory; the root hook calls it once, at the end. */
+  async stop(): Promise<void> {
+    const names = [...this.guests.keys()];
+    this.guests.clear();
+    await Promise.all(names.map((n) => cli(['lab', 'down', testGuestName(n)])));
+    if (this.dirs) fs.rmSync(this.dirs.root, { recursive: true, force: true });
+    this.dirs = undefined;
+  }
+}
+
+export const guestPool = new GuestPool();
