@@ -161,6 +161,23 @@ describe(`fuzz: relay stream remapping (${FUZZ_CASES} cases)`, () => {
     });
   });
 
+  it('closes a client whose request is over its cap, and keeps the host connection', async () => {
+    const relay = new Relay({ maxMessageSize: 1000 });
+    const host = new Host();
+    relay.hostUp((frame) => host.take(frame));
+    const [big, bigEnd] = duplexPair();
+    relay.addClient(bigEnd);
+    const closed = new Promise((resolve) => big.once('close', resolve));
+    big.write(encodeFrame(1, MessageType.Request, Buffer.alloc(1001)));
+    await closed;
+    const small = new Client(relay);
+    small.send(new Rng(1));
+    await tick();
+    assert.equal(host.requests.length, 1);
+    assert.ok(relay.hostConnected);
+    small.end.destroy();
+  });
+
   it('relay failures it makes itself are well-formed responses', async () => {
     await forEachCase(async (rng) => {
       const relay = new Relay({ maxInFlight: 1, holdMs: 1 });
