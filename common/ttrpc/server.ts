@@ -14,7 +14,7 @@ export interface TtrpcServerOptions {
    * larger header closes the connection before any of its payload is read.
    */
   maxMessageSize?: number;
-  /** Metadata entries one request may carry, and their keys' and values' bytes in all; more are answered RESOURCE_EXHAUSTED. */
+  /** Metadata entries one request may carry, and their encoded bytes in all; more are answered RESOURCE_EXHAUSTED. */
   maxMetadataEntries?: number;
   maxMetadataBytes?: number;
   /** A connection that sent part of a frame and nothing more for this long is closed (0: never). */
