@@ -70,7 +70,7 @@ describe('sparse tmpfs files', () => {
     const started = Date.now();
     const { result, largest } = largestAllocation(() => t.entries());
     assert.ok(largest < 1 << 20, `allocated ${largest} bytes at once`);
-    assert.ok(Date.now() - started < 1000);
+    assert.ok(Date.now() - started < 3000);
     const file = result[1].file!;
     assert.deepEqual([file.size, file.pages, [...file.chunks()]], [2 ** 30, [], [2 ** 30]]);
   });
@@ -83,7 +83,7 @@ describe('sparse tmpfs files', () => {
     const started = Date.now();
     const { result, largest } = largestAllocation(() => t.entries({ maxHoleBytes: 2 ** 41 }));
     assert.ok(largest < 1 << 20, `allocated ${largest} bytes at once`);
-    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
     const file = result[1].file!;
     assert.deepEqual(file.pages.map((p) => p.index), [0, Number(last)]);
     const chunks = [...file.chunks()];
@@ -164,7 +164,7 @@ describe('sparse tmpfs files', () => {
       const t = sparseTmpfs(k, 1n << 40n, node);
       const started = Date.now();
       assertOvmError(() => t.entries({ maxHoleBytes: 2 ** 41 }), BadDataError);
-      assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+      assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
     });
   });
 });
