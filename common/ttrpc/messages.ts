@@ -1,4 +1,4 @@
-import type protobuf from 'protobufjs';
+import protobuf from 'protobufjs';
 import { BadDataError, errorMessage } from '../errors.js';
 import { TO_OBJECT, asBuffer as bytesAsBuffer, loadProtos } from '../proto.js';
 import { StatusCode } from './status.js';
@@ -55,6 +55,36 @@ export function encodeRequest(req: RequestMessage): Buffer {
     timeout_nano: req.timeoutNano,
     metadata,
   });
+}
+
+/** ttrpc.Request's field number of its metadata entries. */
+const METADATA_FIELD = 5;
+
+/**
+ * How many metadata entries a ttrpc.Request holds and their encoded bytes,
+ * read from the wire without decoding anything (a few bytes an entry would
+ * otherwise become a few objects each). Bytes that do not parse count as
+ * none: decodeRequest then rejects them.
+ */
+export function metadataSize(bytes: Uint8Array): { entries: number; bytes: number } {
+  const size = { entries: 0, bytes: 0 };
+  const reader = protobuf.Reader.create(bytes);
+  try {
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      if (tag >>> 3 === METADATA_FIELD && (tag & 7) === 2) {
+        const length = reader.uint32();
+        size.entries++;
+        size.bytes += length;
+        reader.skip(length);
+      } else {
+        reader.skipType(tag & 7);
+      }
+    }
+  } catch {
+    // Malformed: decodeRequest says so with its own error.
+  }
+  return size;
 }
 
 export function decodeRequest(bytes: Uint8Array): RequestMessage {

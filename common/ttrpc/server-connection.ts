@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { TimeoutError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { FrameDecoder, MessageType, encodeFrame, type Frame } from './frame.js';
-import { decodeRequest, encodeResponse, type Metadata, type RequestMessage } from './messages.js';
+import { decodeRequest, encodeResponse, metadataSize, type Metadata, type RequestMessage } from './messages.js';
 import { StatusCode, TtrpcError, statusMessageOf, statusName, statusOf } from './status.js';
 
 /** What a handler learns about its call besides the payload. */
@@ -18,10 +18,18 @@ export interface CallContext {
 /** A unary method: the request's protobuf bytes in, the response's protobuf bytes out. */
 export type Handler = (payload: Buffer, ctx: CallContext) => Promise<Uint8Array>;
 
-export interface ConnectionOptions {
+/** What one connection allows its peer; TtrpcServerOptions explains each. */
+export interface ConnectionLimits {
+  maxConcurrentRequests: number;
+  maxMessageSize: number;
+  maxMetadataEntries: number;
+  maxMetadataBytes: number;
+  partialFrameTimeoutMs: number;
+}
+
+export interface ConnectionOptions extends ConnectionLimits {
   /** Finds the handler for a request, or says why there is none. */
   lookup: (service: string, method: string) => Handler | TtrpcError;
-  maxConcurrentRequests: number;
   /** For log lines. */
   name: string;
 }
@@ -31,7 +39,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Serves unary calls on one connection: a request frame in, a response frame out on the same stream id. */
 export class ServerConnection {
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder: FrameDecoder;
+  /** Armed while part of a frame is buffered. */
+  private partialTimer?: NodeJS.Timeout;
   /** Calls whose handler has not settled yet, by stream id. */
   private readonly active = new Map<number, AbortController>();
   private lastStreamId = 0;
@@ -45,6 +55,7 @@ export class ServerConnection {
     private readonly stream: Duplex,
     private readonly opts: ConnectionOptions,
   ) {
+    this.decoder = new FrameDecoder(opts.maxMessageSize);
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('end', () => this.close());
     stream.on('error', (err: NodeJS.ErrnoException) => {
@@ -65,6 +76,7 @@ export class ServerConnection {
   close(): void {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this.partialTimer);
     const reason = new TtrpcError(StatusCode.CANCELLED, 'ttrpc connection closed');
     for (const controller of this.active.values()) controller.abort(reason);
     this.stream.destroy();
@@ -78,8 +90,22 @@ export class ServerConnection {
       for (const frame of this.decoder.push(chunk)) this.onFrame(frame);
     } catch (err) {
       log.warn(`ttrpc ${this.opts.name}: closing connection: ${errorMessage(err)}`);
-      this.close();
+      return this.close();
     }
+    this.watchPartialFrame();
+  }
+
+  /** A peer that stops in the middle of a frame would hold its buffer and this connection for ever. */
+  private watchPartialFrame(): void {
+    clearTimeout(this.partialTimer);
+    this.partialTimer = undefined;
+    const ms = this.opts.partialFrameTimeoutMs;
+    if (this.ended || ms === 0 || this.decoder.buffered === 0) return;
+    this.partialTimer = setTimeout(() => {
+      log.warn(`ttrpc ${this.opts.name}: closing connection: ${this.decoder.buffered} bytes of a frame, then nothing for ${ms} ms`);
+      this.close();
+    }, ms);
+    this.partialTimer.unref();
   }
 
   private onFrame(frame: Frame): void {
@@ -104,6 +130,12 @@ export class ServerConnection {
 
     let req: RequestMessage;
     try {
+      // Counted before decoding, so a flood of tiny entries costs no objects.
+      const md = metadataSize(frame.payload);
+      if (md.entries > this.opts.maxMetadataEntries || md.bytes > this.opts.maxMetadataBytes) {
+        const { maxMetadataEntries: entries, maxMetadataBytes: bytes } = this.opts;
+        return this.respondStatus(id, StatusCode.RESOURCE_EXHAUSTED, `request metadata of ${md.entries} entries and ${md.bytes} bytes, more than ${entries} or ${bytes}`);
+      }
       req = decodeRequest(frame.payload);
     } catch (err) {
       return this.respondStatus(id, StatusCode.INVALID_ARGUMENT, `unmarshal request error: ${errorMessage(err)}`);

@@ -2,15 +2,31 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AlreadyExistsError, InvalidArgumentError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
-import { ServerConnection, type Handler } from './server-connection.js';
+import { MAX_MESSAGE_SIZE } from './frame.js';
+import { ServerConnection, type ConnectionLimits, type Handler } from './server-connection.js';
 import { StatusCode, TtrpcError } from './status.js';
 
 export interface TtrpcServerOptions {
   /** Requests one connection may have in flight; more are answered RESOURCE_EXHAUSTED. */
   maxConcurrentRequests?: number;
+  /**
+   * Largest frame payload a peer may send (default the protocol's 4 MiB); a
+   * larger header closes the connection before any of its payload is read.
+   */
+  maxMessageSize?: number;
+  /** Metadata entries one request may carry, and their encoded bytes in all; more are answered RESOURCE_EXHAUSTED. */
+  maxMetadataEntries?: number;
+  maxMetadataBytes?: number;
+  /** A connection that sent part of a frame and nothing more for this long is closed (0: never). */
+  partialFrameTimeoutMs?: number;
 }
 
 export const DEFAULT_MAX_CONCURRENT_REQUESTS = 64;
+/** containerd sends a namespace and perhaps a trace context; a hundred entries is already far more. */
+export const DEFAULT_MAX_METADATA_ENTRIES = 128;
+export const DEFAULT_MAX_METADATA_BYTES = 16 << 10;
+/** A frame's bytes arrive together on a unix socket or virtio port; a pause this long is a stuck or hostile peer. */
+export const DEFAULT_PARTIAL_FRAME_TIMEOUT_MS = 30_000;
 
 /**
  * A ttrpc server for unary methods. Transports: unix sockets (listen) or any
@@ -20,14 +36,24 @@ export class TtrpcServer {
   private readonly services = new Map<string, Map<string, Handler>>();
   private readonly listeners = new Set<net.Server>();
   private readonly connections = new Set<ServerConnection>();
-  private readonly maxConcurrentRequests: number;
+  private readonly limits: ConnectionLimits;
   private closed = false;
   private connectionCount = 0;
 
   constructor(opts: TtrpcServerOptions = {}) {
-    this.maxConcurrentRequests = opts.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS;
-    if (!Number.isInteger(this.maxConcurrentRequests) || this.maxConcurrentRequests < 1) {
-      throw new InvalidArgumentError(`maxConcurrentRequests must be a positive integer, not ${this.maxConcurrentRequests}`);
+    this.limits = {
+      maxConcurrentRequests: opts.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS,
+      maxMessageSize: opts.maxMessageSize ?? MAX_MESSAGE_SIZE,
+      maxMetadataEntries: opts.maxMetadataEntries ?? DEFAULT_MAX_METADATA_ENTRIES,
+      maxMetadataBytes: opts.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES,
+      partialFrameTimeoutMs: opts.partialFrameTimeoutMs ?? DEFAULT_PARTIAL_FRAME_TIMEOUT_MS,
+    };
+    for (const [name, value] of Object.entries(this.limits)) {
+      const least = name === 'maxConcurrentRequests' ? 1 : 0;
+      if (!Number.isSafeInteger(value) || value < least) throw new InvalidArgumentError(`${name} must be an integer of at least ${least}, not ${value}`);
+    }
+    if (this.limits.maxMessageSize > MAX_MESSAGE_SIZE) {
+      throw new InvalidArgumentError(`maxMessageSize ${this.limits.maxMessageSize} is more than the protocol's ${MAX_MESSAGE_SIZE}`);
     }
   }
 
@@ -46,7 +72,7 @@ export class TtrpcServer {
     }
     const conn = new ServerConnection(stream, {
       lookup: (service, method) => this.lookup(service, method),
-      maxConcurrentRequests: this.maxConcurrentRequests,
+      ...this.limits,
       name: `connection ${++this.connectionCount}`,
     });
     this.connections.add(conn);

@@ -1,14 +1,32 @@
 import { BadDataError, UnsupportedError } from '../../common/errors.js';
 import { KObject, listForEach } from '../kernel/object.js';
 import { dentryName } from './d-path.js';
-import { pageCacheEntry } from './page-cache.js';
+import { pageCacheRuns, runPages } from './page-cache.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from './stat.js';
 
-/** Bounds on what one tmpfs may hold for a dump: entries and bytes of file data. */
+/** Bounds on what one tmpfs may hold for a dump: entries, and bytes of file data in RAM. */
 const MAX_ENTRIES = 1 << 16;
 const MAX_BYTES = 1 << 30;
 const MAX_DEPTH = 256;
 const PAGE = 4096;
+/** A node holds at least one present entry, so a real tree has fewer nodes than pages, plus a path of them per file. */
+const MAX_XA_NODES = MAX_BYTES / PAGE + 4 * MAX_ENTRIES;
+/** Holes a tmpfs's files may have in all, unless the caller says otherwise: they are written out as zeros. */
+export const DEFAULT_MAX_HOLE_BYTES = 1 << 30;
+
+export interface TmpfsOptions {
+  /** Bytes of holes (sparse parts) of all files together; more is an UnsupportedError. */
+  maxHoleBytes?: number;
+}
+
+/** A regular file's contents: the pages its page cache holds; every other byte below size is a hole. */
+export interface TmpfsFile {
+  size: number;
+  /** Page index and guest-physical address, ascending. */
+  pages: { index: number; phys: bigint }[];
+  /** The bytes in order: a Buffer of data (at most a page), or a number of zero bytes (a hole). */
+  chunks(): Generator<Buffer | number>;
+}
 
 export interface TmpfsEntry {
   /** Relative to the file system's root: "." for the root, "./dev/null" style below it. */
@@ -17,8 +35,8 @@ export interface TmpfsEntry {
   uid: number;
   gid: number;
   mtime: number;
-  /** Regular files: their bytes (holes read as zeros). */
-  data?: Buffer;
+  /** Regular files: their contents. */
+  file?: TmpfsFile;
   /** Symlinks: the target. */
   target?: string;
   /** Device nodes: major and minor. */
@@ -28,17 +46,48 @@ export interface TmpfsEntry {
   linkTo?: string;
 }
 
-/** The bytes of a tmpfs file from its page cache; a page swapped out cannot be read from RAM. */
-function fileData(inode: KObject, size: number, path: string): Buffer {
+/**
+ * A tmpfs file's pages from its page cache, walking only the entries that
+ * exist; a page swapped out cannot be read from RAM. `pageBudget` is how
+ * many pages may still be taken, `budget` how many xa_nodes visited.
+ */
+function filePages(inode: KObject, size: number, path: string, pageBudget: number, budget: { nodes: number }): TmpfsFile['pages'] {
   const mapping = inode.member('i_mapping').deref();
-  const out = Buffer.alloc(size);
-  for (let off = 0; off < size; off += PAGE) {
-    const e = pageCacheEntry(mapping, BigInt(off / PAGE));
-    if (e === 'value') throw new UnsupportedError(`tmpfs file ${path} has pages swapped out`);
-    if (e === 'hole') continue;
-    inode.prog.mem.readInto(e, out.subarray(off, Math.min(size, off + PAGE)), `tmpfs file ${path}`);
+  const end = BigInt(Math.ceil(size / PAGE));
+  const pages: TmpfsFile['pages'] = [];
+  for (const run of pageCacheRuns(mapping, end, budget)) {
+    if (run.value) throw new UnsupportedError(`tmpfs file ${path} has pages swapped out`);
+    for (const { index, phys } of runPages(mapping, run, end)) {
+      if (pages.length >= pageBudget) throw new UnsupportedError(`tmpfs holds more than ${MAX_BYTES} bytes of files`);
+      pages.push({ index: Number(index), phys });
+    }
   }
-  return out;
+  return pages;
+}
+
+function tmpfsFile(inode: KObject, size: number, pages: TmpfsFile['pages'], path: string): TmpfsFile {
+  const mem = inode.prog.mem;
+  return {
+    size,
+    pages,
+    *chunks() {
+      let at = 0;
+      for (const { index, phys } of pages) {
+        const off = index * PAGE;
+        if (off > at) yield off - at;
+        const page = Buffer.alloc(Math.min(PAGE, size - off));
+        mem.readInto(phys, page, `tmpfs file ${path}`);
+        yield page;
+        at = off + page.length;
+      }
+      if (size > at) yield size - at;
+    },
+  };
+}
+
+/** The first `size` bytes of a file, holes as zeros; for the small contents of a symlink. */
+function smallFileData(file: TmpfsFile): Buffer {
+  return Buffer.concat([...file.chunks()].map((c) => (typeof c === 'number' ? Buffer.alloc(c) : c)));
 }
 
 /** A tmpfs symlink's target: inline (i_link, up to SHORT_SYMLINK_LEN) or in its first page. */
@@ -47,7 +96,7 @@ function symlinkTarget(inode: KObject, path: string): string {
   if (size <= 0 || size > PAGE) throw new BadDataError(`tmpfs symlink ${path} of ${size} bytes`);
   const link = inode.member('i_link').value();
   if (link !== 0n) return inode.prog.read(link, size, `${path} i_link`).toString('utf8');
-  return fileData(inode, size, path).toString('utf8');
+  return smallFileData(tmpfsFile(inode, size, filePages(inode, size, path, 1, { nodes: MAX_XA_NODES }), path)).toString('utf8');
 }
 
 /**
@@ -57,11 +106,14 @@ function symlinkTarget(inode: KObject, path: string): string {
  * inode's mode, owner, mtime and contents. tmpfs keeps every name in the
  * dcache, so the tree is complete.
  */
-export function tmpfsEntries(sb: KObject): TmpfsEntry[] {
+export function tmpfsEntries(sb: KObject, opts: TmpfsOptions = {}): TmpfsEntry[] {
+  const maxHoles = opts.maxHoleBytes ?? DEFAULT_MAX_HOLE_BYTES;
   const prog = sb.prog;
   const out: TmpfsEntry[] = [];
   const seen = new Map<bigint, string>();
-  let bytes = 0;
+  let pagesLeft = MAX_BYTES / PAGE;
+  const budget = { nodes: MAX_XA_NODES };
+  let holes = 0;
   const visit = (dentry: KObject, path: string, depth: number): void => {
     if (depth > MAX_DEPTH) throw new BadDataError(`tmpfs tree deeper than ${MAX_DEPTH} at ${path}`);
     if (out.length >= MAX_ENTRIES) throw new UnsupportedError(`tmpfs holds more than ${MAX_ENTRIES} entries`);
@@ -85,9 +137,13 @@ export function tmpfsEntries(sb: KObject): TmpfsEntry[] {
     switch (mode & S_IFMT) {
       case S_IFREG: {
         const size = Number(inode.member('i_size').value());
-        bytes += size;
-        if (size < 0 || bytes > MAX_BYTES) throw new UnsupportedError(`tmpfs holds more than ${MAX_BYTES} bytes of files`);
-        entry.data = fileData(inode, size, path);
+        // Checked before the page cache is read: no file this size could fit.
+        if (size < 0 || size > MAX_BYTES + maxHoles - holes) throw new UnsupportedError(`tmpfs file ${path} of ${size} bytes is more than the dump takes`);
+        const pages = filePages(inode, size, path, pagesLeft, budget);
+        pagesLeft -= pages.length;
+        holes += Math.max(0, size - pages.length * PAGE);
+        if (holes > maxHoles) throw new UnsupportedError(`tmpfs files have more than ${maxHoles} bytes of holes`);
+        entry.file = tmpfsFile(inode, size, pages, path);
         break;
       }
       case S_IFLNK:

@@ -20,6 +20,12 @@ export interface RelayOptions {
    * there, so the host sees its ids grow on.
    */
   reserveStreamIds?: (below: number) => void;
+  /**
+   * Largest request a client may send (default the protocol's 4 MiB): a
+   * larger one closes that client, where forwarding it would make the
+   * host, whose cap is lower, drop the channel every client shares.
+   */
+  maxMessageSize?: number;
 }
 
 /** Stream ids reserved at a time (even, so the next relay's first id is odd too). */
@@ -67,6 +73,7 @@ export class Relay {
   private reservedBelow: number;
   private readonly reserve?: (below: number) => void;
   private clientCount = 0;
+  private readonly maxMessageSize?: number;
 
   constructor(opts: RelayOptions = {}) {
     this.maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
@@ -74,6 +81,7 @@ export class Relay {
     this.nextId = opts.firstStreamId ?? 1;
     this.reservedBelow = this.nextId;
     this.reserve = opts.reserveStreamIds;
+    this.maxMessageSize = opts.maxMessageSize;
     if (!Number.isInteger(this.nextId) || this.nextId % 2 !== 1 || this.nextId > MAX_STREAM_ID) {
       throw new InvalidArgumentError(`first stream id ${this.nextId} is not an odd uint32`);
     }
@@ -145,7 +153,7 @@ export class Relay {
 
   /** Serves one local client connection until it closes. */
   addClient(stream: Duplex): void {
-    const client: Client = { stream, decoder: new FrameDecoder(), name: `client ${++this.clientCount}` };
+    const client: Client = { stream, decoder: new FrameDecoder(this.maxMessageSize), name: `client ${++this.clientCount}` };
     stream.on('data', (chunk: Buffer) => {
       try {
         for (const frame of client.decoder.push(chunk)) this.fromClient(client, frame);

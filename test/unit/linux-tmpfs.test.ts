@@ -1,47 +1,8 @@
 import assert from 'node:assert/strict';
 import { BadDataError, UnsupportedError } from '../../common/errors.js';
-import { KObject } from '../../introspect/kernel/object.js';
-import { tmpfsEntries } from '../../introspect/linux/tmpfs.js';
 import { assertOvmError } from './helpers/assert-ovm.js';
-import { FakeKernel, Values } from './helpers/fake-program.js';
-
-/** A tmpfs: a superblock, and directories whose children are linked through d_subdirs/d_child. */
-class FakeTmpfs {
-  readonly sb: bigint;
-  readonly root: bigint;
-
-  constructor(readonly k: FakeKernel) {
-    this.sb = k.new('super_block', { s_dev: 0x30 });
-    this.root = this.dentry('/', this.inode(0o041777));
-    k.write(this.sb, 'super_block', { s_root: this.root });
-    this.children(this.root, []);
-  }
-
-  inode(mode: number, values: Values = {}): bigint {
-    return this.k.new('inode', { i_mode: mode, i_sb: this.sb, 'i_uid.val': 1000, 'i_gid.val': 1000, 'i_mtime.tv_sec': 1_700_000_000, ...values });
-  }
-
-  /** A regular file whose bytes are in its page cache (one page). */
-  file(text: string): bigint {
-    const page = this.k.allocPage();
-    this.k.put(page.va, Buffer.from(text));
-    return this.inode(0o100644, { i_size: text.length, i_mapping: this.k.new('address_space', { 'i_pages.xa_head': page.page }) });
-  }
-
-  dentry(name: string, inode: bigint, values: Values = {}): bigint {
-    return this.k.new('dentry', { 'd_name.len': name.length, 'd_name.name': this.k.cstr(name), 'd_hash.pprev': 0x1234n, d_inode: inode, ...values });
-  }
-
-  /** Makes `dentries` the children of directory `dir`, in this order. */
-  children(dir: bigint, dentries: bigint[]): void {
-    for (const d of dentries) this.k.write(d, 'dentry', { d_parent: dir });
-    this.k.link(this.k.addr('dentry', dir, 'd_subdirs'), dentries.map((d) => this.k.addr('dentry', d, 'd_child')));
-  }
-
-  entries() {
-    return tmpfsEntries(KObject.struct(this.k.program(), 'super_block', this.sb));
-  }
-}
+import { FakeKernel } from './helpers/fake-program.js';
+import { FakeTmpfs, fileContents } from './helpers/fake-tmpfs.js';
 
 describe('tmpfs contents on a fake kernel', () => {
   it('archives files, links, directories and devices', () => {
@@ -57,9 +18,9 @@ describe('tmpfs contents on a fake kernel', () => {
       t.dentry('negative', 0n),
       t.dentry('b.txt', fileInode),
     ]);
-    const entries = t.entries().map(({ uid, gid, mtime, ...e }) => {
+    const entries = t.entries().map(({ uid, gid, mtime, file, ...e }) => {
       assert.deepEqual([uid, gid, mtime], [1000, 1000, 1_700_000_000]);
-      return { ...e, data: e.data?.toString() };
+      return { ...e, data: file && fileContents(file).toString() };
     });
     assert.deepEqual(entries, [
       { path: '.', mode: 0o041777, data: undefined },
