@@ -1,4 +1,7 @@
 import { walkRange } from '../../introspect/arch/x86-64.js';
+import { FileTable } from '../../introspect/dump/files.js';
+import { IdAllocator } from '../../introspect/dump/ids.js';
+import { planMemory } from '../../introspect/dump/memory.js';
 import { KObject } from '../../introspect/kernel/object.js';
 import { openFiles } from '../../introspect/linux/files.js';
 import { forEachVma, mapsText } from '../../introspect/linux/mm.js';
@@ -10,6 +13,8 @@ import { tmpfsEntries } from '../../introspect/linux/tmpfs.js';
 import { readUserMemory } from '../../introspect/linux/user-memory.js';
 import { mmWithVmas } from '../unit/helpers/fake-maple.js';
 import { FakeKernel } from '../unit/helpers/fake-program.js';
+import { KERNEL_STRUCTS } from '../unit/helpers/kernel-structs.js';
+import { Fields } from '../unit/helpers/kernel-types.js';
 import { FakeVfs } from '../unit/helpers/fake-vfs.js';
 
 const VM_READ = 0x1n, VM_EXEC = 0x4n;
@@ -24,7 +29,9 @@ const HEAP_START = 0x40_0000;
  * those objects take, for a fuzzer to corrupt.
  */
 export function fakeProcess() {
-  const k = new FakeKernel();
+  // The members memory planning reads besides the maps' (mmState).
+  const k = new FakeKernel({ structs: { mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+    ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
   k.symbol('pipefs_dname');
   const vfs = new FakeVfs(k);
@@ -40,7 +47,7 @@ export function fakeProcess() {
     { start: 0x400000n, end: 0x401000n, values: { vm_file: app, vm_flags: VM_READ | VM_EXEC } },
     { start: 0x555000n, end: 0x558000n },
     { start: 0x7ffe000n, end: 0x7fff000n },
-  ], { pgd: pgd.va, start_brk: 0x555000n, brk: 0x558000n, start_stack: 0x7ffe800n });
+  ], { pgd: pgd.va, task_size: 0x7ffffffff000n, flags: 1, exe_file: app, start_brk: 0x555000n, brk: 0x558000n, start_stack: 0x7ffe800n });
   for (const va of [0x555000n, 0x557000n, 0x7ffe000n]) {
     const p = k.allocPage();
     k.put(p.va, Buffer.from(`page at ${va.toString(16)}`));
@@ -94,8 +101,9 @@ export type FakeProcess = ReturnType<typeof fakeProcess>;
 
 /**
  * What the dump reads of a process, each reader in turn: maps, page tables
- * of every VMA, user memory, the page cache, open files, the pipe, tmpfs
- * and mounts. Returns how many readers gave a result.
+ * of every VMA, user memory, the page cache, open files, the pipe, tmpfs,
+ * mounts, and the dump's memory plan (VMAs, page runs, pagemap). Returns
+ * how many readers gave a result.
  */
 export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) => boolean): number {
   const prog = p.prog;
@@ -120,6 +128,10 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
     () => pipeContents(KObject.struct(prog, 'inode', p.pipeInode), pages),
     () => tmpfsEntries(KObject.struct(prog, 'super_block', p.tmpSb)),
     () => mounts(task, root),
+    () => {
+      const files = new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 });
+      return planMemory(task, task.member('mm').deref(), files, pages, 'pid 50');
+    },
   ];
   return readers.filter((r) => typedOnly(r)).length;
 }

@@ -5,6 +5,7 @@ import { describeReport, fuzz, fuzzCases, fuzzSeed } from '../fuzz/harness.js';
 import { RamPatcher } from '../fuzz/ram-patcher.js';
 
 const CASES = fuzzCases();
+const READERS = 8;
 /**
  * tmpfs reads a file's pages into one buffer of i_size, up to its 1 GiB
  * bound (introspect/linux/tmpfs.ts MAX_BYTES): a corrupt i_size costs that
@@ -12,7 +13,7 @@ const CASES = fuzzCases();
  */
 const HEAP_GROWTH = (1 << 30) + (256 << 20);
 
-describe('fuzz: the dump path\'s readers over corrupted kernel objects (fake kernel)', function () {
+describe('fuzz: the dump path\'s readers and memory plan over corrupted kernel objects (fake kernel)', function () {
   this.timeout(Math.max(60_000, CASES * 100));
   const p = fakeProcess();
   const patcher = new RamPatcher(p.k.ram.ram);
@@ -40,7 +41,7 @@ describe('fuzz: the dump path\'s readers over corrupted kernel objects (fake ker
   });
 
   it('the uncorrupted process reads whole', () => {
-    assert.equal(readEverything(p, strict), 7);
+    assert.equal(readEverything(p, strict), READERS);
   });
 
   it(`${CASES} corruptions of its objects and page tables give results or typed errors, in bounded time and memory`, async () => {
@@ -52,7 +53,7 @@ describe('fuzz: the dump path\'s readers over corrupted kernel objects (fake ker
       }
       p.prog.refresh();
       const ok = readEverything(p, typed);
-      return ok === 7 ? 'ok' : `${7 - ok} readers failed`;
+      return ok === READERS ? 'ok' : `${READERS - ok} readers failed`;
     });
     console.log(`      ${describeReport(report)}`);
     assert.ok((report.outcomes.ok ?? 0) < CASES, 'some corruptions are caught');
