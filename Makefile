@@ -5,7 +5,7 @@ APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmo
 LAB := node dist/test/lab/cli/main.js
 MOCHA := node_modules/.bin/mocha --reporter spec --exit --forbid-only --require dist/test/helpers/root-hooks.js
 
-.PHONY: all deps build unit integration test demo bench clean help
+.PHONY: all deps build unit integration test fuzz demo bench clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make unit   unit tests only (no root, no guests)"
 	@echo "make build  compile TypeScript into dist/"
 	@echo "make bench  benchmarks, with ratios against baselines measured in the same run"
+	@echo "make fuzz   the fuzzers with 10,000 cases each (OVMIGRATE_FUZZ_CASES=N for another count, OVMIGRATE_FUZZ_SEED=S to replay one)"
 
 # Debian packages: installed only when one is missing (apt-get update first, as a fresh machine needs).
 deps: node_modules/.installed
@@ -41,6 +42,11 @@ integration: deps build
 test: deps build
 	$(LAB) lab prepare >/dev/null
 	$(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
+
+# Hostile guest RAM: the attach and readers on a fake kernel, then the readers and the dump over a real guest's corrupted RAM.
+fuzz: deps build
+	$(LAB) lab prepare >/dev/null
+	OVMIGRATE_FUZZ_CASES=$${OVMIGRATE_FUZZ_CASES:-10000} $(MOCHA) --timeout 0 'dist/test/unit/fuzz-*.test.js' dist/test/integration/introspect-fuzz.test.js
 
 demo: deps build
 	$(LAB) lab prepare >/dev/null

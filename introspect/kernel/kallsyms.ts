@@ -1,10 +1,7 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { BadDataError, NotFoundError } from '../../common/errors.js';
-import { log } from '../../common/log.js';
-import { cachePath } from '../cache.js';
 import { PhysicalMemory } from '../memory/physical-memory.js';
+import { readCachedNames, writeCachedNames } from './kallsyms-cache.js';
 import { VmcoreInfo, kernelImageToPhys } from './vmcoreinfo.js';
 
 /** One kernel symbol: its address and nm-style type letter (T text, D data, R rodata, B bss; lower case: local). */
@@ -18,6 +15,16 @@ export interface KernelSymbol {
 const MAX_SYMS = 1_000_000;
 const MAX_NAMES_BYTES = 32 << 20;
 const MAX_TOKEN_TABLE = 64 << 10;
+/** include/linux/kallsyms.h KSYM_NAME_LEN (512 since 6.1): no name, with its type letter, is longer. */
+export const KSYM_NAME_LEN = 512;
+/**
+ * Decoded bytes per byte of the names stream: real tables expand a few
+ * times (the lab's 6.1 kernel: 94,265 names of at most 84 bytes, 2.2 MB in
+ * all); far more is a guest inflating names to fill the host's memory or disk.
+ */
+const MAX_EXPANSION = 16;
+/** Absolute bound on all names decoded. */
+const MAX_DECODED = 64 << 20;
 const U64 = (1n << 64n) - 1n;
 
 /**
@@ -28,7 +35,11 @@ const U64 = (1n << 64n) - 1n;
 export class Kallsyms {
   private readonly byName = new Map<string, KernelSymbol>();
 
-  private constructor(readonly symbols: readonly KernelSymbol[]) {
+  /**
+   * @param cacheEntry names to store in the host's cache, under a key,
+   *   once the caller has verified the kernel (commitCache)
+   */
+  private constructor(readonly symbols: readonly KernelSymbol[], private cacheEntry?: { key: string; names?: string[] }) {
     // Globals win over locals of the same name (static functions repeat across files).
     for (const sym of symbols) {
       const have = this.byName.get(sym.name);
@@ -54,10 +65,23 @@ export class Kallsyms {
     const tableVa = sym('kallsyms_token_table');
     const span = tableVa > namesVa && tableVa - namesVa < BigInt(MAX_NAMES_BYTES) ? Number(tableVa - namesVa) : Math.min(count * 64, MAX_NAMES_BYTES);
     const stream = read(namesVa, span, 'kallsyms_names');
-    const names = cachedNames(stream, tokens, count) ?? decodeNames(stream, count, tokens);
+    const key = cacheKey(stream, tokens);
+    const cached = readCachedNames(key, count);
+    const names = cached ?? decodeNames(stream, count, tokens);
 
     const addresses = decodeAddresses(read, info, count, names);
-    return new Kallsyms(names.map((n, i) => ({ name: n.slice(1), type: n[0], address: addresses[i] })));
+    return new Kallsyms(names.map((n, i) => ({ name: n.slice(1), type: n[0], address: addresses[i] })), { key, names: cached ? undefined : names });
+  }
+
+  /**
+   * Writes the decoded names to the host's cache (or marks them used). Call
+   * only once the kernel they came from is verified: a failed attach writes
+   * nothing.
+   */
+  commitCache(): void {
+    if (!this.cacheEntry) return;
+    writeCachedNames(this.cacheEntry.key, this.cacheEntry.names);
+    this.cacheEntry = undefined;
   }
 
   /** A symbol table from symbols already decoded (or made up by a test). */
@@ -100,35 +124,24 @@ function decodeTokens(read: Reader, tableVa: bigint, indexBuf: Buffer): string[]
 
 /**
  * Decoded names depend only on the kernel build (its names stream and token
- * table), not on KASLR: keep them in the cache under a hash of both. A
- * cache entry that does not match the count is ignored; a bad one costs a decode.
+ * table), not on KASLR: the cache keys them by a hash of both.
  */
-function cachedNames(stream: Buffer, tokens: string[], count: number): string[] | undefined {
-  const key = crypto.createHash('sha256').update(stream).update(tokens.join('\0')).digest('hex').slice(0, 32);
-  const file = cachePath('kallsyms', `${key}.txt`);
-  try {
-    const names = fs.readFileSync(file, 'latin1').split('\n');
-    if (names.length === count) return names;
-  } catch {
-    // Not cached yet.
-  }
-  const names = decodeNames(stream, count, tokens);
-  try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(`${file}.${process.pid}`, names.join('\n'), 'latin1');
-    fs.renameSync(`${file}.${process.pid}`, file);
-  } catch (err) {
-    log.debug('cannot cache kallsyms names', { error: String(err) });
-  }
-  return names;
+function cacheKey(stream: Buffer, tokens: string[]): string {
+  return crypto.createHash('sha256').update(stream).update(tokens.join('\0')).digest('hex').slice(0, 32);
 }
 
-/** Each name: a length (1 byte, or 2 with bit 7 set: "big symbols", 6.1) then that many token bytes. */
-function decodeNames(stream: Buffer, count: number, tokenStrings: string[]): string[] {
+/**
+ * Each name: a length (1 byte, or 2 with bit 7 set: "big symbols", 6.1) then
+ * that many token bytes. Each name is at most KSYM_NAME_LEN bytes expanded,
+ * all of them at most MAX_EXPANSION times the stream.
+ */
+export function decodeNames(stream: Buffer, count: number, tokenStrings: string[]): string[] {
   // Expand into bytes and decode each name once: string concatenation per token costs several times more.
   const tokens = tokenStrings.map((t) => Buffer.from(t, 'latin1'));
-  const scratch = Buffer.allocUnsafe(0x3fff * 256);
+  const scratch = Buffer.allocUnsafe(KSYM_NAME_LEN);
+  const budget = Math.min(stream.length * MAX_EXPANSION, MAX_DECODED);
   const names: string[] = new Array(count);
+  let total = 0;
   let off = 0;
   for (let i = 0; i < count; i++) {
     if (off >= stream.length) throw new BadDataError(`kallsyms_names ends after ${i} of ${count} symbols`);
@@ -141,11 +154,14 @@ function decodeNames(stream: Buffer, count: number, tokenStrings: string[]): str
     let n = 0;
     for (let k = 0; k < len; k++) {
       const t = tokens[stream[off + k]];
+      if (n + t.length > KSYM_NAME_LEN) throw new BadDataError(`kallsyms_names: symbol ${i} expands past KSYM_NAME_LEN (${KSYM_NAME_LEN} bytes)`);
       t.copy(scratch, n);
       n += t.length;
     }
     off += len;
     if (n < 2) throw new BadDataError(`kallsyms_names: symbol ${i} expands to ${n} bytes`);
+    total += n + 1;
+    if (total > budget) throw new BadDataError(`kallsyms_names: ${i + 1} of ${count} symbols expand to more than ${budget} bytes from a ${stream.length}-byte stream`);
     names[i] = scratch.toString('latin1', 0, n);
   }
   return names;

@@ -41,14 +41,34 @@ export class Program {
     this.directMapSize = top;
   }
 
-  /** Finds the kernel in guest RAM and checks what it found against init_uts_ns. */
+  /**
+   * Finds the kernel in guest RAM and checks what it found: init_uts_ns
+   * against vmcoreinfo, then the BTF and init_task (verify()). Only then are
+   * the decoded kallsyms names committed to the host's cache.
+   */
   static attach(source: PhysicalMemory): Program {
     const t0 = Date.now();
     const info = findVmcoreinfo(source);
     verifyUtsname(source, info);
     const prog = Program.fromParts(source, info, Kallsyms.load(source, info));
+    prog.verify();
+    prog.symbols.commitCache();
     log.debug('attached to guest kernel', { release: info.osRelease, ms: Date.now() - t0 });
     return prog;
+  }
+
+  /**
+   * Checks that the parts found make one kernel: its BTF parses and knows
+   * task_struct, and init_task (the idle task, pid 0) reads as such through
+   * the kernel image mapping.
+   */
+  verify(): void {
+    const btf = this.btf;
+    const pidOff = btf.memberOffset('task_struct', 'pid');
+    btf.memberOffset('task_struct', 'tasks');
+    const task = this.symbols.address('init_task');
+    const pid = this.read(task + BigInt(pidOff), 4, 'init_task.pid').readInt32LE(0);
+    if (pid !== 0) throw new BadDataError(`init_task at 0x${task.toString(16)} has pid ${pid}, not 0: kallsyms or BTF do not match this kernel`);
   }
 
   /**

@@ -11,6 +11,8 @@ const MAPLE_RANGE_64 = 2n;
 const MAPLE_ARANGE_64 = 3n;
 /** Height is at most 31 (MAPLE_HEIGHT_MAX); a deeper walk is corrupt data. */
 const MAX_HEIGHT = 31;
+/** sizeof(struct maple_node): the walker reads this much of each node. */
+const NODE_SIZE = 256;
 
 /** xa_is_node(): internal entry (low bits 10) above the small-value range. */
 function isNode(entry: bigint): boolean {
@@ -32,6 +34,11 @@ function layout(prog: Program): Layout {
     const p = btf.resolve(pivot.type);
     const s = btf.resolve(slot.type);
     if (p.kind !== 'array' || s.kind !== 'array') throw new BadDataError(`struct ${struct} pivot/slot are not arrays`);
+    // The types come from guest RAM: both arrays must lie, 8-byte aligned, within the node read.
+    const within = (m: { bitOffset: number }, n: number) => m.bitOffset % 64 === 0 && m.bitOffset / 8 + 8 * n <= NODE_SIZE;
+    if (!within(pivot, p.nelems) || !within(slot, s.nelems)) {
+      throw new BadDataError(`struct ${struct}: pivot[${p.nelems}] at bit ${pivot.bitOffset} or slot[${s.nelems}] at bit ${slot.bitOffset} lies outside a ${NODE_SIZE}-byte node`);
+    }
     return { pivots: pivot.bitOffset / 8, slots: slot.bitOffset / 8, nPivots: p.nelems, nSlots: s.nelems };
   };
   return { range: shape('maple_range_64'), arange: shape('maple_arange_64') };
@@ -60,7 +67,7 @@ export function* mapleTreeForEach(prog: Program, tree: bigint, bound = 1 << 20):
     if (type === MAPLE_DENSE) throw new BadDataError(`maple tree at 0x${tree.toString(16)}: dense nodes are not used for VMAs`);
     const shape = type === MAPLE_ARANGE_64 ? shapes.arange : type === MAPLE_RANGE_64 || type === MAPLE_LEAF_64 ? shapes.range : undefined;
     if (!shape) throw new BadDataError(`maple node 0x${node.toString(16)} has type ${type}`);
-    const raw = prog.read(node, 256, `maple node 0x${node.toString(16)}`);
+    const raw = prog.read(node, NODE_SIZE, `maple node 0x${node.toString(16)}`);
     const leaf = type === MAPLE_LEAF_64;
     let first = min;
     for (let i = 0; i < shape.nSlots; i++) {

@@ -32,6 +32,14 @@ export function pageCacheEntry(mapping: KObject, index: bigint): bigint | 'hole'
   const slotsOff = BigInt(prog.btf.memberOffset('xa_node', 'slots'));
   const shiftOff = BigInt(prog.btf.memberOffset('xa_node', 'shift'));
   let entry = mapping.member('i_pages.xa_head').value();
+  // xas_start() (lib/xarray.c): a head that is not a node holds index 0 only,
+  // and a head node of `shift` covers indexes below 64 << shift.
+  if (!(isInternal(entry) && entry > 4096n)) {
+    if (index !== 0n) return 'hole';
+  } else {
+    const shift = BigInt(prog.read(entry - 2n + shiftOff, 1, 'xa_node.shift')[0]);
+    if (index >> shift > XA_CHUNK_MASK) return 'hole';
+  }
   for (let depth = 0; isInternal(entry) && entry > 4096n; depth++) {
     if (depth > MAX_XA_DEPTH) throw new BadDataError(`page cache of ${mapping.path} is deeper than ${MAX_XA_DEPTH}`);
     const node = entry - 2n;

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { OvmError } from '../../common/errors.js';
 import { KObject } from '../../introspect/kernel/object.js';
 import { Program } from '../../introspect/kernel/program.js';
@@ -14,12 +17,20 @@ import { signalState } from '../../introspect/linux/signals.js';
 import { findTask, forEachProcess, processInfo } from '../../introspect/linux/tasks.js';
 import { readUserMemory } from '../../introspect/linux/user-memory.js';
 import { FileMemory } from '../../introspect/memory/physical-memory.js';
+import { dumpTree } from '../../introspect/dump/dump.js';
+import { treeOfPid } from '../../introspect/dump/tree.js';
+import { mounts } from '../../introspect/linux/mounts.js';
+import { tmpfsEntries } from '../../introspect/linux/tmpfs.js';
+import { describeReport, fuzz, fuzzCases, fuzzSeed } from '../fuzz/harness.js';
 import { requirePrograms } from '../helpers/cli.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { OverlayMemory } from '../helpers/overlay-memory.js';
 
 const CASES = 3000;
 const TIME_BOUND_MS = 120_000;
+/** Dumps of corrupted RAM: a short run in `make test`, OVMIGRATE_FUZZ_CASES in `make fuzz`. */
+const DUMP_CASES = fuzzCases(60);
+const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 
 /** Kernel objects worth corrupting: address and size of each, found in the clean snapshot. */
 interface Target {
@@ -66,17 +77,30 @@ describe('introspection of corrupted guest RAM', function () {
   const guestSh = suite.sh;
   let snapshot: string;
   let pid: number;
+  let dumpPid: number;
   let layout: { gpa: bigint; size: bigint; fileOffset: bigint }[];
 
   before(async function () {
-    requirePrograms(this, ['qemu-system-x86_64']);
+    requirePrograms(this, ['qemu-system-x86_64', 'gcc']);
     const [guest] = await suite.guests();
     pid = Number((await guestSh(guest.name, 'cd /tmp; exec 3>/tmp/fz; setsid sh -c "sleep 1000" 3>&3 </dev/null >/dev/null 2>&1 & echo $!')).trim());
+    // A frozen tree for the dump: two processes with a pipe and a socket pair in flight, a file open on tmpfs, cwd on tmpfs.
+    const share = suite.dir;
+    execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'ipc'), path.join(PROGRAMS, 'ipc.c')]);
+    const cg = `/sys/fs/cgroup${suite.cgroup}/dumpfz`;
+    dumpPid = Number((await guestSh(guest.name, `
+      mkdir -p ${cg} /dev/shm/fz; cd /dev/shm/fz; echo data > /dev/shm/fz/open
+      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; exec ${share}/ipc 5</dev/shm/fz/open' > /dev/shm/fz/ipc.log 2>&1 </dev/null &
+      sleep 2; head -1 ${cg}/cgroup.procs`)).trim());
+    assert.ok(dumpPid > 1, 'the ipc tree started');
+    await guestSh(guest.name, `echo 1 > ${cg}/cgroup.freeze; while ! grep -q 'frozen 1' ${cg}/cgroup.events; do sleep 0.1; done`);
     await guestSh(guest.name, 'sync; sleep 1');
     // A snapshot of the real guest's RAM: the fuzzer corrupts an overlay of it, never the guest.
     snapshot = `/dev/shm/ovmigrate-fuzz-${process.pid}.mem`;
     fs.copyFileSync(guest.memoryFile, snapshot);
     layout = guest.layout.map((s) => ({ gpa: BigInt(s.gpa), size: BigInt(s.size), fileOffset: BigInt(s.fileOffset) }));
+    // The snapshot holds the tree frozen; the guest's own copy goes on, and leave() ends it.
+    await guestSh(guest.name, `echo 0 > ${cg}/cgroup.freeze`);
     await suite.leave();
   });
   after(() => fs.rmSync(snapshot, { force: true }));
@@ -136,6 +160,85 @@ describe('introspection of corrupted guest RAM', function () {
       assert.ok((outcomes.get('ok') ?? 0) < cases, 'some corruptions are detected');
     } finally {
       mem.close();
+    }
+  });
+
+  it(`dumps a frozen tree over ${DUMP_CASES} corruptions of RAM into a dump or a typed error, never a crash or a hang, and nothing left behind on error`, async function () {
+    this.timeout(DUMP_CASES * 60_000 + 120_000);
+    const mem = new OverlayMemory(new FileMemory(snapshot, layout));
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-fuzz-dump-'));
+    try {
+      const prog = Program.attach(mem);
+      // The clean snapshot dumps whole: what follows is about the corruptions.
+      await dumpTree(prog, treeOfPid(prog, dumpPid), path.join(out, 'clean'));
+      const leader = findTask(prog, dumpPid);
+      assert.ok(mounts(leader, taskRoot(leader)).length > 3);
+      assert.ok(tmpfsEntries(leader.member('fs').deref().member('pwd.dentry').deref().member('d_sb').deref()).length >= 3, 'the tmpfs of /dev/shm');
+      fs.rmSync(path.join(out, 'clean'), { recursive: true });
+      const tree = treeOfPid(prog, dumpPid);
+      const objects: Target[] = [];
+      const add = (what: string, obj: KObject) => objects.push({ what, address: obj.address, size: obj.size, pointers: pointerOffsets(prog, obj) });
+      for (const p of tree.processes) {
+        add('task_struct', p.leader);
+        const mm = p.leader.member('mm').deref();
+        add('mm_struct', mm);
+        for (const vma of forEachVma(mm)) add('vm_area_struct', vma);
+        // The top page table: its entries lead every walk of the tree's memory.
+        objects.push({ what: 'pgd', address: mm.member('pgd').value(), size: 4096, pointers: [...Array(512).keys()].map((i) => i * 8) });
+        for (const f of openFiles(p.leader, taskRoot(p.leader))) {
+          const file = KObject.struct(prog, 'file', f.file);
+          add('file', file);
+          add('dentry', file.member('f_path.dentry').deref());
+          add('inode', file.member('f_inode').deref());
+          if (file.member('private_data').value() !== 0n) {
+            objects.push({ what: 'private_data', address: file.member('private_data').value(), size: 512, pointers: [...Array(64).keys()].map((i) => i * 8) });
+          }
+        }
+        for (const m of ['cred', 'signal', 'sighand', 'fs', 'files', 'nsproxy', 'thread_pid']) add(m, p.leader.member(m).deref());
+      }
+      assert.ok(objects.length > 20, `${objects.length} objects to corrupt`);
+      const near = objects.map((o) => o.address);
+      let caseNo = 0;
+      const report = await fuzz({ name: 'introspect-fuzz dump', seed: fuzzSeed(0x5eed0201), cases: DUMP_CASES, caseMs: 60_000, heapGrowth: 3 << 29 }, async (rng) => {
+        mem.reset();
+        prog.refresh();
+        for (let k = 0, n = 1 + rng.int(3); k < n; k++) {
+          const o = rng.pick(objects);
+          const off = BigInt(o.pointers.length && rng.int(4) ? rng.pick(o.pointers) : rng.int(Math.max(1, o.size >> 3)) * 8);
+          const value = Buffer.alloc(8);
+          const choices = [0n, 1n, (1n << 64n) - 1n, o.address, o.address + 8n, rng.pick(near), prog.pageOffset + BigInt(rng.int(1 << 30)),
+            0xffffffff80000000n + BigInt(rng.int(1 << 30)), BigInt(rng.int(1 << 16)), BigInt(rng.int(2 ** 31)) << 32n];
+          value.writeBigUInt64LE(rng.pick(choices) & ((1n << 64n) - 1n));
+          // A corruption the kernel's own page tables cannot place is skipped: RAM itself stays as it is.
+          let phys: bigint;
+          try {
+            phys = prog.toPhys(o.address + off);
+          } catch {
+            continue;
+          }
+          mem.patch(phys, value);
+        }
+        prog.refresh();
+        const dir = path.join(out, `case-${caseNo++}`);
+        try {
+          // What a container's dump reads besides: its mounts, and the tmpfs its cwd is on (/dev/shm).
+          const leader = findTask(prog, dumpPid);
+          mounts(leader, taskRoot(leader));
+          tmpfsEntries(leader.member('fs').deref().member('pwd.dentry').deref().member('d_sb').deref());
+          await dumpTree(prog, treeOfPid(prog, dumpPid), dir);
+        } catch (err) {
+          // Nothing partial: neither the images directory nor its staging beside it.
+          assert.deepEqual(fs.readdirSync(out), [], `after ${(err as Error).name}: ${(err as Error).message}`);
+          throw err;
+        }
+        fs.rmSync(dir, { recursive: true });
+        return 'dumped';
+      });
+      console.log(`      ${describeReport(report)}`);
+      assert.ok((report.outcomes.dumped ?? 0) < DUMP_CASES, 'some corruptions are detected');
+    } finally {
+      mem.close();
+      fs.rmSync(out, { recursive: true, force: true });
     }
   });
 });

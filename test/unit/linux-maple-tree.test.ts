@@ -77,6 +77,18 @@ describe('maple tree and VMAs on a fake kernel', () => {
       assertOvmError(() => mapleTreeForEach(k.program(), treeOf(k, mm), 2), BadDataError);
     });
 
+    it('a BTF whose pivot and slot arrays run past the 256-byte node', () => {
+      const shapes: [string, string][] = [['u64[40]', 'ptr[41]'], ['u64[15]', 'ptr[40]'], ['u64[40]', 'ptr[16]']];
+      for (const [pivot, slot] of shapes) {
+        const k = new FakeKernel({ structs: { maple_range_64: [['parent', 'ptr'], ['pivot', pivot], ['slot', slot]] } });
+        const mm = k.new('mm_struct');
+        const va = k.alloc(4096, 256);
+        k.write(va, 'maple_range_64', { 'pivot[0]': MAX_INDEX, 'slot[0]': k.new('vm_area_struct') });
+        k.write(mm, 'mm_struct', { 'mm_mt.ma_root': va | (MAPLE.leaf << 3n) | 2n });
+        assertOvmError(() => mapleTreeForEach(k.program(), treeOf(k, mm)), BadDataError);
+      }
+    });
+
     it('every pivot and slot all-ones', () => {
       const k = new FakeKernel();
       const mm = k.new('mm_struct');

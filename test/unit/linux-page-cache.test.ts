@@ -61,6 +61,20 @@ describe('page cache on a fake kernel', () => {
     assert.equal(pageCacheEntry(mapping(k, 0n), 0n), 'hole');
   });
 
+  it('a single page in xa_head holds index 0 only, and a head node only the indexes its shift covers', () => {
+    const k = new FakeKernel();
+    const p = cachedPage(k, 0n, 'only');
+    const single = mapping(k, p.page);
+    assert.equal(pageCacheEntry(single, 0n), p.phys);
+    for (const index of [1n, 2n, 1023n, 1024n]) assert.equal(pageCacheEntry(single, index), 'hole', `index ${index}`);
+    assert.equal(readCachedFile(single, 4096, 4), undefined);
+    const q = cachedPage(k, 5n);
+    const node = mapping(k, xaNode(k, 0, new Map([[5, q.page]])));
+    assert.equal(pageCacheEntry(node, 5n), q.phys);
+    // 69 & 63 is 5, but a shift-0 head node holds only indexes 0-63.
+    assert.equal(pageCacheEntry(node, 69n), 'hole');
+  });
+
   describe('hostile values end in typed errors', () => {
     it('a node that is its own child', () => {
       const k = new FakeKernel();

@@ -1,0 +1,137 @@
+import { walkRange } from '../../introspect/arch/x86-64.js';
+import { FileTable } from '../../introspect/dump/files.js';
+import { IdAllocator } from '../../introspect/dump/ids.js';
+import { planMemory } from '../../introspect/dump/memory.js';
+import { KObject } from '../../introspect/kernel/object.js';
+import { openFiles } from '../../introspect/linux/files.js';
+import { forEachVma, mapsText } from '../../introspect/linux/mm.js';
+import { mounts } from '../../introspect/linux/mounts.js';
+import { pageCacheEntry } from '../../introspect/linux/page-cache.js';
+import { PageInfo } from '../../introspect/linux/pages.js';
+import { pipeContents } from '../../introspect/linux/pipes.js';
+import { tmpfsEntries } from '../../introspect/linux/tmpfs.js';
+import { readUserMemory } from '../../introspect/linux/user-memory.js';
+import { mmWithVmas } from '../unit/helpers/fake-maple.js';
+import { FakeKernel } from '../unit/helpers/fake-program.js';
+import { KERNEL_STRUCTS } from '../unit/helpers/kernel-structs.js';
+import { Fields } from '../unit/helpers/kernel-types.js';
+import { FakeVfs } from '../unit/helpers/fake-vfs.js';
+
+const VM_READ = 0x1n, VM_EXEC = 0x4n;
+/** Where FakeKernel's heap starts (guest-physical): every object, page table and page lies above. */
+const HEAP_START = 0x40_0000;
+
+/**
+ * One process of everything the dump reads, in a fake kernel: VMAs in a
+ * maple tree, page tables and resident pages, a file mapping with its page
+ * cache, an fd table holding a pipe and a tmpfs file, the pipe's ring, a
+ * tmpfs superblock, and a mount namespace. `heap` is the range of guest RAM
+ * those objects take, for a fuzzer to corrupt.
+ */
+export function fakeProcess() {
+  // The members memory planning reads besides the maps' (mmState).
+  const k = new FakeKernel({ structs: { mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+    ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
+  const pipefifoFops = k.symbol('pipefifo_fops');
+  k.symbol('pipefs_dname');
+  const vfs = new FakeVfs(k);
+  const pgd = k.newPgd();
+
+  // A file mapping whose page is in the page cache, two anonymous VMAs with resident pages.
+  const cached = k.allocPage();
+  k.put(cached.va, Buffer.from('from the page cache'));
+  k.write(cached.page, 'page', { index: 0 });
+  const appInode = vfs.inode(0o100755, 1234n, { i_mapping: k.new('address_space', { 'i_pages.xa_head': cached.page }) });
+  const app = vfs.file(vfs.dentry('app', vfs.path('usr/bin'), { d_inode: appInode }), vfs.rootMount, { f_mapping: k.ptr('inode', appInode, 'i_mapping') });
+  const { mm } = mmWithVmas(k, [
+    { start: 0x400000n, end: 0x401000n, values: { vm_file: app, vm_flags: VM_READ | VM_EXEC } },
+    { start: 0x555000n, end: 0x558000n },
+    { start: 0x7ffe000n, end: 0x7fff000n },
+  ], { pgd: pgd.va, task_size: 0x7ffffffff000n, flags: 1, exe_file: app, start_brk: 0x555000n, brk: 0x558000n, start_stack: 0x7ffe800n });
+  for (const va of [0x555000n, 0x557000n, 0x7ffe000n]) {
+    const p = k.allocPage();
+    k.put(p.va, Buffer.from(`page at ${va.toString(16)}`));
+    k.map(pgd.phys, va, p.phys);
+  }
+
+  // A pipe with two buffers queued.
+  const bufSize = k.types.sizeof('pipe_buffer');
+  const bufs = k.alloc(4 * bufSize);
+  ['hello ', 'world'].forEach((text, i) => {
+    const page = k.allocPage();
+    k.put(page.va + 100n, Buffer.from(text));
+    k.write(bufs + BigInt((1 + i) * bufSize), 'pipe_buffer', { page: page.page, offset: 100, len: text.length });
+  });
+  const pipeInfo = k.new('pipe_inode_info', { head: 3, tail: 1, ring_size: 4, max_usage: 4, bufs });
+  const pipeInode = k.new('inode', { i_mode: 0o010600, i_ino: 777, i_pipe: pipeInfo });
+
+  // A tmpfs with one file, mounted on /run/data, and a file open on it.
+  const tmpSb = vfs.superBlock('tmpfs', 0x2a);
+  const tmpPage = k.allocPage();
+  k.put(tmpPage.va, Buffer.from('tmpfs bytes'));
+  k.write(tmpPage.page, 'page', { index: 0 });
+  const tmpFileInode = k.new('inode', { i_mode: 0o100644, i_sb: tmpSb, i_size: 11, i_mapping: k.new('address_space', { 'i_pages.xa_head': tmpPage.page }) });
+  const tmpRoot = vfs.dentry('/', undefined, { d_inode: k.new('inode', { i_mode: 0o041777, i_sb: tmpSb }) });
+  k.write(tmpSb, 'super_block', { s_root: tmpRoot });
+  const tmpFile = vfs.dentry('note', tmpRoot, { d_inode: tmpFileInode });
+  k.link(k.addr('dentry', tmpRoot, 'd_subdirs'), [k.addr('dentry', tmpFile, 'd_child')]);
+  const tmpMount = vfs.mount(tmpRoot, tmpSb, { mnt_id: 30, mnt_devname: k.cstr('tmpfs') }, { mount: vfs.rootMount, at: vfs.path('run/data') });
+  const ns = k.new('mnt_namespace');
+  if (k.types.layout('mnt_namespace').fields.some((f) => f.name === 'list')) {
+    k.link(k.addr('mnt_namespace', ns, 'list'), [vfs.rootMount, tmpMount].map((m) => k.addr('mount', m, 'mnt_list')));
+  }
+
+  // The fd table: 0 the app, 1 the pipe, 2 the tmpfs file.
+  const pipeDentry = vfs.dentry('pipe', undefined, { d_inode: pipeInode });
+  const files = [app, k.new('file', { 'f_path.dentry': pipeDentry, 'f_path.mnt': vfs.vfsmount(vfs.rootMount), f_inode: pipeInode, f_op: pipefifoFops }),
+    vfs.file(tmpFile, tmpMount)];
+  const fd = k.alloc(64 * 8, 8);
+  files.forEach((f, i) => k.u64(fd + BigInt(i * 8), f));
+  const openFds = k.alloc(8, 8);
+  k.put(openFds, Buffer.from([0b111]));
+  const fdt = k.new('fdtable', { max_fds: 64, fd, open_fds: openFds, close_on_exec: k.alloc(8, 8) });
+  const task = k.new('task_struct', { pid: 50, mm, files: k.new('files_struct', { fdt }), nsproxy: k.new('nsproxy', { mnt_ns: ns }) });
+
+  const prog = k.program();
+  const heapEnd = Number(k.phys(k.alloc(0, 8)));
+  return { k, prog, vfs, task, mm, pgd, pipeInode, tmpSb, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+}
+
+export type FakeProcess = ReturnType<typeof fakeProcess>;
+
+/**
+ * What the dump reads of a process, each reader in turn: maps, page tables
+ * of every VMA, user memory, the page cache, open files, the pipe, tmpfs,
+ * mounts, and the dump's memory plan (VMAs, page runs, pagemap). Returns
+ * how many readers gave a result.
+ */
+export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) => boolean): number {
+  const prog = p.prog;
+  const task = KObject.struct(prog, 'task_struct', p.task);
+  const pages = new PageInfo(prog);
+  const root = p.vfs.root;
+  const readers: (() => unknown)[] = [
+    () => mapsText(task, root),
+    () => {
+      const mm = task.member('mm').deref();
+      const pgd = prog.pgdPhys(mm.member('pgd').value());
+      for (const vma of forEachVma(mm)) {
+        const start = vma.member('vm_start').value();
+        const end = vma.member('vm_end').value();
+        let runs = 0;
+        for (const _ of walkRange(prog.mem, pgd, start, end, prog.pagingLevels, prog.smeMask)) if (++runs > 1 << 16) break;
+        readUserMemory(task, start, Number(end - start > 0x3000n ? 0x3000n : end - start));
+      }
+    },
+    () => [0n, 1n, 5n, 1023n].map((i) => pageCacheEntry(KObject.struct(prog, 'address_space', p.appMapping), i)),
+    () => openFiles(task, root),
+    () => pipeContents(KObject.struct(prog, 'inode', p.pipeInode), pages),
+    () => tmpfsEntries(KObject.struct(prog, 'super_block', p.tmpSb)),
+    () => mounts(task, root),
+    () => {
+      const files = new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 });
+      return planMemory(task, task.member('mm').deref(), files, pages, 'pid 50');
+    },
+  ];
+  return readers.filter((r) => typedOnly(r)).length;
+}
