@@ -92,6 +92,12 @@ export interface PageRun {
 /** Told of every table a walk reads (it may throw to end the walk); true asks the walker to hand its consumer a run now. */
 export interface WalkObserver {
   table(entries: number): boolean;
+  /**
+   * Physical address of the zero page: PTEs that map it come out as
+   * untouched (it reads as zeros, as untouched anonymous memory does), in
+   * long runs rather than one run per PTE.
+   */
+  zeroPage?: number;
 }
 
 /**
@@ -155,6 +161,7 @@ export function* walkRange(mem: PhysicalMemory, root: bigint, start: bigint, end
    */
   function* leaf(buf: Buffer, base: bigint, first: number): Generator<PageRun> {
     const smeHi = Number((smeMask >> 32n) & 0xffffffffn);
+    const zero = observer?.zeroPage ?? -1;
     const last = end - base >= 512n * 4096n ? 511 : Number((end - base - 1n) >> 12n);
     let runStart = first;
     let runKind = -1; // 0 untouched, 1 swapped, 2 resident
@@ -175,6 +182,7 @@ export function* walkRange(mem: PhysicalMemory, root: bigint, start: bigint, end
       if (lo32 & 1) {
         kind = 2;
         phys = (hi32 & 0xfffff) * 4294967296 + ((lo32 & 0xfffff000) >>> 0);
+        if (phys === zero) kind = 0;
       } else if (lo32 & 0x100) {
         kind = 2; // PROT_NONE: resident, PFN inverted (L1TF)
         phys = (~hi32 & 0xfffff) * 4294967296 + ((~lo32 & 0xfffff000) >>> 0);

@@ -33,7 +33,7 @@ export interface QuotaOptions {
 export function addQuotaOptions(cmd: Command): Command {
   return cmd
     .option('--max-dump-bytes <size>', 'bytes of pages one dump may write (default: the VM\'s RAM size)', byteSize('--max-dump-bytes'))
-    .option('--max-dump-ptes <n>', 'page table entries one walk of the tree\'s memory may read (default: 4 per page of RAM)', positive('--max-dump-ptes'))
+    .option('--max-dump-ptes <n>', 'page table entries one walk of the tree\'s memory may read (default: 2 per page of RAM)', positive('--max-dump-ptes'))
     .option('--max-dump-runs <n>', 'runs of pages one dump may keep (default: 1 per page of RAM)', positive('--max-dump-runs'))
     .option('--max-pause-ms <ms>', 'longest the VM may stay paused for a dump\'s final check (default: 10000)', positive('--max-pause-ms'));
 }

@@ -17,11 +17,12 @@ export interface DumpQuota {
 export type BudgetLimits = Required<DumpQuota>;
 
 /**
- * PTEs a walk may read per page of RAM: a tree's own mappings reach a few
- * times RAM at most (page tables of sparse mappings, shared pages of
- * forked children); a MAP_NORESERVE mapping of the zero page reaches any size.
+ * PTEs a walk of the whole tree may read per page of RAM: its resident
+ * pages, the rest of their page tables, pages shared with forked children
+ * (whose bytes the bytes bound caps at RAM anyway); a MAP_NORESERVE mapping
+ * of the zero page reaches any size.
  */
-const PTES_PER_RAM_PAGE = 4;
+const PTES_PER_RAM_PAGE = 2;
 const DEFAULT_PAUSE_MS = 10_000;
 /** PTEs read between two turns of the event loop: about a millisecond of walking. */
 const YIELD_EVERY = 1 << 16;
@@ -87,6 +88,7 @@ export class DumpBudget {
 export class WalkMeter {
   ptes = 0;
   who = 'the dump';
+  zeroPage?: number;
   private sinceYield = 0;
 
   constructor(private readonly budget: DumpBudget, private readonly pauseEnds?: number) {}

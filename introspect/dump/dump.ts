@@ -124,9 +124,11 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   for (const part of TREE_PARTS) take(part.dump(ctx, tasks));
   // The walks of the page tables are metered: their cost follows what the guest mapped, not its RAM.
   const budget = DumpBudget.forMemory(prog.mem, opts.quota, opts.signal);
+  // One meter for the whole tree: forked children each mapping a little under the bound must not add up past it.
+  const meter = budget.meter();
   for (const t of tasks) {
     if (!t.memory) continue;
-    const walked = await planPages(t.proc.leader, t.memory.vmas, pages, problems, t.who, budget.meter());
+    const walked = await planPages(t.proc.leader, t.memory.vmas, pages, problems, t.who, meter);
     budget.charge(walked.runs.length, walked.runs.pages * 4096, t.who);
     Object.assign(t.memory, { runs: walked.runs, pagemap: walked.pagemap, pagesScanned: walked.scanned });
   }
@@ -192,7 +194,7 @@ async function verify(tree: DumpTree, writer: PageWriter, budget: DumpBudget, pa
   const recheck = (ends?: number): Promise<number> => {
     tree.root.leader.prog.refresh();
     requireFrozen(tree, ' (it changed while being dumped)');
-    return writer.recheck(() => budget.meter(ends));
+    return writer.recheck(budget.meter(ends));
   };
   if (pause) {
     const limit = budget.limits.pauseMs;

@@ -176,6 +176,8 @@ export async function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInf
   const pagemap: Record<string, unknown>[] = [];
   const runs = new RunList();
   meter.who = who;
+  // Zero-page PTEs are never dumped: the walker passes over them without a run each.
+  meter.zeroPage = Number(pages.zeroPages[0].phys);
   let scanned = 0;
   const swapped: { first?: bigint; pages: number } = { pages: 0 };
   for (const vma of vmas) {

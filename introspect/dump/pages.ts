@@ -123,11 +123,11 @@ export class PageWriter {
    * Walks the page tables of every process written again. Pages now at
    * another physical address are read again into their place; where the
    * set of pages changed, the whole pages image is rewritten. Returns the
-   * pages read again. `meter` bounds the walk (its PTEs, the pause).
+   * pages read again. `meter` bounds the walk of the whole tree (its PTEs, the pause).
    */
-  async recheck(meter: () => WalkMeter): Promise<number> {
+  async recheck(meter: WalkMeter): Promise<number> {
     let moved = 0;
-    for (const w of this.written.values()) moved += await this.recheckOne(w, meter());
+    for (const w of this.written.values()) moved += await this.recheckOne(w, meter);
     return moved;
   }
 
