@@ -126,12 +126,14 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   const budget = DumpBudget.forMemory(prog.mem, opts.quota, opts.signal);
   // One meter for the whole tree: forked children each mapping a little under the bound must not add up past it.
   const meter = budget.meter();
+  const tWalk = now();
   for (const t of tasks) {
     if (!t.memory) continue;
     const walked = await planPages(t.proc.leader, t.memory.vmas, pages, problems, t.who, meter);
     budget.charge(walked.runs.length, walked.runs.pages * 4096, t.who);
     Object.assign(t.memory, { runs: walked.runs, pagemap: walked.pagemap, pagesScanned: walked.scanned });
   }
+  const walkMs = now() - tWalk;
   if (problems.length) throw new DumpRefusedError(tree.root.pid, problems);
   const tPlan = now();
   progress(`planned ${tree.processes.length} processes, ${tasks.reduce((n, t) => n + (t.memory?.runs.length ?? 0), 0)} page runs in ${(tPlan - t0).toFixed(0)} ms`);
@@ -146,7 +148,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
       if (t.memory) await writer.write(t.proc, t.memory, t.pagesId);
     }
     const tMem = now();
-    const check = await verify(tree, writer, budget, opts.pause);
+    const check = await verify(tree, writer, budget, walkMs, opts.pause);
     writer.finishPagemaps();
     const report: DumpReport = {
       dir: out.dir,
@@ -190,7 +192,8 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
  * reads again whatever moved since. The frozen tasks cannot change their
  * memory; the kernel can still move pages (compaction, reclaim, THP).
  */
-async function verify(tree: DumpTree, writer: PageWriter, budget: DumpBudget, pause?: VmPause): Promise<{ reread: number; pauseMs?: number }> {
+async function verify(tree: DumpTree, writer: PageWriter, budget: DumpBudget, walkMs: number, pause?: VmPause):
+  Promise<{ reread: number; pauseMs?: number }> {
   const recheck = (ends?: number): Promise<number> => {
     tree.root.leader.prog.refresh();
     requireFrozen(tree, ' (it changed while being dumped)');
@@ -199,6 +202,10 @@ async function verify(tree: DumpTree, writer: PageWriter, budget: DumpBudget, pa
   if (pause) {
     const limit = budget.limits.pauseMs;
     throwIfAborted(budget.signal, `pid ${tree.root.pid}`);
+    // The walk under the pause is the planning walk again: one that took longer than the budget is not worth stopping the VM for.
+    if (walkMs > limit) {
+      throw new ResourceExhaustedError('ms of VM pause', limit, `pid ${tree.root.pid}`, `walking its page tables took ${Math.round(walkMs)} ms`);
+    }
     try {
       // cont() in finally: a stop that failed half-way may still have stopped the VM.
       await pause.stop(limit);
