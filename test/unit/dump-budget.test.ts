@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { ResourceExhaustedError, TimeoutError } from '../../common/errors.js';
 import { walkRange } from '../../introspect/arch/x86-64.js';
+import { byteSize } from '../../introspect/cli/quota-options.js';
 import { DumpBudget, budgetLimits } from '../../introspect/dump/budget.js';
 import { VmaInfo, planPages } from '../../introspect/dump/memory.js';
 import { DumpProblem } from '../../introspect/dump/problem.js';
@@ -177,5 +178,15 @@ describe('compact page runs', () => {
     assert.equal(diffRuns(a, gone).sameSet, false);
     assert.equal(diffRuns(a, shifted).sameSet, false);
     assert.equal(diffRuns(a, split).sameSet, false);
+  });
+});
+
+describe('dump quota options', () => {
+  it('read sizes with binary suffixes and refuse anything else', () => {
+    const parse = byteSize('--max-dump-bytes');
+    assert.equal(parse('4096'), 4096);
+    assert.equal(parse('512M'), 512 * 2 ** 20);
+    assert.equal(parse('2GiB'), 2 * 2 ** 30);
+    for (const bad of ['0', '-1', '1.5G', 'lots', '']) assert.throws(() => parse(bad), /not a size/);
   });
 });
