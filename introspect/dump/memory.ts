@@ -209,15 +209,15 @@ export async function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInf
         continue;
       }
       if (run.phys === undefined) continue;
-      const fast = !vma.filePrivate && !pages.zeroPages.some((z) => z.phys < run.phys! + run.size && run.phys! < z.phys + z.size);
-      if (fast) {
-        keep(run.va, run.size, run.phys);
+      if (!vma.filePrivate) {
+        // Cut out the zero pages in whole ranges: a run of the huge zero page is 512 pages skipped at once, not one by one.
+        for (const [off, size] of outsideZeroPages(pages, run.phys, run.size)) keep(run.va + off, size, run.phys + off);
         continue;
       }
       for (let off = 0n; off < run.size; off += PAGE) {
         const phys = run.phys + off;
         if (pages.isZero(phys)) continue;
-        if (vma.filePrivate && !pages.isAnon(phys)) continue;
+        if (!pages.isAnon(phys)) continue;
         keep(run.va + off, PAGE, phys);
       }
     }
@@ -227,4 +227,24 @@ export async function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInf
       `memory at 0x${swapped.first.toString(16)} is swapped out (${swapped.pages} pages in all, or being migrated); swap is not supported`));
   }
   return { pagemap, runs, scanned };
+}
+
+/** The parts [offset, size) of the physical range [phys, phys + size) that no zero page covers, in order. */
+function outsideZeroPages(pages: PageInfo, phys: bigint, size: bigint): [bigint, bigint][] {
+  let parts: [bigint, bigint][] = [[0n, size]];
+  for (const z of pages.zeroPages) {
+    const next: [bigint, bigint][] = [];
+    for (const [off, len] of parts) {
+      const lo = phys + off;
+      const hi = lo + len;
+      if (z.phys >= hi || z.phys + z.size <= lo) {
+        next.push([off, len]);
+        continue;
+      }
+      if (z.phys > lo) next.push([off, z.phys - lo]);
+      if (z.phys + z.size < hi) next.push([z.phys + z.size - phys, hi - (z.phys + z.size)]);
+    }
+    parts = next;
+  }
+  return parts;
 }
