@@ -50,6 +50,19 @@ export class FailedPreconditionError extends OvmError {
   override readonly code = 'FAILED_PRECONDITION';
 }
 
+/** A bound on what one request may cost ran out (pages scanned, runs, bytes, pause time). */
+export class ResourceExhaustedError extends OvmError {
+  override readonly code = 'RESOURCE_EXHAUSTED';
+  constructor(readonly resource: string, readonly limit: number, readonly who: string, detail = '') {
+    super(`${who}: over the dump's budget of ${limit} ${resource}${detail ? ` (${detail})` : ''}`);
+  }
+}
+
+/** A dependency is down for now, and asking again later may work (a guest kernel that failed to attach, backing off). */
+export class UnavailableError extends OvmError {
+  override readonly code = 'UNAVAILABLE';
+}
+
 /** The message of an unknown thrown value, for logs and CLI output. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

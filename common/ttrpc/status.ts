@@ -5,7 +5,9 @@ import {
   InvalidArgumentError,
   NotFoundError,
   OvmError,
+  ResourceExhaustedError,
   TimeoutError,
+  UnavailableError,
   UnsupportedError,
 } from '../errors.js';
 
@@ -71,6 +73,8 @@ export function statusOf(err: unknown): StatusCode {
   if (err instanceof TimeoutError) return StatusCode.DEADLINE_EXCEEDED;
   if (err instanceof UnsupportedError) return StatusCode.UNIMPLEMENTED;
   if (err instanceof FailedPreconditionError) return StatusCode.FAILED_PRECONDITION;
+  if (err instanceof ResourceExhaustedError) return StatusCode.RESOURCE_EXHAUSTED;
+  if (err instanceof UnavailableError) return StatusCode.UNAVAILABLE;
   // AbortSignal.timeout() and abort() reasons, for handlers that rethrow signal.reason.
   if (err instanceof DOMException && err.name === 'TimeoutError') return StatusCode.DEADLINE_EXCEEDED;
   if (err instanceof DOMException && err.name === 'AbortError') return StatusCode.CANCELLED;

@@ -89,12 +89,26 @@ export interface PageRun {
   swapped: boolean;
 }
 
+/** Told of every table a walk reads (it may throw to end the walk); true asks the walker to hand its consumer a run now. */
+export interface WalkObserver {
+  table(entries: number): boolean;
+  /**
+   * Physical address of the zero page: PTEs that map it come out as
+   * untouched (it reads as zeros, as untouched anonymous memory does), in
+   * long runs rather than one run per PTE.
+   */
+  zeroPage?: number;
+}
+
 /**
  * Walks the page tables for [start, end) reading each table page once, and
  * yields runs of pages merged where they are physically contiguous: the fast
  * path for reading large user ranges (translate() costs a read per level).
+ * With an observer, a run may be yielded in pieces (when it asks for a
+ * turn), so that a consumer can yield to the event loop mid-walk.
  */
-export function* walkRange(mem: PhysicalMemory, root: bigint, start: bigint, end: bigint, levels: 4 | 5, smeMask = 0n, what = 'user memory'): Generator<PageRun> {
+export function* walkRange(mem: PhysicalMemory, root: bigint, start: bigint, end: bigint, levels: 4 | 5, smeMask = 0n, what = 'user memory',
+  observer?: WalkObserver): Generator<PageRun> {
   const levelList = levels === 5 ? LEVELS : LEVELS.slice(1);
   let pending: PageRun | undefined;
   const table = Buffer.alloc(4096 * levelList.length);
@@ -113,6 +127,13 @@ export function* walkRange(mem: PhysicalMemory, root: bigint, start: bigint, end
     const buf = table.subarray(depth * 4096, depth * 4096 + 4096);
     mem.readInto(tablePhys & ~0xfffn, buf, `${what}: ${level.name} table`);
     const first = start > base ? Number((start - base) >> level.shift) : 0;
+    if (observer) {
+      const lastEntry = end - base >= 512n * span ? 511 : Number((end - base - 1n) >> level.shift);
+      if (observer.table(lastEntry - first + 1) && pending) {
+        yield pending;
+        pending = undefined;
+      }
+    }
     if (level.name === 'pt') {
       yield* leaf(buf, base, first);
       return;
@@ -140,6 +161,7 @@ export function* walkRange(mem: PhysicalMemory, root: bigint, start: bigint, end
    */
   function* leaf(buf: Buffer, base: bigint, first: number): Generator<PageRun> {
     const smeHi = Number((smeMask >> 32n) & 0xffffffffn);
+    const zero = observer?.zeroPage ?? -1;
     const last = end - base >= 512n * 4096n ? 511 : Number((end - base - 1n) >> 12n);
     let runStart = first;
     let runKind = -1; // 0 untouched, 1 swapped, 2 resident
@@ -160,6 +182,7 @@ export function* walkRange(mem: PhysicalMemory, root: bigint, start: bigint, end
       if (lo32 & 1) {
         kind = 2;
         phys = (hi32 & 0xfffff) * 4294967296 + ((lo32 & 0xfffff000) >>> 0);
+        if (phys === zero) kind = 0;
       } else if (lo32 & 0x100) {
         kind = 2; // PROT_NONE: resident, PFN inverted (L1TF)
         phys = (~hi32 & 0xfffff) * 4294967296 + ((~lo32 & 0xfffff000) >>> 0);

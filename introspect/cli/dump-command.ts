@@ -11,8 +11,9 @@ import { QmpPause } from '../qemu/vm-pause.js';
 import { toJson } from './json.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
 import { CliPlugs } from './plugs.js';
+import { QuotaOptions, addQuotaOptions, quotaOf } from './quota-options.js';
 
-interface DumpCommandOptions extends MemorySourceOptions {
+interface DumpCommandOptions extends MemorySourceOptions, QuotaOptions {
   container?: boolean;
   bundle?: string;
   pid?: number;
@@ -33,7 +34,7 @@ function printReport(r: DumpReport): void {
 }
 
 export function dumpCommand(plugs: CliPlugs): Command {
-  return new Command('dump')
+  return addQuotaOptions(new Command('dump'))
     .description('write CRIU images of a frozen process tree from guest RAM (restore with stock criu restore)')
     .option('--vm <name>', plugs.guestControl
       ? 'a VM by its description, whose guest the dump can freeze, thaw and kill'
@@ -78,7 +79,7 @@ export function dumpCommand(plugs: CliPlugs): Command {
         }
         let report: DumpReport;
         try {
-          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, progress: (line) => log.info(line) });
+          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, quota: quotaOf(o), progress: (line) => log.info(line) });
         } catch (err) {
           if (froze) await control!.thaw(cgroup);
           throw err;

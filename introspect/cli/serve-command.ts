@@ -6,8 +6,9 @@ import { BackendService, DEFAULT_LIMITS, GuestRam, ImageStore, MAX_CONCURRENT_RE
 import { int } from './args.js';
 import { MemorySourceOptions, openMemory } from './memory-source.js';
 import { CliPlugs } from './plugs.js';
+import { QuotaOptions, addQuotaOptions, quotaOf } from './quota-options.js';
 
-interface ServeCommandOptions extends MemorySourceOptions {
+interface ServeCommandOptions extends MemorySourceOptions, QuotaOptions {
   channel?: string;
   images: string;
   staging?: string;
@@ -16,7 +17,7 @@ interface ServeCommandOptions extends MemorySourceOptions {
 }
 
 export function serveCommand(plugs: CliPlugs): Command {
-  return new Command('serve')
+  return addQuotaOptions(new Command('serve'))
     .description("serve a VM's shims on its channel: checkpoints of frozen containers from guest RAM into image directories on a share")
     .option('--vm <name>', 'a VM by its description ($OVMIGRATE_VM_DIR/NAME.json: RAM, QMP socket, channel socket, shares)')
     .option('--mem <file>', 'the VM\'s QEMU memory-backend file (with --qmp and --channel)')
@@ -37,6 +38,7 @@ export function serveCommand(plugs: CliPlugs): Command {
       const ram = new GuestRam({
         open: () => openMemory(o.vm ? { vm: o.vm } : { mem: o.mem, qmp: o.qmp }, plugs.resolveVm),
         qmpSocket: vm ? vm.qmpSocket! : o.qmp!,
+        quota: quotaOf(o),
       });
       const service = new BackendService(store, ram.dump, { maxConcurrentCheckpoints: o.maxCheckpoints, maxUnreleased: o.maxImages });
       const server = new TtrpcServer({ maxConcurrentRequests: MAX_CONCURRENT_REQUESTS });

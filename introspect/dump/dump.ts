@@ -1,4 +1,4 @@
-import { UnsupportedError } from '../../common/errors.js';
+import { ResourceExhaustedError, UnsupportedError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
@@ -7,11 +7,13 @@ import { namespaces, netNamespaceInum } from '../linux/namespaces.js';
 import { PageInfo } from '../linux/pages.js';
 import { taskIdentity } from '../linux/task-tree.js';
 import { cgroupNsRoot, cgroupPath, findTask, pidNumbers } from '../linux/tasks.js';
+import { DumpBudget, DumpQuota, throwIfAborted } from './budget.js';
 import { ContainerSpec } from './container.js';
 import { DumpContext, TaskDump, TaskIds } from './context.js';
 import { FileTable } from './files.js';
 import { IdAllocator, NS_KINDS } from './ids.js';
 import { ImageDir } from './image-dir.js';
+import { planPages } from './memory.js';
 import { Dumped, PlannedImage, writeImages } from './planned-image.js';
 import { DumpProblem, DumpRefusedError } from './problem.js';
 import { PageWriter } from './pages.js';
@@ -21,7 +23,8 @@ import { DumpTree, requireFrozen } from './tree.js';
 
 /** Stops and resumes the guest's vCPUs (QMP stop/cont) for the final, consistent read. */
 export interface VmPause {
-  stop(): Promise<void>;
+  /** Stops the vCPUs for at most `budgetMs`: past it they must resume whatever the dump does (a watchdog). */
+  stop(budgetMs: number): Promise<void>;
   cont(): Promise<void>;
 }
 
@@ -34,6 +37,10 @@ export interface DumpOptions {
   freezingMs?: number;
   /** Dump the tree as a runc container: its namespaces and mounts, as its bundle describes them. */
   container?: ContainerSpec;
+  /** The VM's quota for one dump; unset bounds follow its RAM size (budget.ts). */
+  quota?: DumpQuota;
+  /** The request's deadline: checked while the page tables are walked, not only at the end. */
+  signal?: AbortSignal;
 }
 
 export interface DumpReport {
@@ -115,6 +122,18 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     tasks.push(task);
   }
   for (const part of TREE_PARTS) take(part.dump(ctx, tasks));
+  // The walks of the page tables are metered: their cost follows what the guest mapped, not its RAM.
+  const budget = DumpBudget.forMemory(prog.mem, opts.quota, opts.signal);
+  // One meter for the whole tree: forked children each mapping a little under the bound must not add up past it.
+  const meter = budget.meter();
+  const tWalk = now();
+  for (const t of tasks) {
+    if (!t.memory) continue;
+    const walked = await planPages(t.proc.leader, t.memory.vmas, pages, problems, t.who, meter);
+    budget.charge(walked.runs.length, walked.runs.pages * 4096, t.who);
+    Object.assign(t.memory, { runs: walked.runs, pagemap: walked.pagemap, pagesScanned: walked.scanned });
+  }
+  const walkMs = now() - tWalk;
   if (problems.length) throw new DumpRefusedError(tree.root.pid, problems);
   const tPlan = now();
   progress(`planned ${tree.processes.length} processes, ${tasks.reduce((n, t) => n + (t.memory?.runs.length ?? 0), 0)} page runs in ${(tPlan - t0).toFixed(0)} ms`);
@@ -124,9 +143,12 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   try {
     writeImages(out, planned);
     // Pages are read while the guest runs; the tree is frozen, so only the kernel can move them (compaction, THP).
-    for (const t of tasks) if (t.memory) await writer.write(t.proc, t.memory, t.pagesId);
+    for (const t of tasks) {
+      throwIfAborted(opts.signal, t.who);
+      if (t.memory) await writer.write(t.proc, t.memory, t.pagesId);
+    }
     const tMem = now();
-    const check = await verify(tree, writer, opts.pause);
+    const check = await verify(tree, writer, budget, walkMs, opts.pause);
     writer.finishPagemaps();
     const report: DumpReport = {
       dir: out.dir,
@@ -170,17 +192,28 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
  * reads again whatever moved since. The frozen tasks cannot change their
  * memory; the kernel can still move pages (compaction, reclaim, THP).
  */
-async function verify(tree: DumpTree, writer: PageWriter, pause?: VmPause): Promise<{ reread: number; pauseMs?: number }> {
-  const recheck = (): Promise<number> => {
+async function verify(tree: DumpTree, writer: PageWriter, budget: DumpBudget, walkMs: number, pause?: VmPause):
+  Promise<{ reread: number; pauseMs?: number }> {
+  const recheck = (ends?: number): Promise<number> => {
     tree.root.leader.prog.refresh();
     requireFrozen(tree, ' (it changed while being dumped)');
-    return writer.recheck();
+    return writer.recheck(budget.meter(ends));
   };
   if (pause) {
-    await pause.stop();
-    const t = now();
+    const limit = budget.limits.pauseMs;
+    throwIfAborted(budget.signal, `pid ${tree.root.pid}`);
+    // The walk under the pause is the planning walk again: one that took longer than the budget is not worth stopping the VM for.
+    if (walkMs > limit) {
+      throw new ResourceExhaustedError('ms of VM pause', limit, `pid ${tree.root.pid}`, `walking its page tables took ${Math.round(walkMs)} ms`);
+    }
     try {
-      const moved = await recheck();
+      // cont() in finally: a stop that failed half-way may still have stopped the VM.
+      await pause.stop(limit);
+      const t = now();
+      const ends = Date.now() + limit;
+      const moved = await recheck(ends);
+      // Past its budget the watchdog may have resumed the VM already: what was read is not one instant.
+      if (Date.now() > ends) throw new ResourceExhaustedError('ms of VM pause', limit, `pid ${tree.root.pid}`);
       return { reread: moved, pauseMs: now() - t };
     } finally {
       await pause.cont();

@@ -9,7 +9,9 @@ import { isCharDevice, mappedFileFlags } from '../linux/open-file.js';
 import { PageInfo } from '../linux/pages.js';
 import { fileSuperblock, shmSuperblock, vmaState } from '../linux/vma-state.js';
 import { FileTable } from './files.js';
+import { WalkMeter } from './budget.js';
 import { DumpProblem } from './problem.js';
+import { RunList } from './run-list.js';
 
 /** include/uapi/asm-generic/mman*.h */
 const MAP = { SHARED: 0x1, PRIVATE: 0x2, ANONYMOUS: 0x20, GROWSDOWN: 0x100, LOCKED: 0x2000, NORESERVE: 0x4000, HUGETLB: 0x40000 };
@@ -30,19 +32,12 @@ const PE_PRESENT = 4;
 const AT_VECTOR_WORDS = 44;
 const PAGE = 4096n;
 
-/** A physically contiguous run of pages to dump. */
-export interface PageRun {
-  va: bigint;
-  size: bigint;
-  phys: bigint;
-}
-
 export interface MemoryPlan {
   mm: Record<string, unknown>;
   /** pagemap entries after the head, in address order. */
   pagemap: Record<string, unknown>[];
   /** Pages to dump, in address order: the contents of pages-ID.img. */
-  runs: PageRun[];
+  runs: RunList;
   pagesScanned: number;
   problems: DumpProblem[];
   /** What planPages needs to walk the same VMAs again (to verify the plan before the VM resumes). */
@@ -86,7 +81,7 @@ function vmFlagBits(vmFlags: bigint): { flags: number; madv: bigint } {
  * [vvar]; present pages only, not the zero page, and in private file
  * mappings only pages written to (anonymous, no longer the page cache's).
  */
-export function planMemory(leader: KObject, mm: KObject, files: FileTable, pages: PageInfo, who: string): MemoryPlan {
+export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: string): MemoryPlan {
   const problems: DumpProblem[] = [];
   const shmSb = shmSuperblock(mm);
   const state = mmState(mm);
@@ -134,7 +129,6 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, pages
       filePrivate: (status & VMA_FILE_PRIVATE) !== 0,
     });
   }
-  const { pagemap, runs, scanned } = planPages(leader, infos, pages, problems, who);
   const layout = mmLayout(mm);
   return {
     mm: {
@@ -149,67 +143,82 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, pages
       dumpable: state.dumpable,
       thp_disabled: state.thpDisabled,
     },
-    pagemap,
-    runs,
-    pagesScanned: scanned,
+    // The pages are planned by planPages once every part has run (dump.ts): the walk is asynchronous and metered.
+    pagemap: [],
+    runs: new RunList(),
+    pagesScanned: 0,
     problems,
     vmas: infos,
   };
 }
 
-/** The pages of the VMAs that dump pages, walking the process's page tables once per VMA. */
-export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, problems: DumpProblem[], who: string):
-  { pagemap: Record<string, unknown>[]; runs: PageRun[]; scanned: number } {
+/** A plan's pages: pagemap entries and runs, from one walk of the page tables. */
+export interface PlannedPages {
+  pagemap: Record<string, unknown>[];
+  runs: RunList;
+  /** Pages the VMAs span, as CRIU's stats count them. */
+  scanned: number;
+}
+
+/**
+ * The pages of the VMAs that dump pages, walking the process's page tables
+ * once per VMA. The walk's cost follows the mappings, which the guest
+ * chooses (a MAP_NORESERVE mapping of the zero page can span terabytes):
+ * the meter bounds its PTEs, runs and bytes, and it hands the event loop a
+ * turn now and then, checking the request's deadline and the pause.
+ */
+export async function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, problems: DumpProblem[], who: string,
+  meter: WalkMeter): Promise<PlannedPages> {
   const prog = leader.prog;
   const mm = taskMm(leader);
   if (!mm) throw new BadDataError(`${who} has no mm any more`);
   const root = prog.pgdPhys(mmState(mm).pgd);
   const pagemap: Record<string, unknown>[] = [];
-  const runs: PageRun[] = [];
+  const runs = new RunList();
+  meter.who = who;
+  // Zero-page PTEs are never dumped: the walker passes over them without a run each.
+  meter.zeroPage = Number(pages.zeroPages[0].phys);
   let scanned = 0;
   const swapped: { first?: bigint; pages: number } = { pages: 0 };
   for (const vma of vmas) {
     if (!vma.dumpPages) continue;
     scanned += Number((vma.end - vma.start) / PAGE);
-    const vmaRuns: PageRun[] = [];
+    const flags = PE_PRESENT | (vma.lazy ? PE_LAZY : 0);
     const keep = (va: bigint, size: bigint, phys: bigint) => {
-      const last = vmaRuns[vmaRuns.length - 1];
-      if (last && last.va + last.size === va && last.phys + last.size === phys) last.size += size;
-      else vmaRuns.push({ va, size, phys });
+      runs.pushBytes(va, phys, size);
+      meter.kept(runs.length, runs.pages);
+      const last = pagemap[pagemap.length - 1];
+      // Runs that touch merge, across VMAs too, as CRIU's page pipes merge them.
+      if (last && (last.vaddr as bigint) + BigInt(last.nr_pages as number) * PAGE === va && last.flags === flags) {
+        last.nr_pages = (last.nr_pages as number) + Number(size / PAGE);
+      } else {
+        pagemap.push({ vaddr: va, nr_pages: Number(size / PAGE), flags });
+      }
     };
     const vdso = (vma.status & VMA_AREA_VDSO) !== 0;
     if (vdso) {
       // criu/mem.c dumps every vDSO page, touched or not: take them from the kernel's vDSO image (what vdso_fault maps).
       for (let va = vma.start; va < vma.end; va += PAGE) keep(va, PAGE, vdsoPagePhys(mm, va - vma.start, who));
+      continue;
     }
-    for (const run of vdso ? [] : walkRange(prog.mem, root, vma.start, vma.end, prog.pagingLevels, prog.smeMask, `${who} page tables`)) {
+    for (const run of walkRange(prog.mem, root, vma.start, vma.end, prog.pagingLevels, prog.smeMask, `${who} page tables`, meter)) {
+      if (meter.due) await meter.yield();
       if (run.swapped) {
         swapped.first ??= run.va;
         swapped.pages += Number(run.size / PAGE);
         continue;
       }
       if (run.phys === undefined) continue;
-      const fast = !vma.filePrivate && !pages.zeroPages.some((z) => z.phys < run.phys! + run.size && run.phys! < z.phys + z.size);
-      if (fast) {
-        keep(run.va, run.size, run.phys);
+      if (!vma.filePrivate) {
+        // Cut out the zero pages in whole ranges: a run of the huge zero page is 512 pages skipped at once, not one by one.
+        for (const [off, size] of outsideZeroPages(pages, run.phys, run.size)) keep(run.va + off, size, run.phys + off);
         continue;
       }
       for (let off = 0n; off < run.size; off += PAGE) {
         const phys = run.phys + off;
         if (pages.isZero(phys)) continue;
-        if (vma.filePrivate && !pages.isAnon(phys)) continue;
+        if (!pages.isAnon(phys)) continue;
         keep(run.va + off, PAGE, phys);
-      }
-    }
-    const flags = PE_PRESENT | (vma.lazy ? PE_LAZY : 0);
-    for (const r of vmaRuns) {
-      runs.push(r);
-      const last = pagemap[pagemap.length - 1];
-      // Runs that touch merge, across VMAs too, as CRIU's page pipes merge them.
-      if (last && (last.vaddr as bigint) + BigInt(last.nr_pages as number) * PAGE === r.va && last.flags === flags) {
-        last.nr_pages = (last.nr_pages as number) + Number(r.size / PAGE);
-      } else {
-        pagemap.push({ vaddr: r.va, nr_pages: Number(r.size / PAGE), flags });
       }
     }
   }
@@ -218,4 +227,24 @@ export function planPages(leader: KObject, vmas: VmaInfo[], pages: PageInfo, pro
       `memory at 0x${swapped.first.toString(16)} is swapped out (${swapped.pages} pages in all, or being migrated); swap is not supported`));
   }
   return { pagemap, runs, scanned };
+}
+
+/** The parts [offset, size) of the physical range [phys, phys + size) that no zero page covers, in order. */
+function outsideZeroPages(pages: PageInfo, phys: bigint, size: bigint): [bigint, bigint][] {
+  let parts: [bigint, bigint][] = [[0n, size]];
+  for (const z of pages.zeroPages) {
+    const next: [bigint, bigint][] = [];
+    for (const [off, len] of parts) {
+      const lo = phys + off;
+      const hi = lo + len;
+      if (z.phys >= hi || z.phys + z.size <= lo) {
+        next.push([off, len]);
+        continue;
+      }
+      if (z.phys > lo) next.push([off, z.phys - lo]);
+      if (z.phys + z.size < hi) next.push([z.phys + z.size - phys, hi - (z.phys + z.size)]);
+    }
+    parts = next;
+  }
+  return parts;
 }

@@ -5,8 +5,10 @@ import { Program } from '../kernel/program.js';
 import { PageInfo } from '../linux/pages.js';
 import { readCoalesced } from '../linux/user-memory.js';
 import { ImageDir } from './image-dir.js';
-import { MemoryPlan, PageRun, planPages } from './memory.js';
+import { WalkMeter } from './budget.js';
+import { MemoryPlan, planPages } from './memory.js';
 import { DumpProblem } from './problem.js';
+import { Run, diffRuns } from './run-list.js';
 import { DumpProcess } from './tree.js';
 
 /**
@@ -63,11 +65,11 @@ export class PageWriter {
     const fd = this.out.open(`pages-${pagesId}.img`);
     this.written.set(pagesId, { fd, proc, plan });
     await this.copy(fd, plan.runs, proc.pid, 0);
-    this.pagesWritten += plan.runs.reduce((n, r) => n + Number(r.size / 4096n), 0);
+    this.pagesWritten += plan.runs.pages;
   }
 
   /** Copies runs, in order, from guest RAM into the image from `position` on. */
-  private async copy(fd: number, runs: PageRun[], pid: number, position: number): Promise<void> {
+  private async copy(fd: number, runs: Iterable<Run>, pid: number, position: number): Promise<void> {
     const t0 = now();
     const inflight = new Set<Promise<void>>();
     let failure: unknown;
@@ -98,13 +100,15 @@ export class PageWriter {
       used = 0;
     };
     for (const run of runs) {
-      for (let off = 0n; off < run.size;) {
+      const size = run.pages * 4096;
+      const phys = BigInt(run.ppn) << 12n;
+      for (let off = 0; off < size;) {
         if (failure) break;
         buf ??= await take();
-        const n = Math.min(Number(run.size - off), CHUNK - used);
-        fill.push({ at: used, phys: run.phys + off, size: n });
+        const n = Math.min(size - off, CHUNK - used);
+        fill.push({ at: used, phys: phys + BigInt(off), size: n });
         used += n;
-        off += BigInt(n);
+        off += n;
         if (used === CHUNK) await flush();
       }
     }
@@ -119,49 +123,32 @@ export class PageWriter {
    * Walks the page tables of every process written again. Pages now at
    * another physical address are read again into their place; where the
    * set of pages changed, the whole pages image is rewritten. Returns the
-   * pages read again.
+   * pages read again. `meter` bounds the walk of the whole tree (its PTEs, the pause).
    */
-  async recheck(): Promise<number> {
+  async recheck(meter: WalkMeter): Promise<number> {
     let moved = 0;
-    for (const w of this.written.values()) moved += await this.recheckOne(w);
+    for (const w of this.written.values()) moved += await this.recheckOne(w, meter);
     return moved;
   }
 
-  private async recheckOne({ fd, proc, plan }: Written): Promise<number> {
+  private async recheckOne({ fd, proc, plan }: Written, meter: WalkMeter): Promise<number> {
     const problems: DumpProblem[] = [];
-    const again = planPages(proc.leader, plan.vmas, this.pages, problems, `pid ${proc.pid}`);
+    const again = await planPages(proc.leader, plan.vmas, this.pages, problems, `pid ${proc.pid}`, meter);
     if (problems.length) throw new UnsupportedError(`cannot dump: ${problems.map((p) => p.text).join('; ')}`);
-    const same = again.runs.length === plan.runs.length &&
-      again.runs.every((r, i) => r.va === plan.runs[i].va && r.size === plan.runs[i].size && r.phys === plan.runs[i].phys);
-    if (same) return 0;
-    const pageMap = (runs: PageRun[]) => {
-      const m = new Map<bigint, bigint>();
-      for (const r of runs) for (let off = 0n; off < r.size; off += 4096n) m.set(r.va + off, r.phys + off);
-      return m;
-    };
-    const before = pageMap(plan.runs);
-    const after = pageMap(again.runs);
-    if (before.size !== after.size || [...after.keys()].some((va) => !before.has(va))) {
+    if (again.runs.equals(plan.runs)) return 0;
+    const diff = diffRuns(plan.runs, again.runs);
+    if (!diff.sameSet) {
       // Pages appeared or went (a page dropped, a COW resolved): write the image anew.
-      this.pagesWritten += after.size - before.size;
+      this.pagesWritten += again.runs.pages - plan.runs.pages;
       plan.runs = again.runs;
       plan.pagemap = again.pagemap;
       fs.ftruncateSync(fd, 0);
       await this.copy(fd, again.runs, proc.pid, 0);
-      return after.size;
+      return again.runs.pages;
     }
-    let offset = 0;
-    const moved: { run: PageRun; at: number }[] = [];
-    for (const r of plan.runs) {
-      for (let off = 0n; off < r.size; off += 4096n) {
-        const phys = after.get(r.va + off)!;
-        if (phys !== r.phys + off) moved.push({ run: { va: r.va + off, size: 4096n, phys }, at: offset + Number(off) });
-      }
-      offset += Number(r.size);
-    }
-    for (const m of moved) await this.copy(fd, [m.run], proc.pid, m.at);
+    for (const m of diff.moved) await this.copy(fd, [m], proc.pid, m.at);
     plan.runs = again.runs;
-    return moved.length;
+    return diff.movedPages;
   }
 
   /** Writes every pagemap-PID.img for the runs as verified, and closes the pages images. */

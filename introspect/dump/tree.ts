@@ -42,6 +42,11 @@ function numberAt(pid: KObject | undefined, level: number): number {
   return level < numbers.length ? numbers[level] : 0;
 }
 
+/**
+ * The tree below `rootTask`, in preorder. Iterative, with its own stack: a
+ * guest can fork a chain thousands of processes deep, which recursion
+ * would follow into a stack overflow of the host.
+ */
 function buildTree(rootTask: KObject): DumpTree {
   const rootPid = taskIdentity(rootTask).threadPid;
   const level = pidNumbers(rootPid).length - 1;
@@ -73,11 +78,21 @@ function buildTree(rootTask: KObject): DumpTree {
       parent,
     };
     processes.push(proc);
-    for (const child of [...childProcesses(leaderFirst)]) proc.children.push(visit(child, proc));
+    parent?.children.push(proc);
     return proc;
   };
-  const root = visit(rootTask, undefined);
-  return { root, processes, level };
+  // Children go on the stack last first, so that they come off in order: the same preorder as a recursive walk.
+  const stack: { leader: KObject; parent?: DumpProcess }[] = [{ leader: rootTask }];
+  let root: DumpProcess | undefined;
+  while (stack.length) {
+    const { leader, parent } = stack.pop()!;
+    const proc = visit(leader, parent);
+    root ??= proc;
+    const children = [...childProcesses(proc.threads)];
+    if (stack.length + children.length > MAX_PROCESSES) throw new UnsupportedError(`the tree has more than ${MAX_PROCESSES} processes`);
+    for (let i = children.length - 1; i >= 0; i--) stack.push({ leader: children[i], parent: proc });
+  }
+  return { root: root!, processes, level };
 }
 
 /** The process tree rooted at `pid` (in the guest's initial pid namespace). */

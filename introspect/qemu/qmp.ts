@@ -8,6 +8,8 @@ interface Pending {
 
 /** Largest QMP reply line we buffer; `info mtree` of a big machine stays far below. */
 const MAX_LINE = 16 << 20;
+/** A QEMU that does not answer a command in this long is hung, or not QEMU. */
+export const QMP_TIMEOUT_MS = 10_000;
 
 /**
  * A QEMU Machine Protocol client over a unix socket: JSON objects, one per
@@ -44,12 +46,20 @@ export class QmpClient {
     }
   }
 
-  /** Runs one QMP command and returns its `return` value. */
-  execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+  /** Runs one QMP command and returns its `return` value; no answer within `timeoutMs` is a TimeoutError. */
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = QMP_TIMEOUT_MS): Promise<T> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = String(this.nextId++);
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new TimeoutError(`QMP ${this.path}: no answer to ${command} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => clearTimeout(timer);
+      this.pending.set(id, {
+        resolve: (v) => { done(); resolve(v as T); },
+        reject: (err) => { done(); reject(err); },
+      });
       this.socket.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id }) + '\n');
     });
   }
