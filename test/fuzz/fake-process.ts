@@ -130,7 +130,7 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
     () => mounts(task, root),
     () => {
       const files = new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 });
-      return planMemory(task, task.member('mm').deref(), files, pages, 'pid 50');
+      return planMemory(task, task.member('mm').deref(), files, 'pid 50');
     },
   ];
   return readers.filter((r) => typedOnly(r)).length;
