@@ -52,17 +52,19 @@ export class ImageStore {
         throw new InvalidArgumentError(`staging directory ${staging} is visible to the guest: give --staging DIR outside its shares, on the same file system`);
       }
     }
-    const overlaps = (s: string) => within(s, real) || within(real, s);
-    if (overlaps(staging)) throw new InvalidArgumentError(`staging directory ${staging} overlaps --images ${dir}`);
+    // Its path may lead through symlinks: where it ends must not overlap DIR either.
+    if ([staging, resolveExisting(staging)].some((s) => within(s, real) || within(real, s))) {
+      throw new InvalidArgumentError(`staging directory ${staging} overlaps --images ${dir}`);
+    }
     const existed = fs.lstatSync(staging, { throwIfNoEntry: false });
+    const notOurs = () => new FailedPreconditionError(`staging directory ${staging} is not a directory of this user`);
+    if (existed && !existed.isDirectory()) throw notOurs();
     fs.mkdirSync(staging, { recursive: true, mode: 0o700 });
     const sst = fs.lstatSync(staging);
-    if (!sst.isDirectory() || sst.uid !== process.getuid!()) throw new FailedPreconditionError(`staging directory ${staging} is not a directory of this user`);
+    if (!sst.isDirectory() || sst.uid !== process.getuid!()) throw notOurs();
     // A directory others could write to may hold what they put there; one we made, or only we write, is ours.
     if (existed && sst.mode & 0o022) throw new FailedPreconditionError(`staging directory ${staging}: mode ${(sst.mode & 0o777).toString(8)}, writable by others; give one only its owner writes`);
     fs.chmodSync(staging, 0o700);
-    // Its path may lead through symlinks: what it is in the end must not overlap DIR either.
-    if (overlaps(fs.realpathSync(staging))) throw new InvalidArgumentError(`staging directory ${staging} overlaps --images ${dir}`);
     // Renames between the two need one file system.
     if (sst.dev !== fs.statSync(real).dev) throw new InvalidArgumentError(`staging directory ${staging} is not on the file system of --images ${dir}`);
     const dirFd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
@@ -142,6 +144,19 @@ export class ImageStore {
     if (r.gone) return;
     const names = r.left.map((n) => logSafe(n, 64)).join(', ');
     log.warn(`image directory ${what}: left in ${this.staging}, holding ${r.leftCount} entries that are not regular files (${names}${r.leftCount > r.left.length ? ', ...' : ''}) after ${r.removed} files removed`);
+  }
+}
+
+/** `p` with the symlinks of its longest existing prefix resolved. */
+function resolveExisting(p: string): string {
+  const rest: string[] = [];
+  for (let at = p; ; at = path.dirname(at)) {
+    try {
+      return path.join(fs.realpathSync(at), ...rest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || at === '/') throw err;
+      rest.unshift(path.basename(at));
+    }
   }
 }
 
