@@ -9,8 +9,9 @@ import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 
 const CLIENT = path.resolve(__dirname, '..', 'helpers', 'backend-guest-client.js');
+const ATTACKER = path.resolve(__dirname, '..', 'helpers', 'hostile-swap.js');
 /** Files in the guest's subdirectory and in the host directory it points its symlink at, of the same names. */
-const FILES = 2000;
+const FILES = 10_000;
 
 /**
  * `ovmigrate serve` with its images on a virtiofs share, where a guest
@@ -73,18 +74,17 @@ describe('ovmigrate serve on a virtiofs share: a guest holding an image director
     const [cp] = await calls([{ call: 'checkpoint', id: 'sleeper', cgroup: CGROUP, config: '{}' }]);
     const { name } = ok(cp) as { name: string };
     const dir = path.join(images, name);
-    const sentinels = Array.from({ length: 16 }, (_, i) => `[ -e sub/n${i * 125} ]`).join(' && ');
     // The attacker's working directory is its handle on the image directory, wherever the host moves it.
     await sh(`
-      cd ${dir} && mkdir sub && cd sub && seq 0 ${FILES - 1} | sed 's/^/n/' | xargs touch
-      setsid sh -c 'cd ${dir}; echo $$ > /tmp/vfs-attacker.pid
-        while ${sentinels}; do :; done
-        mv -T sub sub.moved && ln -s ${victim} sub && echo swapped > /tmp/vfs-attacker.out
-        exec sleep 100000' </dev/null >/dev/null 2>&1 &
-      for i in $(seq 50); do [ -s /tmp/vfs-attacker.pid ] && break; sleep 0.1; done`);
+      rm -f /tmp/vfs-attacker.pid
+      setsid node ${ATTACKER} ${dir} ${FILES} ${victim} /tmp/vfs-attacker.pid </dev/null >/tmp/vfs-attacker.out 2>&1 &
+      for i in $(seq 3000); do [ -s /tmp/vfs-attacker.pid ] && break; sleep 0.1; done
+      [ -s /tmp/vfs-attacker.pid ] || { cat /tmp/vfs-attacker.out; exit 1; }`);
     ok((await calls([{ call: 'release', name }]))[0]);
     await sleep(1000);
-    assert.equal(fs.readdirSync(victim).length, FILES, `host files deleted through the guest's symlink\nserve:\n${serveLog}`);
+    const kept = fs.readdirSync(victim).length;
+    const attacker = await sh('cat /tmp/vfs-attacker.out');
+    assert.equal(kept, FILES, `${FILES - kept} host files deleted through the guest's symlink (attacker: ${attacker.trim()})\nserve:\n${serveLog}`);
     assert.ok(!fs.readdirSync(images).includes(name), 'gone from the share');
     const left = path.join(staging, `.released-${name}`);
     assert.deepEqual(fs.readdirSync(left), ['sub'], 'the images went; the guest\'s own directory was left alone');
