@@ -5,7 +5,7 @@ import {
   BACKEND_SERVICE, CheckpointRequest, CheckpointResponse, HelloResponse, IMAGE_NAME, MAX_CONFIG_BYTES, backendMethods,
 } from '../../common/backend-api.js';
 import { InvalidArgumentError, NotFoundError, errorMessage } from '../../common/errors.js';
-import { log } from '../../common/log.js';
+import { log, logSafe } from '../../common/log.js';
 import { Handler, StatusCode, TtrpcError, TtrpcServer, abortedError, statusName, statusOf } from '../../common/ttrpc/index.js';
 import { parseContainerSpec } from '../dump/container.js';
 import { cgroupArg } from '../dump/tree.js';
@@ -17,9 +17,11 @@ export interface BackendLimits {
   maxConcurrentCheckpoints: number;
   /** Image directories issued and not released (running checkpoints count): the share is not the guest's to fill. */
   maxUnreleased: number;
+  /** An issued directory not released after this long is taken back: its shim is gone, or never asks. */
+  unreleasedTtlMs: number;
 }
 
-export const DEFAULT_LIMITS: BackendLimits = { maxConcurrentCheckpoints: 2, maxUnreleased: 8 };
+export const DEFAULT_LIMITS: BackendLimits = { maxConcurrentCheckpoints: 2, maxUnreleased: 8, unreleasedTtlMs: 15 * 60_000 };
 /** The largest request: a config of MAX_CONFIG_BYTES, the id, a cgroup path and protobuf's few bytes around them. */
 export const MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 8192;
 /** Requests one channel connection may have in flight (the guest's relay holds its own to the same number). */
@@ -38,14 +40,18 @@ const VERSION = (JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 
  */
 export class BackendService {
   private running = 0;
-  /** Names handed to the guest and not released yet. */
-  private readonly issued = new Set<string>();
+  /** Names handed to the guest and not released yet, with when (Date.now()). */
+  private readonly issued = new Map<string, number>();
+  readonly limits: BackendLimits;
 
   constructor(
     private readonly store: ImageStore,
     private readonly dump: DumpFn,
-    readonly limits: BackendLimits = DEFAULT_LIMITS,
-  ) {}
+    limits: Partial<BackendLimits> = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...limits };
+  }
 
   register(server: TtrpcServer): void {
     const m = backendMethods();
@@ -65,10 +71,11 @@ export class BackendService {
 
   async checkpoint(req: CheckpointRequest, signal: AbortSignal): Promise<CheckpointResponse> {
     const t0 = performance.now();
-    if (!CONTAINER_ID.test(req.id)) throw new InvalidArgumentError(`container id ${JSON.stringify(req.id.slice(0, 80))}: give 1-64 of A-Z a-z 0-9 _ . -`);
+    if (!CONTAINER_ID.test(req.id)) throw new InvalidArgumentError(`container id "${logSafe(req.id, 80)}": give 1-64 of A-Z a-z 0-9 _ . -`);
     // No control characters: containerd makes none, and the path goes into log lines.
     if (req.cgroup.length > MAX_CGROUP || /[\x00-\x1f\x7f]/.test(req.cgroup)) throw new InvalidArgumentError(`cgroup of container ${req.id}: not a cgroup path`);
     const cgroup = cgroupArg(req.cgroup);
+    const shown = logSafe(cgroup);
     const config = Buffer.from(req.config ?? []);
     if (config.length > MAX_CONFIG_BYTES) {
       throw new InvalidArgumentError(`config of container ${req.id}: ${config.length} bytes, more than the ${MAX_CONFIG_BYTES} a config.json may have`);
@@ -78,6 +85,7 @@ export class BackendService {
     if (this.running >= maxConcurrentCheckpoints) {
       throw new TtrpcError(StatusCode.RESOURCE_EXHAUSTED, `${this.running} checkpoints of this VM are running, at most ${maxConcurrentCheckpoints} at a time`);
     }
+    this.reclaim();
     if (this.issued.size + this.running >= maxUnreleased) {
       throw new TtrpcError(StatusCode.RESOURCE_EXHAUSTED, `${this.issued.size} image directories are not released yet, at most ${maxUnreleased}`);
     }
@@ -96,9 +104,9 @@ export class BackendService {
         this.store.discard(name);
         throw err;
       }
-      this.issued.add(name);
+      this.issued.set(name, this.now());
       const totalMs = performance.now() - t0;
-      log.info(`checkpoint ${req.id} (${cgroup}) -> ${name}`, {
+      log.info(`checkpoint ${req.id} (${shown}) -> ${name}`, {
         processes: report.processes.length, pages: report.pagesWritten, bytes: report.bytesWritten,
         totalMs: Math.round(totalMs), dumpMs: Math.round(report.ms.total), pauseMs: Number((report.pauseMs ?? 0).toFixed(1)),
       });
@@ -111,7 +119,8 @@ export class BackendService {
         pause_ms: report.pauseMs ?? 0,
       };
     } catch (err) {
-      log.warn(`checkpoint ${req.id} (${cgroup}) failed: ${statusName(statusOf(err))}: ${errorMessage(err)}`);
+      // The message quotes the guest's comm, paths and names.
+      log.warn(`checkpoint ${req.id} (${shown}) failed: ${statusName(statusOf(err))}: ${logSafe(errorMessage(err), 1024)}`);
       throw err;
     } finally {
       this.running--;
@@ -120,10 +129,34 @@ export class BackendService {
 
   /** Removes an image directory this backend issued; anything else is refused, so no request names another path. */
   release(name: string): void {
-    if (!IMAGE_NAME.test(name)) throw new InvalidArgumentError(`image directory ${JSON.stringify(name.slice(0, 80))}: not a name this backend gives`);
+    if (!IMAGE_NAME.test(name)) throw new InvalidArgumentError(`image directory "${logSafe(name, 80)}": not a name this backend gives`);
     if (!this.issued.delete(name)) throw new NotFoundError(`image directory ${name}: not issued by this backend, or released already`);
     this.store.remove(name);
     log.info(`released ${name}`);
+  }
+
+  /**
+   * Frees the slots of names nobody will release: a directory the guest
+   * deleted itself, and one older than the time limit (taken back and
+   * removed; its shim went away between answer and release). Runs on each
+   * admission, and on a timer (serve-command).
+   */
+  reclaim(): void {
+    const now = this.now();
+    for (const [name, at] of this.issued) {
+      if (!this.store.present(name)) {
+        this.issued.delete(name);
+        log.info(`image directory ${name}: removed by the guest without a release; its slot is free`);
+      } else if (now - at >= this.limits.unreleasedTtlMs) {
+        this.issued.delete(name);
+        log.warn(`image directory ${name}: not released ${Math.round((now - at) / 1000)} s after it was issued; taking it back`);
+        try {
+          this.store.remove(name);
+        } catch (err) {
+          log.error(`image directory ${name}: ${errorMessage(err)}`);
+        }
+      }
+    }
   }
 }
 

@@ -61,12 +61,21 @@ export class ImageDir {
 
   /** Writes a file of the image set. */
   file(name: string, data: Buffer): void {
-    fs.writeFileSync(this.path(name), data, { mode: 0o600 });
+    const fd = this.open(name);
+    try {
+      fs.writeFileSync(fd, data);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
-  /** Opens a raw image (pages-N.img) for streaming; returns its fd. */
+  /**
+   * Opens a raw image (pages-N.img) for streaming; returns its fd. Exclusive
+   * and no-follow: a name that exists (a symlink put there) is an error, never
+   * a file written through.
+   */
   open(name: string): number {
-    return fs.openSync(this.path(name), 'w', 0o600);
+    return fs.openSync(this.path(name), CREATE_FLAGS, 0o600);
   }
 
   path(name: string): string {
@@ -74,18 +83,129 @@ export class ImageDir {
     return path.join(this.staging, name);
   }
 
-  /** Makes the images appear under DIR. */
+  /**
+   * Makes the images appear under DIR. Images and directory are on disk
+   * before the rename that shows them, and the rename is before the call
+   * returns: a host crash leaves either nothing or complete images.
+   */
   commit(): void {
+    const names = fs.readdirSync(this.staging);
+    for (const name of names) syncPath(path.join(this.staging, name), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    syncPath(this.staging, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     if (this.mode === 'rename') {
       fs.renameSync(this.staging, this.dir);
+      syncPath(path.dirname(this.dir), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
       return;
     }
-    for (const name of fs.readdirSync(this.staging)) fs.renameSync(path.join(this.staging, name), path.join(this.dir, name));
+    for (const name of names) fs.renameSync(path.join(this.staging, name), path.join(this.dir, name));
     fs.rmdirSync(this.staging);
+    syncPath(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   }
 
   /** Removes everything written; DIR is left as it was. */
   abort(): void {
-    fs.rmSync(this.staging, { recursive: true, force: true });
+    removeImageDir(this.staging);
+  }
+}
+
+/** New image files: created here or not at all, never through a symlink. */
+const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+function syncPath(p: string, flags: number): void {
+  const fd = fs.openSync(p, flags);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** What removeImageDir did. */
+export interface Removal {
+  /** Regular files unlinked. */
+  removed: number;
+  /** Entries left alone (not regular files: a guest put them there), at most LEFT_NAMES of them. */
+  left: string[];
+  leftCount: number;
+  /** The directory (or what stood in its place) is gone. */
+  gone: boolean;
+}
+
+/** Entries looked at per pass: a directory someone keeps filling is left, not chased. */
+const MAX_ENTRIES = 100_000;
+const PASSES = 3;
+const LEFT_NAMES = 8;
+
+/**
+ * Removes a flat image directory that someone else may still hold open
+ * (a guest with a handle on it over virtiofs can create, rename and swap
+ * entries in it while it is removed). Nothing is walked by path: the
+ * directory is opened once (no-follow) and every entry is named through
+ * that descriptor (/proc/self/fd/N/NAME, lstat'ed, never followed); only
+ * regular files are unlinked, and unlink never follows either. Anything
+ * else (a directory, a symlink, a fifo) is left alone, and so is the
+ * directory then. A symlink or file standing at `dir` itself is unlinked.
+ */
+export function removeImageDir(dir: string): Removal {
+  const out: Removal = { removed: 0, left: [], leftCount: 0, gone: false };
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ...out, gone: true };
+    if (code !== 'ELOOP' && code !== 'ENOTDIR') throw err;
+    fs.unlinkSync(dir);
+    return { ...out, gone: true };
+  }
+  try {
+    for (let pass = 0; pass < PASSES; pass++) {
+      out.left = [];
+      out.leftCount = 0;
+      const self = `/proc/self/fd/${fd}`;
+      const listing = fs.opendirSync(self);
+      try {
+        for (let i = 0, e = listing.readSync(); e && i < MAX_ENTRIES; i++, e = listing.readSync()) {
+          const entry = `${self}/${e.name}`;
+          const st = fs.lstatSync(entry, { throwIfNoEntry: false });
+          if (!st) continue;
+          if (st.isFile() && unlinkFile(entry)) {
+            out.removed++;
+            continue;
+          }
+          if (out.left.length < LEFT_NAMES) out.left.push(e.name);
+          out.leftCount++;
+        }
+      } finally {
+        listing.closeSync();
+      }
+      if (out.leftCount) return out;
+      try {
+        fs.rmdirSync(dir);
+        out.gone = true;
+        return out;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return { ...out, gone: true };
+        // Filled again while we looked: look again, a few times.
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      }
+    }
+    return out;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Unlinks a regular file; false when it changed into something unlink will not take (a directory). */
+function unlinkFile(p: string): boolean {
+  try {
+    fs.unlinkSync(p);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    if (code === 'EISDIR' || code === 'EPERM') return false;
+    throw err;
   }
 }

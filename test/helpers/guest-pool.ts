@@ -12,6 +12,8 @@ import { UpResult, labUp, testGuestName } from './lab-guests.js';
 export interface PoolKey {
   paging?: 4 | 5;
   containerd?: boolean;
+  /** Also the pool's virtiofs share (paths().virtiofs), over virtiofsd. */
+  virtiofs?: boolean;
   slot?: 'a' | 'b';
 }
 
@@ -23,7 +25,7 @@ const PARALLEL_BOOTS = 2;
 const BOOT_TIMEOUT_S = 300;
 
 function label(key: PoolKey): string {
-  return `${POOL_LABEL}p${key.paging ?? 5}${key.containerd ? '-ctr' : ''}-${key.slot ?? 'a'}`;
+  return `${POOL_LABEL}p${key.paging ?? 5}${key.containerd ? '-ctr' : ''}${key.virtiofs ? '-vfs' : ''}-${key.slot ?? 'a'}`;
 }
 
 /**
@@ -35,7 +37,7 @@ function label(key: PoolKey): string {
 class GuestPool {
   private readonly guests = new Map<string, Promise<UpResult>>();
   private readonly declared = new Map<string, PoolKey>();
-  private dirs?: { root: string; share: string };
+  private dirs?: { root: string; share: string; virtiofs: string };
   private booting = 0;
   private readonly waiting: (() => void)[] = [];
 
@@ -43,13 +45,16 @@ class GuestPool {
    * The run's pool directory: `share` is every pooled guest's one --share (a
    * share must be given at boot), suites work in subdirectories of it; the
    * rest of `root` is invisible to the guests (the backends' staging).
+   * `virtiofs` is the share of the guests with the virtiofs key.
    */
-  paths(): { root: string; share: string } {
+  paths(): { root: string; share: string; virtiofs: string } {
     if (!this.dirs) {
       const root = fs.mkdtempSync(`/var/tmp/ovmigrate-pool-${process.pid}-`);
       const share = path.join(root, 'share');
+      const virtiofs = path.join(root, 'virtiofs');
       fs.mkdirSync(share);
-      this.dirs = { root, share };
+      fs.mkdirSync(virtiofs);
+      this.dirs = { root, share, virtiofs };
     }
     return this.dirs;
   }
@@ -85,6 +90,7 @@ class GuestPool {
     try {
       const args = ['--share', this.paths().share, '--boot-timeout', String(BOOT_TIMEOUT_S)];
       if (key.paging === 4) args.push('--paging', '4');
+      if (key.virtiofs) args.push('--virtiofs', this.paths().virtiofs);
       let up: UpResult;
       try {
         up = await labUp(name, args);

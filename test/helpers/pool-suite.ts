@@ -22,6 +22,7 @@ export class PoolSuite {
   readonly namespace: string;
   private readonly used = new Map<string, UpResult>();
   private dirPath?: string;
+  private virtiofsPath?: string;
 
   /** `keys`: the pooled guests the suite uses, declared when mocha loads it so that they can boot ahead. */
   constructor(readonly id: string, private readonly keys: PoolKey[], opts: { namespace?: string } = {}) {
@@ -39,6 +40,16 @@ export class PoolSuite {
       fs.mkdirSync(this.dirPath);
     }
     return this.dirPath;
+  }
+
+  /** The suite's directory on the pool's virtiofs share (guests of the virtiofs key), created empty. */
+  get virtiofsDir(): string {
+    if (!this.virtiofsPath) {
+      this.virtiofsPath = path.join(guestPool.paths().virtiofs, this.id);
+      fs.rmSync(this.virtiofsPath, { recursive: true, force: true });
+      fs.mkdirSync(this.virtiofsPath);
+    }
+    return this.virtiofsPath;
   }
 
   /** A directory beside the share, on its file system, that no guest sees (a backend's staging). */
@@ -95,7 +106,7 @@ export class PoolSuite {
       [ ! -d ${cg} ] || find ${cg} -depth -type d -exec rmdir {} +
       true`, 120).catch((e: unknown) => errors.push(e))));
     this.used.clear();
-    if (this.dirPath) fs.rmSync(this.dirPath, { recursive: true, force: true });
+    for (const dir of [this.dirPath, this.virtiofsPath]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
     if (errors.length) throw errors[0];
   }
 }

@@ -29,8 +29,8 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
   let serveLog = '';
   let pid = 0;
 
-  function startServe(): void {
-    const child = spawn(process.execPath, [CLI, 'serve', '--vm', guest.name, '--images', share, '--staging', staging], { stdio: ['ignore', 'ignore', 'pipe'] });
+  function startServe(extra: string[] = []): void {
+    const child = spawn(process.execPath, [CLI, 'serve', '--vm', guest.name, '--images', share, '--staging', staging, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => (serveLog += d.toString()));
     child.on('exit', () => {
       if (serve === child) serve = undefined;
@@ -189,5 +189,44 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
     await waitFor('the new backend to connect', () => connections() > 0);
     const [hello] = await calls([{ call: 'hello' }]);
     ok(hello);
+  });
+
+  it('frees the slots of image directories nobody releases: deleted by the guest, expired, or left by an earlier backend', async () => {
+    await freeze(1);
+    const stopped = new Promise((resolve) => serve!.once('exit', resolve));
+    serve!.kill('SIGTERM');
+    await stopped;
+    serveLog = '';
+    const TTL_S = 20;
+    startServe(['--max-images', '2', '--image-ttl', String(TTL_S)]);
+    await waitFor('the new backend to connect', () => connections() > 0);
+    const checkpoint: GuestCall = { call: 'checkpoint', id: 'sleeper', cgroup: CGROUP, config: '{}' };
+    const [a, b, full] = await calls([checkpoint, checkpoint, checkpoint]);
+    const aName = ok(a).name as string;
+    const bName = ok(b).name as string;
+    const bIssued = Date.now();
+    failed(full, 'RESOURCE_EXHAUSTED', /2 image directories are not released/);
+    // A shim that deleted its copy and went away without a release.
+    await guestSh(guest.name, `rm -rf ${path.join(share, aName)}`);
+    const [c, full2] = await calls([checkpoint, checkpoint]);
+    const cName = ok(c).name as string;
+    failed(full2, 'RESOURCE_EXHAUSTED');
+    // Never released, b is taken back once its time is up.
+    await sleep(Math.max(0, bIssued + (TTL_S + 1) * 1000 - Date.now()));
+    const [d] = await calls([checkpoint]);
+    const dName = ok(d).name as string;
+    assert.ok(!imageDirs().includes(bName), `${bName} expired: ${imageDirs().join(' ')}`);
+    assert.match(serveLog, new RegExp(`image directory ${bName}: not released \\d+ s after it was issued; taking it back`));
+    // Names die with their backend: the next one removes their directories at start.
+    const stopped2 = new Promise((resolve) => serve!.once('exit', resolve));
+    serve!.kill('SIGKILL');
+    await stopped2;
+    assert.ok(imageDirs().includes(dName));
+    serveLog = '';
+    startServe();
+    await waitFor('the new backend to connect', () => connections() > 0);
+    assert.deepEqual(imageDirs().filter((n) => n === cName || n === dName), []);
+    assert.deepEqual(fs.readdirSync(staging), []);
+    ok((await calls([checkpoint]))[0]);
   });
 });

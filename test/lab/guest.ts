@@ -9,6 +9,8 @@ export interface GuestSpec {
   cpus: number;
   paging: 4 | 5;
   shares: string[];
+  /** Shares over virtiofs (a virtiofsd each), mounted at the same path: a guest can hold a directory open across a host rename. */
+  virtiofs: string[];
   bootTimeoutMs: number;
 }
 

@@ -55,6 +55,11 @@ for s in $(param ovm.shares | tr , ' '); do
   mkdir -p "$R$dir"
   mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "$tag" "$R$dir" || fail "mount share $dir"
 done
+for s in $(param ovm.virtiofs | tr , ' '); do
+  tag="\${s%%:*}"; dir="\${s#*:}"
+  mkdir -p "$R$dir"
+  mount -t virtiofs "$tag" "$R$dir" || fail "mount virtiofs share $dir"
+done
 
 echo "$(param ovm.name)" > $R/etc/hostname
 hostname "$(param ovm.name)"

@@ -9,8 +9,8 @@ import { cacheRoot } from './paths.js';
 import { INIT_SCRIPT } from './init-script.js';
 import { run } from './run.js';
 
-/** What the initramfs needs to mount the host root over 9p under an overlay. */
-const EARLY_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p', 'overlay'];
+/** What the initramfs needs to mount the host root over 9p under an overlay, and --virtiofs shares. */
+const EARLY_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p', 'overlay', 'virtiofs'];
 const BUSYBOX = '/bin/busybox';
 
 /**

@@ -15,6 +15,7 @@ import { QmpClient } from '../../introspect/qemu/qmp.js';
 import { RAM_BLOCK, removeVmDescription, writeVmDescription } from '../../introspect/vm/index.js';
 import { GuestSpec, GuestState, encodeLayout, writeState } from './guest.js';
 import { GuestPaths, guestPaths } from './paths.js';
+import { virtiofsdCommand } from './qemu-args.js';
 
 export interface KeeperOptions {
   spec: GuestSpec;
@@ -34,6 +35,7 @@ interface Client {
 export class Keeper {
   private readonly paths: GuestPaths;
   private qemu?: ChildProcess;
+  private readonly virtiofsd: ChildProcess[] = [];
   private control?: net.Socket;
   private server?: net.Server;
   private nextSession = 1;
@@ -51,8 +53,18 @@ export class Keeper {
     const deadline = Date.now() + this.opts.spec.bootTimeoutMs;
     try {
       const log = fs.openSync(this.paths.keeperLog, 'a');
-      this.qemu = spawn(this.opts.qemu, this.opts.args, { stdio: ['ignore', log, log] });
-      fs.closeSync(log);
+      const virtiofs = this.opts.spec.virtiofs ?? [];
+      // QEMU connects to each virtiofsd's socket as it starts: they listen first.
+      virtiofs.forEach((dir, i) => {
+        const d = virtiofsdCommand(dir, this.paths.virtiofs(i));
+        this.virtiofsd.push(spawn(d.command, d.args, { stdio: ['ignore', log, log] }));
+      });
+      try {
+        await waitFor(() => virtiofs.every((_, i) => fs.existsSync(this.paths.virtiofs(i))), deadline, 'virtiofsd sockets');
+        this.qemu = spawn(this.opts.qemu, this.opts.args, { stdio: ['ignore', log, log] });
+      } finally {
+        fs.closeSync(log);
+      }
       this.qemu.on('exit', (code, signal) => this.onQemuExit(code, signal));
       await waitFor(() => fs.existsSync(this.paths.qmp) && fs.existsSync(this.paths.control), deadline, 'QEMU sockets');
       const layout = await this.readLayout();
@@ -75,7 +87,7 @@ export class Keeper {
       // How the product's `--vm NAME` finds this guest.
       writeVmDescription({
         name: state.name, memoryFile: state.memoryFile, ramLayout: layout,
-        qmpSocket: state.qmpSocket, channelSocket: state.channelSocket, shares: state.shares,
+        qmpSocket: state.qmpSocket, channelSocket: state.channelSocket, shares: [...state.shares, ...(state.virtiofs ?? [])],
       });
       this.ready = true;
       this.report({ ok: true, state });
@@ -213,6 +225,7 @@ export class Keeper {
   }
 
   private cleanup(): void {
+    for (const d of this.virtiofsd) if (d.exitCode === null && d.signalCode === null) d.kill('SIGTERM');
     this.server?.close();
     this.control?.destroy();
     removeVmDescription(this.opts.spec.name);

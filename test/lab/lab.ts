@@ -18,6 +18,7 @@ export interface UpOptions {
   cpus?: number;
   paging?: 4 | 5;
   shares?: string[];
+  virtiofs?: string[];
   bootTimeoutMs?: number;
 }
 
@@ -72,6 +73,7 @@ function checkSpec(name: string, opts: UpOptions): GuestSpec {
     cpus: opts.cpus ?? 2,
     paging: opts.paging ?? 5,
     shares: (opts.shares ?? []).map((s) => path.resolve(s)),
+    virtiofs: (opts.virtiofs ?? []).map((s) => path.resolve(s)),
     bootTimeoutMs: opts.bootTimeoutMs ?? 120_000,
   };
   if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 256 || spec.memoryMiB > 16384) {
@@ -79,9 +81,11 @@ function checkSpec(name: string, opts: UpOptions): GuestSpec {
   }
   if (!Number.isInteger(spec.cpus) || spec.cpus < 1 || spec.cpus > 8) throw new InvalidArgumentError(`--cpus ${spec.cpus}: give 1 to 8`);
   if (spec.paging !== 4 && spec.paging !== 5) throw new InvalidArgumentError(`--paging ${String(spec.paging)}: give 4 or 5`);
-  for (const dir of spec.shares) {
-    checkPath('--share', dir);
-    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new NotFoundError(`--share ${dir}: no such directory`);
+  for (const [what, dirs] of [['--share', spec.shares], ['--virtiofs', spec.virtiofs]] as const) {
+    for (const dir of dirs) {
+      checkPath(what, dir);
+      if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new NotFoundError(`${what} ${dir}: no such directory`);
+    }
   }
   return spec;
 }

@@ -30,6 +30,8 @@ export interface GuestPaths {
   console: string;
   keeperLog: string;
   memory: string;
+  /** The vhost-user socket of the virtiofsd of share i (lab up --virtiofs). */
+  virtiofs: (i: number) => string;
 }
 
 export function guestPaths(name: string): GuestPaths {
@@ -44,5 +46,6 @@ export function guestPaths(name: string): GuestPaths {
     console: path.join(dir, 'console.log'),
     keeperLog: path.join(dir, 'keeper.log'),
     memory: `/dev/shm/ovmigrate-lab-${name}.mem`,
+    virtiofs: (i) => path.join(dir, `virtiofs${i}.sock`),
   };
 }

@@ -1,6 +1,7 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { BACKEND_PORT } from '../../common/backend-api.js';
-import { InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { RAM_BLOCK } from '../../introspect/vm/index.js';
 import { GuestKernel } from './kernel.js';
 import { GuestSpec } from './guest.js';
@@ -20,6 +21,7 @@ export function checkPath(what: string, p: string): string {
 /** The QEMU command line of a lab guest (TCG: this machine's KVM cannot run a stock kernel). */
 export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel, initramfs: string): string[] {
   const shares = spec.shares.map((dir, i) => ({ tag: `share${i}`, dir }));
+  const virtiofs = spec.virtiofs.map((dir, i) => ({ tag: `vfs${i}`, dir, socket: paths.virtiofs(i) }));
   const append = [
     'console=ttyS0', 'loglevel=4', 'panic=-1', 'rdinit=/init',
     // TCG on a loaded host can miss the early IO-APIC timer check ("IO-APIC + timer doesn't work" panic).
@@ -29,6 +31,7 @@ export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel
     `ovm.project=${checkPath('the checkout', projectRoot)}`,
     `ovm.agent=${path.join(projectRoot, 'dist', 'test', 'lab', 'agent', 'main.js')}`,
     ...(shares.length ? [`ovm.shares=${shares.map((s) => `${s.tag}:${s.dir}`).join(',')}`] : []),
+    ...(virtiofs.length ? [`ovm.virtiofs=${virtiofs.map((s) => `${s.tag}:${s.dir}`).join(',')}`] : []),
   ];
   return [
     '-name', `ovmigrate-lab-${spec.name}`,
@@ -53,5 +56,24 @@ export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel
       '-fsdev', `local,id=${s.tag},path=${s.dir},security_model=none,multidevs=remap`,
       '-device', `virtio-9p-pci,fsdev=${s.tag},mount_tag=${s.tag}`,
     ]),
+    // vhost-user needs the guest's RAM shared with virtiofsd: the memory backend above is share=on.
+    ...virtiofs.flatMap((s) => [
+      '-chardev', `socket,id=${s.tag},path=${s.socket}`,
+      '-device', `vhost-user-fs-pci,chardev=${s.tag},tag=${s.tag}`,
+    ]),
   ];
 }
+
+/** A virtiofsd serving `dir` on `socket` (the Rust one of Debian's virtiofsd package, else QEMU's own), uncached: the host changes files under the guest. */
+export function virtiofsdCommand(dir: string, socket: string): { command: string; args: string[] } {
+  if (fs.existsSync(RUST_VIRTIOFSD)) {
+    return { command: RUST_VIRTIOFSD, args: ['--socket-path', socket, '--shared-dir', dir, '--cache', 'never', '--sandbox', 'chroot'] };
+  }
+  if (fs.existsSync(QEMU_VIRTIOFSD)) {
+    return { command: QEMU_VIRTIOFSD, args: [`--socket-path=${socket}`, '-o', `source=${dir}`, '-o', 'cache=none', '-o', 'sandbox=chroot'] };
+  }
+  throw new NotFoundError(`no virtiofsd (${RUST_VIRTIOFSD} from Debian's virtiofsd package, or ${QEMU_VIRTIOFSD}) for --virtiofs`);
+}
+
+const RUST_VIRTIOFSD = '/usr/libexec/virtiofsd';
+const QEMU_VIRTIOFSD = '/usr/lib/qemu/virtiofsd';

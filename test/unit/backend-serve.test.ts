@@ -46,7 +46,7 @@ describe('ovmigrate serve: the Backend service', () => {
   const m = backendMethods();
 
   /** A service over a real ttrpc server and client, joined by an in-process pair. */
-  function start(limits?: BackendLimits): void {
+  function start(limits?: Partial<BackendLimits>): void {
     stub = new StubDump();
     const service = new BackendService(store, stub.fn, limits);
     const server = new TtrpcServer();

@@ -16,10 +16,12 @@ export function labCommand(): Command {
     .addOption(new Option('--paging <levels>', 'page-table levels (4 turns LA57 off)').choices(['4', '5']).default('5'))
     .option('--share <hostdir>', 'read-write share mounted at the same path in the guest (repeatable)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--virtiofs <hostdir>', 'read-write share over virtiofs (a virtiofsd of its own), mounted at the same path in the guest (repeatable)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--boot-timeout <s>', 'seconds to wait for the guest', int('--boot-timeout'), 120)
-    .action(async (name: string, o: { memory: number; cpus: number; paging: string; share: string[]; bootTimeout: number }) => {
+    .action(async (name: string, o: { memory: number; cpus: number; paging: string; share: string[]; virtiofs: string[]; bootTimeout: number }) => {
       const state = await up(name, {
-        memoryMiB: o.memory, cpus: o.cpus, paging: Number(o.paging) as 4 | 5, shares: o.share, bootTimeoutMs: o.bootTimeout * 1000,
+        memoryMiB: o.memory, cpus: o.cpus, paging: Number(o.paging) as 4 | 5, shares: o.share, virtiofs: o.virtiofs, bootTimeoutMs: o.bootTimeout * 1000,
       });
       process.stdout.write(toJson(state) + '\n');
     });
