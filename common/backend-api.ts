@@ -12,6 +12,13 @@ export const BACKEND_SERVICE = `${PACKAGE}.Backend`;
 export const BACKEND_PORT = 'ovmigrate.0';
 /** CheckpointRequest.config: the bundle's config.json, at most this many bytes (backend.proto). */
 export const MAX_CONFIG_BYTES = 1 << 20;
+/** The largest request: a config of MAX_CONFIG_BYTES, the id, a cgroup path and protobuf's few bytes around them. */
+export const MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 8192;
+/**
+ * The largest ttrpc frame on the channel: a request at its limit plus the envelope (service, method, metadata),
+ * so one just over MAX_REQUEST_BYTES still gets its INVALID_ARGUMENT answer and only larger frames drop the link.
+ */
+export const MAX_CHANNEL_FRAME = MAX_REQUEST_BYTES + 4096;
 /** Image directory names the backend makes: 32 hex digits, so a name can never be a path. */
 export const IMAGE_NAME = /^[0-9a-f]{32}$/;
 

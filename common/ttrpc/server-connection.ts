@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { TimeoutError, errorMessage } from '../errors.js';
-import { log } from '../log.js';
+import { log, logSafe } from '../log.js';
 import { FrameDecoder, MessageType, encodeFrame, type Frame } from './frame.js';
 import { decodeRequest, encodeResponse, metadataSize, type Metadata, type RequestMessage } from './messages.js';
 import { StatusCode, TtrpcError, statusMessageOf, statusName, statusOf } from './status.js';
@@ -160,7 +160,8 @@ export class ServerConnection {
       this.respond(id, StatusCode.OK, '', out);
     } catch (err) {
       const status = statusOf(err);
-      log.debug(`ttrpc ${this.opts.name}: /${req.service}/${req.method} failed: ${statusName(status)}: ${errorMessage(err)}`);
+      // The peer names the method, and errors quote what it sent: both may be a hostile guest's.
+      log.debug(`ttrpc ${this.opts.name}: ${logSafe(`/${req.service}/${req.method}`)} failed: ${statusName(status)}: ${logSafe(errorMessage(err))}`);
       this.respondStatus(id, status, statusMessageOf(err));
     } finally {
       if (timer) clearTimeout(timer);

@@ -1,5 +1,5 @@
 import { UnavailableError, errorMessage } from '../../common/errors.js';
-import { log } from '../../common/log.js';
+import { log, logSafe } from '../../common/log.js';
 import { DumpQuota } from '../dump/budget.js';
 import { ContainerSpec } from '../dump/container.js';
 import { DumpReport, VmPause, dumpTree } from '../dump/dump.js';
@@ -51,7 +51,7 @@ export class GuestRam {
   /** The dump function over this guest, for BackendService. */
   readonly dump: DumpFn = (cgroup, dir, container, signal) => this.use(async (prog) => {
     const tree = await settle(() => live(prog, () => treeOfCgroup(prog, cgroup)));
-    return dumpTree(prog, tree, dir, { container, signal, quota: this.source.quota, pause: this.pause(), progress: (line) => log.debug(line) });
+    return dumpTree(prog, tree, dir, { container, signal, quota: this.source.quota, pause: this.pause(), progress: (line) => log.debug(logSafe(line)) });
   });
 
   /** Attach again on the next request; RAM in use by a running dump is closed once it is done. */
@@ -95,7 +95,7 @@ export class GuestRam {
     const mem = await this.source.open();
     try {
       const prog = Program.attach(mem);
-      log.info(`attached to the guest kernel ${prog.info.osRelease} in ${Date.now() - t} ms`);
+      log.info(`attached to the guest kernel ${logSafe(prog.info.osRelease)} in ${Date.now() - t} ms`);
       return { mem, prog, users: 0, stale: false };
     } catch (err) {
       mem.close();

@@ -2,4 +2,5 @@
 export { serveChannel, type ChannelOptions } from './channel.js';
 export { GuestRam, type DumpFn, type GuestRamSource } from './guest-ram.js';
 export { ImageStore } from './image-store.js';
-export { BackendService, DEFAULT_LIMITS, MAX_CONCURRENT_REQUESTS, MAX_REQUEST_BYTES, type BackendLimits } from './service.js';
+export { MAX_REQUEST_BYTES } from '../../common/backend-api.js';
+export { BackendService, DEFAULT_LIMITS, MAX_CONCURRENT_REQUESTS, type BackendLimits } from './service.js';

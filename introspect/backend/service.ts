@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  BACKEND_SERVICE, CheckpointRequest, CheckpointResponse, HelloResponse, IMAGE_NAME, MAX_CONFIG_BYTES, backendMethods,
+  BACKEND_SERVICE, CheckpointRequest, CheckpointResponse, HelloResponse, IMAGE_NAME, MAX_CONFIG_BYTES, MAX_REQUEST_BYTES, backendMethods,
 } from '../../common/backend-api.js';
 import { InvalidArgumentError, NotFoundError, errorMessage } from '../../common/errors.js';
 import { log, logSafe } from '../../common/log.js';
@@ -22,8 +22,6 @@ export interface BackendLimits {
 }
 
 export const DEFAULT_LIMITS: BackendLimits = { maxConcurrentCheckpoints: 2, maxUnreleased: 8, unreleasedTtlMs: 15 * 60_000 };
-/** The largest request: a config of MAX_CONFIG_BYTES, the id, a cgroup path and protobuf's few bytes around them. */
-export const MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 8192;
 /** Requests one channel connection may have in flight (the guest's relay holds its own to the same number). */
 export const MAX_CONCURRENT_REQUESTS = 16;
 
@@ -92,7 +90,7 @@ export class BackendService {
     const name = crypto.randomBytes(16).toString('hex');
     this.running++;
     try {
-      const report = await this.dump(cgroup, this.store.stagingPath(name), container);
+      const report = await this.dump(cgroup, this.store.stagingPath(name), container, signal);
       // A caller that went away never learns the name, so nobody would release it.
       if (signal.aborted) {
         this.store.discard(name);

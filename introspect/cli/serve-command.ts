@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { MAX_CHANNEL_FRAME } from '../../common/backend-api.js';
 import { InvalidArgumentError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { TtrpcServer } from '../../common/ttrpc/index.js';
@@ -50,7 +51,7 @@ export function serveCommand(plugs: CliPlugs): Command {
       const left = store.removeLeftovers();
       if (left) log.info(`removed ${left} image directories an earlier backend left`);
       const service = new BackendService(store, ram.dump, { maxConcurrentCheckpoints: o.maxCheckpoints, maxUnreleased: o.maxImages, unreleasedTtlMs: o.imageTtl * 1000 });
-      const server = new TtrpcServer({ maxConcurrentRequests: MAX_CONCURRENT_REQUESTS });
+      const server = new TtrpcServer({ maxConcurrentRequests: MAX_CONCURRENT_REQUESTS, maxMessageSize: MAX_CHANNEL_FRAME });
       service.register(server);
       const stop = new AbortController();
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -1,6 +1,7 @@
 import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 import { PageInfo } from '../linux/pages.js';
+import { DumpBudget } from './budget.js';
 import { ContainerSpec } from './container.js';
 import { FileTable } from './files.js';
 import { IdAllocator } from './ids.js';
@@ -32,6 +33,8 @@ export interface DumpContext {
   cgnsPrefix: number;
   /** The cgroup sets met, by id, for cgroup.img. */
   cgSets: Map<number, CgroupSet>;
+  /** What this dump may cost (budget.ts). */
+  budget: DumpBudget;
 }
 
 /** One process being dumped, filled in by the task parts in table order. */

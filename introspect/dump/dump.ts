@@ -106,7 +106,9 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   // A cgroup namespace rooted below "/": the prefix of its cgroup path the tree's root does not see (criu/proc_parse.c).
   const nsRoot = cgroupNsRoot(tree.root.leader);
   const cgnsPrefix = nsRoot !== '/' && cgroupPath(tree.root.leader).startsWith(nsRoot) ? nsRoot.length : 0;
-  const ctx: DumpContext = { prog, tree, ids, pages, files, rootIds, spec: opts.container, cgnsPrefix, cgSets: new Map() };
+  // The walks of the page tables are metered: their cost follows what the guest mapped, not its RAM.
+  const budget = DumpBudget.forMemory(prog.mem, opts.quota, opts.signal);
+  const ctx: DumpContext = { prog, tree, ids, pages, files, rootIds, spec: opts.container, cgnsPrefix, cgSets: new Map(), budget };
   const problems: DumpProblem[] = [];
   const planned: PlannedImage[] = [];
   const take = (dumped: Dumped) => {
@@ -122,8 +124,6 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     tasks.push(task);
   }
   for (const part of TREE_PARTS) take(part.dump(ctx, tasks));
-  // The walks of the page tables are metered: their cost follows what the guest mapped, not its RAM.
-  const budget = DumpBudget.forMemory(prog.mem, opts.quota, opts.signal);
   // One meter for the whole tree: forked children each mapping a little under the bound must not add up past it.
   const meter = budget.meter();
   const tWalk = now();

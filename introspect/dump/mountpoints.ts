@@ -57,7 +57,7 @@ function msFlags(m: MountInfo): number {
  * file system type, source and options. The root mount is the container's
  * rootfs, which runc hands to CRIU on restore.
  */
-export function mountImages(rootTask: KObject, spec: ContainerSpec): MountImages {
+export function mountImages(rootTask: KObject, spec: ContainerSpec, maxHoleBytes?: number): MountImages {
   const list = mounts(rootTask, taskRoot(rootTask));
   const problems: DumpProblem[] = [];
   // Problems of the container's mounts name no task: they are the container's, as runc configured it.
@@ -94,7 +94,7 @@ export function mountImages(rootTask: KObject, spec: ContainerSpec): MountImages
     entries.push(entry);
     if (m.fsType === 'tmpfs' && !extKey && !tmpfs.has(m.sDev)) {
       try {
-        tmpfs.set(m.sDev, tmpfsTarball(tmpfsEntries(m.sb)));
+        tmpfs.set(m.sDev, tmpfsTarball(tmpfsEntries(m.sb, { maxHoleBytes })));
       } catch (err) {
         if (!(err instanceof UnsupportedError)) throw err;
         problems.push(new DumpProblem(task, 'tmpfs', err.message, { object: `tmpfs ${m.mountPoint}` }));

@@ -4,8 +4,9 @@ import { NsDumper } from './ns-dumper.js';
 /** mountpoints-ID.img and the tmpfs tarballs of a container's mount namespace (mountpoints.ts). */
 export const mntNs: NsDumper = {
   kind: 'mnt',
-  dump(_ctx, ns) {
-    const m = mountImages(ns.root, ns.spec);
+  dump(ctx, ns) {
+    // A sparse tmpfs file's holes are written as zeros: they count against the dump's bytes.
+    const m = mountImages(ns.root, ns.spec, ctx.budget.limits.bytes);
     return {
       images: [
         { kind: 'MNTS', id: ns.id, entries: m.entries },
