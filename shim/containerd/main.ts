@@ -137,6 +137,11 @@ async function cleanup(f: Flags): Promise<void> {
   const runc = new Runc(f.namespace);
   // A shim killed mid-checkpoint left the container frozen: thawed, so that nothing waits on it frozen.
   await Freezer.thawLeftover(runc, f.id, f.bundle).catch((err: unknown) => log.warn(`thawing ${f.id}: ${errorMessage(err)}`));
+  // Paused by anyone else (containerd pauses a task around its checkpoint): runc delete --force of a frozen
+  // container leaves its processes, its cgroup and its state behind.
+  if ((await runc.state(f.id).catch(() => undefined))?.status === 'paused') {
+    await runc.resume(f.id).catch((err: unknown) => log.warn(`resuming ${f.id} before deleting it: ${errorMessage(err)}`));
+  }
   try {
     await runc.delete(f.id, true);
   } catch (err) {

@@ -59,6 +59,11 @@ export class FaultBackend {
     return true;
   }
 
+  /** SIGSTOP / SIGCONT: holds the backend at a stage while the test does something else. */
+  signal(sig: NodeJS.Signals): void {
+    this.child?.kill(sig);
+  }
+
   get running(): boolean {
     return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
   }
