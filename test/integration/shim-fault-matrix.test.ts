@@ -170,6 +170,11 @@ describe('shim fault matrix: the container ends running and thawed whatever fail
     await servesNext('setup');
   });
 
+  // A case that failed before its backend was restarted leaves the next one a backend all the same.
+  beforeEach(async () => {
+    if (backend && !backend.running) await standardBackend();
+  });
+
   after(async () => {
     const lost = outcomes.filter((o) => o.lost).length;
     const frozenLeft = outcomes.filter((o) => o.frozen).length;
@@ -198,8 +203,9 @@ describe('shim fault matrix: the container ends running and thawed whatever fail
       const killer = (pattern ? backend.reached(pattern, mark) : flagged(flag).then(() => true)).then(() => backend.stop());
       const result = await checkpoint(pattern ? undefined : `touch ${flag}`);
       await killer;
-      // The answer may have crossed before the kill: then the checkpoint is whole, and only its release was lost.
-      await settled(fault, result, before, pattern && /answered/.test(stage) ? 'either' : 'fail');
+      // Killed before the answer: the checkpoint fails, or, when the kill beat the shim's hello, falls back to CRIU
+      // in the guest (the default). Killed after: the checkpoint is whole, and only its release was lost.
+      await settled(fault, result, before, pattern && /mid-dump/.test(stage) ? 'fail' : 'either');
       await servesNext(fault);
     });
   }
