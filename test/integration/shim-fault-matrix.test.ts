@@ -260,7 +260,8 @@ describe('shim fault matrix: the container ends running and thawed whatever fail
       await sh(g.name, `mount --bind ${images} ${GUEST_IMAGES}`);
     }
     await settled('share removed', result, before, 'fail');
-    assert.deepEqual(fs.readdirSync(images), [], 'the images the shim could not read were released');
+    const stale = unreleased();
+    assert.deepEqual(fs.readdirSync(images).filter((n) => !stale.has(n)), [], 'the images the shim could not read were released');
     await servesNext('share removed');
   });
 
@@ -306,6 +307,8 @@ describe('shim fault matrix: the container ends running and thawed whatever fail
       kill -0 ${pid} 2>/dev/null && echo process-left
       [ -d /sys/fs/cgroup${cgroup} ] && grep -q 'frozen 1' /sys/fs/cgroup${cgroup}/cgroup.events && echo cgroup-frozen
       runc --root /run/containerd/runc/${ns} list -q | grep -qx ${ID} && echo runc-left
+      for i in $(seq 300); do [ -e ${bundle} ] || break; sleep 0.1; done
+      [ -e ${bundle} ] && echo bundle-left
       true`);
     const vm = await vmStatus(g.qmpSocket);
     outcomes.push({
