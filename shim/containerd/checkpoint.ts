@@ -5,6 +5,7 @@ import { log } from '../../common/log.js';
 import { BACKEND_PORT, IMAGE_NAME } from '../../common/backend-api.js';
 import type { BackendClient } from '../channel/client.js';
 import { findVirtioPort } from '../channel/virtio-port.js';
+import { Freezer } from './freezer.js';
 import type { Runc } from './runc.js';
 
 /** Where the shim's settings live in the guest (OVMIGRATE_SHIM_CONFIG overrides). */
@@ -58,9 +59,15 @@ export interface CheckpointJob {
   bundle: string;
   runc: Runc;
   cgroup: string;
-  /** The directory containerd named for the images (exists, empty). */
+  /** The directory containerd named for the images (containerd's own is empty; a user's image_path may not be). */
   target: string;
   options: CheckpointOptions;
+  /** The container's freeze state and turn-taking (a new one when not given). */
+  freezer?: Freezer;
+}
+
+function freezerOf(job: CheckpointJob): Freezer {
+  return job.freezer ?? new Freezer(job.runc, job.id, job.bundle);
 }
 
 /** What one checkpoint cost, for logs and the benchmark. */
@@ -92,20 +99,20 @@ export async function connectBackend(): Promise<BackendClient> {
   return Client.connect({ startTimeoutMs: 30_000 });
 }
 
-
-/**
- * Checkpoint out of the VM: freeze the container (runc pause), have the
- * host's backend dump it from guest RAM onto the shared image directory,
- * copy the images to where containerd wants them, thaw (or kill, with
- * exit). Whatever fails, the container is thawed and the target left empty.
- * With no backend: in-guest CRIU through runc, or a refusal, per config.
- */
 /** How a Checkpointer reaches the backend (tests give their own). */
 export interface BackendAccess {
   portPresent(): boolean;
   connect(): Promise<BackendClient>;
 }
 
+/**
+ * Checkpoint out of the VM: freeze the container (runc pause), have the
+ * host's backend dump it from guest RAM onto the shared image directory,
+ * copy the images to where containerd wants them, thaw (or kill, with
+ * exit). Whatever fails, the container is thawed (a thaw that keeps failing is
+ * the error) and what the shim wrote into the target is removed, nothing else.
+ * With no backend: in-guest CRIU through runc, or a refusal, per config.
+ */
 export class Checkpointer {
   /** The config is read at each checkpoint: a change applies to running shims too. */
   constructor(
@@ -113,7 +120,13 @@ export class Checkpointer {
     private readonly access: BackendAccess = { portPresent: backendPortPresent, connect: connectBackend },
   ) {}
 
-  async checkpoint(job: CheckpointJob): Promise<CheckpointReport> {
+  /** One at a time with the container's Pause, Resume, Kill and Delete (its freezer). */
+  checkpoint(job: CheckpointJob): Promise<CheckpointReport> {
+    const freezer = freezerOf(job);
+    return freezer.exclusive(() => this.checkpointNow({ ...job, freezer }));
+  }
+
+  private async checkpointNow(job: CheckpointJob): Promise<CheckpointReport> {
     const started = Date.now();
     const config = loadConfig(this.configFile);
     const backend = await this.reachBackend(config);
@@ -154,21 +167,20 @@ export class Checkpointer {
     // open_tcp, external_unix_sockets and file_locks only permit what CRIU would otherwise refuse (containerd sets
     // file_locks for every ctr containers checkpoint); the backend refuses such state itself, naming it.
     const config = fs.readFileSync(path.join(job.bundle, 'config.json'));
-    // containerd pauses a task itself around `ctr containers checkpoint`: then it also resumes it.
-    const pausedBefore = (await job.runc.state(job.id)).status === 'paused';
-    if (!pausedBefore) await job.runc.pause(job.id);
-    const thaw = () => (pausedBefore ? Promise.resolve('') : job.runc.resume(job.id));
+    const freezer = freezerOf(job);
+    let frozen = await freezer.freeze();
     const frozenAt = Date.now();
     let name: string | undefined;
     let backendMs = 0;
     let copyMs = 0;
     let frozenMs = 0;
-    let thawed = false;
-    const thawNow = async () => {
-      thawed = true;
-      await thaw().catch((e: unknown) => log.error(`${job.id}: thawing after the checkpoint: ${errorMessage(e)}`));
+    const written: string[] = [];
+    const thaw = async () => {
+      await freezer.thaw();
+      frozen = false;
       frozenMs = Date.now() - frozenAt;
     };
+    let failure: unknown;
     try {
       const t = Date.now();
       const reply = await backend.checkpoint({ id: job.id, cgroup: job.cgroup, config }, { timeoutMs: shim.checkpointTimeoutMs });
@@ -177,17 +189,25 @@ export class Checkpointer {
       if (!IMAGE_NAME.test(name)) throw new BadDataError(`the backend named its image directory ${JSON.stringify(name)}`);
       // The images are whole on the share once the backend answers: a container that goes on need not wait for
       // the copy. One that is to exit dies only once its images are where containerd wants them.
-      if (!job.options.exit) await thawNow();
+      if (frozen && !job.options.exit) await thaw();
       const c = Date.now();
-      await copyImages(path.join(images, name), job.target);
+      await copyImages(path.join(images, name), job.target, written);
       copyMs = Date.now() - c;
       if (job.options.exit) await job.runc.kill(job.id, 9, true);
     } catch (err) {
-      await emptyDir(job.target);
-      throw err;
-    } finally {
-      if (!thawed) await thawNow();
-      if (name) await backend.release(name).catch((e: unknown) => log.warn(`releasing image directory ${name}: ${errorMessage(e)}`));
+      failure = err;
+    }
+    // A failed thaw is the checkpoint's error (and the marker stays, so delete thaws).
+    if (frozen) {
+      await thaw().catch((err: unknown) => {
+        log.error(`${job.id}: thawing after the checkpoint: ${errorMessage(err)}`);
+        failure ??= err;
+      });
+    }
+    if (name) await backend.release(name).catch((e: unknown) => log.warn(`releasing image directory ${name}: ${errorMessage(e)}`));
+    if (failure !== undefined) {
+      await removeWritten(job.target, written);
+      throw failure;
     }
     const report: CheckpointReport = { via: 'backend', frozenMs, totalMs: Date.now() - started, backendMs, copyMs };
     log.info(`${job.id}: checkpointed out of the VM into ${job.target}`, report);
@@ -206,10 +226,13 @@ export class Checkpointer {
     ];
     const workPath = o.work_path || path.join(job.bundle, 'criu-work');
     fs.mkdirSync(workPath, { recursive: true });
+    // runc writes into the target itself: what was there before is the user's, and stays.
+    const before = new Set(await fs.promises.readdir(job.target).catch(() => [] as string[]));
     try {
       await job.runc.checkpoint(job.id, job.bundle, { imagePath: job.target, workPath, leaveRunning: !o.exit, extra });
     } catch (err) {
-      await emptyDir(job.target);
+      const made = (await fs.promises.readdir(job.target).catch(() => [] as string[])).filter((n) => !before.has(n));
+      await removeWritten(job.target, made);
       throw err;
     }
     const totalMs = Date.now() - started;
@@ -219,18 +242,33 @@ export class Checkpointer {
   }
 }
 
-/** Copies the images (regular files only) from the share into containerd's directory. */
-async function copyImages(from: string, to: string): Promise<void> {
+/**
+ * Copies the images (regular files only) from the share into containerd's
+ * directory, each under a temporary name first, so that a failed copy never
+ * replaced a file of the user's; `written` lists what this put there.
+ */
+async function copyImages(from: string, to: string, written: string[]): Promise<void> {
   fs.mkdirSync(to, { recursive: true });
-  for (const entry of await fs.promises.readdir(from, { withFileTypes: true })) {
+  const entries = await fs.promises.readdir(from, { withFileTypes: true });
+  for (const entry of entries) {
     if (!entry.isFile()) throw new BadDataError(`image directory ${from} holds ${entry.name}, which is not a regular file`);
-    await fs.promises.copyFile(path.join(from, entry.name), path.join(to, entry.name));
+  }
+  const names = entries.map((e) => e.name);
+  for (const name of names) {
+    const temp = `.ovmigrate-${name}.partial`;
+    await fs.promises.copyFile(path.join(from, name), path.join(to, temp), fs.constants.COPYFILE_EXCL);
+    written.push(temp);
+  }
+  for (const name of names) {
+    await fs.promises.rename(path.join(to, `.ovmigrate-${name}.partial`), path.join(to, name));
+    written.splice(written.indexOf(`.ovmigrate-${name}.partial`), 1, name);
   }
 }
 
-/** Leaves containerd's directory as it was given: empty. */
-async function emptyDir(dir: string): Promise<void> {
-  for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
-    await fs.promises.rm(path.join(dir, name), { recursive: true, force: true });
+/** Removes from containerd's directory what the checkpoint put there, and nothing else. */
+async function removeWritten(dir: string, names: string[]): Promise<void> {
+  for (const name of names) {
+    await fs.promises.rm(path.join(dir, name), { recursive: true, force: true })
+      .catch((e: unknown) => log.warn(`removing ${path.join(dir, name)}: ${errorMessage(e)}`));
   }
 }

@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
+  AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage,
 } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import type { ProcessHelper } from '../subreaper/index.js';
 import { AnyMessage, packMessage, unpackAny } from './api.js';
 import type { Checkpointer, CheckpointOptions } from './checkpoint.js';
 import type { ExitTracker } from './exits.js';
+import { Freezer } from './freezer.js';
 import { launch } from './launch.js';
 import { Exit, TaskProcess } from './process.js';
 import { mountRootfs, unmountRootfs } from './rootfs.js';
@@ -41,6 +42,8 @@ export interface ContainerContext {
 export class Container {
   readonly execs = new Map<string, TaskProcess>();
   private rootfsMounted = false;
+  /** Checkpoint, Pause, Resume, Kill and Delete take turns through it. */
+  readonly freezer: Freezer;
 
   private constructor(
     private readonly ctx: ContainerContext,
@@ -52,7 +55,9 @@ export class Container {
     readonly runc: Runc,
     /** Create with a checkpoint: the images Start restores from. */
     readonly checkpoint: string | undefined,
-  ) {}
+  ) {
+    this.freezer = new Freezer(runc, id, bundle);
+  }
 
   /** Mounts the rootfs, opens the init's stdio and runs runc create (a restore waits for Start). */
   static async create(req: CreateTaskRequest, ctx: ContainerContext): Promise<Container> {
@@ -115,7 +120,11 @@ export class Container {
    * the container (runc's state, the rootfs mount, every exec's stdio).
    * How it ended; one never started counts as status 0, now.
    */
-  async delete(proc: TaskProcess): Promise<Exit> {
+  delete(proc: TaskProcess): Promise<Exit> {
+    return this.freezer.exclusive(() => this.deleteNow(proc));
+  }
+
+  private async deleteNow(proc: TaskProcess): Promise<Exit> {
     if (proc.started && !proc.exit) throw new FailedPreconditionError(`${proc.name} is still running: kill it first`);
     const exit = proc.exit ?? { status: 0, at: new Date() };
     if (!proc.isInit) {
@@ -128,6 +137,8 @@ export class Container {
       e.io?.close();
       this.ctx.exits.forget(e);
     }
+    // A checkpoint whose thaw failed left its marker: thaw before runc forgets the container.
+    await Freezer.thawLeftover(this.runc, this.id, this.bundle).catch((e: unknown) => log.warn(`${this.id}: ${errorMessage(e)}`));
     try {
       await this.runc.delete(this.id, !proc.started || !!this.checkpoint);
     } catch (err) {
@@ -155,15 +166,19 @@ export class Container {
     });
   }
 
-  pause(): Promise<string> {
-    return this.runc.pause(this.id);
+  pause(): Promise<void> {
+    return this.freezer.pause();
   }
 
-  resume(): Promise<string> {
-    return this.runc.resume(this.id);
+  resume(): Promise<void> {
+    return this.freezer.resume();
   }
 
-  async kill(proc: TaskProcess, signal: number, all: boolean): Promise<void> {
+  kill(proc: TaskProcess, signal: number, all: boolean): Promise<void> {
+    return this.freezer.exclusive(() => this.killNow(proc, signal, all));
+  }
+
+  private async killNow(proc: TaskProcess, signal: number, all: boolean): Promise<void> {
     if (proc.exit) throw new NotFoundError(`process ${proc.name} already finished`);
     if (proc.isInit) {
       await this.runc.kill(this.id, signal, all);
@@ -213,7 +228,7 @@ export class Container {
     const target = String(options.image_path || req.path);
     if (!target) throw new InvalidArgumentError('checkpoint needs a path');
     await checkpointer.checkpoint({
-      id: this.id, bundle: this.bundle, runc: this.runc, cgroup: containerCgroup(this.cgroupsPath), target, options,
+      id: this.id, bundle: this.bundle, runc: this.runc, cgroup: containerCgroup(this.cgroupsPath), target, options, freezer: this.freezer,
     });
     return target;
   }

@@ -18,6 +18,7 @@ import { TtrpcServer } from '../../common/ttrpc/index.js';
 import { TASK_SERVICE, encode, toTimestamp } from './api.js';
 import { backendPortPresent, connectBackend } from './checkpoint.js';
 import { EventPublisher } from './events.js';
+import { Freezer } from './freezer.js';
 import { HELPER_SCRIPT, ProcessHelper } from '../subreaper/index.js';
 import { Runc } from './runc.js';
 import { SHIM_VERSION, TaskService } from './service.js';
@@ -134,6 +135,13 @@ async function start(f: Flags): Promise<void> {
 /** delete: the shim is gone; make sure runc's container is too, and say how it ended. */
 async function cleanup(f: Flags): Promise<void> {
   const runc = new Runc(f.namespace);
+  // A shim killed mid-checkpoint left the container frozen: thawed, so that nothing waits on it frozen.
+  await Freezer.thawLeftover(runc, f.id, f.bundle).catch((err: unknown) => log.warn(`thawing ${f.id}: ${errorMessage(err)}`));
+  // Paused by anyone else (containerd pauses a task around its checkpoint): runc delete --force of a frozen
+  // container leaves its processes, its cgroup and its state behind.
+  if ((await runc.state(f.id).catch(() => undefined))?.status === 'paused') {
+    await runc.resume(f.id).catch((err: unknown) => log.warn(`resuming ${f.id} before deleting it: ${errorMessage(err)}`));
+  }
   try {
     await runc.delete(f.id, true);
   } catch (err) {
@@ -162,7 +170,11 @@ async function serve(f: Flags): Promise<void> {
   const helper = ProcessHelper.attach();
   const events = new EventPublisher(ttrpcAddress(f), f.namespace);
   const server = new TtrpcServer();
+  const thawLeftover = () => Freezer.thawLeftover(new Runc(f.namespace), f.id, process.cwd())
+    .catch((err: unknown) => log.warn(`thawing ${f.id}: ${errorMessage(err)}`));
   const shutdown = async (): Promise<void> => {
+    // A checkpoint still running when the shim goes must not leave its container frozen.
+    await thawLeftover();
     // Events first (containerd waits for TaskDelete), bounded; then go, without waiting on clients to hang up.
     await Promise.race([events.flush(), new Promise((resolve) => setTimeout(resolve, 5000))]);
     void server.close();
@@ -171,6 +183,8 @@ async function serve(f: Flags): Promise<void> {
     if (fifoOpensPending()) process.kill(process.pid, 'SIGKILL');
     process.exit(0);
   };
+  // A shim before this one in the bundle died mid-checkpoint.
+  await thawLeftover();
   const service = new TaskService(f.namespace, helper, events, () => void shutdown());
   server.register(TASK_SERVICE, service.handlers());
   fs.rmSync(f.socket, { force: true });
