@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { BACKEND_PORT } from '../../common/backend-api.js';
+import { BACKEND_PORT, MAX_CHANNEL_FRAME } from '../../common/backend-api.js';
 import { errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { DEFAULT_SOCKET, relayStreamIds } from './paths.js';
@@ -30,6 +30,8 @@ async function main(argv: string[]): Promise<void> {
   fs.rmSync(socket, { force: true });
   const idsFile = relayStreamIds(socket);
   const relay = new Relay({
+    // The backend drops the shared channel on a larger frame: refuse it here, costing only its own client.
+    maxMessageSize: MAX_CHANNEL_FRAME,
     firstStreamId: firstStreamId(idsFile),
     reserveStreamIds: (below) => fs.writeFileSync(idsFile, `${below}\n`, { mode: 0o600 }),
   });
