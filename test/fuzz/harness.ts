@@ -18,11 +18,19 @@ export function fuzzSeed(fallback: number): number {
   return s === undefined ? fallback : Number(s) >>> 0;
 }
 
+/** Cases a fuzz test runs: OVMIGRATE_FUZZ_CASES, or 200. */
+export const FUZZ_CASES = fuzzCases();
+
 /** mulberry32: small, fast, and the same sequence everywhere for a seed. */
 export class Rng {
   private state: number;
-  constructor(seed: number) {
+  constructor(readonly seed: number) {
     this.state = seed >>> 0;
+  }
+
+  /** A uint32 (same as u32). */
+  next(): number {
+    return this.u32();
   }
 
   u32(): number {
@@ -35,7 +43,7 @@ export class Rng {
 
   /** An integer in [0, n). */
   int(n: number): number {
-    return Math.floor((this.u32() / 2 ** 32) * n);
+    return n <= 0 ? 0 : Math.floor((this.u32() / 2 ** 32) * n);
   }
 
   pick<T>(items: readonly T[]): T {
@@ -48,6 +56,64 @@ export class Rng {
 
   chance(p: number): boolean {
     return this.u32() / 2 ** 32 < p;
+  }
+
+  bytes(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) out[i] = this.u32() & 0xff;
+    return out;
+  }
+
+  /** `buf` cut into 1 to `pieces` chunks at random points. */
+  split(buf: Buffer, pieces = 8): Buffer[] {
+    const cuts = new Set<number>();
+    const n = this.int(pieces);
+    for (let i = 0; i < n && buf.length > 1; i++) cuts.add(1 + this.int(buf.length - 1));
+    const out: Buffer[] = [];
+    let at = 0;
+    for (const c of [...cuts].sort((a, b) => a - b)) {
+      out.push(buf.subarray(at, c));
+      at = c;
+    }
+    out.push(buf.subarray(at));
+    return out;
+  }
+
+  /** A copy of `buf` with a few bytes flipped, dropped or inserted. */
+  mutate(buf: Buffer): Buffer {
+    let out = Buffer.from(buf);
+    const edits = 1 + this.int(4);
+    for (let i = 0; i < edits; i++) {
+      const at = this.int(out.length + 1);
+      switch (this.int(4)) {
+        case 0: if (out.length) out[Math.min(at, out.length - 1)] ^= 1 << this.int(8); break;
+        case 1: if (out.length) out[Math.min(at, out.length - 1)] = this.u32() & 0xff; break;
+        case 2: out = Buffer.concat([out.subarray(0, at), out.subarray(at + 1 + this.int(8))]); break;
+        default: out = Buffer.concat([out.subarray(0, at), this.bytes(1 + this.int(8)), out.subarray(at)]);
+      }
+    }
+    return out;
+  }
+}
+
+/**
+ * Runs `body` for each case with its own Rng, for fuzzers that assert
+ * their own invariants; a failure is rethrown naming the seed to replay it.
+ */
+export async function forEachCase(body: (rng: Rng, index: number) => void | Promise<void>, cases = FUZZ_CASES): Promise<void> {
+  const base = fuzzSeed(0x5eed0202);
+  for (let i = 0; i < cases; i++) {
+    const seed = (base + i) >>> 0;
+    try {
+      await body(new Rng(seed), i);
+    } catch (err) {
+      const replay = `OVMIGRATE_FUZZ_SEED=${seed} OVMIGRATE_FUZZ_CASES=1 (case ${i})`;
+      if (err instanceof Error) {
+        err.message = `${err.message}\n    fuzz: replay with ${replay}`;
+        throw err;
+      }
+      throw new Error(`fuzz case failed: ${String(err)}; replay with ${replay}`);
+    }
   }
 }
 

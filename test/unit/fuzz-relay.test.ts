@@ -14,7 +14,7 @@ import {
 } from '../../common/ttrpc/index.js';
 import { Relay } from '../../shim/channel/relay.js';
 import { duplexPair } from './helpers/duplex-pair.js';
-import { FUZZ_CASES, Rng, forEachCase } from './helpers/fuzz.js';
+import { FUZZ_CASES, Rng, forEachCase } from '../fuzz/harness.js';
 import { quietLogs } from './helpers/quiet-logs.js';
 
 const MAX_IN_FLIGHT = 4;

@@ -18,7 +18,7 @@ import {
   type Frame,
 } from '../../common/ttrpc/index.js';
 import { duplexPair } from './helpers/duplex-pair.js';
-import { FUZZ_CASES, Rng, forEachCase } from './helpers/fuzz.js';
+import { FUZZ_CASES, Rng, forEachCase } from '../fuzz/harness.js';
 import { quietLogs } from './helpers/quiet-logs.js';
 
 const SERVICE = 'ovmigrate.test.v1.Test';
