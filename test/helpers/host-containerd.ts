@@ -6,6 +6,8 @@ import { SHIM_BIN } from '../lab/containerd.js';
 
 export interface HostContainerd {
   address: string;
+  /** Where containerd keeps a task's bundle, by container id. */
+  bundle(id: string): string;
   /** ctr in this containerd and the test's namespace; rejects on a non-zero exit with ctr's stderr. */
   ctr(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<string>;
   /** Like ctr, but resolves with the exit code and output whatever they are. */
@@ -22,6 +24,7 @@ export async function startHostContainerd(label: string): Promise<HostContainerd
   const dir = fs.mkdtempSync(`/run/ovmigrate-test-${label}-`);
   const address = path.join(dir, 'containerd.sock');
   const namespace = `ovm-test-${process.pid}`;
+  const bundle = (id: string) => path.join(dir, 'state', 'io.containerd.runtime.v2.task', namespace, id);
   fs.writeFileSync(path.join(dir, 'config.toml'), [
     'version = 2', `root = "${dir}/root"`, `state = "${dir}/state"`, 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
     '[grpc]', `  address = "${address}"`, '',
@@ -49,7 +52,7 @@ export async function startHostContainerd(label: string): Promise<HostContainerd
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return {
-    address, ctr, ctrResult,
+    address, bundle, ctr, ctrResult,
     async stop() {
       // Whatever a failed test left: tasks killed, containers and images removed, then containerd stopped.
       for (const line of (await ctrResult(['task', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {

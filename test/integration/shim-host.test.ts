@@ -132,6 +132,8 @@ describe('containerd-shim-ovmigrate-v1 on this host: the task lifecycle through 
     await until('the container process to go', () => !alive(Number(pid)));
     await until('runc to forget the container', () => !fs.existsSync(`/run/containerd/runc/ovm-test-${process.pid}/orphan`));
     await until('the task to be gone', async () => !/orphan/.test(await cd.ctr(['task', 'ls'])));
+    // containerd removes the bundle only when our delete succeeded and answered.
+    await until('containerd to remove the bundle', () => !fs.existsSync(cd.bundle('orphan')));
     await cd.ctr(['container', 'rm', 'orphan']);
   });
 });
