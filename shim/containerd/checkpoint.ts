@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { BadDataError, FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../common/errors.js';
+import { BadDataError, FailedPreconditionError, InvalidArgumentError, UnsupportedError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { BACKEND_PORT, IMAGE_NAME } from '../../common/backend-api.js';
+import { BACKEND_PORT, IMAGE_NAME, MAX_CONFIG_BYTES } from '../../common/backend-api.js';
 import type { BackendClient } from '../channel/client.js';
 import { findVirtioPort } from '../channel/virtio-port.js';
 import { Freezer } from './freezer.js';
@@ -167,6 +167,10 @@ export class Checkpointer {
     // open_tcp, external_unix_sockets and file_locks only permit what CRIU would otherwise refuse (containerd sets
     // file_locks for every ctr containers checkpoint); the backend refuses such state itself, naming it.
     const config = fs.readFileSync(path.join(job.bundle, 'config.json'));
+    // Said here, before the freeze: the channel would only drop a request this large.
+    if (config.length > MAX_CONFIG_BYTES) {
+      throw new UnsupportedError(`config.json of container ${job.id}: ${config.length} bytes, more than the ${MAX_CONFIG_BYTES} the host's backend takes`);
+    }
     const freezer = freezerOf(job);
     let frozen = await freezer.freeze();
     const frozenAt = Date.now();

@@ -3,6 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MAX_REQUEST_BYTES } from '../../common/backend-api.js';
 import { decodeImage, entryObject } from '../../introspect/criu/index.js';
 import type { GuestCall, GuestCallResult } from '../helpers/backend-guest-client.js';
 import { CLI, requirePrograms } from '../helpers/cli.js';
@@ -136,7 +137,8 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
       { call: 'release', name: '../../etc' },
       { call: 'release', name: '/etc' },
       { call: 'release', name: 'f'.repeat(32) },
-      { call: 'checkpoint', id: 'big', cgroup: CGROUP, configBytes: 2 << 20 },
+      // Over the backend's request size, under the channel's frame cap (a larger frame only closes its client).
+      { call: 'checkpoint', id: 'big', cgroup: CGROUP, configBytes: MAX_REQUEST_BYTES },
       { call: 'checkpoint', id: '../x', cgroup: CGROUP },
       { call: 'checkpoint', id: 'up', cgroup: '/../..' },
       { call: 'hello' },

@@ -11,9 +11,16 @@ const run = promisify(execFile);
 /** The directory holding containerd-shim-ovmigrate-v1 (the guest sees the checkout at the same path). */
 export const SHIM_BIN = path.join(projectRoot, 'shim', 'bin');
 
-/** containerd in a lab guest, without the CRI plugin (no CNI here), state on the guest's tmpfs, our shim on its PATH. */
+/**
+ * containerd in a lab guest, without the CRI plugin (no CNI here), state on the guest's tmpfs, our shim on its PATH.
+ * A shim is a node program: under TCG its `delete` after a dead shim can outlast containerd's 5 s cleanup
+ * timeout, and containerd then leaves the container's bundle, runc state and (paused) processes behind.
+ */
 const CONFIG = `version = 2
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[timeouts]
+  "io.containerd.timeout.shim.cleanup" = "60s"
+  "io.containerd.timeout.shim.load" = "60s"
 `;
 
 /** Runs a shell script in a lab guest; a non-zero exit throws with its output. */
