@@ -3,7 +3,7 @@ SHELL := /bin/bash
 APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmod cpio dwarves tar gcc libc6-dev python3 iproute2 procps util-linux
 # The test lab's CLI: ovmigrate's commands plus `lab` (guests for the tests and the demo).
 LAB := node dist/test/lab/cli/main.js
-MOCHA := node_modules/.bin/mocha --reporter spec --exit --forbid-only --require dist/test/helpers/root-hooks.js
+MOCHA := node_modules/.bin/mocha --reporter dist/test/helpers/timed-reporter.js --exit --forbid-only --require dist/test/helpers/root-hooks.js
 
 .PHONY: all deps build unit integration test fuzz demo bench clean help
 

@@ -5,9 +5,11 @@ import { cli } from './cli.js';
 import { UpResult, labUp, testGuestName } from './lab-guests.js';
 
 /**
- * What a pooled guest is: the boot configuration (page-table levels), the
- * features set up in it (containerd started) and a slot, so that a suite
- * needing two alike guests (A dumps, B restores) gets two.
+ * What a pooled guest is: the boot configuration (page-table levels, a
+ * virtiofs share) and a slot, so that a suite needing two alike guests (A
+ * dumps, B restores) gets two. `containerd` is not a guest of its own: a
+ * pooled guest runs containerd from its boot when any suite of the run asks
+ * for it there, so suites with and without it share one guest.
  */
 export interface PoolKey {
   paging?: 4 | 5;
@@ -25,18 +27,23 @@ const PARALLEL_BOOTS = 2;
 const BOOT_TIMEOUT_S = 300;
 
 function label(key: PoolKey): string {
-  return `${POOL_LABEL}p${key.paging ?? 5}${key.containerd ? '-ctr' : ''}${key.virtiofs ? '-vfs' : ''}-${key.slot ?? 'a'}`;
+  return `${POOL_LABEL}p${key.paging ?? 5}${key.virtiofs ? '-vfs' : ''}-${key.slot ?? 'a'}`;
 }
 
 /**
- * Guests shared by the integration suites of one mocha run: booted on first
- * demand, kept across suites, stopped by the root hook. A guest is only ever
- * used by one suite at a time (mocha runs suites one after another); each
- * suite isolates itself (see PoolSuite) and cleans up what it started.
+ * Guests shared by the integration suites of one mocha run: booted ahead
+ * (from the start of the run, in the order the suites will want them), kept
+ * across suites, stopped as soon as the last suite that declared one has
+ * left (an idle TCG guest still costs CPU), the rest by the root hook. A
+ * guest is only ever used by one suite at a time (mocha runs suites one after
+ * another); each suite isolates itself (see PoolSuite) and cleans up.
  */
 class GuestPool {
   private readonly guests = new Map<string, Promise<UpResult>>();
   private readonly declared = new Map<string, PoolKey>();
+  /** Suites still to leave each guest, by label. */
+  private readonly users = new Map<string, number>();
+  private readonly stopping: Promise<unknown>[] = [];
   private dirs?: { root: string; share: string; virtiofs: string };
   private booting = 0;
   private readonly waiting: (() => void)[] = [];
@@ -77,15 +84,34 @@ class GuestPool {
 
   /** A suite of this run will ask for these (suites declare their guests when mocha loads them). */
   declare(keys: PoolKey[]): void {
-    for (const key of keys) if (!this.declared.has(label(key))) this.declared.set(label(key), key);
+    for (const key of keys) {
+      const name = label(key);
+      const known = this.declared.get(name);
+      this.declared.set(name, { ...key, containerd: Boolean(known?.containerd || key.containerd) });
+      this.users.set(name, (this.users.get(name) ?? 0) + 1);
+    }
+  }
+
+  /** A suite that declared these has left them: a guest no suite will use again stops now. */
+  release(keys: PoolKey[]): void {
+    for (const key of keys) {
+      const name = label(key);
+      const left = (this.users.get(name) ?? 1) - 1;
+      this.users.set(name, left);
+      const up = this.guests.get(name);
+      if (left > 0 || !up) continue;
+      this.guests.delete(name);
+      this.stopping.push(up.catch(() => undefined).then(() => cli(['lab', 'down', testGuestName(name)])).catch(() => undefined));
+    }
   }
 
   /** Boots every declared guest in the background, in the order the suites declared them, ahead of their suites. */
   prepare(): void {
-    for (const key of this.declared.values()) this.guest(key).catch(() => undefined);
+    for (const [name, key] of this.declared) if ((this.users.get(name) ?? 0) > 0) this.guest(key).catch(() => undefined);
   }
 
-  private async boot(name: string, key: PoolKey): Promise<UpResult> {
+  private async boot(name: string, asked: PoolKey): Promise<UpResult> {
+    const key = this.declared.get(name) ?? asked;
     await this.bootSlot();
     try {
       const args = ['--share', this.paths().share, '--boot-timeout', String(BOOT_TIMEOUT_S)];
@@ -117,7 +143,8 @@ class GuestPool {
   async stop(): Promise<void> {
     const names = [...this.guests.keys()];
     this.guests.clear();
-    await Promise.all(names.map((n) => cli(['lab', 'down', testGuestName(n)])));
+    await Promise.all([...this.stopping, ...names.map((n) => cli(['lab', 'down', testGuestName(n)]))]);
+    this.stopping.length = 0;
     if (this.dirs) fs.rmSync(this.dirs.root, { recursive: true, force: true });
     this.dirs = undefined;
   }

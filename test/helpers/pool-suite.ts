@@ -60,8 +60,8 @@ export class PoolSuite {
   }
 
   /**
-   * The suite's pooled guests, in the order of its keys, made ready for it.
-   * The first suite to ask starts the boots of every suite's guests.
+   * The suite's pooled guests, in the order of its keys, made ready for it
+   * (if the root hook has not started the pool's boots, this does).
    */
   async guests(): Promise<UpResult[]> {
     guestPool.prepare();
@@ -106,6 +106,7 @@ export class PoolSuite {
       [ ! -d ${cg} ] || find ${cg} -depth -type d -exec rmdir {} +
       true`, 120).catch((e: unknown) => errors.push(e))));
     this.used.clear();
+    guestPool.release(this.keys);
     for (const dir of [this.dirPath, this.virtiofsPath]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
     if (errors.length) throw errors[0];
   }

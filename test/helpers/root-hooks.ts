@@ -7,6 +7,11 @@ import { downTestGuests, leftovers } from './lab-guests.js';
  * of this run may be left.
  */
 export const mochaHooks = {
+  /** The pooled guests boot while the unit tests run (nothing boots in a run without integration suites). */
+  beforeAll(): void {
+    guestPool.prepare();
+  },
+
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(120_000);
     await guestPool.stop();

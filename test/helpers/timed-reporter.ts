@@ -1,0 +1,50 @@
+import Mocha from 'mocha';
+
+interface SuiteTime {
+  title: string;
+  start: number;
+  tests: number;
+  total?: number;
+}
+
+/**
+ * mocha's spec reporter, plus where the run's time went: for each top-level
+ * suite its wall time and the part of it spent outside test bodies (hooks:
+ * boots, set-up, clean-up), so a slow `make test` shows its cause.
+ */
+class TimedReporter extends Mocha.reporters.Spec {
+  constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
+    super(runner, options);
+    const times: SuiteTime[] = [];
+    const open = new Map<Mocha.Suite, SuiteTime>();
+    const runStart = Date.now();
+    const { EVENT_SUITE_BEGIN, EVENT_SUITE_END, EVENT_TEST_END, EVENT_RUN_END } = Mocha.Runner.constants;
+    runner.on(EVENT_SUITE_BEGIN, (suite: Mocha.Suite) => {
+      if (suite.parent?.root) open.set(suite, { title: suite.title, start: Date.now(), tests: 0 });
+    });
+    runner.on(EVENT_TEST_END, (test: Mocha.Test) => {
+      let top: Mocha.Suite | undefined = test.parent;
+      while (top?.parent && !top.parent.root) top = top.parent;
+      const t = top && open.get(top);
+      if (t) t.tests += test.duration ?? 0;
+    });
+    runner.on(EVENT_SUITE_END, (suite: Mocha.Suite) => {
+      const t = open.get(suite);
+      if (!t) return;
+      t.total = Date.now() - t.start;
+      times.push(t);
+      open.delete(suite);
+    });
+    runner.once(EVENT_RUN_END, () => {
+      const s = (ms: number) => (ms / 1000).toFixed(1).padStart(7);
+      const slow = times.filter((t) => (t.total ?? 0) >= 5000).sort((x, y) => (y.total ?? 0) - (x.total ?? 0));
+      const all = times.reduce((n, t) => n + (t.total ?? 0), 0);
+      const inTests = times.reduce((n, t) => n + t.tests, 0);
+      console.log('\n  where the time went (seconds: suite, of it outside tests)');
+      for (const t of slow) console.log(`  ${s(t.total ?? 0)} ${s((t.total ?? 0) - t.tests)}  ${t.title}`);
+      console.log(`  ${s(Date.now() - runStart)} ${s(all - inTests)}  the whole run (root hooks: ${s(Date.now() - runStart - all).trim()})`);
+    });
+  }
+}
+
+export = TimedReporter;
