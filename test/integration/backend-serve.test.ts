@@ -176,10 +176,9 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
     await waitFor('the guest client to call', async () => (await guestSh(guest.name, `test -e ${mark} && echo yes || true`)).trim() === 'yes');
     await sleep(1000);
     serve!.kill('SIGKILL');
-    const killedAt = Date.now();
     const [result] = await pending;
+    // The kill, not the call's own 120 s deadline (that would be DEADLINE_EXCEEDED): the relay fails it as the host goes.
     failed(result, 'UNAVAILABLE', /went away before answering/);
-    assert.ok(Date.now() - killedAt < 15_000, `failed ${Date.now() - killedAt} ms after the kill (the call's own deadline is 120 s)`);
     assert.deepEqual(imageDirs(), []);
     // With no backend at all, a shim's hello fails (unavailable, or at its own short deadline).
     const [absent] = await calls([{ call: 'hello', timeoutMs: 3000 }]);
