@@ -160,7 +160,8 @@ describe('ovmigrate serve: the Backend service', () => {
     let open!: () => void;
     stub.gate = new Promise((resolve) => (open = resolve));
     const running = [checkpoint({ id: 'a' }), checkpoint({ id: 'b' })];
-    await sleep(10);
+    // Both are running once the dump has been called twice: counted, not waited for.
+    while (stub.calls.length < 2) await sleep(1);
     await rejectsWithStatus(checkpoint({ id: 'c' }), StatusCode.RESOURCE_EXHAUSTED, /2 checkpoints of this VM are running/);
     open();
     const names = (await Promise.all(running)).map((r) => r.name);
