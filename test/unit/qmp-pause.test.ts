@@ -112,7 +112,7 @@ describe('QMP pause: the VM is never left stopped', function () {
     void hang;
     const at = await q.waitFor('cont');
     // A lower bound, which load only makes easier to meet: the watchdog's timer starts after t.
-    assert.ok(at - t >= 400, `cont after ${at - t} ms, not before the budget`);
+    assert.ok(at - t >= 350, `cont after ${at - t} ms, not before the budget`);
     assert.equal(q.running, true);
     // The dump's own cont, late, still succeeds.
     await pause.cont();
