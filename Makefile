@@ -53,6 +53,7 @@ demo: deps build
 	$(LAB) lab demo
 
 bench: deps build
+	node dist/test/bench/hostile.bench.js
 	$(LAB) lab prepare >/dev/null
 	node dist/test/bench/introspect.bench.js
 	node dist/test/bench/dump.bench.js

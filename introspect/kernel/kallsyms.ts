@@ -133,9 +133,10 @@ function cacheKey(stream: Buffer, tokens: string[]): string {
 /**
  * Each name: a length (1 byte, or 2 with bit 7 set: "big symbols", 6.1) then
  * that many token bytes. Each name is at most KSYM_NAME_LEN bytes expanded,
- * all of them at most MAX_EXPANSION times the stream.
+ * all of them at most MAX_EXPANSION times the stream. `stats`, when given,
+ * learns how many bytes were decoded, also when the stream is refused.
  */
-export function decodeNames(stream: Buffer, count: number, tokenStrings: string[]): string[] {
+export function decodeNames(stream: Buffer, count: number, tokenStrings: string[], stats?: { decodedBytes: number }): string[] {
   // Expand into bytes and decode each name once: string concatenation per token costs several times more.
   const tokens = tokenStrings.map((t) => Buffer.from(t, 'latin1'));
   const scratch = Buffer.allocUnsafe(KSYM_NAME_LEN);
@@ -143,26 +144,30 @@ export function decodeNames(stream: Buffer, count: number, tokenStrings: string[
   const names: string[] = new Array(count);
   let total = 0;
   let off = 0;
-  for (let i = 0; i < count; i++) {
-    if (off >= stream.length) throw new BadDataError(`kallsyms_names ends after ${i} of ${count} symbols`);
-    let len = stream[off++];
-    if (len & 0x80) {
-      if (off >= stream.length) throw new BadDataError(`kallsyms_names: symbol ${i} is cut off`);
-      len = (len & 0x7f) | (stream[off++] << 7);
+  try {
+    for (let i = 0; i < count; i++) {
+      if (off >= stream.length) throw new BadDataError(`kallsyms_names ends after ${i} of ${count} symbols`);
+      let len = stream[off++];
+      if (len & 0x80) {
+        if (off >= stream.length) throw new BadDataError(`kallsyms_names: symbol ${i} is cut off`);
+        len = (len & 0x7f) | (stream[off++] << 7);
+      }
+      if (len === 0 || off + len > stream.length) throw new BadDataError(`kallsyms_names: symbol ${i} has length ${len}`);
+      let n = 0;
+      for (let k = 0; k < len; k++) {
+        const t = tokens[stream[off + k]];
+        if (n + t.length > KSYM_NAME_LEN) throw new BadDataError(`kallsyms_names: symbol ${i} expands past KSYM_NAME_LEN (${KSYM_NAME_LEN} bytes)`);
+        t.copy(scratch, n);
+        n += t.length;
+      }
+      off += len;
+      if (n < 2) throw new BadDataError(`kallsyms_names: symbol ${i} expands to ${n} bytes`);
+      total += n + 1;
+      if (total > budget) throw new BadDataError(`kallsyms_names: ${i + 1} of ${count} symbols expand to more than ${budget} bytes from a ${stream.length}-byte stream`);
+      names[i] = scratch.toString('latin1', 0, n);
     }
-    if (len === 0 || off + len > stream.length) throw new BadDataError(`kallsyms_names: symbol ${i} has length ${len}`);
-    let n = 0;
-    for (let k = 0; k < len; k++) {
-      const t = tokens[stream[off + k]];
-      if (n + t.length > KSYM_NAME_LEN) throw new BadDataError(`kallsyms_names: symbol ${i} expands past KSYM_NAME_LEN (${KSYM_NAME_LEN} bytes)`);
-      t.copy(scratch, n);
-      n += t.length;
-    }
-    off += len;
-    if (n < 2) throw new BadDataError(`kallsyms_names: symbol ${i} expands to ${n} bytes`);
-    total += n + 1;
-    if (total > budget) throw new BadDataError(`kallsyms_names: ${i + 1} of ${count} symbols expand to more than ${budget} bytes from a ${stream.length}-byte stream`);
-    names[i] = scratch.toString('latin1', 0, n);
+  } finally {
+    if (stats) stats.decodedBytes = total;
   }
   return names;
 }

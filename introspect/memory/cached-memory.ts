@@ -12,6 +12,8 @@ const PAGE = 4096n;
  */
 export class CachedMemory implements PhysicalMemory {
   private readonly pages = new Map<bigint, Buffer>();
+  /** Reads asked of the cache, hits and misses: the walking a reader did, which tests bound instead of its time. */
+  reads = 0;
 
   constructor(readonly base: PhysicalMemory, private readonly capacity = 8192) {}
 
@@ -26,6 +28,7 @@ export class CachedMemory implements PhysicalMemory {
   }
 
   readInto(gpa: bigint, buf: Buffer, what?: string): void {
+    this.reads++;
     const off = Number(gpa & (PAGE - 1n));
     if (buf.length > 4096 || off + buf.length > 4096) {
       if (buf.length > 4096) return this.base.readInto(gpa, buf, what);

@@ -176,10 +176,9 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
     await waitFor('the guest client to call', async () => (await guestSh(guest.name, `test -e ${mark} && echo yes || true`)).trim() === 'yes');
     await sleep(1000);
     serve!.kill('SIGKILL');
-    const killedAt = Date.now();
     const [result] = await pending;
+    // The kill, not the call's own 120 s deadline (that would be DEADLINE_EXCEEDED): the relay fails it as the host goes.
     failed(result, 'UNAVAILABLE', /went away before answering/);
-    assert.ok(Date.now() - killedAt < 15_000, `failed ${Date.now() - killedAt} ms after the kill (the call's own deadline is 120 s)`);
     assert.deepEqual(imageDirs(), []);
     // With no backend at all, a shim's hello fails (unavailable, or at its own short deadline).
     const [absent] = await calls([{ call: 'hello', timeoutMs: 3000 }]);
@@ -211,7 +210,19 @@ describe('ovmigrate serve: checkpoints asked for from inside the guest, over its
     await guestSh(guest.name, `rm -rf ${path.join(share, aName)}`);
     const [c, full2] = await calls([checkpoint, checkpoint]);
     const cName = ok(c).name as string;
-    failed(full2, 'RESOURCE_EXHAUSTED');
+    await waitFor('the backend to log c', () => serveLog.includes(`-> ${cName} `));
+    assert.match(serveLog, new RegExp(`image directory ${aName}: removed by the guest without a release; its slot is free`));
+    if (full2.ok) {
+      // A loaded machine can take longer than the TTL to get here: then b's slot was taken back first, as the backend's own log says in order.
+      const name = full2.ok.name as string;
+      await waitFor('the backend to log the third directory', () => serveLog.includes(`-> ${name} `));
+      const taken = serveLog.indexOf(`image directory ${bName}: not released`);
+      const issued = serveLog.indexOf(`-> ${name} `);
+      assert.ok(taken >= 0 && issued > taken, `a third directory with none freed:\n${serveLog}`);
+      ok((await calls([{ call: 'release', name }]))[0]);
+    } else {
+      failed(full2, 'RESOURCE_EXHAUSTED');
+    }
     // Never released, b is taken back once its time is up.
     await sleep(Math.max(0, bIssued + (TTL_S + 1) * 1000 - Date.now()));
     const [d] = await calls([checkpoint]);

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StatusCode, TtrpcClient, TtrpcServer } from '../../common/ttrpc/index.js';
 import { Relay } from '../../shim/channel/relay.js';
 import { duplexPair } from './helpers/duplex-pair.js';
+import { FakeClock, settle } from './helpers/fake-clock.js';
 import { quietLogs } from './helpers/quiet-logs.js';
 import { rejectsWithStatus } from './helpers/ttrpc-assert.js';
 
@@ -54,33 +55,49 @@ describe('backend relay: many local clients over one host channel', () => {
   });
 
   it('fails forwarded calls UNAVAILABLE when the host goes, holds new ones until it is back', async () => {
-    const relay = new Relay({ holdMs: 2000 });
-    const host = connectHost(relay);
-    const client = connectClient(relay);
-    const pending = echo(client, 'slow', 10_000);
-    await sleep(20);
-    const t = Date.now();
-    host.drop();
-    const err = await rejectsWithStatus(pending, StatusCode.UNAVAILABLE);
-    assert.match(err.message, /went away before answering/);
-    assert.ok(Date.now() - t < 500, 'at once');
-    assert.equal(relay.hostConnected, false);
+    // The relay's timers run on a clock the test moves: the failure comes from the drop itself, no timer.
+    const clock = new FakeClock().install();
+    try {
+      const relay = new Relay({ holdMs: 2000 });
+      const host = connectHost(relay);
+      const client = connectClient(relay);
+      const pending = echo(client, 'slow', 10_000);
+      let settled = false;
+      void pending.catch(() => undefined).finally(() => (settled = true));
+      await settle();
+      assert.equal(settled, false);
+      host.drop();
+      const err = await rejectsWithStatus(pending, StatusCode.UNAVAILABLE);
+      assert.match(err.message, /went away before answering/);
+      assert.equal(relay.hostConnected, false);
 
-    const held = echo(client, 'held');
-    await sleep(50);
-    const again = connectHost(relay);
-    assert.equal(await held, 'held:0');
-    // Ids keep growing across host connections: a server refuses one it has seen.
-    assert.deepEqual(again.streamIds, [3]);
+      const held = echo(client, 'held');
+      await clock.tick(1999);
+      const again = connectHost(relay);
+      assert.equal(await held, 'held:0');
+      // Ids keep growing across host connections: a server refuses one it has seen.
+      assert.deepEqual(again.streamIds, [3]);
+    } finally {
+      clock.uninstall();
+    }
   });
 
   it('fails a held call UNAVAILABLE when no host comes within the hold time', async () => {
-    const relay = new Relay({ holdMs: 100 });
-    const client = connectClient(relay);
-    const t = Date.now();
-    const err = await rejectsWithStatus(echo(client, 'x'), StatusCode.UNAVAILABLE);
-    assert.match(err.message, /no ovmigrate backend answers/);
-    assert.ok(Date.now() - t >= 90);
+    const clock = new FakeClock().install();
+    try {
+      const relay = new Relay({ holdMs: 100 });
+      const client = connectClient(relay);
+      const call = echo(client, 'x');
+      let settled = false;
+      void call.catch(() => undefined).finally(() => (settled = true));
+      await clock.tick(99);
+      assert.equal(settled, false, 'held until the hold time');
+      await clock.tick(1);
+      const err = await rejectsWithStatus(call, StatusCode.UNAVAILABLE);
+      assert.match(err.message, /no ovmigrate backend answers/);
+    } finally {
+      clock.uninstall();
+    }
   });
 
   it('refuses calls beyond its in-flight limit with RESOURCE_EXHAUSTED', async () => {

@@ -26,12 +26,18 @@ class StubDump {
   calls: { cgroup: string; container: ContainerSpec | undefined }[] = [];
   gate?: Promise<void>;
   error?: Error;
-  readonly fn: DumpFn = async (cgroup, dir, container) => {
+  /** Each call's signal: aborted once the service knows its caller went away. */
+  signals: (AbortSignal | undefined)[] = [];
+  /** Dumps that have written their images and returned. */
+  finished = 0;
+  readonly fn: DumpFn = async (cgroup, dir, container, signal) => {
     this.calls.push({ cgroup, container });
+    this.signals.push(signal);
     await this.gate;
     if (this.error) throw this.error;
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'inventory.img'), 'images');
+    this.finished++;
     return fakeReport(dir);
   };
 }
@@ -160,7 +166,8 @@ describe('ovmigrate serve: the Backend service', () => {
     let open!: () => void;
     stub.gate = new Promise((resolve) => (open = resolve));
     const running = [checkpoint({ id: 'a' }), checkpoint({ id: 'b' })];
-    await sleep(10);
+    // Both are running once the dump has been called twice: counted, not waited for.
+    while (stub.calls.length < 2) await sleep(1);
     await rejectsWithStatus(checkpoint({ id: 'c' }), StatusCode.RESOURCE_EXHAUSTED, /2 checkpoints of this VM are running/);
     open();
     const names = (await Promise.all(running)).map((r) => r.name);
@@ -188,12 +195,16 @@ describe('ovmigrate serve: the Backend service', () => {
     let open!: () => void;
     stub.gate = new Promise((resolve) => (open = resolve));
     const lost = checkpoint().catch((e: unknown) => e);
-    await sleep(10);
+    while (stub.calls.length === 0) await sleep(1);
     client.close();
     assert.ok((await lost) instanceof TtrpcError);
-    await sleep(10);
+    // The service has seen the caller go: the dump's signal says so.
+    while (!stub.signals[0]?.aborted) await sleep(1);
     open();
-    await sleep(20);
+    // The dump wrote its images; the service then removes them (awaited, not given a fixed time).
+    while (stub.finished === 0) await sleep(1);
+    const empty = JSON.stringify({ images: [], staging: [] });
+    while (JSON.stringify(listing()) !== empty) await sleep(1);
     assert.deepEqual(listing(), { images: [], staging: [] });
   });
 
@@ -232,8 +243,9 @@ describe('ovmigrate serve: the channel', () => {
     const conns: net.Socket[] = [];
     qemu = net.createServer((c) => conns.push(c));
     await new Promise<void>((resolve) => qemu.listen(socket, resolve));
+    // Until the backend's retry connects (the test's timeout guards a hang), then exactly that many.
     const next = async (n: number): Promise<net.Socket> => {
-      for (let i = 0; i < 200 && conns.length < n; i++) await sleep(10);
+      while (conns.length < n) await sleep(10);
       assert.equal(conns.length, n);
       return conns[n - 1];
     };

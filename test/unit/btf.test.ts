@@ -143,9 +143,7 @@ describe('BTF against pahole on the host kernel', function () {
   });
 
   it('gives every struct the size and member offsets pahole gives', () => {
-    const t0 = Date.now();
     const btf = Btf.parse(fs.readFileSync('/sys/kernel/btf/vmlinux'));
-    const parseMs = Date.now() - t0;
     let compared = 0;
     for (const name of structs) {
       const expected = paholeLayout(name);
@@ -158,6 +156,5 @@ describe('BTF against pahole on the host kernel', function () {
       }
     }
     assert.ok(compared > 200, `compared ${compared} members`);
-    assert.ok(parseMs >= 0);
   });
 });

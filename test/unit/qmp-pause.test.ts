@@ -49,14 +49,13 @@ class FakeQmp {
     return this.commands.filter((c) => c.command === command).length;
   }
 
-  async waitFor(command: string, ms: number): Promise<number> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
+  /** When `command` first came; waits for it with no deadline of its own (the test's timeout is only a hang guard). */
+  async waitFor(command: string): Promise<number> {
+    for (;;) {
       const hit = this.commands.find((c) => c.command === command);
       if (hit) return hit.at;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    throw new Error(`no ${command} within ${ms} ms (got ${this.commands.map((c) => c.command).join(', ')})`);
   }
 
   close(): Promise<void> {
@@ -111,7 +110,8 @@ describe('QMP pause: the VM is never left stopped', function () {
     await pause.stop(400);
     const hang = new Promise<void>(() => undefined); // the dump never comes back
     void hang;
-    const at = await q.waitFor('cont', 5000);
+    const at = await q.waitFor('cont');
+    // A lower bound, which load only makes easier to meet: the watchdog's timer starts after t.
     assert.ok(at - t >= 350, `cont after ${at - t} ms, not before the budget`);
     assert.equal(q.running, true);
     // The dump's own cont, late, still succeeds.
@@ -122,14 +122,13 @@ describe('QMP pause: the VM is never left stopped', function () {
   it('a backend that dies while the VM is stopped: the watchdog resumes it at once', async () => {
     const q = await start();
     const vmPause = path.join(__dirname, '..', '..', 'introspect', 'qemu', 'vm-pause.js');
+    // A budget of setTimeout's longest (24 days): a cont can only come from the watchdog seeing its backend die.
     const script = `require(${JSON.stringify(vmPause)}).QmpPause.connect(${JSON.stringify(q.path)})` +
-      '.then((p) => p.stop(60000)).then(() => process.kill(process.pid, "SIGKILL"))';
-    const t = Date.now();
+      `.then((p) => p.stop(${2 ** 31 - 1})).then(() => process.kill(process.pid, "SIGKILL"))`;
     const child = spawn(process.execPath, ['-e', script], { stdio: 'inherit' });
     await new Promise((resolve) => child.on('exit', resolve));
-    await q.waitFor('stop', 1000);
-    const at = await q.waitFor('cont', 5000);
-    assert.ok(at - t < 10_000, 'resumed long before the 60 s budget');
+    await q.waitFor('stop');
+    await q.waitFor('cont');
     assert.equal(q.running, true);
   });
 

@@ -248,7 +248,7 @@ describe('shim checkpoint faults: the freeze is undone, remembered across a cras
     const b = fakeBackend(share);
     (b.client as unknown as { checkpoint: () => Promise<never> }).checkpoint = () => never;
     void withBackend(b).checkpoint(job(runc));
-    for (let i = 0; i < 50 && !calls.includes('pause c1'); i++) await sleep(5);
+    while (!calls.includes('pause c1')) await sleep(5);
     assert.ok(fs.existsSync(marker()), 'frozen, marked');
     // The shim is gone here (its promise never settles); `delete` runs with a runc of its own.
     const cleanup = fakeRunc('paused');
@@ -273,7 +273,7 @@ describe('shim checkpoint faults: the freeze is undone, remembered across a cras
       return original();
     };
     const checkpoint = withBackend(b).checkpoint(job(runc, {}, freezer));
-    for (let i = 0; i < 50 && !answer; i++) await sleep(5);
+    while (!answer) await sleep(5);
     const userPause = freezer.pause().then(() => calls.push('(user paused)'));
     await sleep(20);
     assert.deepEqual(calls, ['state', 'pause c1'], 'the user\'s pause waits its turn');

@@ -45,9 +45,9 @@ c.close()
 os.close(master)
 os.write(slave, b"hello from the container")
 print("typed:", os.read(slave, 100).decode().strip(), flush=True)
-sys.stdin.readline()
-rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, b"\\0" * 8))
-print("size:", cols, rows, flush=True)
+for line in sys.stdin:
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, b"\\0" * 8))
+    print("size:", cols, rows, flush=True)
 `;
 
 interface Helper {
@@ -165,9 +165,12 @@ describe('subreaper.py: the line protocol, against the real helper', function ()
     fs.writeSync(input, 'typed in\n');
     assert.equal(await said.next(), 'typed: typed in');
     send('resize c1/init 132 43');
-    await sleep(200);
-    terminal.stdin.write('\n');
-    assert.equal(await said.next(), 'size: 132 43');
+    // The resize has no answer: ask the terminal until it sees the new size (the test's timeout guards a hang).
+    for (let size = ''; size !== 'size: 132 43';) {
+      terminal.stdin.write('\n');
+      size = await said.next();
+    }
+    terminal.stdin.end();
     fs.closeSync(input);
   });
 
@@ -187,9 +190,10 @@ describe('subreaper.py: the line protocol, against the real helper', function ()
     const pidFile = (n: string) => path.join(dir, n);
     send(`!sh -c 'echo $$ > ${pidFile('a')}; sleep 0.2; exit 7'`);
     send(`!sh -c 'echo $$ > ${pidFile('b')}; sleep 0.4; kill -TERM $$'`);
-    const got = [await answers.next(), await answers.next()];
+    // In either order: which exits first is the scheduler's business on a loaded machine.
+    const got = [await answers.next(), await answers.next()].sort();
     const pid = (n: string) => Number(fs.readFileSync(pidFile(n), 'utf8').trim());
-    assert.deepEqual(got, [`exit ${pid('a')} 7`, `exit ${pid('b')} ${128 + 15}`]);
+    assert.deepEqual(got, [`exit ${pid('a')} 7`, `exit ${pid('b')} ${128 + 15}`].sort());
   });
 
   it('logs a line it cannot take, answers nothing to it, and goes on', async () => {
@@ -235,9 +239,18 @@ describe('ProcessHelper: the shim\'s side of the protocol, against the real help
     const pid = helper.child.pid!;
     // Once the helper answers, it has all the fds it keeps.
     const first = await client.pipe();
+    const firstPipe = `pipe:[${fs.fstatSync(first.read).ino}]`;
     fs.closeSync(first.read);
     fs.closeSync(first.write);
-    await sleep(200);
+    // Not a pause: until the helper holds no end of that pipe (its fds are then the ones it keeps).
+    const links = () => fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    await until('the helper to close its ends of the first pipe', () => (links().includes(firstPipe) ? undefined : true));
     const before = fs.readdirSync(`/proc/${pid}/fd`).sort().join(' ');
     const pipes = await Promise.all([client.pipe(), client.pipe()]);
     for (const [i, p] of pipes.entries()) {

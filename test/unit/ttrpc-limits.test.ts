@@ -17,6 +17,7 @@ import {
 } from '../../common/ttrpc/index.js';
 import { assertOvmError } from './helpers/assert-ovm.js';
 import { duplexPair } from './helpers/duplex-pair.js';
+import { FakeClock } from './helpers/fake-clock.js';
 
 const SERVICE = 'ovmigrate.test.v1.Test';
 
@@ -106,28 +107,33 @@ describe('ttrpc server limits', () => {
     assert.deepEqual(metadataSize(Buffer.from([0x2a, 0x80])), { entries: 0, bytes: 0 });
   });
 
-  it('closes a connection that stops in the middle of a frame', async function () {
-    this.timeout(10_000);
-    // Generous against a loaded machine: bytes come every few ms, the timeout is far longer.
-    const server = echoServer({ partialFrameTimeoutMs: 500 });
-    const peer = new Peer(server);
-    const frame = encodeFrame(1, MessageType.Request, encodeRequest({ service: SERVICE, method: 'Echo', payload: Buffer.from('x'), timeoutNano: 0n, metadata: new Map() }));
-    // Bytes that keep coming, slower than the timeout in all but faster between chunks, keep it open.
-    for (let i = 0; i < frame.length - 1; i++) {
-      peer.end.write(frame.subarray(i, i + 1));
-      await new Promise((resolve) => setTimeout(resolve, 5));
+  it('closes a connection that stops in the middle of a frame', async () => {
+    // The server's own timer decides, on a clock the test moves: no bound on the wall clock.
+    const clock = new FakeClock().install();
+    try {
+      const server = echoServer({ partialFrameTimeoutMs: 500 });
+      const peer = new Peer(server);
+      const frame = encodeFrame(1, MessageType.Request, encodeRequest({ service: SERVICE, method: 'Echo', payload: Buffer.from('x'), timeoutNano: 0n, metadata: new Map() }));
+      // Bytes that keep coming, slower than the timeout in all but faster between chunks, keep it open.
+      for (let i = 0; i < frame.length - 1; i++) {
+        peer.end.write(frame.subarray(i, i + 1));
+        await clock.tick(499);
+      }
+      assert.equal(peer.closed, false);
+      peer.end.write(frame.subarray(frame.length - 1));
+      assert.equal(decodeResponse((await peer.next()).payload).payload.toString(), 'x');
+      // Idle between whole frames is fine.
+      await clock.tick(60_000);
+      assert.equal(peer.closed, false);
+      peer.end.write(frame.subarray(0, 3));
+      await clock.tick(499);
+      assert.equal(peer.closed, false);
+      await clock.tick(1);
+      await peer.served;
+      assert.ok(peer.closed);
+      await server.close();
+    } finally {
+      clock.uninstall();
     }
-    assert.equal(peer.closed, false);
-    peer.end.write(frame.subarray(frame.length - 1));
-    assert.equal(decodeResponse((await peer.next()).payload).payload.toString(), 'x');
-    // Idle between whole frames is fine.
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    assert.equal(peer.closed, false);
-    const started = Date.now();
-    peer.end.write(frame.subarray(0, 3));
-    await peer.served;
-    assert.ok(peer.closed);
-    assert.ok(Date.now() - started < 5000);
-    await server.close();
   });
 });

@@ -44,3 +44,40 @@ export class FakeTmpfs {
     return tmpfsEntries(KObject.struct(this.k.program(), 'super_block', this.sb), opts);
   }
 }
+
+/**
+ * An xarray holding `pages` (index -> entry) under a root node of
+ * `rootShift`: only the nodes on the way to each entry exist, as in a
+ * sparse file's page cache. Returns the internal entry for xa_head.
+ */
+export function xarray(k: FakeKernel, pages: Map<bigint, bigint>, rootShift: number): bigint {
+  const build = (shift: number, base: bigint, entries: [bigint, bigint][]): bigint => {
+    const slots = new Map<number, [bigint, bigint][]>();
+    for (const [index, entry] of entries) {
+      const offset = Number(((index - base) >> BigInt(shift)) & 63n);
+      slots.set(offset, [...(slots.get(offset) ?? []), [index, entry]]);
+    }
+    const values: Record<string, bigint | number> = { shift };
+    for (const [offset, sub] of slots) {
+      values[`slots[${offset}]`] = shift === 0 ? sub[0][1] : build(shift - 6, base + (BigInt(offset) << BigInt(shift)), sub);
+    }
+    return k.new('xa_node', values) | 2n;
+  };
+  return build(rootShift, 0n, [...pages]);
+}
+
+/** A page of `text` that the page cache holds at `index`. */
+export function cachedPage(k: FakeKernel, index: bigint, text: string): bigint {
+  const p = k.allocPage();
+  k.put(p.va, Buffer.from(text));
+  k.write(p.page, 'page', { index });
+  return p.page;
+}
+
+/** A tmpfs with one regular file "f" of `size` bytes whose page cache is `xaHead`. */
+export function sparseTmpfs(k: FakeKernel, size: bigint, xaHead: bigint): FakeTmpfs {
+  const t = new FakeTmpfs(k);
+  const inode = t.inode(0o100600, { i_size: size, i_mapping: k.new('address_space', { 'i_pages.xa_head': xaHead }) });
+  t.children(t.root, [t.dentry('f', inode)]);
+  return t;
+}
