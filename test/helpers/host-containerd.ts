@@ -16,8 +16,11 @@ export interface HostContainerd {
   ctr(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<string>;
   /** Like ctr, but resolves with the exit code and output whatever they are. */
   ctrResult(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
-  /** Stops containerd (SIGTERM; its shims and containers live on) and starts it again on the same root, state and socket. */
-  restart(): Promise<void>;
+  /**
+   * Stops containerd (SIGTERM; its shims and containers live on), runs
+   * `whileDown`, and starts it again on the same root, state and socket.
+   */
+  restart(whileDown?: () => Promise<void> | void): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,9 +114,10 @@ export async function startHostContainerd(label: string, opts: HostContainerdOpt
   await untilUp();
   return {
     address, dir, namespace, bundle, ctr, ctrResult,
-    async restart() {
+    async restart(whileDown) {
       // Containers and shims outlive the daemon, as under systemd's KillMode=process.
       await stopDaemon(daemon);
+      await whileDown?.();
       daemon = spawnDaemon();
       await untilUp();
     },
