@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FailedPreconditionError } from '../../common/errors.js';
+import { quietLogs } from './helpers/quiet-logs.js';
 import { CRI_METHODS, CriProxy, Upstream, methodPath, setString, getString, type Intercepts } from '../../shim/cri/index.js';
 
 const raw = (b: Buffer): Buffer => b;
@@ -94,6 +95,7 @@ describe('CRI proxy: forwarding as bytes (fake containerd)', () => {
   let proxy: CriProxy;
   let client: grpc.Client;
   const seen = new Map<string, Seen>();
+  quietLogs();
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-cri-proxy-'));
