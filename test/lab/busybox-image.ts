@@ -1,29 +1,13 @@
 import { execFile } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { packOciImage } from './oci-image.js';
 
 const run = promisify(execFile);
-/** Deterministic tar: same bytes for the same input, whatever the clock or umask. */
-const TAR_FLAGS = ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=posix',
-  '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime'];
 
 export const BUSYBOX_IMAGE = 'localhost/ovmigrate/busybox:latest';
-
-interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-}
-
-function blob(dir: string, mediaType: string, data: Buffer): Descriptor {
-  const hex = crypto.createHash('sha256').update(data).digest('hex');
-  fs.writeFileSync(path.join(dir, 'blobs', 'sha256', hex), data);
-  return { mediaType, digest: `sha256:${hex}`, size: data.length };
-}
 
 /**
  * Writes an OCI image layout archive of a busybox-static root file system,
@@ -34,7 +18,6 @@ export async function buildBusyboxImage(outFile: string, name = BUSYBOX_IMAGE, b
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-oci-'));
   try {
     const root = path.join(work, 'root');
-    const layout = path.join(work, 'layout');
     for (const d of ['bin', 'dev', 'etc', 'proc', 'root', 'run', 'sys', 'tmp', 'var']) fs.mkdirSync(path.join(root, d), { recursive: true });
     fs.chmodSync(path.join(root, 'tmp'), 0o1777);
     fs.copyFileSync(busybox, path.join(root, 'bin', 'busybox'));
@@ -43,28 +26,9 @@ export async function buildBusyboxImage(outFile: string, name = BUSYBOX_IMAGE, b
     for (const applet of stdout.split('\n').filter((a) => a && a !== 'busybox')) fs.symlinkSync('busybox', path.join(root, 'bin', applet));
     fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
     fs.writeFileSync(path.join(root, 'etc', 'group'), 'root:x:0:\n');
-
-    fs.mkdirSync(path.join(layout, 'blobs', 'sha256'), { recursive: true });
-    const layerTar = path.join(work, 'layer.tar');
-    await run('tar', [...TAR_FLAGS, '-C', root, '-cf', layerTar, '.']);
-    const layer = blob(layout, 'application/vnd.oci.image.layer.v1.tar', fs.readFileSync(layerTar));
-    const config = blob(layout, 'application/vnd.oci.image.config.v1+json', Buffer.from(JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'], WorkingDir: '/' },
-      rootfs: { type: 'layers', diff_ids: [layer.digest] },
-    })));
-    const manifest = blob(layout, 'application/vnd.oci.image.manifest.v1+json', Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config,
-      layers: [layer],
-    })));
-    manifest.annotations = { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': name.split(':').pop()! };
-    fs.writeFileSync(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [manifest] }));
-    fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    await run('tar', [...TAR_FLAGS, '-C', layout, '-cf', outFile, 'oci-layout', 'index.json', 'blobs']);
-    return manifest.digest;
+    return await packOciImage(root, outFile, name, {
+      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'], WorkingDir: '/',
+    });
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

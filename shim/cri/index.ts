@@ -1,0 +1,5 @@
+/** The guest's CRI layer: a runtime.v1 proxy in front of containerd's CRI, with a place for intercepts. */
+export { CRI_METHODS, CRI_METHODS_BY_PATH, CRI_PACKAGE, methodPath, type CriMethod, type CriStreaming } from './methods.js';
+export { CriProxy, type InterceptContext, type Intercepts, type UnaryIntercept } from './proxy.js';
+export { Upstream, UpstreamStatusError, forwardable, type CallOptions, type UnaryReply, type UpstreamOptions } from './upstream.js';
+export { editField, getField, getNestedString, getString, scanFields, setField, setString, type WireField } from './wire-fields.js';

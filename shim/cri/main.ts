@@ -1,0 +1,84 @@
+/**
+ * ovmigrate-cri: the guest's CRI endpoint for the kubelet and crictl. It
+ * serves CRI runtime.v1 on a unix socket and forwards every call to
+ * containerd's CRI socket (see proxy.ts); checkpoint and restore are the
+ * calls it will intercept.
+ *
+ *   ovmigrate-cri [--listen /run/ovmigrate/cri.sock] [--containerd /run/containerd/containerd.sock]
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import { AlreadyExistsError, errorMessage } from '../../common/errors.js';
+import { log, setLogLevel } from '../../common/log.js';
+import { CriProxy } from './proxy.js';
+import { Upstream } from './upstream.js';
+
+export const DEFAULT_LISTEN = '/run/ovmigrate/cri.sock';
+export const DEFAULT_CONTAINERD = '/run/containerd/containerd.sock';
+
+/** A socket file left by a proxy that is gone is removed; one that answers is another proxy's. */
+async function clearStaleSocket(socket: string): Promise<void> {
+  if (!fs.existsSync(socket)) return;
+  if (!fs.lstatSync(socket).isSocket()) throw new AlreadyExistsError(`${socket} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const conn = net.connect(socket);
+    conn.once('connect', () => {
+      conn.destroy();
+      resolve(true);
+    });
+    conn.once('error', () => resolve(false));
+  });
+  if (live) throw new AlreadyExistsError(`${socket}: something already serves there`);
+  fs.rmSync(socket, { force: true });
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new CommanderArgumentError('a number of seconds');
+  return n;
+}
+
+interface Options {
+  listen: string;
+  containerd: string;
+  connectTimeout: number;
+  logLevel: string;
+}
+
+async function serve(o: Options): Promise<void> {
+  const listen = path.resolve(o.listen);
+  fs.mkdirSync(path.dirname(listen), { recursive: true, mode: 0o700 });
+  await clearStaleSocket(listen);
+  const upstream = new Upstream(path.resolve(o.containerd), { connectTimeoutMs: o.connectTimeout * 1000 });
+  const proxy = new CriProxy(upstream);
+  await proxy.listen(listen);
+  fs.chmodSync(listen, 0o600);
+  log.info(`cri: serving CRI runtime.v1 on ${listen}, forwarding to ${o.containerd}`);
+  await new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => {
+      log.info(`cri: ${signal}: stopping`);
+      resolve();
+    });
+  });
+  await proxy.close();
+  upstream.close();
+  fs.rmSync(listen, { force: true });
+}
+
+const program = new Command('ovmigrate-cri')
+  .description("the guest's CRI runtime endpoint: forwards CRI runtime.v1 to containerd, intercepting checkpoint and restore")
+  .option('--listen <socket>', 'the unix socket to serve (the kubelet\'s --container-runtime-endpoint)', DEFAULT_LISTEN)
+  .option('--containerd <socket>', "containerd's CRI socket", DEFAULT_CONTAINERD)
+  .option('--connect-timeout <seconds>', 'how long a call waits for containerd to come back (within its deadline) before failing UNAVAILABLE', seconds, 10)
+  .addOption(new Option('--log-level <level>', 'winston log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
+  .action(async (o: Options) => {
+    setLogLevel(o.logLevel);
+    await serve(o);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`ovmigrate-cri: ${errorMessage(err)}\n`);
+  process.exitCode = 1;
+});

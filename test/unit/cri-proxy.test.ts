@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { FailedPreconditionError } from '../../common/errors.js';
+import { quietLogs } from './helpers/quiet-logs.js';
+import { CRI_METHODS, CriProxy, Upstream, methodPath, setString, getString, type Intercepts } from '../../shim/cri/index.js';
+
+const raw = (b: Buffer): Buffer => b;
+const VERSION = '/runtime.v1.RuntimeService/Version';
+const STATUS = '/runtime.v1.RuntimeService/ContainerStatus';
+const EXEC_SYNC = '/runtime.v1.RuntimeService/ExecSync';
+const EVENTS = '/runtime.v1.RuntimeService/GetContainerEvents';
+const CHECKPOINT = '/runtime.v1.RuntimeService/CheckpointContainer';
+
+/** What the fake containerd saw of each call. */
+interface Seen {
+  request: Buffer;
+  metadata: grpc.Metadata;
+  deadline: grpc.Deadline;
+  cancelled: Promise<void>;
+}
+
+/** A fake containerd CRI: raw handlers on a unix socket, recording what reached it. */
+async function fakeContainerd(socket: string, seen: Map<string, Seen>): Promise<grpc.Server> {
+  const server = new grpc.Server();
+  const record = (path: string, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>) => {
+    seen.set(path, { request: call.request, metadata: call.metadata, deadline: call.getDeadline(), cancelled: new Promise((r) => call.on('cancelled', () => r())) });
+  };
+  server.register(VERSION, (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+    record(VERSION, call);
+    const headers = new grpc.Metadata();
+    headers.set('x-header', 'h');
+    call.sendMetadata(headers);
+    const trailers = new grpc.Metadata();
+    trailers.set('x-trailer', 't');
+    trailers.set('x-bin', Buffer.from([0, 1, 2, 255]));
+    cb(null, Buffer.concat([Buffer.from('answer:'), call.request]), trailers);
+  }, raw, raw, 'unary');
+  server.register(STATUS, (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+    record(STATUS, call);
+    const trailers = new grpc.Metadata();
+    trailers.set('x-why', 'missing');
+    cb({ code: grpc.status.NOT_FOUND, details: 'an error occurred when try to find container "nope": not found', metadata: trailers });
+  }, raw, raw, 'unary');
+  server.register(EXEC_SYNC, (call: grpc.ServerUnaryCall<Buffer, Buffer>) => record(EXEC_SYNC, call), raw, raw, 'unary'); // never answers
+  server.register(CHECKPOINT, (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+    record(CHECKPOINT, call);
+    cb(null, Buffer.alloc(0));
+  }, raw, raw, 'unary');
+  server.register(EVENTS, (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+    record(EVENTS, call);
+    for (let i = 0; i < 200; i++) call.write(Buffer.from(`event ${i} `.padEnd(4096, '.')));
+    if (call.request.toString() === 'then fail') call.emit('error', { code: grpc.status.ABORTED, details: 'stream broke' });
+    else if (call.request.toString() === 'and end') {
+      const trailers = new grpc.Metadata();
+      trailers.set('x-end', 'e');
+      call.end(trailers);
+    }
+    // Otherwise the stream stays open, as containerd's event stream does.
+  }, raw, raw, 'serverStream');
+  await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+  return server;
+}
+
+function unary(client: grpc.Client, p: string, request: Buffer, opts: { metadata?: grpc.Metadata; deadline?: grpc.Deadline; started?: (c: grpc.ClientUnaryCall) => void } = {}) {
+  return new Promise<{ response?: Buffer; headers?: grpc.Metadata; status: grpc.StatusObject }>((resolve) => {
+    let response: Buffer | undefined;
+    let headers: grpc.Metadata | undefined;
+    const call = client.makeUnaryRequest(p, raw, raw, request, opts.metadata ?? new grpc.Metadata(), { deadline: opts.deadline ?? Infinity }, (_e, v) => (response = v));
+    call.on('metadata', (m) => (headers = m));
+    call.on('status', (status) => resolve({ response, headers, status }));
+    opts.started?.(call);
+  });
+}
+
+function readStream(client: grpc.Client, request: string, take?: number) {
+  return new Promise<{ messages: Buffer[]; status: grpc.StatusObject; call: grpc.ClientReadableStream<Buffer> }>((resolve) => {
+    const messages: Buffer[] = [];
+    const call = client.makeServerStreamRequest(EVENTS, raw, raw, Buffer.from(request), new grpc.Metadata(), {});
+    call.on('data', (m: Buffer) => {
+      messages.push(m);
+      if (messages.length === take) call.cancel();
+    });
+    call.on('error', () => undefined);
+    call.on('status', (status) => resolve({ messages, status, call }));
+  });
+}
+
+describe('CRI proxy: forwarding as bytes (fake containerd)', () => {
+  let dir: string;
+  let upstreamServer: grpc.Server;
+  let upstream: Upstream;
+  let proxy: CriProxy;
+  let client: grpc.Client;
+  const seen = new Map<string, Seen>();
+  quietLogs();
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-cri-proxy-'));
+    upstreamServer = await fakeContainerd(path.join(dir, 'containerd.sock'), seen);
+    upstream = new Upstream(path.join(dir, 'containerd.sock'));
+    const intercepts: Intercepts = new Map([[CHECKPOINT, async (request, ctx) => {
+      if (getString(request, 1) === 'refuse') throw new FailedPreconditionError('container refuse: not running');
+      return ctx.forward(setString(request, 2, '/rewritten/location.tar'));
+    }]]);
+    proxy = new CriProxy(upstream, intercepts);
+    await proxy.listen(path.join(dir, 'cri.sock'));
+    client = new grpc.Client(`unix://${path.join(dir, 'cri.sock')}`, grpc.credentials.createInsecure());
+  });
+
+  after(async () => {
+    client?.close();
+    await proxy?.close(100);
+    upstream?.close();
+    upstreamServer?.forceShutdown();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('has one row per method of runtime.v1, with its streaming kind', () => {
+    const paths = CRI_METHODS.map(methodPath);
+    assert.equal(new Set(paths).size, paths.length);
+    assert.equal(CRI_METHODS.filter((m) => m.service === 'ImageService').length, 6);
+    assert.deepEqual(CRI_METHODS.filter((m) => m.streaming === 'server').map((m) => m.name).sort(), [
+      'GetContainerEvents', 'StreamContainerStats', 'StreamContainers', 'StreamImages', 'StreamPodSandboxMetrics', 'StreamPodSandboxStats', 'StreamPodSandboxes',
+    ]);
+  });
+
+  it('forwards request bytes, metadata and deadline; returns the answer, headers and trailers unchanged', async () => {
+    const md = new grpc.Metadata();
+    md.set('x-client', 'c');
+    md.set('x-client-bin', Buffer.from([9, 8, 7]));
+    const deadline = Date.now() + 20_000;
+    const request = Buffer.from([0x0a, 0x03, 0x30, 0xff, 0x00]); // not even valid UTF-8: bytes are bytes
+    const r = await unary(client, VERSION, request, { metadata: md, deadline });
+    assert.equal(r.status.code, grpc.status.OK);
+    assert.deepEqual(r.response, Buffer.concat([Buffer.from('answer:'), request]));
+    assert.deepEqual(r.headers!.get('x-header'), ['h']);
+    assert.deepEqual(r.status.metadata.get('x-trailer'), ['t']);
+    assert.deepEqual(r.status.metadata.get('x-bin'), [Buffer.from([0, 1, 2, 255])]);
+    const s = seen.get(VERSION)!;
+    assert.deepEqual(s.request, request);
+    assert.deepEqual(s.metadata.get('x-client'), ['c']);
+    assert.deepEqual(s.metadata.get('x-client-bin'), [Buffer.from([9, 8, 7])]);
+    const upstreamDeadline = s.deadline instanceof Date ? s.deadline.getTime() : s.deadline;
+    assert.ok(Math.abs(upstreamDeadline - deadline) < 1000, `deadline ${upstreamDeadline} vs ${deadline}`);
+  });
+
+  it("passes containerd's error code, message and trailers through", async () => {
+    const r = await unary(client, STATUS, Buffer.from([0x0a, 0x04, 0x6e, 0x6f, 0x70, 0x65]));
+    assert.equal(r.status.code, grpc.status.NOT_FOUND);
+    assert.equal(r.status.details, 'an error occurred when try to find container "nope": not found');
+    assert.deepEqual(r.status.metadata.get('x-why'), ['missing']);
+  });
+
+  it("a client's cancel and a deadline that runs out reach containerd", async () => {
+    const cancelled = await unary(client, EXEC_SYNC, Buffer.from('a'), { started: (c) => setTimeout(() => c.cancel(), 200) });
+    assert.equal(cancelled.status.code, grpc.status.CANCELLED);
+    await seen.get(EXEC_SYNC)!.cancelled;
+    seen.delete(EXEC_SYNC);
+    const late = await unary(client, EXEC_SYNC, Buffer.from('b'), { deadline: Date.now() + 300 });
+    assert.equal(late.status.code, grpc.status.DEADLINE_EXCEEDED);
+    await seen.get(EXEC_SYNC)!.cancelled;
+  });
+
+  it('streams every message in order, then the status and trailers; an upstream error ends the stream with it', async () => {
+    const ok = await readStream(client, 'and end');
+    assert.equal(ok.status.code, grpc.status.OK);
+    assert.equal(ok.messages.length, 200);
+    assert.ok(ok.messages.every((m, i) => m.toString().startsWith(`event ${i} `)));
+    assert.deepEqual(ok.status.metadata.get('x-end'), ['e']);
+    const failed = await readStream(client, 'then fail');
+    assert.equal(failed.messages.length, 200);
+    assert.equal(failed.status.code, grpc.status.ABORTED);
+    assert.equal(failed.status.details, 'stream broke');
+  });
+
+  it("a client that leaves a stream cancels containerd's", async () => {
+    const r = await readStream(client, 'stay open', 3);
+    assert.equal(r.status.code, grpc.status.CANCELLED);
+    await seen.get(EVENTS)!.cancelled;
+  });
+
+  it('an intercept rewrites one field and forwards; its own error maps to a status', async () => {
+    const request = Buffer.concat([setString(Buffer.alloc(0), 1, 'ctr1'), setString(Buffer.alloc(0), 2, '/client/location.tar'), Buffer.from([0x18, 0x3c])]);
+    const r = await unary(client, CHECKPOINT, request);
+    assert.equal(r.status.code, grpc.status.OK);
+    const got = seen.get(CHECKPOINT)!.request;
+    assert.equal(getString(got, 1), 'ctr1');
+    assert.equal(getString(got, 2), '/rewritten/location.tar');
+    assert.deepEqual(got.subarray(-2), Buffer.from([0x18, 0x3c]), 'the timeout field kept');
+    const refused = await unary(client, CHECKPOINT, setString(Buffer.alloc(0), 1, 'refuse'));
+    assert.equal(refused.status.code, grpc.status.FAILED_PRECONDITION);
+    assert.equal(refused.status.details, 'container refuse: not running');
+  });
+
+  it('a method outside the table gets UNIMPLEMENTED (grpc-js has no fallback handler)', async () => {
+    const r = await unary(client, '/runtime.v1.RuntimeService/NotYetInvented', Buffer.alloc(0));
+    assert.equal(r.status.code, grpc.status.UNIMPLEMENTED);
+  });
+
+  it('refuses an intercept for a streaming or unknown method', () => {
+    const noop = async () => { throw new Error('unused'); };
+    assert.throws(() => new CriProxy(upstream, new Map([[EVENTS, noop]])), /only unary/);
+    assert.throws(() => new CriProxy(upstream, new Map([['/runtime.v1.RuntimeService/Nope', noop]])), /not a method/);
+  });
+});
