@@ -186,6 +186,12 @@ function tarballContents(file: string): { listing: string[]; files: Map<string, 
   }
 }
 
+/** Whether CRIU dumped a process as a zombie (criu/cr-dump.c dump_one_zombie: tc.task_state TASK_DEAD). */
+export function isZombie(images: Map<string, Json[]>, pid: number): boolean {
+  const core = images.get(`core-${pid}.img`)?.[0] as { tc?: { task_state?: number } } | undefined;
+  return core?.tc?.task_state === 2;
+}
+
 /**
  * `ovmigrate dump` of a frozen tree against CRIU's own dump of the same
  * frozen tree, made after it: the same image files, decoding (crit) to the
@@ -194,7 +200,8 @@ function tarballContents(file: string): { listing: string[]; files: Map<string, 
  */
 export function assertSameDump(ours: string, theirs: string): void {
   const criu = decodeDir(theirs);
-  const tree = criu.get('pstree.img') as { pid: number }[];
+  // Zombies (task_state TASK_DEAD) have a core image and no memory: the file lists compared below hold no mm or pagemap for them.
+  const tree = (criu.get('pstree.img') as { pid: number }[]).filter((p) => !isZombie(criu, p.pid));
   // Only where the page is still the file's for ovmigrate: an earlier CRIU run may have made it private already.
   const injected = new Map(tree.map((p) => [p.pid, injectedPage(criu, p.pid)] as const)
     .filter(([pid, va]) => !dumpedPages(ours, pid).has(va)));
