@@ -19,7 +19,10 @@ export function zombieProblems(tree: DumpTree): DumpProblem[] {
     if (!proc.zombie) continue;
     const who = `pid ${proc.pid} (${taskIdentity(proc.leader).comm})`;
     const say = (detail: string) => problems.push(new DumpProblem(who, 'zombie', detail, { sentence: true }));
-    if (proc === tree.root) say('is a zombie: the root of the tree has exited (criu refuses a dead root too)');
+    if (proc === tree.root) {
+      say('is a zombie: the root of the tree has exited (criu refuses a dead root too)');
+      continue;
+    }
     // The main thread called pthread_exit (the leader waits as a zombie for its threads, delay_group_leader).
     if (proc.threads.length > 1) say(`is a zombie whose other threads (${proc.tids.slice(1).join(', ')}) still run: not supported, as by criu`);
     // exit_notify hands a dying task's children to a reaper: a zombie with children is a corrupt tree.
