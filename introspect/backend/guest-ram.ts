@@ -50,7 +50,7 @@ export class GuestRam {
 
   /** The dump function over this guest, for BackendService. */
   readonly dump: DumpFn = (cgroup, dir, container, signal) => this.use(async (prog) => {
-    const tree = await settle(() => live(prog, () => treeOfCgroup(prog, cgroup)));
+    const tree = await settle(() => live(prog, () => treeOfCgroup(prog, cgroup)), undefined, signal);
     return dumpTree(prog, tree, dir, { container, signal, quota: this.source.quota, pause: this.pause(), progress: (line) => log.debug(logSafe(line)) });
   });
 

@@ -17,7 +17,7 @@ import { planPages } from './memory.js';
 import { Dumped, PlannedImage, writeImages } from './planned-image.js';
 import { DumpProblem, DumpRefusedError } from './problem.js';
 import { PageWriter } from './pages.js';
-import { KOBJ, TASK_PARTS } from './task-parts/index.js';
+import { KOBJ, TASK_PARTS, ZOMBIE_PARTS, zombieProblems } from './task-parts/index.js';
 import { TREE_PARTS } from './tree-parts/index.js';
 import { DumpTree, requireFrozen } from './tree.js';
 
@@ -78,6 +78,8 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   const progress = opts.progress ?? (() => undefined);
   prog.refresh();
   requireFrozen(tree, ': freeze its cgroup first (echo 1 > cgroup.freeze)');
+  const dead = zombieProblems(tree);
+  if (dead.length) throw new DumpRefusedError(tree.root.pid, dead);
   const pages = new PageInfo(prog);
   const ids = new IdAllocator();
   const init = findTask(prog, 1);
@@ -119,7 +121,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   let pagesId = 0;
   for (const proc of tree.processes) {
     const task: TaskDump = { proc, who: `pid ${proc.pid} (${taskIdentity(proc.leader).comm})`, ids: {}, newFilesTable: false, cgSet: 0, pagesId: 0 };
-    for (const part of TASK_PARTS) take(part.dump(ctx, task));
+    for (const part of proc.zombie ? ZOMBIE_PARTS : TASK_PARTS) take(part.dump(ctx, task));
     if (task.memory) task.pagesId = ++pagesId;
     tasks.push(task);
   }

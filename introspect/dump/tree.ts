@@ -2,6 +2,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Unsupport
 import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 import { processGroupPids } from '../linux/process-group.js';
+import { taskExit } from '../linux/task-exit.js';
 import { childProcesses, isKernelThread, stillnessState, taskIdentity } from '../linux/task-tree.js';
 import { cgroupPath, findTask, forEachProcess, forEachThread, pidNumbers } from '../linux/tasks.js';
 
@@ -25,6 +26,12 @@ export interface DumpProcess {
   tids: number[];
   children: DumpProcess[];
   parent?: DumpProcess;
+  /**
+   * Set when the process has exited and waits for its parent's wait()
+   * (EXIT_ZOMBIE): CRIU dumps it as a pstree entry and a core image
+   * holding its exit code, and restore makes it a zombie again.
+   */
+  zombie?: { exitCode: number };
 }
 
 export interface DumpTree {
@@ -56,6 +63,7 @@ function buildTree(rootTask: KObject): DumpTree {
     const threads = [...forEachThread(leader)];
     const leaderFirst = [leader, ...threads.filter((t) => t.address !== leader.address)];
     const group = processGroupPids(leader);
+    const exit = taskExit(leader);
     const identities = leaderFirst.map(taskIdentity);
     const vtids = identities.map((t) => {
       const numbers = pidNumbers(t.threadPid);
@@ -76,6 +84,7 @@ function buildTree(rootTask: KObject): DumpTree {
       tids: identities.map((t) => t.pid),
       children: [],
       parent,
+      ...(exit.phase === 'zombie' ? { zombie: { exitCode: exit.exitCode } } : {}),
     };
     processes.push(proc);
     parent?.children.push(proc);
@@ -140,30 +149,58 @@ export function treeOfCgroup(prog: Program, path: string): DumpTree {
 }
 
 /**
+ * Why a tree cannot be read as still. `exit` and `cpu` pass by themselves:
+ * a task finishing do_exit (after cgroup_exit, the freezer no longer
+ * waits for it) or a frozen task finishing its context switch.
+ */
+export interface FrozenProblem {
+  kind: 'exit' | 'cpu' | 'frozen' | 'traced';
+  text: string;
+}
+
+export function isTransient(p: FrozenProblem): boolean {
+  return p.kind === 'exit' || p.kind === 'cpu';
+}
+
+/**
  * The state of the tree must not change while it is read: every thread is
  * frozen by the cgroup v2 freezer (task->frozen, set in
- * cgroup_enter_frozen) and off every CPU (task->on_cpu), and none is traced
- * or exiting. Returns what is wrong, empty when nothing is.
+ * cgroup_enter_frozen) and off every CPU (task->on_cpu), and none is traced.
+ * A zombie leader never runs again: it is read as it is, as CRIU reads it
+ * (criu/cr-dump.c dump_zombies); a task still in do_exit is not yet one.
+ * Returns what is wrong, empty when nothing is.
  */
-export function frozenProblems(tree: DumpTree): string[] {
-  const problems: string[] = [];
+export function frozenProblems(tree: DumpTree): FrozenProblem[] {
+  const problems: FrozenProblem[] = [];
+  const say = (kind: FrozenProblem['kind'], text: string) => problems.push({ kind, text });
   for (const proc of tree.processes) {
     const comm = taskIdentity(proc.leader).comm;
-    for (const t of proc.threads) {
+    proc.threads.forEach((t, i) => {
       const tid = taskIdentity(t).pid;
       const who = tid === proc.pid ? `pid ${proc.pid} (${comm})` : `thread ${tid} of pid ${proc.pid} (${comm})`;
       const st = stillnessState(t);
-      if (st.exiting) problems.push(`${who} is exiting or a zombie`);
-      else if (!st.frozen) problems.push(`${who} is not frozen`);
-      else if (st.onCpu) problems.push(`${who} is still on a CPU`);
-      if (st.traced) problems.push(`${who} is traced (ptrace)`);
-    }
+      const zombieLeader = i === 0 && st.exit === 'zombie';
+      // The tree was built before it became one (or it stopped being one): select it again.
+      if (i === 0 && zombieLeader !== (proc.zombie !== undefined)) say('exit', `${who} exited while the tree was read: try again`);
+      else if (zombieLeader) { /* nothing to freeze */ }
+      else if (st.exit !== 'alive') say('exit', `${who} is exiting (in do_exit): try again`);
+      else if (!st.frozen) say('frozen', `${who} is not frozen`);
+      else if (st.onCpu) say('cpu', `${who} is still on a CPU`);
+      if (st.traced) say('traced', `${who} is traced (ptrace)`);
+    });
   }
   return problems;
 }
 
-/** Throws unless the whole tree is frozen and off-CPU (see frozenProblems). */
+/**
+ * Throws unless the whole tree is frozen and off-CPU (see frozenProblems).
+ * The hint (how to freeze it) is left out when only tasks in the middle of
+ * exiting stand in the way: freezing would not help, trying again does.
+ */
 export function requireFrozen(tree: DumpTree, hint = ''): void {
   const problems = frozenProblems(tree);
-  if (problems.length) throw new FailedPreconditionError(`cannot dump: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}${hint}`);
+  if (!problems.length) return;
+  const texts = problems.map((p) => p.text);
+  const exiting = problems.some((p) => p.kind === 'exit') && problems.every(isTransient);
+  throw new FailedPreconditionError(`cannot dump: ${texts.slice(0, 8).join('; ')}${texts.length > 8 ? `; and ${texts.length - 8} more` : ''}${exiting ? '' : hint}`);
 }

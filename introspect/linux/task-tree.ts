@@ -1,4 +1,5 @@
 import { KObject, listForEach } from '../kernel/object.js';
+import { ExitPhase, taskExit } from './task-exit.js';
 
 /** More children than this on one task is corrupt (pid_max is at most 4 Mi, a real fork tree far smaller). */
 const MAX_CHILDREN = 1 << 16;
@@ -35,9 +36,9 @@ export function* childProcesses(threads: KObject[]): Generator<KObject> {
   for (const t of threads) yield* listForEach(t.prog, t.member('children').address, 'task_struct', 'sibling', MAX_CHILDREN);
 }
 
-/** Whether a task may be read as still: exiting, frozen by the cgroup v2 freezer (task->frozen), on a CPU, traced. */
+/** Whether a task may be read as still: how far it is in exiting, frozen by the cgroup v2 freezer (task->frozen), on a CPU, traced. */
 export interface StillnessState {
-  exiting: boolean;
+  exit: ExitPhase;
   frozen: boolean;
   onCpu: boolean;
   traced: boolean;
@@ -45,7 +46,7 @@ export interface StillnessState {
 
 export function stillnessState(t: KObject): StillnessState {
   return {
-    exiting: t.member('exit_state').num() !== 0,
+    exit: taskExit(t).phase,
     frozen: t.bitfield('frozen') === 1,
     onCpu: t.member('on_cpu').num() !== 0,
     traced: t.member('ptrace').num() !== 0,

@@ -112,7 +112,8 @@ function withoutLegitimateDifferences(images: Map<string, Json[]>, dropPages: Ma
     // CRIU writes the dumping criu's clocks; restore reads them only for a tree in its own time namespace, which ovmigrate refuses.
     if (name.startsWith('timens-')) continue;
     let e = JSON.parse(JSON.stringify(entries)) as Json[];
-    if (name.startsWith('core-')) {
+    // A zombie's core has no thread_info (criu/cr-dump.c dump_one_zombie): nothing of the FPU to compare.
+    if (name.startsWith('core-') && (e[0] as { thread_info?: Json }).thread_info) {
       // CRIU keeps the XSAVE components CPUID lists for the CPU it runs on; under QEMU TCG CPUID leaves out MPX's BNDREGS,
       // which the guest kernel still saves: ovmigrate writes that component (all zeros), which restores the same.
       const xsave = (e[0] as { thread_info: { fpregs: { xsave: Record<string, Json> } } }).thread_info.fpregs.xsave;
@@ -136,6 +137,12 @@ function withoutLegitimateDifferences(images: Map<string, Json[]>, dropPages: Ma
       // A bind mount from outside (ext_key) of a file system CRIU does not know (fstype 0, e.g. 9p): restore binds its source
       // and never reads the options CRIU copies from mountinfo, which ovmigrate does not rebuild for such file systems.
       for (const m of e as Record<string, Json>[]) if (m.ext_key !== undefined && m.fstype === 0) m.options = '';
+    }
+    // CRIU never sets a zombie's thread id (dump_zombies skips dump_task_threads, which fills it in): its pstree entry
+    // holds what xrealloc left there, 0 in practice; ovmigrate writes the pid. Restore never reads it (read_pstree_item
+    // skips threads[0], the leader), so only the count is compared.
+    if (name === 'pstree.img') {
+      for (const p of e as { pid: number; threads: Json[] }[]) if (isZombie(images, p.pid)) p.threads = p.threads.map(() => 'a zombie leader');
     }
     // The order of files.img follows CRIU's walk (unix sockets wait for their peers); ids tie entries to fds.
     if (name === 'files.img') e.sort((x, y) => (x as { id: number }).id - (y as { id: number }).id);
@@ -186,6 +193,12 @@ function tarballContents(file: string): { listing: string[]; files: Map<string, 
   }
 }
 
+/** Whether CRIU dumped a process as a zombie (criu/cr-dump.c dump_one_zombie: tc.task_state TASK_DEAD). */
+export function isZombie(images: Map<string, Json[]>, pid: number): boolean {
+  const core = images.get(`core-${pid}.img`)?.[0] as { tc?: { task_state?: number } } | undefined;
+  return core?.tc?.task_state === 2;
+}
+
 /**
  * `ovmigrate dump` of a frozen tree against CRIU's own dump of the same
  * frozen tree, made after it: the same image files, decoding (crit) to the
@@ -194,7 +207,8 @@ function tarballContents(file: string): { listing: string[]; files: Map<string, 
  */
 export function assertSameDump(ours: string, theirs: string): void {
   const criu = decodeDir(theirs);
-  const tree = criu.get('pstree.img') as { pid: number }[];
+  // Zombies (task_state TASK_DEAD) have a core image and no memory: the file lists compared below hold no mm or pagemap for them.
+  const tree = (criu.get('pstree.img') as { pid: number }[]).filter((p) => !isZombie(criu, p.pid));
   // Only where the page is still the file's for ovmigrate: an earlier CRIU run may have made it private already.
   const injected = new Map(tree.map((p) => [p.pid, injectedPage(criu, p.pid)] as const)
     .filter(([pid, va]) => !dumpedPages(ours, pid).has(va)));

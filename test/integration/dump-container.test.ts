@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { buildCheckpointArchive } from '../helpers/checkpoint-archive.js';
-import { assertSameDump } from '../helpers/criu-images.js';
+import { assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
@@ -157,6 +157,31 @@ describe('ovmigrate dump --container: runc containers from guest RAM, restored b
     const seq = (await ctr(b, 'task exec --exec-id c1 viactr cat /tmp/count')).trim().split('\n').map(Number);
     assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the counter file came with the rw layer and goes on');
     assert.ok(seq.length > before + 3, `counts on (${before} before, ${seq.length} now)`);
+  });
+
+  it('a zombie its parent never reaps: dumped as criu dumps it (pstree entry, TASK_DEAD core), a zombie again in guest B', async () => {
+    // After exec, sleep never reaps the child the subshell forked: `sh -c "exit 3"` stays a zombie with wait status 3 << 8.
+    await run('zombie', `(sh -c "exit 3" & exec sleep 100000) & ${LOOP('/tmp/count')}`);
+    await freezeAndShare('zombie');
+    await compareWithRunc('zombie');
+    const ours = decodeDir(path.join(share, 'zombie-ours'));
+    const tree = ours.get('pstree.img') as { pid: number; ppid: number; threads: number[] }[];
+    // The loop's own sleep may be a zombie too, caught between its exit and the shell's wait(): the one that matters exited with 3.
+    const exitCode = (pid: number) => (ours.get(`core-${pid}.img`)![0] as { tc: { exit_code: number } }).tc.exit_code;
+    const zombies = tree.filter((p) => isZombie(ours, p.pid) && exitCode(p.pid) === 3 << 8);
+    assert.equal(zombies.length, 1, 'the zombie is in pstree.img');
+    const [z] = zombies;
+    assert.deepEqual(z.threads, [z.pid]);
+    assert.deepEqual(ours.get(`core-${z.pid}.img`), [{ mtype: 'X86_64', tc: { task_state: 2, exit_code: 3 << 8, personality: 0, flags: 0, blk_sigset: 0, comm: 'sh' } }]);
+    assert.deepEqual([...ours.keys()].filter((f) => f.includes(`-${z.pid}.`)), [`core-${z.pid}.img`], 'nothing but its core');
+    const before = counts(`${bundle('zombie')}/rootfs/tmp/count`).length;
+    await moveWithRunc('zombie');
+    assertCounting(`${bundle('zombie')}/rootfs/tmp/count`, before, 'the counter');
+    // pid (comm) state ppid of every process the container's pid namespace shows (cgroup.procs, and so runc ps, leave zombies out).
+    const stat = (await guestSh(b.name, 'runc exec zombie sh -c "cat /proc/[0-9]*/stat 2>/dev/null; true"')).trim().split('\n')
+      .map((l) => /^(\d+) \((.*)\) (\S) (\d+) /.exec(l)!).map((m) => ({ pid: Number(m[1]), comm: m[2], state: m[3], ppid: Number(m[4]) }));
+    assert.deepEqual(stat.find((p) => p.pid === z.pid), { pid: z.pid, comm: 'sh', state: 'Z', ppid: z.ppid }, 'the zombie is there again, under the same pid and parent');
+    assert.deepEqual(stat.filter((p) => p.pid === z.ppid).map((p) => [p.comm, p.state]), [['sleep', 'S']], 'its parent is the sleep that never reaps it');
   });
 
   it('refuses a container with an unsupported socket before writing anything, and leaves it running', async () => {

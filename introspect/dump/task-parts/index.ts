@@ -5,9 +5,11 @@ import { fsImage } from './fs.js';
 import { idsImage } from './ids.js';
 import { mmImage } from './mm.js';
 import { TaskPart } from './task-part.js';
+import { zombieCore } from './zombie.js';
 
 export { KOBJ } from './ids.js';
 export { TaskPart } from './task-part.js';
+export { zombieProblems } from './zombie.js';
 
 /**
  * What is dumped of each process, in CRIU's order: ids first, then the cgroup
@@ -15,3 +17,6 @@ export { TaskPart } from './task-part.js';
  * files), then fdinfo, then fs (cwd, root), as criu/cr-dump.c does.
  */
 export const TASK_PARTS: readonly TaskPart[] = [idsImage, cgroupSet, coreImages, mmImage, fdinfoImage, fsImage];
+
+/** What is dumped of a zombie: its core image alone (criu/cr-dump.c dump_zombies); it takes no ids. */
+export const ZOMBIE_PARTS: readonly TaskPart[] = [zombieCore];

@@ -11,7 +11,7 @@ import { TreePart } from './tree-part.js';
  * one for each namespace the tree's root is in that the dumper is not (the
  * root_ns_mask CRIU computes from the ids), by the dumper of its kind
  * (namespaces/index.ts), as runc has CRIU write them. Every process must
- * share the root's namespaces.
+ * share the root's namespaces; a zombie has none left (exit_task_namespaces).
  */
 export const namespaceImages: TreePart = {
   name: 'namespaces',
@@ -20,6 +20,7 @@ export const namespaceImages: TreePart = {
     const problems: DumpProblem[] = [];
     const mine = tasks[0].ids;
     for (const { proc, ids } of tasks) {
+      if (proc.zombie) continue;
       for (const kind of NS_KINDS) {
         if (ids[`${kind}_ns_id`] !== mine[`${kind}_ns_id`]) {
           problems.push(new DumpProblem(`pid ${proc.pid}`, `${kind}-namespace`,

@@ -16,7 +16,7 @@ export const KERNEL_STRUCTS: StructDecls = {
 
   // Tasks, pids, credentials, cgroups.
   task_struct: [
-    ['__state', 'u32'], ['flags', 'u32'], ['on_cpu', 's32'], ['exit_state', 's32'], ['tasks', 'list_head'],
+    ['__state', 'u32'], ['flags', 'u32'], ['on_cpu', 's32'], ['exit_state', 's32'], ['exit_code', 's32'], ['tasks', 'list_head'],
     ['mm', '*mm_struct'], ['pid', 's32'], ['tgid', 's32'], ['real_parent', '*task_struct'], ['thread_pid', '*pid'],
     ['thread_node', 'list_head'], ['cred', '*cred'], ['comm', 'char[16]'], ['fs', '*fs_struct'], ['files', '*files_struct'],
     ['nsproxy', '*nsproxy'], ['signal', '*signal_struct'], ['cgroups', '*css_set'], ['worker_private', 'ptr'], ['frozen', 'u8:1'],
