@@ -22,7 +22,7 @@ export class GuestRamCorrupter {
   }
 
   /**
-   * Finds what a dump of `pid` walks while the VM is paused (mm/memory.ts
+   * Finds what a dump of `pid` walks while the VM is paused (dump/memory.ts
    * planPages): its task_struct.mm and the user half of its top page table.
    */
   aim(pid: number): void {
