@@ -12,6 +12,8 @@ export interface BackendSetup {
   qmpSocket?: string;
   /** The shares the description declares instead of the VM's. */
   shares?: string[];
+  /** A channel socket instead of the VM's chardev (a proxy that cuts it). */
+  channelSocket?: string;
 }
 
 /**
@@ -31,6 +33,7 @@ export class FaultBackend {
     const description = JSON.parse(fs.readFileSync(vmDescriptionPath(this.guest), 'utf8')) as Record<string, unknown>;
     if (setup.qmpSocket) description.qmpSocket = setup.qmpSocket;
     if (setup.shares) description.shares = setup.shares;
+    if (setup.channelSocket) description.channelSocket = setup.channelSocket;
     fs.mkdirSync(this.vmDir, { recursive: true });
     fs.writeFileSync(path.join(this.vmDir, `${this.guest}.json`), JSON.stringify(description));
     const mark = this.log.length;

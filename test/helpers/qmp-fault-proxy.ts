@@ -5,9 +5,18 @@ import { QmpClient } from '../../introspect/qemu/qmp.js';
 /**
  * How the proxy fails: `refuse` closes every connection at once; `stop`
  * and `cont` answer that command with a QMP error (once, for cont: a VM
- * left stopped then is the backend's to resume).
+ * left stopped then is the backend's to resume); `pass` fails nothing
+ * (the hooks do the harm).
  */
-export type QmpFault = 'refuse' | 'stop' | 'cont';
+export type QmpFault = 'refuse' | 'stop' | 'cont' | 'pass';
+
+/** Run inside the proxy, synchronously, while the VM is stopped by the client. */
+export interface QmpHooks {
+  /** Once QEMU has answered the client's stop, before the client hears it. */
+  afterStop?: () => void;
+  /** Before a client's cont reaches QEMU. */
+  beforeCont?: () => void;
+}
 
 /**
  * A QMP socket in front of a VM's real one, for a backend to be given
@@ -20,13 +29,13 @@ export class QmpFaultProxy {
   /** Commands answered with an injected error. */
   injected = 0;
 
-  private constructor(readonly socket: string, private readonly target: string, private readonly fault: QmpFault) {
+  private constructor(readonly socket: string, private readonly target: string, private readonly fault: QmpFault, private readonly hooks: QmpHooks) {
     this.server = net.createServer((client) => this.serve(client));
   }
 
-  static async start(socket: string, target: string, fault: QmpFault): Promise<QmpFaultProxy> {
+  static async start(socket: string, target: string, fault: QmpFault, hooks: QmpHooks = {}): Promise<QmpFaultProxy> {
     fs.rmSync(socket, { force: true });
-    const proxy = new QmpFaultProxy(socket, target, fault);
+    const proxy = new QmpFaultProxy(socket, target, fault, hooks);
     await new Promise<void>((resolve, reject) => {
       proxy.server.once('error', reject);
       proxy.server.listen(socket, resolve);
@@ -47,7 +56,32 @@ export class QmpFaultProxy {
     upstream.on('close', () => { this.conns.delete(upstream); client.destroy(); });
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
-    upstream.pipe(client);
+    /** Ids of the client's stop commands QEMU has not answered yet. */
+    const stops = new Set<unknown>();
+    if (this.hooks.afterStop) {
+      let fromQemu = '';
+      upstream.setEncoding('utf8').on('data', (chunk: string) => {
+        fromQemu += chunk;
+        let nl: number;
+        while ((nl = fromQemu.indexOf('\n')) >= 0) {
+          const line = fromQemu.slice(0, nl + 1);
+          fromQemu = fromQemu.slice(nl + 1);
+          let reply: { id?: unknown; return?: unknown } = {};
+          try {
+            reply = JSON.parse(line) as typeof reply;
+          } catch {
+            // Passed on as it is.
+          }
+          if (reply.id !== undefined && stops.delete(reply.id) && reply.return !== undefined) {
+            this.injected++;
+            this.hooks.afterStop!();
+          }
+          client.write(line);
+        }
+      });
+    } else {
+      upstream.pipe(client);
+    }
     let buffer = '';
     client.setEncoding('utf8').on('data', (chunk: string) => {
       buffer += chunk;
@@ -65,6 +99,8 @@ export class QmpFaultProxy {
           this.injected++;
           client.write(JSON.stringify({ error: { class: 'GenericError', desc: `injected fault: ${this.fault} refused` }, id: msg.id }) + '\n');
         } else {
+          if (msg.execute === 'stop') stops.add(msg.id);
+          if (msg.execute === 'cont') this.hooks.beforeCont?.();
           upstream.write(line);
         }
       }

@@ -108,4 +108,31 @@ describe('ovmigrate serve on a virtiofs share: a guest holding an image director
     assert.equal(fs.readdirSync(victim).length, FILES);
     ok((await calls([{ call: 'hello' }]))[0]);
   });
+
+  it('the same attack against a release that removes by path (the code before the fix) deletes host files', async () => {
+    // The fix is what the tests above show: this is the attack working without it, on the same share and guest.
+    const victimOld = suite.hostDir('victim-old');
+    for (let i = 0; i < FILES; i++) fs.writeFileSync(path.join(victimOld, `n${i}`), 'host file');
+    const dir = path.join(images, 'old-release');
+    fs.mkdirSync(dir);
+    await sh(`
+      rm -f /tmp/vfs-old.pid
+      setsid node ${ATTACKER} ${dir} ${FILES} ${victimOld} /tmp/vfs-old.pid </dev/null >/tmp/vfs-old.out 2>&1 &
+      for i in $(seq 3000); do [ -s /tmp/vfs-old.pid ] && break; sleep 0.1; done
+      [ -s /tmp/vfs-old.pid ] || { cat /tmp/vfs-old.out; exit 1; }`);
+    // Release before the fix (introspect/backend/image-store.ts): renamed out of the share, then fs.rmSync recursive, by path.
+    const out = path.join(suite.hostDir('old-staging'), '.released-old');
+    fs.renameSync(dir, out);
+    try {
+      fs.rmSync(out, { recursive: true, force: true });
+    } catch {
+      // The walk trips over the swap it raced (rmdir of what is now a symlink): the files went before that.
+    }
+    await sleep(1000);
+    const deleted = FILES - fs.readdirSync(victimOld).length;
+    const attacker = (await sh('cat /tmp/vfs-old.out; kill $(cat /tmp/vfs-old.pid) 2>/dev/null; true')).trim();
+    console.log(`      a path-walking remove deleted ${deleted} of ${FILES} host files through the guest's symlink (attacker: ${attacker})`);
+    assert.match(attacker, /swapped/, 'the guest swapped its subdirectory for a symlink mid-removal');
+    assert.ok(deleted > 0, 'the attack works against a remove by path: the test above tests a real attack');
+  });
 });

@@ -3,7 +3,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { requirePrograms } from '../helpers/cli.js';
+import { Rng } from '../fuzz/harness.js';
+import { ChannelCutProxy } from '../helpers/channel-cut-proxy.js';
 import { FaultBackend } from '../helpers/fault-backend.js';
+import { GuestRamCorrupter } from '../helpers/guest-ram-corrupter.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { QmpFault, QmpFaultProxy, contIfStopped, vmStatus } from '../helpers/qmp-fault-proxy.js';
@@ -26,6 +29,8 @@ interface Outcome {
   frozen: boolean;
   vmStopped: boolean;
   leftOnShare: number;
+  /** How the backend ended the request, where the case looks. */
+  detail?: string;
 }
 
 /**
@@ -181,7 +186,7 @@ describe('shim fault matrix: the container ends running and thawed whatever fail
     console.log(`      fault matrix: ${outcomes.length} faults injected, ${lost} containers lost, ${frozenLeft} left frozen, `
       + `${outcomes.filter((o) => o.vmStopped).length} VMs left stopped`);
     if (leftWhole.length) console.log(`      whole image directories never released (backend killed before the release): ${leftWhole.length}; on the share at the end: ${fs.readdirSync(images).length}`);
-    for (const o of outcomes) console.log(`        ${o.fault}: checkpoint ${o.checkpoint}${o.lost ? ', LOST' : ''}${o.frozen ? ', FROZEN' : ''}${o.vmStopped ? ', VM STOPPED' : ''}${o.leftOnShare ? `, ${o.leftOnShare} left on the share` : ''}`);
+    for (const o of outcomes) console.log(`        ${o.fault}: checkpoint ${o.checkpoint}${o.lost ? ', LOST' : ''}${o.frozen ? ', FROZEN' : ''}${o.vmStopped ? ', VM STOPPED' : ''}${o.leftOnShare ? `, ${o.leftOnShare} left on the share` : ''}${o.detail ? ` (${o.detail})` : ''}`);
     await backend?.stop();
     if (g) {
       await sh(g.name, `umount ${GUEST_IMAGES} 2>/dev/null; rm -f /etc/ovmigrate/shim.json
@@ -225,6 +230,78 @@ describe('shim fault matrix: the container ends running and thawed whatever fail
     await held;
     await settled('relay SIGKILL mid-dump', result, before, 'fail');
     await servesNext('relay SIGKILL mid-dump');
+  });
+
+  for (const [stage, pattern] of [
+    ['before it answers (container frozen, request on its way)', undefined],
+    ['mid-dump', /planned \d+ processes/],
+    ['after it answered, before the release', /checkpoint f1 .* -> [0-9a-f]{32}/],
+  ] as const) {
+    it(`host side of the channel closed ${stage}: the backend's connection to the chardev cut`, async () => {
+      const fault = `host channel closed ${stage.split(' (')[0]}`;
+      const proxy = await ChannelCutProxy.start(path.join(suite.hostDir('channel'), 'cut.sock'), g.channelSocket);
+      try {
+        await backend.start({ images, staging, channelSocket: proxy.socket });
+        const before = await checkpointImages();
+        const flag = path.join(share, `flag-${Date.now()}`);
+        const mark = backend.log.length;
+        const cutter = (pattern ? backend.reached(pattern, mark) : flagged(flag).then(() => true)).then((reached) => {
+          if (!reached) return;
+          // The backend is held while the cut lands: it strikes at this stage however fast the dump runs.
+          backend.signal('SIGSTOP');
+          try {
+            proxy.cut();
+          } finally {
+            backend.signal('SIGCONT');
+          }
+        });
+        const result = await checkpoint(pattern ? undefined : `touch ${flag}`);
+        await cutter;
+        assert.ok(proxy.cuts > 0, `${fault}: the channel was cut:\n${backend.log.slice(mark).join('\n')}`);
+        // Cut mid-dump, the shim has no answer to wait for; before or after, the relay may carry the request anew.
+        await settled(fault, result, before, /mid-dump/.test(stage) ? 'fail' : 'either');
+        // The same backend, connected again through the proxy (not restarted), serves the next checkpoint.
+        assert.ok(backend.running, `${fault}: the backend runs on`);
+        await servesNext(fault);
+        assert.ok(proxy.connections > 1, `${fault}: the backend connected to the channel again`);
+      } finally {
+        await backend.stop();
+        await proxy.close();
+      }
+    });
+  }
+
+  it('guest RAM corrupted mid-dump: the process\'s page-table root and task->mm overwritten while the backend has the VM paused', async () => {
+    const fault = 'guest RAM corrupted mid-dump (under the pause)';
+    const pid = Number((await ctr('task ls')).match(new RegExp(`^${ID}\\s+(\\d+)`, 'm'))?.[1]);
+    const ram = new GuestRamCorrupter(g);
+    // A fixed seed: a failing run replays.
+    const rng = new Rng(0x11);
+    let proxy: QmpFaultProxy | undefined;
+    try {
+      ram.aim(pid);
+      // The bytes go back before any cont reaches QEMU (the backend's, or its watchdog's): the guest's kernel never runs on them.
+      proxy = await QmpFaultProxy.start(path.join(suite.hostDir('qmp'), 'corrupt.sock'), g.qmpSocket, 'pass', {
+        afterStop: () => ram.strike(rng),
+        beforeCont: () => ram.restore(),
+      });
+      await backend.start({ images, staging, qmpSocket: proxy.socket });
+      const before = await checkpointImages();
+      const mark = backend.log.length;
+      const result = await checkpoint();
+      const resumedClean = !ram.corrupted;
+      ram.restore();
+      assert.ok(proxy.injected > 0, `${fault}: the backend paused the VM, and the corruption struck:\n${backend.log.slice(mark).join('\n')}`);
+      await settled(fault, result, before, 'either');
+      const said = backend.log.slice(mark).find((l) => /checkpoint f1 .* (failed|->)/.test(l));
+      outcomes[outcomes.length - 1].detail = said?.replace(/^.*checkpoint f1 \([^)]*\) /, '').slice(0, 200);
+      assert.ok(resumedClean, `${fault}: the backend resumed the VM itself`);
+    } finally {
+      ram.close();
+      await backend.stop();
+      await proxy?.close();
+    }
+    await servesNext(fault);
   });
 
   it('share full: the image directory on a 4 MiB file system (ENOSPC)', async () => {
