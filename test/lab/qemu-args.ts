@@ -64,13 +64,17 @@ export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel
   ];
 }
 
-/** A virtiofsd serving `dir` on `socket` (the Rust one of Debian's virtiofsd package, else QEMU's own), uncached: the host changes files under the guest. */
+/**
+ * A virtiofsd serving `dir` on `socket` (the Rust one of Debian's virtiofsd package, else QEMU's own), uncached:
+ * the host changes files under the guest. The namespace sandbox, not chroot: virtiofsd answers a FUSE `..`
+ * lookup, and under chroot one from a directory the backend moved out of the share climbs to the host's `/`.
+ */
 export function virtiofsdCommand(dir: string, socket: string): { command: string; args: string[] } {
   if (fs.existsSync(RUST_VIRTIOFSD)) {
-    return { command: RUST_VIRTIOFSD, args: ['--socket-path', socket, '--shared-dir', dir, '--cache', 'never', '--sandbox', 'chroot'] };
+    return { command: RUST_VIRTIOFSD, args: ['--socket-path', socket, '--shared-dir', dir, '--cache', 'never', '--sandbox', 'namespace'] };
   }
   if (fs.existsSync(QEMU_VIRTIOFSD)) {
-    return { command: QEMU_VIRTIOFSD, args: [`--socket-path=${socket}`, '-o', `source=${dir}`, '-o', 'cache=none', '-o', 'sandbox=chroot'] };
+    return { command: QEMU_VIRTIOFSD, args: [`--socket-path=${socket}`, '-o', `source=${dir}`, '-o', 'cache=none', '-o', 'sandbox=namespace'] };
   }
   throw new NotFoundError(`no virtiofsd (${RUST_VIRTIOFSD} from Debian's virtiofsd package, or ${QEMU_VIRTIOFSD}) for --virtiofs`);
 }
