@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BadDataError } from '../../common/errors.js';
+import { buildFlags, kubernetesWrapperGoMod, readPins } from '../lab/components/index.js';
+
+/** The head of k8s.io/kubernetes' go.mod as a release ships it (shortened). */
+const KUBERNETES_GO_MOD = `// This is a generated file. Do not edit directly.
+
+module k8s.io/kubernetes
+
+go 1.26.0
+
+godebug default=go1.26
+
+require (
+	github.com/blang/semver/v4 v4.0.0
+	k8s.io/api v0.0.0
+	k8s.io/kubelet v0.0.0
+)
+
+replace (
+	k8s.io/api => ./staging/src/k8s.io/api
+	k8s.io/cri-streaming => ./staging/src/k8s.io/cri-streaming
+	k8s.io/kubelet => ./staging/src/k8s.io/kubelet
+)
+`;
+
+describe('lab components: pins and build recipe', () => {
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-pins-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const pinsFile = (value: unknown) => {
+    const file = path.join(dir, `${Math.random().toString(16).slice(2)}.json`);
+    fs.writeFileSync(file, JSON.stringify(value));
+    return file;
+  };
+
+  it('reads the committed pins: every program once, released versions, kubelet and cri-tools of one minor', () => {
+    const pins = readPins();
+    const ids = pins.map((p) => p.id);
+    for (const id of ['containerd', 'cri-tools', 'checkpointctl', 'kubernetes']) assert.ok(ids.includes(id), id);
+    const programs = pins.flatMap((p) => p.binaries.map((b) => b.name));
+    for (const name of ['containerd', 'crictl', 'critest', 'checkpointctl', 'kubelet']) assert.ok(programs.includes(name), name);
+    const minor = (v: string) => v.split('.')[1];
+    const kubernetes = pins.find((p) => p.id === 'kubernetes')!;
+    assert.equal(minor(kubernetes.version), minor(pins.find((p) => p.id === 'cri-tools')!.version));
+    assert.equal(minor(kubernetes.staging!), minor(kubernetes.version));
+    assert.match(pins.find((p) => p.id === 'containerd')!.version, /^v2\.[23]\./);
+    assert.equal(pins.find((p) => p.id === 'cri-tools')!.binaries.find((b) => b.name === 'critest')!.test, true);
+  });
+
+  it('refuses a pin that is not a release, a program named twice, and flags with spaces', () => {
+    const base = { module: 'example.com/a', version: 'v1.2.3', binaries: [{ name: 'a', package: './cmd/a' }] };
+    assert.throws(() => readPins(pinsFile({ a: { ...base, version: 'main' } })), BadDataError);
+    assert.throws(() => readPins(pinsFile({ a: base, b: { ...base, module: 'example.com/b' } })), /named twice/);
+    assert.throws(() => readPins(pinsFile({ a: { ...base, set: { 'main.v': 'x -X main.w=y' } } })), BadDataError);
+    assert.throws(() => readPins(pinsFile({ a: { ...base, binaries: [{ name: 'a', package: '../escape' }] } })), BadDataError);
+    assert.equal(readPins(pinsFile({ '//': 'a comment', a: base })).length, 1);
+  });
+
+  it('stamps the release into the binary and keeps builds path-free and stripped', () => {
+    const [pin] = readPins(pinsFile({
+      kubernetes: {
+        module: 'k8s.io/kubernetes', version: 'v1.37.2', staging: 'v0.37.2', tags: ['no_btrfs'],
+        set: { 'k8s.io/component-base/version.gitVersion': '{version}', 'k8s.io/component-base/version.gitMinor': '{minor}' },
+        binaries: [{ name: 'kubelet', package: 'k8s.io/kubernetes/cmd/kubelet' }],
+      },
+    }));
+    assert.deepEqual(buildFlags(pin), [
+      '-trimpath', '-tags', 'no_btrfs', '-ldflags',
+      '-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMinor=37',
+    ]);
+  });
+
+  it('wraps k8s.io/kubernetes: requires it, replaces each of its staging modules with the v0 release, keeps go and godebug', () => {
+    const [pin] = readPins(pinsFile({
+      kubernetes: { module: 'k8s.io/kubernetes', version: 'v1.37.2', staging: 'v0.37.2', binaries: [{ name: 'kubelet', package: 'k8s.io/kubernetes/cmd/kubelet' }] },
+    }));
+    const mod = kubernetesWrapperGoMod(pin, KUBERNETES_GO_MOD);
+    assert.match(mod, /^go 1\.26\.0$/m);
+    assert.match(mod, /^godebug default=go1\.26$/m);
+    assert.match(mod, /^require k8s\.io\/kubernetes v1\.37\.2$/m);
+    const replaced = [...mod.matchAll(/^\t(\S+) => (\S+) (\S+)$/gm)].map((m) => [m[1], m[2], m[3]]);
+    assert.deepEqual(replaced, [
+      ['k8s.io/api', 'k8s.io/api', 'v0.37.2'],
+      ['k8s.io/cri-streaming', 'k8s.io/cri-streaming', 'v0.37.2'],
+      ['k8s.io/kubelet', 'k8s.io/kubelet', 'v0.37.2'],
+    ]);
+    assert.throws(() => kubernetesWrapperGoMod(pin, 'module k8s.io/kubernetes\n\ngo 1.26.0\n'), /replaces no staging module/);
+  });
+});
