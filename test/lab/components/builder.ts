@@ -76,6 +76,8 @@ async function ensureOne(pin: ComponentPin, goVer: string, progress: BuildProgre
   const logFile = componentLog(pin);
   fs.writeFileSync(logFile, `${pin.module}@${pin.version} with ${goVer}\n`);
   const stage = fs.mkdtempSync(path.join(componentsRoot(), `.${pin.id}-${pin.version}-`));
+  // mkdtemp makes it 0700; the installed directory is for everyone (and any user in a guest).
+  fs.chmodSync(stage, 0o755);
   try {
     progress.set(pin.id, 'downloading');
     const moduleDir = await downloadModule(pin.module, pin.version, { logFile, timeoutMs: DOWNLOAD_TIMEOUT_MS, signal });
