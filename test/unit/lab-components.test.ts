@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BadDataError } from '../../common/errors.js';
-import { buildFlags, kubernetesWrapperGoMod, readPins } from '../lab/components/index.js';
+import { buildFlags, componentBinaries, componentDir, installed, kubernetesWrapperGoMod, readPins } from '../lab/components/index.js';
+import { stampOf } from '../lab/components/installed.js';
 
 /** The head of k8s.io/kubernetes' go.mod as a release ships it (shortened). */
 const KUBERNETES_GO_MOD = `// This is a generated file. Do not edit directly.
@@ -91,5 +92,30 @@ describe('lab components: pins and build recipe', () => {
       ['k8s.io/kubelet', 'k8s.io/kubelet', 'v0.37.2'],
     ]);
     assert.throws(() => kubernetesWrapperGoMod(pin, 'module k8s.io/kubernetes\n\ngo 1.26.0\n'), /replaces no staging module/);
+  });
+
+  it('takes a cached build only when its stamp matches the pin and every program is there', () => {
+    const saved = process.env.OVMIGRATE_CACHE;
+    process.env.OVMIGRATE_CACHE = path.join(dir, 'cache');
+    try {
+      const pins = readPins(pinsFile({ a: { module: 'example.com/a', version: 'v1.2.3', binaries: [{ name: 'a1', package: './cmd/a1' }, { name: 'a2', package: './cmd/a2' }] } }));
+      const [pin] = pins;
+      const bin = path.join(componentDir(pin), 'bin');
+      fs.mkdirSync(bin, { recursive: true });
+      const record = { id: 'a', module: pin.module, version: pin.version, stamp: stampOf(pin), goVersion: 'go1.26.8', seconds: 1, builtAt: '' };
+      fs.writeFileSync(path.join(componentDir(pin), 'build.json'), JSON.stringify(record));
+      fs.writeFileSync(path.join(bin, 'a1'), '', { mode: 0o755 });
+      assert.equal(installed(pin), undefined, 'a2 is missing');
+      assert.throws(() => componentBinaries(pins), /a v1\.2\.3.*lab components/);
+      fs.writeFileSync(path.join(bin, 'a2'), '', { mode: 0o755 });
+      assert.deepEqual(Object.keys(installed(pin)!.binaries), ['a1', 'a2']);
+      assert.equal(installed(pin, 'go1.27.0'), undefined, 'another Go rebuilds');
+      const [changed] = readPins(pinsFile({ a: { module: 'example.com/a', version: 'v1.2.3', tags: ['x'], binaries: [{ name: 'a1', package: './cmd/a1' }, { name: 'a2', package: './cmd/a2' }] } }));
+      assert.equal(installed(changed), undefined, 'another pin (here a tag) rebuilds');
+      assert.deepEqual(componentBinaries(pins), { a1: path.join(bin, 'a1'), a2: path.join(bin, 'a2') });
+    } finally {
+      if (saved === undefined) delete process.env.OVMIGRATE_CACHE;
+      else process.env.OVMIGRATE_CACHE = saved;
+    }
   });
 });
