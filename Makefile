@@ -5,7 +5,7 @@ APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmo
 LAB := node dist/test/lab/cli/main.js
 MOCHA := node_modules/.bin/mocha --reporter dist/test/helpers/timed-reporter.js --exit --forbid-only --require dist/test/helpers/root-hooks.js
 
-.PHONY: all deps build unit integration test fuzz demo bench clean help
+.PHONY: all deps build unit lab-ready components integration test fuzz demo bench clean help
 
 all: build
 
@@ -14,6 +14,7 @@ help:
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
 	@echo "make build  compile TypeScript into dist/"
+	@echo "make components  build the pinned Go components (containerd 2.x, crictl, critest, checkpointctl, kubelet; test/lab/components.json) into the cache"
 	@echo "make bench  benchmarks, with ratios against baselines measured in the same run"
 	@echo "make fuzz   the fuzzers with 10,000 cases each (OVMIGRATE_FUZZ_CASES=N for another count, OVMIGRATE_FUZZ_SEED=S to replay one)"
 
@@ -35,12 +36,21 @@ build: node_modules/.installed
 unit: build
 	$(MOCHA) 'dist/test/unit/**/*.test.js'
 
-integration: deps build
-	$(LAB) lab prepare >/dev/null
+# Built once from the Go module proxy into $OVMIGRATE_CACHE/components (versions: test/lab/components.json).
+components: deps build
+	$(LAB) lab components
+
+# The guest kernel and initramfs, and the Go components beside them: the builds (at nice 19) overlap the kernel
+# download; both are cached, so a warm run costs a second. Either failing fails the target.
+lab-ready: deps build
+	@$(LAB) lab prepare >/dev/null & prepare=$$!; \
+	$(LAB) lab components >/dev/null; components=$$?; \
+	wait $$prepare && exit $$components
+
+integration: lab-ready
 	$(MOCHA) --timeout 600000 'dist/test/integration/**/*.test.js'
 
-test: deps build
-	$(LAB) lab prepare >/dev/null
+test: lab-ready
 	$(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
 
 # Hostile guest RAM: the attach and readers on a fake kernel, then the readers and the dump over a real guest's corrupted RAM.
@@ -48,8 +58,7 @@ fuzz: deps build
 	$(LAB) lab prepare >/dev/null
 	OVMIGRATE_FUZZ_CASES=$${OVMIGRATE_FUZZ_CASES:-10000} $(MOCHA) --timeout 0 'dist/test/unit/fuzz-*.test.js' dist/test/integration/introspect-fuzz.test.js
 
-demo: deps build
-	$(LAB) lab prepare >/dev/null
+demo: lab-ready
 	$(LAB) lab demo
 
 bench: deps build

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../../../common/errors.js';
 import { demo, down, ensureInitramfs, ensureKernel, exec, list, up } from '../index.js';
+import { ensureComponents } from '../components/index.js';
 import { int } from '../../../introspect/cli/args.js';
 import { toJson } from '../../../introspect/cli/json.js';
 
@@ -76,6 +77,17 @@ export function labCommand(): Command {
     .action(async () => {
       const kernel = await ensureKernel();
       process.stdout.write(toJson({ kernel: kernel.version, vmlinuz: kernel.vmlinuz, initramfs: await ensureInitramfs(kernel) }) + '\n');
+    });
+
+  lab.command('components')
+    .description('build the pinned Go components (test/lab/components.json: containerd 2.x, crictl, critest, checkpointctl, kubelet) into the cache, once; prints their paths as JSON')
+    .argument('[ids...]', 'only these components (keys of components.json)')
+    .option('--jobs <n>', 'builds at once (default: all)', int('--jobs'))
+    .action(async (ids: string[], o: { jobs?: number }) => {
+      const built = await ensureComponents({ only: ids, jobs: o.jobs });
+      process.stdout.write(toJson(Object.fromEntries(built.map((c) => [c.pin.id, {
+        module: c.pin.module, version: c.pin.version, goVersion: c.record.goVersion, buildSeconds: c.record.seconds, binaries: c.binaries,
+      }]))) + '\n');
     });
 
   lab.command('demo')
