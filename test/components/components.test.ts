@@ -5,7 +5,7 @@ import { componentsRoot, installed, readPins } from '../lab/components/index.js'
 
 /**
  * The Go-built components (test/lab/components.json), run from the cache
- * `lab components` fills (make test builds it first). No guest: this proves
+ * `lab components` fills (`make components` builds it, then runs this). No guest: this proves
  * each program starts, is the pinned release and needs no dynamic loader, so
  * a guest can run it from the host root share.
  */
