@@ -9,7 +9,7 @@ import { BadDataError, UnsupportedError } from '../../common/errors.js';
 import { decodeNames } from '../../introspect/kernel/kallsyms.js';
 import { plainTokens } from '../fuzz/attachable-kernel.js';
 import { FakeKernel } from '../unit/helpers/fake-program.js';
-import { FakeTmpfs, cachedPage, sparseTmpfs, xarray } from '../unit/helpers/fake-tmpfs.js';
+import { FakeTmpfs, cachedPage, sharedNodesTmpfs, sparseTmpfs, xarray } from '../unit/helpers/fake-tmpfs.js';
 import { median } from './median.js';
 
 const REPS = 7;
@@ -43,17 +43,6 @@ function twoPageFile(size: bigint, rootShift: number): FakeTmpfs {
   return sparseTmpfs(k, size, head);
 }
 
-/** 64^4 paths through five shared xa_nodes. */
-function sharedNodes(): FakeTmpfs {
-  const k = new FakeKernel();
-  let node = k.new('xa_node', { shift: 0 }) | 2n;
-  for (let shift = 6; shift <= 24; shift += 6) {
-    const values: Record<string, bigint | number> = { shift };
-    for (let i = 0; i < 64; i++) values[`slots[${i}]`] = node;
-    node = k.new('xa_node', values) | 2n;
-  }
-  return sparseTmpfs(k, 1n << 40n, node);
-}
 
 function row(what: string, hostile: number, baseline: number, base: string): void {
   console.log(`  ${what.padEnd(44)} ${hostile.toFixed(2).padStart(8)} ms  ${(hostile / baseline).toFixed(2).padStart(6)}x ${base} (${baseline.toFixed(2)} ms)`);
@@ -67,7 +56,7 @@ function main(): void {
   const huge = twoPageFile(1n << 40n, 24);
   row('tmpfs: 2^40-byte file, two pages cached', timed(() => huge.entries({ maxHoleBytes: 2 ** 41 })), smallMs, 'an 8 KiB file of two pages');
   row('tmpfs: the same, refused for its holes', timed(() => huge.entries(), UnsupportedError), smallMs, 'an 8 KiB file of two pages');
-  const shared = sharedNodes();
+  const shared = sharedNodesTmpfs();
   row('tmpfs: 64^4 paths through shared xa_nodes', timed(() => shared.entries({ maxHoleBytes: 2 ** 41 }), BadDataError), smallMs, 'an 8 KiB file of two pages');
 
   // The same stream length both ways: one byte of length and two token bytes a name.

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FROZEN_MARKER } from '../../shim/containerd/freezer.js';
 import { requirePrograms } from '../helpers/cli.js';
+import { alive } from '../helpers/processes.js';
 
 const SHIM = path.resolve(__dirname, '..', '..', 'shim', 'containerd', 'main.js');
 
@@ -24,14 +25,6 @@ esac
 exit 0
 `;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The shim server serving on `socket` (under subreaper.py): found by its command line. */
 function serverPid(socket: string): number | undefined {

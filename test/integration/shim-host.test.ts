@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { requirePrograms } from '../helpers/cli.js';
 import { HostContainerd, startHostContainerd } from '../helpers/host-containerd.js';
+import { alive } from '../helpers/processes.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
 const RUNTIME = ['--runtime', 'io.containerd.ovmigrate.v1'];
@@ -21,14 +22,6 @@ function pgrep(...words: string[]): number[] {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -5,7 +5,7 @@ import { BadDataError, UnsupportedError } from '../../common/errors.js';
 import { tmpfsTarball } from '../../introspect/dump/tmpfs-image.js';
 import { assertOvmError } from './helpers/assert-ovm.js';
 import { FakeKernel } from './helpers/fake-program.js';
-import { FakeTmpfs, cachedPage as page, fileContents, sparseTmpfs, xarray } from './helpers/fake-tmpfs.js';
+import { FakeTmpfs, cachedPage as page, fileContents, sharedNodesTmpfs, sparseTmpfs, xarray } from './helpers/fake-tmpfs.js';
 
 const PAGE = 4096;
 
@@ -127,13 +127,7 @@ describe('sparse tmpfs files', () => {
 
     it('nodes shared over and over: a tree of 64^4 paths through five nodes', () => {
       const k = new FakeKernel();
-      let node = k.new('xa_node', { shift: 0 }) | 2n;
-      for (let shift = 6; shift <= 24; shift += 6) {
-        const values: Record<string, bigint | number> = { shift };
-        for (let i = 0; i < 64; i++) values[`slots[${i}]`] = node;
-        node = k.new('xa_node', values) | 2n;
-      }
-      const t = sparseTmpfs(k, 1n << 40n, node);
+      const t = sharedNodesTmpfs(k);
       // Refused after a few node visits, not after walking the 64^4 paths.
       const { reads } = guestReads(t, () => assertOvmError(() => t.entries({ maxHoleBytes: 2 ** 41 }), BadDataError));
       assert.ok(reads < 1000, `${reads} reads of guest memory`);

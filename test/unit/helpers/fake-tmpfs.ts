@@ -81,3 +81,14 @@ export function sparseTmpfs(k: FakeKernel, size: bigint, xaHead: bigint): FakeTm
   t.children(t.root, [t.dentry('f', inode)]);
   return t;
 }
+
+/** A 2^40-byte tmpfs file whose page cache is 64^4 paths through five xa_nodes, each node shared by every slot above it. */
+export function sharedNodesTmpfs(k: FakeKernel = new FakeKernel()): FakeTmpfs {
+  let node = k.new('xa_node', { shift: 0 }) | 2n;
+  for (let shift = 6; shift <= 24; shift += 6) {
+    const values: Record<string, bigint | number> = { shift };
+    for (let i = 0; i < 64; i++) values[`slots[${i}]`] = node;
+    node = k.new('xa_node', values) | 2n;
+  }
+  return sparseTmpfs(k, 1n << 40n, node);
+}
