@@ -6,8 +6,12 @@ import { RamPatcher } from '../fuzz/ram-patcher.js';
 
 const CASES = fuzzCases();
 const READERS = 8;
-/** Reads one case may make, in multiples of the uncorrupted readers' reads. */
-const WORK_FACTOR = 20;
+/**
+ * Reads one case may make, in multiples of the uncorrupted readers' reads.
+ * The largest bounded walk sets it: a d_parent chain bent into a loop is
+ * climbed to d_path's 4096-component bound, ~17,800 reads (42x clean).
+ */
+const WORK_FACTOR = 64;
 /**
  * tmpfs reads a file's pages into one buffer of i_size, up to its 1 GiB
  * bound (introspect/linux/tmpfs.ts MAX_BYTES): a corrupt i_size costs that
