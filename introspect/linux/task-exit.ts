@@ -1,13 +1,12 @@
 import { BadDataError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
+import { NSIG } from './signals.js';
 
 /** include/linux/sched.h */
 const PF_EXITING = 0x4;
 const EXIT_DEAD = 0x10;
 const EXIT_ZOMBIE = 0x20;
 const EXIT_TRACE = EXIT_ZOMBIE | EXIT_DEAD;
-/** _NSIG on x86-64: the highest signal number a task can die of. */
-const NSIG = 64;
 
 /**
  * Where a task is on its way out (kernel/exit.c):

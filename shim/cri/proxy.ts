@@ -3,10 +3,8 @@ import { errorMessage, InvalidArgumentError } from '../../common/errors.js';
 import { log, logSafe } from '../../common/log.js';
 import { statusMessageOf, statusOf } from '../../common/ttrpc/status.js';
 import { CRI_METHODS, CRI_METHODS_BY_PATH, methodPath } from './methods.js';
-import { type CallOptions, type UnaryReply, Upstream, UpstreamStatusError } from './upstream.js';
+import { type CallOptions, MAX_CRI_MESSAGE, raw, type UnaryReply, Upstream, UpstreamStatusError } from './upstream.js';
 
-const raw = (b: Buffer): Buffer => b;
-const MAX_MESSAGE = 16 * 1024 * 1024;
 
 /** A unary call as an intercept sees it: the client's metadata, deadline and cancellation, and the way on to containerd. */
 export interface InterceptContext extends CallOptions {
@@ -43,8 +41,8 @@ function serverError(err: unknown): Partial<grpc.StatusObject> {
  */
 export class CriProxy {
   private readonly server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE,
-    'grpc.max_send_message_length': MAX_MESSAGE,
+    'grpc.max_receive_message_length': MAX_CRI_MESSAGE,
+    'grpc.max_send_message_length': MAX_CRI_MESSAGE,
   });
 
   constructor(private readonly upstream: Upstream, private readonly intercepts: Intercepts = new Map()) {

@@ -2,7 +2,9 @@ import * as grpc from '@grpc/grpc-js';
 import { log } from '../../common/log.js';
 
 /** Messages cross the proxy as the bytes they came in: no decode, no re-encode. */
-const raw = (b: Buffer): Buffer => b;
+export const raw = (b: Buffer): Buffer => b;
+/** The CRI's messages (ListContainers on a big node, image lists) can pass 4 MiB; the kubelet allows 16 MiB. */
+export const MAX_CRI_MESSAGE = 16 * 1024 * 1024;
 
 /** Keys that belong to one hop of HTTP/2 or to grpc-js itself, never forwarded. */
 const HOP_KEYS = new Set(['user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type']);
@@ -60,9 +62,8 @@ export class Upstream {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.min_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
-      // The CRI's messages (ListContainers on a big node, image lists) can pass 4 MiB; the kubelet allows 16 MiB.
-      'grpc.max_receive_message_length': 16 * 1024 * 1024,
-      'grpc.max_send_message_length': 16 * 1024 * 1024,
+      'grpc.max_receive_message_length': MAX_CRI_MESSAGE,
+      'grpc.max_send_message_length': MAX_CRI_MESSAGE,
     });
   }
 

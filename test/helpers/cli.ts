@@ -34,16 +34,24 @@ export async function cliOk(args: string[], opts: { input?: string; timeoutMs?: 
 }
 
 /**
- * Fails under CI (a missing component is a failure there) and skips
- * elsewhere, when any of these programs is not on PATH.
+ * What a test needs is not here: under CI that is a failure (CI must run
+ * every test), elsewhere the test skips, saying why.
  */
-export function requirePrograms(ctx: Mocha.Context, programs: string[]): void {
-  const missing = programs.filter((p) => spawnSync('sh', ['-c', `command -v ${p}`]).status !== 0);
-  if (missing.length === 0) return;
-  const reason = `missing ${missing.join(', ')}`;
+export function missingComponent(ctx: Mocha.Context, reason: string): never {
   if (process.env.CI === 'true') throw new Error(`${reason} (CI=true: a missing component fails the test)`);
   console.log(`      skipped: ${reason}`);
   ctx.skip();
+}
+
+/** Fails under CI and skips elsewhere when any of these programs is not on PATH. */
+export function requirePrograms(ctx: Mocha.Context, programs: string[]): void {
+  const missing = programs.filter((p) => spawnSync('sh', ['-c', `command -v ${p}`]).status !== 0);
+  if (missing.length) missingComponent(ctx, `missing ${missing.join(', ')}`);
+}
+
+/** Fails under CI and skips elsewhere when not run as root. */
+export function requireRoot(ctx: Mocha.Context): void {
+  if (process.getuid?.() !== 0) missingComponent(ctx, 'needs root');
 }
 
 /** Runs a shell script in a lab guest and returns its stdout; a non-zero exit throws. */

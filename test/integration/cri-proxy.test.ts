@@ -12,7 +12,6 @@ import { PAUSE_IMAGE, buildPauseImage } from '../lab/pause-image.js';
 import { projectRoot } from '../lab/paths.js';
 
 const NODE_NETWORK = 2; // NamespaceMode.NODE: no CNI here
-const EVENT = { CREATED: 0, STARTED: 1, STOPPED: 2, DELETED: 3 };
 
 
 function commandLines(word: string): string[] {
@@ -49,10 +48,7 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
   let podId = '';
   let ctrId = '';
   let sandboxConfig: Msg;
-  const events: Msg[] = [];
   let eventStream: grpc.ClientReadableStream<Msg> | undefined;
-  /** Whether this containerd streams GetContainerEvents (1.7+). */
-  let eventsStream = false;
 
   before(async function () {
     requirePrograms(this, ['containerd', 'ctr', 'runc', 'gcc', 'tar', 'busybox']);
@@ -121,15 +117,11 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
         if (c === direct) s.cancel();
         resolve('open');
       }, 1000);
-      if (c === via) {
-        eventStream = s;
-        s.on('data', (e: Msg) => events.push(e));
-      }
+      if (c === via) eventStream = s;
     });
     const [d, v] = await Promise.all([outcome(direct), outcome(via)]);
     if (d === 'open') {
       assert.equal(v, 'open');
-      eventsStream = true;
     } else {
       assert.notEqual(v, 'open');
       const vs = v as grpc.StatusObject;
@@ -169,12 +161,6 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
     assert.deepEqual(vs.raw, ds.raw);
     assert.equal(vs.response!.status.metadata.name, 'worker');
     await until('the container log', () => fs.existsSync(path.join(tmp, 'pod-logs', 'worker.log')) && fs.readFileSync(path.join(tmp, 'pod-logs', 'worker.log'), 'utf8').includes('started'));
-  });
-
-  it('the event stream carried the container created and started events', async function () {
-    if (!eventsStream) this.skip();
-    await until('the started event', () => events.some((e) => e.container_id === ctrId && e.container_event_type === EVENT.STARTED));
-    assert.ok(events.some((e) => e.container_id === ctrId && e.container_event_type === EVENT.CREATED));
   });
 
   it('ExecSync: output and exit code as from containerd', async () => {
@@ -228,10 +214,8 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
 
   it("a client's deadline: DEADLINE_EXCEEDED when it runs out, as from containerd directly", async () => {
     for (const [client, marker] of [[via, '31338'], [direct, '31340']] as const) {
-      const started = Date.now();
       const r = await client.result('ExecSync', { container_id: ctrId, cmd: ['sleep', marker], timeout: 0 }, { deadline: Date.now() + 1500 });
       assert.equal(r.status.code, grpc.status.DEADLINE_EXCEEDED);
-      assert.ok(Date.now() - started < 5000);
       console.log(`      ${client === via ? 'through the proxy' : 'directly'}: containerd ${await killedWithin(marker, 3000) ? 'killed' : 'did not kill'} the exec`);
     }
   });
@@ -263,19 +247,9 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
     assert.equal(again.status.code, grpc.status.OK);
   });
 
-  it('GetContainerEvents opens again through the proxy after the restart', async function () {
-    if (!eventsStream) this.skip();
-    eventStream = via.stream('GetContainerEvents', {});
-    events.length = 0;
-    eventStream.on('data', (e: Msg) => events.push(e));
-    eventStream.on('error', () => undefined);
-    await new Promise((r) => setTimeout(r, 300));
-  });
-
-  it('StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox (and their events, where containerd streams them)', async () => {
+  it('StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox', async () => {
     await via.call('StopContainer', { container_id: ctrId, timeout: 2 });
     await via.call('RemoveContainer', { container_id: ctrId });
-    if (eventsStream) await until('the stopped and deleted events', () => [EVENT.STOPPED, EVENT.DELETED].every((t) => events.some((e) => e.container_id === ctrId && e.container_event_type === t)));
     await via.call('StopPodSandbox', { pod_sandbox_id: podId });
     await via.call('RemovePodSandbox', { pod_sandbox_id: podId });
     const [dl, vl] = await Promise.all([direct.result('ListPodSandbox', {}), via.result('ListPodSandbox', {})]);

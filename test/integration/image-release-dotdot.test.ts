@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ImageStore } from '../../introspect/backend/index.js';
-import { requirePrograms } from '../helpers/cli.js';
+import { requirePrograms, requireRoot } from '../helpers/cli.js';
 
 /**
  * What virtiofsd does for a guest's FUSE_LOOKUP of ".." (allowed, for NFS
@@ -46,7 +46,7 @@ describe('a released image directory a guest still holds: ".." from its handle s
 
   before(function () {
     requirePrograms(this, ['python3', 'unshare', 'mount']);
-    if (process.getuid?.() !== 0) this.skip();
+    requireRoot(this);
   });
   beforeEach(() => {
     root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-dotdot-')));

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FROZEN_MARKER } from '../../shim/containerd/freezer.js';
-import { requirePrograms } from '../helpers/cli.js';
+import { requirePrograms, requireRoot } from '../helpers/cli.js';
 import { alive } from '../helpers/processes.js';
 
 const SHIM = path.resolve(__dirname, '..', '..', 'shim', 'containerd', 'main.js');
@@ -58,7 +58,7 @@ describe('containerd-shim-ovmigrate-v1: a container left frozen by a killed shim
 
   before(function () {
     requirePrograms(this, ['python3']);
-    if (process.getuid?.() !== 0) this.skip();
+    requireRoot(this);
   });
 
   beforeEach(() => {

@@ -7,6 +7,7 @@ import { FailedPreconditionError, InvalidArgumentError } from '../../common/erro
 import { makeEntry } from '../../introspect/criu/index.js';
 import { IdAllocator } from '../../introspect/dump/ids.js';
 import { ImageDir } from '../../introspect/dump/image-dir.js';
+import { requireRoot } from '../helpers/cli.js';
 
 describe('CRIU-compatible ids', () => {
   it('numbers kernel objects per kind, the dumper first, and knows shared ones', () => {
@@ -94,7 +95,7 @@ describe('image directory', () => {
   });
 
   it('moves images into a DIR that is a mount point of its own', function () {
-    if (process.getuid?.() !== 0) this.skip();
+    requireRoot(this);
     const target = path.join(base, 'mnt');
     fs.mkdirSync(target);
     execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', target]);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExternalError } from '../../common/errors.js';
 import { HELPER_SCRIPT, ProcessHelper } from '../../shim/subreaper/index.js';
+import { missingComponent } from '../helpers/cli.js';
 import { quietLogs } from './helpers/quiet-logs.js';
 
 /**
@@ -114,8 +115,7 @@ describe('subreaper.py: the line protocol, against the real helper', function ()
     try {
       execFileSync('python3', ['-c', 'import socket; socket.send_fds']);
     } catch {
-      if (process.env.CI === 'true') throw new Error('python3 (3.9 or later) is needed for the subreaper helper');
-      this.skip();
+      missingComponent(this, 'python3 (3.9 or later) is needed for the subreaper helper');
     }
   });
   beforeEach(() => {

@@ -1,3 +1,4 @@
+import { TASK_ALIVE, TASK_STOPPED } from '../../criu/index.js';
 import { KObject } from '../../kernel/object.js';
 import { loginUid, credentials, supplementaryGroups } from '../../linux/credentials.js';
 import { processAttributes } from '../../linux/process-attributes.js';
@@ -12,9 +13,6 @@ import { DumpProblem } from '../problem.js';
 import { criuThreadInfo } from '../thread-info.js';
 import { TaskPart } from './task-part.js';
 
-/** compel/include/uapi/task-state.h */
-const TASK_ALIVE = 1;
-const TASK_STOPPED = 3;
 /** include/uapi/linux/signal.h */
 const SS_DISABLE = 2;
 /** include/uapi/linux/sched.h */

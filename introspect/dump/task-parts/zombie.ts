@@ -1,3 +1,4 @@
+import { TASK_DEAD } from '../../criu/index.js';
 import { taskIdentity } from '../../linux/task-tree.js';
 import { DumpContext, TaskDump } from '../context.js';
 import { Dumped } from '../planned-image.js';
@@ -5,8 +6,6 @@ import { DumpProblem } from '../problem.js';
 import { DumpTree } from '../tree.js';
 import { TaskPart } from './task-part.js';
 
-/** compel/include/uapi/task-state.h */
-const TASK_DEAD = 2;
 
 /**
  * What CRIU refuses of zombies (criu/seize.c collect_threads,
