@@ -264,21 +264,29 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
   it('crictl (the pinned release) through the proxy: version, info, images, runp, create, start, exec, logs, stop, rm', async function () {
     const crictl = await components.program('cri-tools', 'crictl', this);
     this.timeout(300_000);
-    const config = path.join(tmp, 'crictl.yaml');
-    fs.writeFileSync(config, `runtime-endpoint: unix://${socket}\nimage-endpoint: unix://${socket}\ntimeout: 60\n`);
+    const config = (name: string, sock: string) => {
+      const file = path.join(tmp, `crictl-${name}.yaml`);
+      fs.writeFileSync(file, `runtime-endpoint: unix://${sock}\nimage-endpoint: unix://${sock}\ntimeout: 60\n`);
+      return file;
+    };
+    const [viaConfig, directConfig] = [config('proxy', socket), config('direct', cd.address)];
     // In the scratch directory: crictl also looks for a crictl.yaml beside itself and in its cwd.
-    const run = (args: string[]) => new Promise<string>((resolve, reject) => {
-      execFile(crictl, ['--config', config, ...args], { cwd: tmp, timeout: 120_000 }, (err, stdout, stderr) => {
+    const crictlAt = (file: string) => (args: string[]) => new Promise<string>((resolve, reject) => {
+      execFile(crictl, ['--config', file, ...args], { cwd: tmp, timeout: 120_000 }, (err, stdout, stderr) => {
         if (err) reject(new Error(`crictl ${args.join(' ')}: ${err.message}\n${stderr}`));
         else resolve(stdout);
       });
     });
+    const run = crictlAt(viaConfig);
+    const runDirect = crictlAt(directConfig);
     const version = await run(['version']);
+    assert.equal(version, await runDirect(['version']));
     assert.match(version, /RuntimeName:\s+containerd/);
     assert.match(version, /RuntimeApiVersion:\s+v1/);
     const info = JSON.parse(await run(['info', '-o', 'json'])) as { status: { conditions: { type: string; status: boolean }[] } };
     assert.ok(info.status.conditions.some((c) => c.type === 'RuntimeReady' && c.status), JSON.stringify(info.status));
     const images = await run(['images', '-o', 'json']);
+    assert.equal(images, await runDirect(['images', '-o', 'json']));
     assert.deepEqual((JSON.parse(images) as { images: { repoTags: string[] }[] }).images.flatMap((i) => i.repoTags).sort(), [BUSYBOX_IMAGE, PAUSE_IMAGE]);
     const pod = path.join(tmp, 'crictl-pod.json');
     const ctr = path.join(tmp, 'crictl-ctr.json');
@@ -299,8 +307,11 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
     assert.match(await run(['ps', '-q', '--state', 'running']), new RegExp(ctrId));
     // exec streams through containerd's streaming server (the URL came through the proxy); -s is ExecSync.
     assert.equal(await run(['exec', ctrId, 'sh', '-c', 'echo streamed-$((6*7))']), 'streamed-42\n');
-    assert.equal(await run(['exec', '-s', ctrId, 'echo', 'synced']), 'synced\n');
+    const synced = await run(['exec', '-s', ctrId, 'echo', 'synced']);
+    assert.match(synced, /^synced\n/);
+    assert.equal(synced, await runDirect(['exec', '-s', ctrId, 'echo', 'synced']));
     await until('the log line', async () => (await run(['logs', ctrId])).includes('hello-from-crictl'));
+    assert.equal(await run(['inspect', '-o', 'json', ctrId]), await runDirect(['inspect', '-o', 'json', ctrId]));
     await run(['stop', '--timeout', '2', ctrId]);
     assert.match(await run(['inspect', '-o', 'json', ctrId]), /"state":\s*"CONTAINER_EXITED"/);
     await run(['rm', ctrId]);
