@@ -26,7 +26,9 @@ export const CRITEST_SKIP: Record<string, string> = {
   NoNewPrivs: 'registry.k8s.io/e2e-test-images/nonewprivs',
 };
 
-export const SKIP_REGEX = Object.keys(CRITEST_SKIP).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+export const SKIP_REGEX = Object.keys(CRITEST_SKIP).map((s) => escapeRegex(s)).join('|');
 
 export type SpecState = 'passed' | 'failed' | 'skipped';
 
@@ -64,7 +66,10 @@ export interface CritestRun {
   /** The image every container of the suite runs (critest's defaultTestContainerImage). */
   image: string;
   timeoutMs: number;
+  /** Only these specs (full names, as the report gives them). */
+  focus?: string[];
 }
+
 
 /** Runs critest once against `socket`, specs in a fixed order, and reads its JUnit report. */
 export async function runCritest(o: CritestRun): Promise<CritestResult> {
@@ -79,6 +84,7 @@ export async function runCritest(o: CritestRun): Promise<CritestResult> {
     `-runtime-endpoint=unix://${o.socket}`, `-image-endpoint=unix://${o.socket}`, `-config=${config}`, `-test-images-file=${images}`,
     `-ginkgo.skip=${SKIP_REGEX}`, `-ginkgo.junit-report=${report}`, '-ginkgo.no-color', '-ginkgo.randomize-all=false', '-ginkgo.seed=1',
     `-ginkgo.timeout=${Math.round(o.timeoutMs / 1000)}s`,
+    ...(o.focus ? [`-ginkgo.focus=${o.focus.map(escapeRegex).join('|')}`] : []),
   ];
   const started = Date.now();
   // Its output goes to a file as it runs (`tail -f` shows the specs going by).
