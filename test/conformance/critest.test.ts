@@ -70,8 +70,8 @@ describe('critest conformance: containerd 1.6 directly and through ovmigrate-cri
     requireRoot(this);
     // Debian's containerd 1.6 and CNI plugins (containernetworking-plugins).
     requirePrograms(this, ['containerd', 'ctr', 'runc', 'gcc', 'busybox', 'ip', '/usr/lib/cni/bridge', '/usr/lib/cni/host-local']);
-    critest = await components.program('critest', 'critest', this);
     this.timeout(300_000);
+    critest = await components.program('critest', 'critest', this);
     tmp = fs.mkdtempSync('/var/tmp/ovm-critest-');
     proxySocket = path.join(tmp, 'cri.sock');
     cd = await startHostContainerd('critest', { cri: { sandboxImage: PAUSE_IMAGE } });

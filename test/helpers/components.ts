@@ -62,18 +62,20 @@ export class RunComponents {
    * The component, once built (at once when cached). A build failure throws
    * with the end of its output, under CI and elsewhere alike: a suite that
    * needs the program cannot run without it, and a failed build is a fault.
-   * With `ctx`, the waiting hook or test gets the build's time instead of
-   * mocha's timeout.
+   * With `ctx`, the waiting hook or test gets the build's time on top of
+   * its own timeout (mocha fails a runnable that ends after its timeout,
+   * so the wait is added to it, not given back).
    */
   async ready(id: string, ctx?: Mocha.Context): Promise<InstalledComponent> {
     this.declare([id]);
     const b = this.build(id);
-    const timeout = ctx?.timeout();
-    ctx?.timeout(READY_TIMEOUT_MS);
+    const own = ctx?.timeout() ?? 0;
+    const waitStart = Date.now();
+    if (ctx && own > 0) ctx.timeout(own + READY_TIMEOUT_MS);
     try {
       return await b.done;
     } finally {
-      if (ctx && timeout !== undefined) ctx.timeout(timeout);
+      if (ctx && own > 0) ctx.timeout(own + (Date.now() - waitStart));
     }
   }
 

@@ -262,8 +262,8 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
   });
 
   it('crictl (the pinned release) through the proxy: version, info, images, runp, create, start, exec, logs, stop, rm', async function () {
-    const crictl = await components.program('cri-tools', 'crictl', this);
     this.timeout(300_000);
+    const crictl = await components.program('cri-tools', 'crictl', this);
     const config = (name: string, sock: string) => {
       const file = path.join(tmp, `crictl-${name}.yaml`);
       fs.writeFileSync(file, `runtime-endpoint: unix://${sock}\nimage-endpoint: unix://${sock}\ntimeout: 60\n`);
