@@ -56,7 +56,7 @@ test: deps build
 
 # cri-tools' conformance suite twice against a containerd 1.6 of the test's own on this host (CRI on, local images,
 # CNI bridge): at containerd's socket and through ovmigrate-cri; the counts and any difference are printed. Builds
-# critest when it is not cached. Too slow for `make test` (two full critest runs).
+# cri-tools (crictl, critest) when it is not cached. Too slow for `make test` (two full critest runs).
 conformance: deps build
 	$(MOCHA) --timeout 600000 'dist/test/conformance/**/*.test.js'
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { components } from '../helpers/components.js';
 import { readPins } from '../lab/components/index.js';
 
-/** The components `make test` builds (critest only in `make conformance`, which checks it there). */
+/** Every pinned component: `make test` builds them all (critest comes with crictl; `make conformance` checks it). */
 const IN_RUN = ['containerd', 'cri-tools', 'checkpointctl', 'kubernetes'];
 
 /**

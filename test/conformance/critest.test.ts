@@ -56,7 +56,7 @@ function summary(what: string, r: CritestResult): string {
  * our local busybox and pause images.
  */
 describe('critest conformance: containerd 1.6 directly and through ovmigrate-cri', function () {
-  components.declare(['critest']);
+  components.declare(['cri-tools']);
   let critest = '';
   let cd: HostContainerd | undefined;
   let proxy: ChildProcess | undefined;
@@ -71,7 +71,7 @@ describe('critest conformance: containerd 1.6 directly and through ovmigrate-cri
     // Debian's containerd 1.6 and CNI plugins (containernetworking-plugins).
     requirePrograms(this, ['containerd', 'ctr', 'runc', 'gcc', 'busybox', 'ip', '/usr/lib/cni/bridge', '/usr/lib/cni/host-local']);
     this.timeout(300_000);
-    critest = await components.program('critest', 'critest', this);
+    critest = await components.program('cri-tools', 'critest', this);
     tmp = fs.mkdtempSync('/var/tmp/ovm-critest-');
     proxySocket = path.join(tmp, 'cri.sock');
     cd = await startHostContainerd('critest', { cri: { sandboxImage: PAUSE_IMAGE } });
