@@ -1,3 +1,4 @@
+import { components } from './components.js';
 import { guestPool } from './guest-pool.js';
 import { downTestGuests, leftovers } from './lab-guests.js';
 
@@ -7,14 +8,18 @@ import { downTestGuests, leftovers } from './lab-guests.js';
  * of this run may be left.
  */
 export const mochaHooks = {
-  /** The pooled guests boot while the unit tests run (nothing boots in a run without integration suites). */
+  /**
+   * The pooled guests boot while the unit tests run (nothing boots in a run without integration suites),
+   * and the Go components the run's suites declared build beside them, niced.
+   */
   beforeAll(): void {
     guestPool.prepare();
+    components.start();
   },
 
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(120_000);
-    await guestPool.stop();
+    await Promise.all([guestPool.stop(), components.stop()]);
     await downTestGuests();
     const left = leftovers();
     if (left.length) throw new Error(`the test run left guests behind:\n${left.join('\n')}`);

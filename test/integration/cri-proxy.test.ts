@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { requirePrograms } from '../helpers/cli.js';
+import { components } from '../helpers/components.js';
 import { CriClient, type Msg } from '../helpers/cri-client.js';
 import { HostContainerd, startHostContainerd } from '../helpers/host-containerd.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
@@ -39,6 +40,8 @@ function stable(msg: Msg, drop: string[]): Msg {
 }
 
 describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on this host)', function () {
+  // crictl, for the last test: built in the background while the others run.
+  components.declare(['cri-tools']);
   let cd: HostContainerd;
   let proxyProcess: ChildProcess;
   let direct: CriClient;
@@ -256,5 +259,65 @@ describe('ovmigrate-cri in front of a real containerd CRI (containerd 1.6 on thi
     assert.deepEqual(vl.raw, dl.raw);
     assert.equal(vl.response!.items.length, 0);
     assert.equal((await via.call('ListContainers')).containers.length, 0);
+  });
+
+  it('crictl (the pinned release) through the proxy: version, info, images, runp, create, start, exec, logs, stop, rm', async function () {
+    this.timeout(300_000);
+    const crictl = await components.program('cri-tools', 'crictl', this);
+    const config = (name: string, sock: string) => {
+      const file = path.join(tmp, `crictl-${name}.yaml`);
+      fs.writeFileSync(file, `runtime-endpoint: unix://${sock}\nimage-endpoint: unix://${sock}\ntimeout: 60\n`);
+      return file;
+    };
+    const [viaConfig, directConfig] = [config('proxy', socket), config('direct', cd.address)];
+    // In the scratch directory: crictl also looks for a crictl.yaml beside itself and in its cwd.
+    const crictlAt = (file: string) => (args: string[]) => new Promise<string>((resolve, reject) => {
+      execFile(crictl, ['--config', file, ...args], { cwd: tmp, timeout: 120_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`crictl ${args.join(' ')}: ${err.message}\n${stderr}`));
+        else resolve(stdout);
+      });
+    });
+    const run = crictlAt(viaConfig);
+    const runDirect = crictlAt(directConfig);
+    const version = await run(['version']);
+    assert.equal(version, await runDirect(['version']));
+    assert.match(version, /RuntimeName:\s+containerd/);
+    assert.match(version, /RuntimeApiVersion:\s+v1/);
+    const info = JSON.parse(await run(['info', '-o', 'json'])) as { status: { conditions: { type: string; status: boolean }[] } };
+    assert.ok(info.status.conditions.some((c) => c.type === 'RuntimeReady' && c.status), JSON.stringify(info.status));
+    const images = await run(['images', '-o', 'json']);
+    assert.equal(images, await runDirect(['images', '-o', 'json']));
+    assert.deepEqual((JSON.parse(images) as { images: { repoTags: string[] }[] }).images.flatMap((i) => i.repoTags).sort(), [BUSYBOX_IMAGE, PAUSE_IMAGE]);
+    const pod = path.join(tmp, 'crictl-pod.json');
+    const ctr = path.join(tmp, 'crictl-ctr.json');
+    fs.writeFileSync(pod, JSON.stringify({
+      metadata: { name: 'crictl-pod', uid: `crictl-${process.pid}`, namespace: 'default', attempt: 0 },
+      log_directory: path.join(tmp, 'crictl-logs'),
+      linux: { security_context: { namespace_options: { network: NODE_NETWORK } } },
+    }));
+    fs.writeFileSync(ctr, JSON.stringify({
+      metadata: { name: 'crictl-worker' }, image: { image: BUSYBOX_IMAGE },
+      command: ['sh', '-c', 'echo hello-from-crictl; exec sleep 100000'], log_path: 'worker.log',
+    }));
+    const podId = (await run(['runp', pod])).trim();
+    assert.match(podId, /^[0-9a-f]{64}$/);
+    const ctrId = (await run(['create', '--no-pull', podId, ctr, pod])).trim();
+    assert.match(ctrId, /^[0-9a-f]{64}$/);
+    await run(['start', ctrId]);
+    assert.match(await run(['ps', '-q', '--state', 'running']), new RegExp(ctrId));
+    // exec streams through containerd's streaming server (the URL came through the proxy); -s is ExecSync.
+    assert.equal(await run(['exec', ctrId, 'sh', '-c', 'echo streamed-$((6*7))']), 'streamed-42\n');
+    const synced = await run(['exec', '-s', ctrId, 'echo', 'synced']);
+    assert.match(synced, /^synced\n/);
+    assert.equal(synced, await runDirect(['exec', '-s', ctrId, 'echo', 'synced']));
+    await until('the log line', async () => (await run(['logs', ctrId])).includes('hello-from-crictl'));
+    assert.equal(await run(['inspect', '-o', 'json', ctrId]), await runDirect(['inspect', '-o', 'json', ctrId]));
+    await run(['stop', '--timeout', '2', ctrId]);
+    assert.match(await run(['inspect', '-o', 'json', ctrId]), /"state":\s*"CONTAINER_EXITED"/);
+    await run(['rm', ctrId]);
+    await run(['stopp', podId]);
+    await run(['rmp', podId]);
+    assert.equal((await run(['pods', '-q'])).trim(), '');
+    assert.equal((await run(['ps', '-a', '-q'])).trim(), '');
   });
 });

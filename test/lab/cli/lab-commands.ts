@@ -84,7 +84,10 @@ export function labCommand(): Command {
     .argument('[ids...]', 'only these components (keys of components.json)')
     .option('--jobs <n>', 'builds at once (default: all)', int('--jobs'))
     .action(async (ids: string[], o: { jobs?: number }) => {
-      const built = await ensureComponents({ only: ids, jobs: o.jobs });
+      // A stopped build (a test run that ends first) ends its go and removes its unfinished stage.
+      const abort = new AbortController();
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
+      const built = await ensureComponents({ only: ids, jobs: o.jobs, signal: abort.signal });
       process.stdout.write(toJson(Object.fromEntries(built.map((c) => [c.pin.id, {
         module: c.pin.module, version: c.pin.version, goVersion: c.record.goVersion, buildSeconds: c.record.seconds, binaries: c.binaries,
       }]))) + '\n');

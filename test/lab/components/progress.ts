@@ -24,8 +24,13 @@ export class BuildProgress {
     this.rows.set(id, { label, state: 'waiting', since: Date.now() });
   }
 
+  /** Off a terminal (a log file, CI), a line a minute says what is still going: a kubelet build is quiet for many minutes. */
   start(): void {
     if (this.tty) this.timer = setInterval(() => this.draw(), 1000);
+    else this.timer = setInterval(() => {
+      const line = this.going();
+      if (line) log.info(line);
+    }, 60_000);
   }
 
   set(id: string, state: State, detail?: string): void {
@@ -50,15 +55,20 @@ export class BuildProgress {
 
   private draw(): void {
     if (!this.tty) return;
+    const line = this.going();
+    if (!line) return;
+    const width = process.stderr.columns || 120;
+    process.stderr.write(`\r\x1b[K${line.length > width - 1 ? line.slice(0, width - 2) + '…' : line}`);
+    this.drawn = true;
+  }
+
+  /** The builds in progress and how long each has been at it, or nothing. */
+  private going(): string | undefined {
     const now = Date.now();
     const parts = [...this.rows.values()]
       .filter((r) => r.state === 'downloading' || r.state === 'building')
       .map((r) => `${r.label} ${r.state} ${seconds(now - r.since)}`);
-    if (parts.length === 0) return;
-    const line = `components: ${parts.join(' | ')}`;
-    const width = process.stderr.columns || 120;
-    process.stderr.write(`\r\x1b[K${line.length > width - 1 ? line.slice(0, width - 2) + '…' : line}`);
-    this.drawn = true;
+    return parts.length ? `components: ${parts.join(' | ')}` : undefined;
   }
 
   private clear(): void {
