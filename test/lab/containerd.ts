@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ExternalError, NotFoundError } from '../../common/errors.js';
-import { ContainerdLine, criConfigLines } from './cri-config.js';
+import { CniDirs, ContainerdLine, criConfigLines } from './cri-config.js';
 import { execCapture } from './exec-client.js';
 import { PAUSE_IMAGE } from './pause-image.js';
 import { projectRoot } from './paths.js';
@@ -16,12 +16,14 @@ export const SHIM_BIN = path.join(projectRoot, 'shim', 'bin');
 /** The CRI plugin in a lab guest's containerd. */
 export interface GuestCriOptions {
   line?: ContainerdLine;
+  /** CNI plugins and network configs (a Kubernetes node's bridge); without them pods use the node's network. */
+  cni?: CniDirs;
 }
 
 /**
  * containerd in a lab guest, state on the guest's tmpfs, our shim on its
- * PATH; the CRI plugin off unless asked (then: pods in the node's network,
- * our pause image, our runtime the default, CRI annotations io.ovmigrate.*
+ * PATH; the CRI plugin off unless asked (then: pods in the node's network
+ * unless CNI dirs are given, our pause image, our runtime the default, CRI annotations io.ovmigrate.*
  * reaching the OCI spec). Other clients keep to their own namespaces; the
  * CRI's is k8s.io.
  * A shim is a node program: under TCG its `delete` after a dead shim can outlast containerd's 5 s cleanup
@@ -36,6 +38,7 @@ export function guestContainerdConfig(cri?: GuestCriOptions): string {
     '  "io.containerd.timeout.shim.load" = "60s"',
     ...(cri ? criConfigLines({
       line: cri.line,
+      cni: cri.cni,
       sandboxImage: PAUSE_IMAGE,
       runtimes: [{ name: 'ovmigrate', type: 'io.containerd.ovmigrate.v1', containerAnnotations: ['io.ovmigrate.*'] }],
     }) : []),

@@ -27,8 +27,17 @@ export interface CriConfigOptions {
   sandboxImage: string;
   /** The first is the default runtime. */
   runtimes: CriRuntime[];
-  /** Where containerd looks for CNI plugins and configs (none are put there: pods use the node's network). */
-  cniDir?: string;
+  /**
+   * Where containerd looks for CNI plugins and network configs: empty ones
+   * for pods in the node's network, Debian's plugins and a bridge conflist
+   * in a Kubernetes node (test/lab/kubernetes/cni.ts).
+   */
+  cni?: CniDirs;
+}
+
+export interface CniDirs {
+  binDir: string;
+  confDir: string;
 }
 
 const quoted = (values: string[]): string => `[${values.map((v) => JSON.stringify(v)).join(', ')}]`;
@@ -53,6 +62,6 @@ export function criConfigLines(o: CriConfigOptions): string[] {
     if (r.containerAnnotations?.length) lines.push(`  container_annotations = ${quoted(r.containerAnnotations)}`);
     if (r.runcRoot) lines.push(`[${cri}.containerd.runtimes.${JSON.stringify(r.name)}.options]`, `  Root = ${JSON.stringify(r.runcRoot)}`);
   }
-  if (o.cniDir) lines.push(`[${cri}.cni]`, `  bin_dir = ${JSON.stringify(`${o.cniDir}/bin`)}`, `  conf_dir = ${JSON.stringify(`${o.cniDir}/conf`)}`);
+  if (o.cni) lines.push(`[${cri}.cni]`, `  bin_dir = ${JSON.stringify(o.cni.binDir)}`, `  conf_dir = ${JSON.stringify(o.cni.confDir)}`);
   return lines;
 }

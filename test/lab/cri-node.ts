@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from './busybox-image.js';
-import { componentBinaries } from './components/index.js';
+import { componentProgram } from './components/index.js';
 import { GuestCriOptions, SHIM_BIN, guestScript, startGuestContainerd } from './containerd.js';
 import { PAUSE_IMAGE, buildPauseImage } from './pause-image.js';
 
@@ -39,8 +39,8 @@ async function imageArchives(work: string): Promise<string[]> {
  * crictl (from the components cache) pointed at it by /etc/crictl.yaml.
  */
 export async function startGuestCri(guest: string, node: GuestCriNode): Promise<void> {
-  const crictl = componentBinaries().crictl;
-  await startGuestContainerd(guest, { cri: { line: node.line } });
+  const crictl = componentProgram('crictl');
+  await startGuestContainerd(guest, { cri: { line: node.line, cni: node.cni } });
   const archives = await imageArchives(node.work);
   await guestScript(guest, `
     set -e

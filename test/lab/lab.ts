@@ -72,7 +72,7 @@ async function upNode(name: string, node: NodeDirs): Promise<void> {
   try {
     const t = await startNode(name, node);
     log.info(`lab node ${name}: kubelet healthy in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
-      `(containerd ${t.containerd.toFixed(1)} s, images ${t.images.toFixed(1)} s, ovmigrate-cri ${t.cri.toFixed(1)} s, kubelet ${t.kubelet.toFixed(1)} s)`);
+      `(containerd, images and ovmigrate-cri ${t.cri.toFixed(1)} s, kubelet ${t.kubelet.toFixed(1)} s)`);
   } catch (err) {
     const logs = await nodeLogs(name).catch(() => '(no logs)');
     await down(name).catch(() => undefined);

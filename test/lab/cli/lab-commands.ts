@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../../../common/errors.js';
 import { demo, down, ensureInitramfs, ensureKernel, exec, list, up } from '../index.js';
 import { ensureComponents } from '../components/index.js';
 import { NODE_CONTAINERDS, NodeContainerd } from '../kubernetes/index.js';
+import { kubernetesDemo } from '../demo-kubernetes.js';
 import { int } from '../../../introspect/cli/args.js';
 import { toJson } from '../../../introspect/cli/json.js';
 
@@ -99,7 +100,8 @@ export function labCommand(): Command {
 
   lab.command('demo')
     .description('two guests: a process checkpointed from outside the first (from its RAM), restored by CRIU in the second')
-    .action(() => demo());
+    .option('--kubernetes', "the Kubernetes path instead: a static pod's container in a lab node checkpointed through the kubelet API")
+    .action((o: { kubernetes?: boolean }) => (o.kubernetes ? kubernetesDemo() : demo()));
 
   return lab;
 }

@@ -3,3 +3,4 @@ export { componentBinaries, componentDir, componentsPath, componentsRoot, instal
 export { goCacheDirs } from './go.js';
 export { ComponentPin, PINS_FILE, readPins } from './pins.js';
 export { kubernetesWrapperGoMod } from './kubernetes-wrapper.js';
+export { componentProgram } from './program.js';
