@@ -1,10 +1,10 @@
 /**
  * ovmigrate-cri: the guest's CRI endpoint for the kubelet and crictl. It
  * serves CRI runtime.v1 on a unix socket and forwards every call to
- * containerd's CRI socket (see proxy.ts); checkpoint and restore are the
- * calls it will intercept.
+ * containerd's CRI socket (see proxy.ts), except CheckpointContainer of our
+ * runtime's containers (checkpoint-container.ts).
  *
- *   ovmigrate-cri [--listen /run/ovmigrate/cri.sock] [--containerd /run/containerd/containerd.sock]
+ *   ovmigrate-cri [--listen /run/ovmigrate/cri.sock] [--containerd /run/containerd/containerd.sock] [--containerd-state /run/containerd]
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -12,7 +12,10 @@ import path from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { AlreadyExistsError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
-import { CriProxy } from './proxy.js';
+import { checkpointContainer } from './checkpoint-container.js';
+import { methodPath } from './methods.js';
+import { CriProxy, type Intercepts } from './proxy.js';
+import { CONTAINERD_STATE } from './shim-task.js';
 import { Upstream } from './upstream.js';
 
 export const DEFAULT_LISTEN = '/run/ovmigrate/cri.sock';
@@ -44,6 +47,7 @@ interface Options {
   listen: string;
   containerd: string;
   connectTimeout: number;
+  containerdState: string;
   logLevel: string;
 }
 
@@ -52,7 +56,10 @@ async function serve(o: Options): Promise<void> {
   fs.mkdirSync(path.dirname(listen), { recursive: true, mode: 0o700 });
   await clearStaleSocket(listen);
   const upstream = new Upstream(path.resolve(o.containerd), { connectTimeoutMs: o.connectTimeout * 1000 });
-  const proxy = new CriProxy(upstream);
+  const intercepts: Intercepts = new Map([
+    [methodPath({ service: 'RuntimeService', name: 'CheckpointContainer', streaming: 'unary' }), checkpointContainer(upstream, { containerdState: o.containerdState })],
+  ]);
+  const proxy = new CriProxy(upstream, intercepts);
   await proxy.listen(listen);
   fs.chmodSync(listen, 0o600);
   log.info(`cri: serving CRI runtime.v1 on ${listen}, forwarding to ${o.containerd}`);
@@ -72,6 +79,7 @@ const program = new Command('ovmigrate-cri')
   .option('--listen <socket>', 'the unix socket to serve (the kubelet\'s --container-runtime-endpoint)', DEFAULT_LISTEN)
   .option('--containerd <socket>', "containerd's CRI socket", DEFAULT_CONTAINERD)
   .option('--connect-timeout <seconds>', 'how long a call waits for containerd to come back (within its deadline) before failing UNAVAILABLE', seconds, 10)
+  .option('--containerd-state <dir>', "containerd's state directory (its task bundles)", CONTAINERD_STATE)
   .addOption(new Option('--log-level <level>', 'winston log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
   .action(async (o: Options) => {
     setLogLevel(o.logLevel);
