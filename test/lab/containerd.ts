@@ -36,6 +36,10 @@ export function guestContainerdConfig(cri?: GuestCriOptions): string {
     '[timeouts]',
     '  "io.containerd.timeout.shim.cleanup" = "60s"',
     '  "io.containerd.timeout.shim.load" = "60s"',
+    // With the CRI, every list and status asks each task's State, which containerd 1.6 gives 2 s (services/tasks):
+    // a node shim under TCG on a loaded host can take longer, and a sandbox whose State timed out has pid 0, so a
+    // container created in it fails on /proc/0/ns (seen in a lab Kubernetes node).
+    ...(cri ? ['  "io.containerd.timeout.task.state" = "60s"'] : []),
     ...(cri ? criConfigLines({
       line: cri.line,
       cni: cri.cni,
