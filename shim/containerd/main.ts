@@ -19,6 +19,7 @@ import { TASK_SERVICE, encode, toTimestamp } from './api.js';
 import { backendPortPresent, connectBackend } from './checkpoint.js';
 import { EventPublisher } from './events.js';
 import { Freezer } from './freezer.js';
+import { withoutStandIn } from '../criu-version/index.js';
 import { HELPER_SCRIPT, ProcessHelper } from '../subreaper/index.js';
 import { Runc } from './runc.js';
 import { SHIM_VERSION, TaskService } from './service.js';
@@ -201,6 +202,9 @@ async function serve(f: Flags): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // containerd's criu lookup may find the version-only stand-in on the PATH it gives shims; runc must not.
+  const searchPath = withoutStandIn(process.env.PATH);
+  if (searchPath !== undefined) process.env.PATH = searchPath;
   const f = parseFlags(process.argv.slice(2));
   if (f.version) {
     process.stdout.write(`containerd-shim-ovmigrate-v1:\n  Version: ${SHIM_VERSION}\n  Runtime: io.containerd.ovmigrate.v1\n`);
