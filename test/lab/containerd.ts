@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ExternalError, NotFoundError } from '../../common/errors.js';
+import { startGuestContainerdV2 } from './containerd-v2.js';
 import { CniDirs, ContainerdLine, criConfigLines } from './cri-config.js';
 import { execCapture } from './exec-client.js';
 import { PAUSE_IMAGE } from './pause-image.js';
@@ -57,8 +58,12 @@ export async function guestScript(guest: string, script: string, timeoutMs = 300
   return r.stdout;
 }
 
-/** Starts containerd in the guest (once, with the CRI plugin if asked; log in /run/containerd.log) and waits until ctr reaches it. */
+/**
+ * Starts containerd in the guest (once, with the CRI plugin if asked; log in /run/containerd.log) and waits until ctr
+ * reaches it. CRI line 2 is containerd 2.x from the components cache, always with its CRI (containerd-v2.ts).
+ */
 export async function startGuestContainerd(guest: string, opts: { cri?: GuestCriOptions } = {}): Promise<void> {
+  if (opts.cri?.line === '2') return startGuestContainerdV2(guest, { cni: opts.cri.cni });
   await guestScript(guest, `
     ctr version >/dev/null 2>&1 && exit 0
     mkdir -p /etc/containerd && printf '%s' '${guestContainerdConfig(opts.cri)}' > /etc/containerd/config.toml

@@ -62,15 +62,15 @@ export async function up(name: string, opts: UpOptions = {}): Promise<GuestState
   keeper.unref();
   if (!report.ok) throw new ExternalError(`lab guest ${name} failed to start: ${report.error}`);
   log.info(`lab guest ${name} ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  if (node) await upNode(name, node);
+  if (node && spec.kubernetes) await upNode(name, node, spec.kubernetes);
   return report.state;
 }
 
 /** The node's parts in the booted guest; a node that does not come up is stopped, its logs in the error. */
-async function upNode(name: string, node: NodeDirs): Promise<void> {
+async function upNode(name: string, node: NodeDirs, containerd: NodeContainerd): Promise<void> {
   const started = Date.now();
   try {
-    const t = await startNode(name, node);
+    const t = await startNode(name, node, containerd);
     log.info(`lab node ${name}: kubelet healthy in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
       `(containerd, images and ovmigrate-cri ${t.cri.toFixed(1)} s, kubelet ${t.kubelet.toFixed(1)} s)`);
   } catch (err) {

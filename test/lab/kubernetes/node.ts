@@ -10,7 +10,7 @@ import { guestPaths } from '../paths.js';
 import { CNI_BIN_DIR, CNI_CONF_FILE, CNI_PLUGINS, cniConflist } from './cni.js';
 import { KUBELET_CONFIG_FILE, KUBELET_HEALTHZ, KUBELET_LOG, STATIC_POD_DIR, kubeletConfig } from './kubelet-config.js';
 
-/** The containerd a node runs: Debian's 1.6 (the old-version case) or the pinned 2.x. */
+/** The containerd a node runs: Debian's 1.6 (the old-version case) or the pinned 2.x (containerd-v2.ts). */
 export type NodeContainerd = '1.6' | '2';
 export const NODE_CONTAINERDS: readonly NodeContainerd[] = ['1.6', '2'];
 
@@ -48,7 +48,7 @@ export function nodeDirs(guest: string): NodeDirs {
  * (`lab components`) and the CNI plugins installed (Makefile APT_PACKAGES).
  */
 export async function prepareNode(guest: string, containerd: NodeContainerd): Promise<NodeDirs> {
-  if (containerd !== '1.6') throw new InvalidArgumentError(`--containerd ${containerd}: only 1.6 in this build (containerd 2.x in a guest comes with its own lab support)`);
+  if (!NODE_CONTAINERDS.includes(containerd)) throw new InvalidArgumentError(`--containerd ${String(containerd)}: give ${NODE_CONTAINERDS.join(' or ')}`);
   const tools = NODE_TOOLS.map((t) => componentProgram(t));
   for (const plugin of CNI_PLUGINS) {
     if (!fs.existsSync(path.join(CNI_BIN_DIR, plugin))) {
@@ -83,7 +83,7 @@ export interface NodeTimings {
  * with CRI and CNI on and our shim the default runtime, the local images in
  * k8s.io, ovmigrate-cri in front); the kubelet on ovmigrate-cri.
  */
-export async function startNode(guest: string, dirs: NodeDirs, timeoutMs = 600_000): Promise<NodeTimings> {
+export async function startNode(guest: string, dirs: NodeDirs, containerd: NodeContainerd, timeoutMs = 600_000): Promise<NodeTimings> {
   const f = dirs.files;
   await guestScript(guest, `set -e
     mkdir -p /etc/ovmigrate ${path.dirname(CNI_CONF_FILE)} ${STATIC_POD_DIR} ${NODE_BIN}
@@ -93,7 +93,7 @@ export async function startNode(guest: string, dirs: NodeDirs, timeoutMs = 600_0
     for t in $(cat ${f}/tools); do ln -sf "$t" ${NODE_BIN}/; done
     modprobe -a bridge veth 2>/dev/null || true`, timeoutMs);
   let t0 = Date.now();
-  await startGuestCri(guest, { work: f, cni: { binDir: CNI_BIN_DIR, confDir: path.dirname(CNI_CONF_FILE) } });
+  await startGuestCri(guest, { work: f, line: containerd, cni: { binDir: CNI_BIN_DIR, confDir: path.dirname(CNI_CONF_FILE) } });
   const cri = (Date.now() - t0) / 1000;
   t0 = Date.now();
   await guestScript(guest, `
