@@ -1,8 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { NotFoundError } from '../../common/errors.js';
 import { STAND_IN_DIR } from '../../shim/criu-version/index.js';
-import { componentDir, readPins } from './components/index.js';
+import { componentProgram } from './components/index.js';
 import { SHIM_BIN, guestScript } from './containerd.js';
 import { CniDirs, criConfigLines } from './cri-config.js';
 import { PAUSE_IMAGE } from './pause-image.js';
@@ -57,26 +55,9 @@ export function containerdV2Config(o: { cni?: CniDirs } = {}): string {
   ].join('\n');
 }
 
-/**
- * A pinned program in the components cache, by name. Only the program is
- * needed, not the whole component's build (componentBinaries would also want
- * the component's other programs, such as critest, built).
- */
-export function pinnedProgram(name: string): string {
-  const pin = readPins().find((p) => p.binaries.some((b) => b.name === name));
-  if (!pin) throw new NotFoundError(`no component in test/lab/components.json builds ${name}`);
-  const file = path.join(componentDir(pin), 'bin', name);
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-  } catch {
-    throw new NotFoundError(`${name} (${pin.id} ${pin.version}) is not built in ${componentDir(pin)} (run \`lab components\`)`);
-  }
-  return file;
-}
-
 /** The 2.x programs in the components cache (containerd, ctr, crictl, checkpointctl). */
 export function v2Programs(): { containerd: string; ctr: string; crictl: string; checkpointctl: string } {
-  return { containerd: pinnedProgram('containerd'), ctr: pinnedProgram('ctr'), crictl: pinnedProgram('crictl'), checkpointctl: pinnedProgram('checkpointctl') };
+  return { containerd: componentProgram('containerd'), ctr: componentProgram('ctr'), crictl: componentProgram('crictl'), checkpointctl: componentProgram('checkpointctl') };
 }
 
 /**
