@@ -18,6 +18,8 @@ export interface GuestCriNode extends GuestCriOptions {
    * image archives are built once, for the import into k8s.io.
    */
   work: string;
+  /** How long the guest's part may take (default 2 min): a node program's start under TCG on a loaded host takes minutes. */
+  timeoutMs?: number;
 }
 
 /** The image archives in `work`, built unless there already. */
@@ -42,6 +44,7 @@ export async function startGuestCri(guest: string, node: GuestCriNode): Promise<
   const crictl = componentProgram('crictl');
   await startGuestContainerd(guest, { cri: { line: node.line, cni: node.cni } });
   const archives = await imageArchives(node.work);
+  const timeoutMs = node.timeoutMs ?? 120_000;
   await guestScript(guest, `
     set -e
     ln -sf ${crictl} /usr/local/bin/crictl
@@ -49,8 +52,9 @@ export async function startGuestCri(guest: string, node: GuestCriNode): Promise<
     for a in ${archives.join(' ')}; do ctr -n k8s.io image import "$a" >/dev/null; done
     crictl version >/dev/null 2>&1 && exit 0
     setsid ${SHIM_BIN}/ovmigrate-cri --listen ${GUEST_CRI_SOCKET} --containerd ${GUEST_CONTAINERD_SOCKET} </dev/null >${GUEST_CRI_LOG} 2>&1 &
-    for i in $(seq 300); do crictl version >/dev/null 2>&1 && crictl info >/dev/null 2>&1 && exit 0; sleep 0.2; done
-    tail -20 ${GUEST_CRI_LOG}; tail -20 /run/containerd.log; exit 1`, 120_000);
+    end=$(( $(date +%s) + ${Math.max(10, Math.floor(timeoutMs / 1000) - 10)} ))
+    while [ "$(date +%s)" -lt "$end" ]; do crictl version >/dev/null 2>&1 && crictl info >/dev/null 2>&1 && exit 0; sleep 0.2; done
+    tail -20 ${GUEST_CRI_LOG}; tail -20 /run/containerd.log; exit 1`, timeoutMs);
 }
 
 /** The images a CRI node has in k8s.io. */

@@ -93,12 +93,13 @@ export async function startNode(guest: string, dirs: NodeDirs, containerd: NodeC
     for t in $(cat ${f}/tools); do ln -sf "$t" ${NODE_BIN}/; done
     modprobe -a bridge veth 2>/dev/null || true`, timeoutMs);
   let t0 = Date.now();
-  await startGuestCri(guest, { work: f, line: containerd, cni: { binDir: CNI_BIN_DIR, confDir: path.dirname(CNI_CONF_FILE) } });
+  await startGuestCri(guest, { work: f, line: containerd, cni: { binDir: CNI_BIN_DIR, confDir: path.dirname(CNI_CONF_FILE) }, timeoutMs });
   const cri = (Date.now() - t0) / 1000;
   t0 = Date.now();
   await guestScript(guest, `
     setsid kubelet --config ${KUBELET_CONFIG_FILE} --v=2 </dev/null >${KUBELET_LOG} 2>&1 &
-    for i in $(seq 1500); do [ "$(curl -s ${KUBELET_HEALTHZ})" = ok ] && exit 0; sleep 0.2; done
+    end=$(( $(date +%s) + ${Math.floor(timeoutMs / 1000) - 10} ))
+    while [ "$(date +%s)" -lt "$end" ]; do [ "$(curl -s ${KUBELET_HEALTHZ})" = ok ] && exit 0; sleep 0.5; done
     tail -30 ${KUBELET_LOG}; exit 1`, timeoutMs);
   return { cri, kubelet: (Date.now() - t0) / 1000 };
 }
