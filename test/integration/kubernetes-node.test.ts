@@ -5,7 +5,7 @@ import { vmDescriptionPath } from '../../introspect/vm/index.js';
 import { cli, guestSh, missingComponent, requirePrograms, requireRoot } from '../helpers/cli.js';
 import { UpResult, labUp } from '../helpers/lab-guests.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
-import { componentProgram } from '../lab/components/index.js';
+import { componentBinary } from '../lab/components/index.js';
 import { guestPaths } from '../lab/paths.js';
 import {
   CNI_BIN_DIR, CNI_BRIDGE, KUBELET_CHECKPOINT_DIR, KUBELET_CONFIG_FILE, NODE_CRI_SOCKET, StaticPod, checkpointUrl, inPodSubnet, nodeDirs, staticPodFile,
@@ -52,7 +52,7 @@ describe('lab Kubernetes node (lab up --kubernetes: containerd 1.6, ovmigrate-cr
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'gcc', 'curl']);
     for (const tool of ['kubelet', 'crictl', 'checkpointctl']) {
       try {
-        componentProgram(tool);
+        componentBinary(tool);
       } catch (err) {
         missingComponent(this, (err as Error).message);
       }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { STAND_IN_DIR } from '../../shim/criu-version/index.js';
-import { componentProgram } from './components/index.js';
+import { componentBinary } from './components/index.js';
 import { SHIM_BIN, guestScript } from './containerd.js';
 import { CniDirs, criConfigLines } from './cri-config.js';
 import { PAUSE_IMAGE } from './pause-image.js';
@@ -57,7 +57,7 @@ export function containerdV2Config(o: { cni?: CniDirs } = {}): string {
 
 /** The 2.x programs in the components cache (containerd, ctr, crictl, checkpointctl). */
 export function v2Programs(): { containerd: string; ctr: string; crictl: string; checkpointctl: string } {
-  return { containerd: componentProgram('containerd'), ctr: componentProgram('ctr'), crictl: componentProgram('crictl'), checkpointctl: componentProgram('checkpointctl') };
+  return { containerd: componentBinary('containerd'), ctr: componentBinary('ctr'), crictl: componentBinary('crictl'), checkpointctl: componentBinary('checkpointctl') };
 }
 
 /**

@@ -1,10 +1,4 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { NotFoundError } from '../../common/errors.js';
-import { componentProgram } from '../lab/components/index.js';
-import { ComponentPin } from '../lab/components/pins.js';
 import { criConfigLines } from '../lab/cri-config.js';
 import {
   CNI_BIN_DIR, POD_SUBNET, checkpointUrl, cniConflist, inPodSubnet, kubeletConfig, staticPodFile, staticPodManifest, staticPodName,
@@ -59,31 +53,5 @@ describe('lab Kubernetes node: its configs', () => {
     assert.equal(staticPodName('counter', 'Node-A'), 'counter-node-a');
     assert.equal(checkpointUrl(pod, 'node-a', 'c'), 'https://127.0.0.1:10250/checkpoint/default/counter-node-a/c');
     assert.equal(checkpointUrl({ ...pod, namespace: 'ns' }, 'node-a', 'c'), 'https://127.0.0.1:10250/checkpoint/ns/counter-node-a/c');
-  });
-});
-
-describe('lab components: one program by its pin', () => {
-  let cache: string;
-  const saved = process.env.OVMIGRATE_CACHE;
-  const pin: ComponentPin = { id: 'tools', module: 'example.com/tools', version: 'v1.0.0', tags: [], set: {}, binaries: [{ name: 'one', package: '.', test: false }, { name: 'two', package: '.', test: false }] };
-
-  beforeEach(() => {
-    cache = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-program-'));
-    process.env.OVMIGRATE_CACHE = cache;
-  });
-  afterEach(() => {
-    if (saved === undefined) delete process.env.OVMIGRATE_CACHE;
-    else process.env.OVMIGRATE_CACHE = saved;
-    fs.rmSync(cache, { recursive: true, force: true });
-  });
-
-  it('is found in its pin\'s directory without the other programs of that pin; missing or unpinned is NotFound', () => {
-    assert.throws(() => componentProgram('one', [pin]), NotFoundError);
-    const bin = path.join(cache, 'components', 'tools-v1.0.0', 'bin');
-    fs.mkdirSync(bin, { recursive: true });
-    fs.writeFileSync(path.join(bin, 'one'), '#!/bin/sh\n', { mode: 0o755 });
-    assert.equal(componentProgram('one', [pin]), path.join(bin, 'one'));
-    assert.throws(() => componentProgram('two', [pin]), NotFoundError);
-    assert.throws(() => componentProgram('three', [pin]), NotFoundError);
   });
 });

@@ -4,7 +4,7 @@ import { ExternalError, InvalidArgumentError, NotFoundError } from '../../../com
 import { buildBusyboxImage } from '../busybox-image.js';
 import { guestScript } from '../containerd.js';
 import { GUEST_CRI_LOG, GUEST_CRI_SOCKET, startGuestCri } from '../cri-node.js';
-import { componentProgram } from '../components/index.js';
+import { componentBinary } from '../components/index.js';
 import { buildPauseImage } from '../pause-image.js';
 import { guestPaths } from '../paths.js';
 import { CNI_BIN_DIR, CNI_CONF_FILE, CNI_PLUGINS, cniConflist } from './cni.js';
@@ -49,7 +49,7 @@ export function nodeDirs(guest: string): NodeDirs {
  */
 export async function prepareNode(guest: string, containerd: NodeContainerd): Promise<NodeDirs> {
   if (!NODE_CONTAINERDS.includes(containerd)) throw new InvalidArgumentError(`--containerd ${String(containerd)}: give ${NODE_CONTAINERDS.join(' or ')}`);
-  const tools = NODE_TOOLS.map((t) => componentProgram(t));
+  const tools = NODE_TOOLS.map((t) => componentBinary(t));
   for (const plugin of CNI_PLUGINS) {
     if (!fs.existsSync(path.join(CNI_BIN_DIR, plugin))) {
       throw new NotFoundError(`CNI plugin ${plugin} not in ${CNI_BIN_DIR} (apt-get install containernetworking-plugins)`);
@@ -93,7 +93,7 @@ export async function startNode(guest: string, dirs: NodeDirs, containerd: NodeC
     for t in $(cat ${f}/tools); do ln -sf "$t" ${NODE_BIN}/; done
     modprobe -a bridge veth 2>/dev/null || true`, timeoutMs);
   let t0 = Date.now();
-  await startGuestCri(guest, { work: f, line: containerd, cni: { binDir: CNI_BIN_DIR, confDir: path.dirname(CNI_CONF_FILE) }, timeoutMs });
+  await startGuestCri(guest, { work: f, line: containerd, cni: { binDir: CNI_BIN_DIR, confDir: path.dirname(CNI_CONF_FILE) } });
   const cri = (Date.now() - t0) / 1000;
   t0 = Date.now();
   await guestScript(guest, `
