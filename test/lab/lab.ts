@@ -25,7 +25,10 @@ export interface UpOptions {
   kubernetes?: NodeContainerd;
 }
 
-/** A node's kubelet needs more than the default: measured peak about 450 MiB used with a pod (TCG). */
+/**
+ * A node's RAM: measured 346-371 MiB in use with one pod (kubelet ~80 MiB RSS, ovmigrate-cri and each node shim
+ * ~60 MiB) besides its tmpfs root and state, where checkpoint archives land too; 1024 would do for one pod.
+ */
 const NODE_MEMORY_MIB = 1536;
 
 /** Boots a lab guest and returns once a command can run in it. */
