@@ -1,6 +1,6 @@
 # ovmigrate: `make demo` and `make test` do all set-up on a fresh Debian 12 machine (as root).
 SHELL := /bin/bash
-APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmod cpio dwarves tar gcc libc6-dev python3 iproute2 procps util-linux
+APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmod cpio dwarves tar gcc libc6-dev python3 iproute2 procps util-linux containernetworking-plugins curl
 # The test lab's CLI: ovmigrate's commands plus `lab` (guests for the tests and the demo).
 LAB := node dist/test/lab/cli/main.js
 MOCHA := node_modules/.bin/mocha --reporter dist/test/helpers/timed-reporter.js --exit --forbid-only --require dist/test/helpers/root-hooks.js

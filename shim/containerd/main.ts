@@ -4,7 +4,8 @@
  *   start   start the shim server and print its ttrpc address
  *   delete  clean up after a shim that is gone (prints a DeleteResponse)
  *   (none)  serve containerd.task.v2.Task (started by start, under subreaper.py)
- * Flags: -namespace -address -publish-binary -id -bundle -socket -debug, and -v.
+ * Flags: -namespace -address -publish-binary -id -bundle -socket -debug, -v, and -info
+ * (containerd 2.x: the RuntimeInfo protobuf on stdout).
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -19,6 +20,7 @@ import { TASK_SERVICE, encode, toTimestamp } from './api.js';
 import { backendPortPresent, connectBackend } from './checkpoint.js';
 import { EventPublisher } from './events.js';
 import { Freezer } from './freezer.js';
+import { withoutStandIn } from '../criu-version/index.js';
 import { HELPER_SCRIPT, ProcessHelper } from '../subreaper/index.js';
 import { Runc } from './runc.js';
 import { SHIM_VERSION, TaskService } from './service.js';
@@ -26,6 +28,7 @@ import { fifoOpensPending } from './stdio.js';
 import type { DeleteResponse } from './task-messages.js';
 
 const SOCKET_DIR = '/run/containerd/s';
+const RUNTIME_TYPE = 'io.containerd.ovmigrate.v1';
 const FLAGS = new Set(['namespace', 'address', 'publish-binary', 'id', 'bundle', 'socket']);
 
 interface Flags {
@@ -37,6 +40,7 @@ interface Flags {
   socket: string;
   debug: boolean;
   version: boolean;
+  info: boolean;
   action: string;
 }
 
@@ -45,6 +49,7 @@ function parseFlags(argv: string[]): Flags {
   const values = new Map<string, string>();
   let debug = false;
   let version = false;
+  let info = false;
   let action = '';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -55,6 +60,7 @@ function parseFlags(argv: string[]): Flags {
     const [name, inline] = arg.replace(/^--?/, '').split(/=(.*)/s, 2);
     if (name === 'debug') debug = inline === undefined || inline === 'true';
     else if (name === 'v' || name === 'version') version = true;
+    else if (name === 'info') info = true;
     else if (FLAGS.has(name)) {
       const value = inline ?? argv[++i];
       if (value === undefined) throw new InvalidArgumentError(`flag -${name} needs a value`);
@@ -68,7 +74,7 @@ function parseFlags(argv: string[]): Flags {
     id: values.get('id') ?? '',
     bundle: values.get('bundle') ?? process.cwd(),
     socket: values.get('socket') ?? '',
-    debug, version, action,
+    debug, version, info, action,
   };
 }
 
@@ -201,9 +207,18 @@ async function serve(f: Flags): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // containerd's criu lookup may find the version-only stand-in on the PATH it gives shims; runc must not.
+  const searchPath = withoutStandIn(process.env.PATH);
+  if (searchPath !== undefined) process.env.PATH = searchPath;
   const f = parseFlags(process.argv.slice(2));
   if (f.version) {
-    process.stdout.write(`containerd-shim-ovmigrate-v1:\n  Version: ${SHIM_VERSION}\n  Runtime: io.containerd.ovmigrate.v1\n`);
+    process.stdout.write(`containerd-shim-ovmigrate-v1:\n  Version: ${SHIM_VERSION}\n  Runtime: ${RUNTIME_TYPE}\n`);
+    return;
+  }
+  if (f.info) {
+    // containerd 2.x asks before creating a task, and caches only an answer: a failed one costs a node start each time.
+    // No annotations: containerd mounts the rootfs for us (as for runc's shim); runtime options on stdin are not read.
+    process.stdout.write(encode('containerd.types.RuntimeInfo', { name: RUNTIME_TYPE, version: { version: SHIM_VERSION } }));
     return;
   }
   if (f.action === 'start') return start(f);

@@ -57,11 +57,20 @@ export class Runc {
       { logFile: path.join(o.bundle, 'log.json'), stdio: o.stdio, cwd: o.bundle });
   }
 
-  /** runc restore --detach from CRIU images (containerd's restore of a checkpoint). */
-  restore(id: string, o: CreateOptions & { imagePath: string; workPath: string }): Promise<string> {
-    return this.run(['restore', '--detach', '--bundle', o.bundle, '--image-path', o.imagePath, '--work-path', o.workPath,
-      '--pid-file', o.pidFile, ...(o.consoleSocket ? ['--console-socket', o.consoleSocket] : []), id],
-    { logFile: path.join(o.bundle, 'log.json'), stdio: o.stdio, cwd: o.bundle });
+  /**
+   * runc restore --detach from CRIU images (containerd's restore of a checkpoint). A failure carries CRIU's own
+   * last errors from restore.log: runc only names that file, and containerd removes the bundle holding it.
+   */
+  async restore(id: string, o: CreateOptions & { imagePath: string; workPath: string }): Promise<string> {
+    try {
+      return await this.run(['restore', '--detach', '--bundle', o.bundle, '--image-path', o.imagePath, '--work-path', o.workPath,
+        '--pid-file', o.pidFile, ...(o.consoleSocket ? ['--console-socket', o.consoleSocket] : []), id],
+      { logFile: path.join(o.bundle, 'log.json'), stdio: o.stdio, cwd: o.bundle });
+    } catch (err) {
+      const criu = criuErrors(path.join(o.workPath, 'restore.log'));
+      if (!criu || !(err instanceof ExternalError)) throw err;
+      throw new ExternalError(`${err.message}; CRIU: ${criu}`, { cause: err });
+    }
   }
 
   start(id: string, bundle: string): Promise<string> {
@@ -136,4 +145,24 @@ function lastError(file: string, from: number): string | undefined {
     }
   }
   return undefined;
+}
+
+/** CRIU's last error lines in its log ("(00.012345) Error (criu/files.c:123): ..."), joined; undefined without any. */
+function criuErrors(file: string, keep = 4): string | undefined {
+  let text: string;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(size, 65536));
+      fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+      text = buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const errors = text.split('\n').filter((l) => /\bError \(/.test(l)).map((l) => l.replace(/^\(\s*[\d.]+\)\s*/, '').trim());
+  return errors.length ? errors.slice(-keep).join(' | ') : undefined;
 }

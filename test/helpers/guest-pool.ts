@@ -21,6 +21,8 @@ export interface PoolKey {
    * Like containerd, a feature of the pooled guest, not a guest of its own.
    */
   cri?: boolean;
+  /** Which containerd: Debian's 1.6 (default), or 2.x from the components cache, always with its CRI (a guest of its own). */
+  containerdVersion?: '1.6' | '2';
   /** Also the pool's virtiofs share (paths().virtiofs), over virtiofsd. */
   virtiofs?: boolean;
   slot?: 'a' | 'b';
@@ -34,7 +36,7 @@ const PARALLEL_BOOTS = 2;
 const BOOT_TIMEOUT_S = 300;
 
 function label(key: PoolKey): string {
-  return `${POOL_LABEL}p${key.paging ?? 5}${key.virtiofs ? '-vfs' : ''}-${key.slot ?? 'a'}`;
+  return `${POOL_LABEL}p${key.paging ?? 5}${key.virtiofs ? '-vfs' : ''}${key.containerdVersion === '2' ? '-cd2' : ''}-${key.slot ?? 'a'}`;
 }
 
 /**
@@ -133,8 +135,9 @@ class GuestPool {
         await cli(['lab', 'down', testGuestName(name)]);
         up = await labUp(name, args);
       }
-      if (key.cri) await startGuestCri(up.name, { work: path.join(this.paths().share, '.cri-images') });
-      else if (key.containerd) await startGuestContainerd(up.name);
+      const line = key.containerdVersion ?? '1.6';
+      if (key.cri) await startGuestCri(up.name, { work: path.join(this.paths().share, '.cri-images'), line });
+      else if (key.containerd) await startGuestContainerd(up.name, line === '2' ? { cri: { line } } : {});
       return up;
     } finally {
       this.booting--;

@@ -47,7 +47,7 @@ function criConfig(dir: string, sandboxImage: string): string[] {
   return criConfigLines({
     sandboxImage,
     runtimes: [{ name: 'runc', type: 'io.containerd.runc.v2', runcRoot: `${dir}/runc` }],
-    cniDir: `${dir}/cni`,
+    cni: { binDir: `${dir}/cni/bin`, confDir: `${dir}/cni/conf` },
   });
 }
 

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ExternalError, NotFoundError } from '../../common/errors.js';
-import { ContainerdLine, criConfigLines } from './cri-config.js';
+import { startGuestContainerdV2 } from './containerd-v2.js';
+import { CniDirs, ContainerdLine, criConfigLines } from './cri-config.js';
 import { execCapture } from './exec-client.js';
 import { PAUSE_IMAGE } from './pause-image.js';
 import { projectRoot } from './paths.js';
@@ -16,12 +17,14 @@ export const SHIM_BIN = path.join(projectRoot, 'shim', 'bin');
 /** The CRI plugin in a lab guest's containerd. */
 export interface GuestCriOptions {
   line?: ContainerdLine;
+  /** CNI plugins and network configs (a Kubernetes node's bridge); without them pods use the node's network. */
+  cni?: CniDirs;
 }
 
 /**
  * containerd in a lab guest, state on the guest's tmpfs, our shim on its
- * PATH; the CRI plugin off unless asked (then: pods in the node's network,
- * our pause image, our runtime the default, CRI annotations io.ovmigrate.*
+ * PATH; the CRI plugin off unless asked (then: pods in the node's network
+ * unless CNI dirs are given, our pause image, our runtime the default, CRI annotations io.ovmigrate.*
  * reaching the OCI spec). Other clients keep to their own namespaces; the
  * CRI's is k8s.io.
  * A shim is a node program: under TCG its `delete` after a dead shim can outlast containerd's 5 s cleanup
@@ -34,8 +37,13 @@ export function guestContainerdConfig(cri?: GuestCriOptions): string {
     '[timeouts]',
     '  "io.containerd.timeout.shim.cleanup" = "60s"',
     '  "io.containerd.timeout.shim.load" = "60s"',
+    // With the CRI, every list and status asks each task's State, which containerd 1.6 gives 2 s (services/tasks):
+    // a node shim under TCG on a loaded host can take longer, and a sandbox whose State timed out has pid 0, so a
+    // container created in it fails on /proc/0/ns (seen in a lab Kubernetes node).
+    ...(cri ? ['  "io.containerd.timeout.task.state" = "60s"'] : []),
     ...(cri ? criConfigLines({
       line: cri.line,
+      cni: cri.cni,
       sandboxImage: PAUSE_IMAGE,
       runtimes: [{ name: 'ovmigrate', type: 'io.containerd.ovmigrate.v1', containerAnnotations: ['io.ovmigrate.*'] }],
     }) : []),
@@ -50,8 +58,12 @@ export async function guestScript(guest: string, script: string, timeoutMs = 300
   return r.stdout;
 }
 
-/** Starts containerd in the guest (once, with the CRI plugin if asked; log in /run/containerd.log) and waits until ctr reaches it. */
+/**
+ * Starts containerd in the guest (once, with the CRI plugin if asked; log in /run/containerd.log) and waits until ctr
+ * reaches it. CRI line 2 is containerd 2.x from the components cache, always with its CRI (containerd-v2.ts).
+ */
 export async function startGuestContainerd(guest: string, opts: { cri?: GuestCriOptions } = {}): Promise<void> {
+  if (opts.cri?.line === '2') return startGuestContainerdV2(guest, { cni: opts.cri.cni });
   await guestScript(guest, `
     ctr version >/dev/null 2>&1 && exit 0
     mkdir -p /etc/containerd && printf '%s' '${guestContainerdConfig(opts.cri)}' > /etc/containerd/config.toml

@@ -5,8 +5,8 @@
  * image, streaming on loopback, the OOM clamp this machine needs.
  */
 
-/** The containerd release line whose config format is written. */
-export type ContainerdLine = '1.6';
+/** The containerd release line whose config format is written: 1.6 (version = 2), 2.x (version = 3). */
+export type ContainerdLine = '1.6' | '2';
 
 export interface CriRuntime {
   /** The CRI's runtime handler name (RunPodSandbox's runtime_handler; the default one is used when empty). */
@@ -27,16 +27,30 @@ export interface CriConfigOptions {
   sandboxImage: string;
   /** The first is the default runtime. */
   runtimes: CriRuntime[];
-  /** Where containerd looks for CNI plugins and configs (none are put there: pods use the node's network). */
-  cniDir?: string;
+  /**
+   * Where containerd looks for CNI plugins and network configs: empty ones
+   * for pods in the node's network, Debian's plugins and a bridge conflist
+   * in a Kubernetes node (test/lab/kubernetes/cni.ts).
+   */
+  cni?: CniDirs;
+  /**
+   * containerd 2.x: its own CRI checkpoint (enable_criu) and restore through
+   * CreateContainer (enable_experimental_restore_via_create, off by default since v2.2.7/v2.3.4).
+   */
+  checkpointRestore?: boolean;
+}
+
+export interface CniDirs {
+  binDir: string;
+  confDir: string;
 }
 
 const quoted = (values: string[]): string => `[${values.map((v) => JSON.stringify(v)).join(', ')}]`;
 
-/** The CRI plugin's tables, as lines of a containerd 1.6 config (version = 2). */
+/** The CRI plugin's tables, as lines of a containerd 1.6 config (version = 2) or a 2.x one (version = 3). */
 export function criConfigLines(o: CriConfigOptions): string[] {
-  if ((o.line ?? '1.6') !== '1.6') throw new Error(`no CRI config for containerd ${o.line} yet`);
   if (o.runtimes.length === 0) throw new Error('the CRI config needs a runtime');
+  if (o.line === '2') return criV3Lines(o);
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
   const lines = [
     `[${cri}]`,
@@ -53,6 +67,37 @@ export function criConfigLines(o: CriConfigOptions): string[] {
     if (r.containerAnnotations?.length) lines.push(`  container_annotations = ${quoted(r.containerAnnotations)}`);
     if (r.runcRoot) lines.push(`[${cri}.containerd.runtimes.${JSON.stringify(r.name)}.options]`, `  Root = ${JSON.stringify(r.runcRoot)}`);
   }
-  if (o.cniDir) lines.push(`[${cri}.cni]`, `  bin_dir = ${JSON.stringify(`${o.cniDir}/bin`)}`, `  conf_dir = ${JSON.stringify(`${o.cniDir}/conf`)}`);
+  if (o.cni) lines.push(`[${cri}.cni]`, `  bin_dir = ${JSON.stringify(o.cni.binDir)}`, `  conf_dir = ${JSON.stringify(o.cni.confDir)}`);
+  return lines;
+}
+
+/**
+ * containerd 2.x splits the CRI plugin: the runtime side
+ * (io.containerd.cri.v1.runtime: runtimes, OOM clamp, checkpoint/restore,
+ * CNI), the images side (io.containerd.cri.v1.images: the sandbox image is a
+ * pinned image) and the server (io.containerd.grpc.v1.cri: streaming).
+ */
+function criV3Lines(o: CriConfigOptions): string[] {
+  const rt = "plugins.'io.containerd.cri.v1.runtime'";
+  const lines = [
+    `[${rt}]`,
+    '  restrict_oom_score_adj = true',
+    ...(o.checkpointRestore ? ['  enable_criu = true', '  enable_experimental_restore_via_create = true'] : []),
+    `[${rt}.containerd]`,
+    `  default_runtime_name = ${JSON.stringify(o.runtimes[0].name)}`,
+  ];
+  for (const r of o.runtimes) {
+    lines.push(`[${rt}.containerd.runtimes.${JSON.stringify(r.name)}]`, `  runtime_type = ${JSON.stringify(r.type)}`);
+    if (r.containerAnnotations?.length) lines.push(`  container_annotations = ${quoted(r.containerAnnotations)}`);
+    if (r.runcRoot) lines.push(`[${rt}.containerd.runtimes.${JSON.stringify(r.name)}.options]`, `  Root = ${JSON.stringify(r.runcRoot)}`);
+  }
+  if (o.cni) lines.push(`[${rt}.cni]`, `  bin_dirs = ${quoted([o.cni.binDir])}`, `  conf_dir = ${JSON.stringify(o.cni.confDir)}`);
+  lines.push(
+    "[plugins.'io.containerd.cri.v1.images'.pinned_images]",
+    `  sandbox = ${JSON.stringify(o.sandboxImage)}`,
+    "[plugins.'io.containerd.grpc.v1.cri']",
+    '  stream_server_address = "127.0.0.1"',
+    '  stream_server_port = "0"',
+  );
   return lines;
 }

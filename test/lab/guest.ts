@@ -12,6 +12,8 @@ export interface GuestSpec {
   /** Shares over virtiofs (a virtiofsd each), mounted at the same path: a guest can hold a directory open across a host rename. */
   virtiofs: string[];
   bootTimeoutMs: number;
+  /** A Kubernetes node on this containerd (lab up --kubernetes). */
+  kubernetes?: '1.6' | '2';
 }
 
 /** A running lab guest, as recorded in its state.json (and printed by `lab up`). */

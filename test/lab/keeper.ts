@@ -16,12 +16,15 @@ import { RAM_BLOCK, removeVmDescription, writeVmDescription } from '../../intros
 import { GuestSpec, GuestState, encodeLayout, writeState } from './guest.js';
 import { GuestPaths, guestPaths } from './paths.js';
 import { virtiofsdCommand } from './qemu-args.js';
+import { NodeBackendOptions, startNodeBackend } from './kubernetes/node-backend.js';
 
 export interface KeeperOptions {
   spec: GuestSpec;
   qemu: string;
   args: string[];
   kernel: string;
+  /** `ovmigrate serve` for this guest (a Kubernetes node), for as long as it runs. */
+  backend?: NodeBackendOptions;
 }
 
 /** What the keeper reports on its stdout once, to the `lab up` that started it. */
@@ -36,6 +39,7 @@ export class Keeper {
   private readonly paths: GuestPaths;
   private qemu?: ChildProcess;
   private readonly virtiofsd: ChildProcess[] = [];
+  private backend?: ChildProcess;
   private control?: net.Socket;
   private server?: net.Server;
   private nextSession = 1;
@@ -89,6 +93,7 @@ export class Keeper {
         name: state.name, memoryFile: state.memoryFile, ramLayout: layout,
         qmpSocket: state.qmpSocket, channelSocket: state.channelSocket, shares: [...state.shares, ...(state.virtiofs ?? [])],
       });
+      if (this.opts.backend) this.backend = startNodeBackend(state.name, this.opts.backend);
       this.ready = true;
       this.report({ ok: true, state });
     } catch (err) {
@@ -225,6 +230,7 @@ export class Keeper {
   }
 
   private cleanup(): void {
+    if (this.backend && this.backend.exitCode === null && this.backend.signalCode === null) this.backend.kill('SIGTERM');
     for (const d of this.virtiofsd) if (d.exitCode === null && d.signalCode === null) d.kill('SIGTERM');
     this.server?.close();
     this.control?.destroy();

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import protobuf from 'protobufjs';
 import { BadDataError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import {
@@ -227,5 +229,15 @@ describe('containerd shim API protos', () => {
     assert.deepEqual(Object.keys(TASK_EVENT_TYPE_URLS).sort(), Object.keys(TASK_TOPICS).sort());
     for (const url of Object.values(TASK_EVENT_TYPE_URLS)) assert.equal(type(url).fullName, `.${url}`);
     for (const topic of Object.values(TASK_TOPICS)) assert.match(topic, /^\/tasks\/[a-z-]+$/);
+  });
+
+  it('the shim answers containerd 2.x\'s -info with a RuntimeInfo (containerd caches only an answer)', function () {
+    this.timeout(60_000);
+    const shim = path.resolve(__dirname, '..', '..', '..', 'shim', 'bin', 'containerd-shim-ovmigrate-v1');
+    const out = execFileSync(shim, ['-info'], { input: Buffer.alloc(0) });
+    const info = decode('containerd.types.RuntimeInfo', out);
+    assert.equal(info.name, 'io.containerd.ovmigrate.v1');
+    assert.match(String((info.version as { version: string }).version), /^\d+\.\d+\.\d+$/);
+    assert.deepEqual(info.annotations, {}, 'no mount types of its own: containerd mounts the rootfs');
   });
 });

@@ -2,6 +2,8 @@ import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../../../common/errors.js';
 import { demo, down, ensureInitramfs, ensureKernel, exec, list, up } from '../index.js';
 import { ensureComponents } from '../components/index.js';
+import { NODE_CONTAINERDS, NodeContainerd } from '../kubernetes/index.js';
+import { kubernetesDemo } from '../demo-kubernetes.js';
 import { int } from '../../../introspect/cli/args.js';
 import { toJson } from '../../../introspect/cli/json.js';
 
@@ -12,7 +14,7 @@ export function labCommand(): Command {
   lab.command('up')
     .description('boot a lab guest; prints its sockets and memory file as JSON once a command can run in it')
     .argument('<name>')
-    .option('--memory <MiB>', 'guest RAM in MiB', int('--memory'), 1024)
+    .option('--memory <MiB>', 'guest RAM in MiB (default 1024; 1536 with --kubernetes)', int('--memory'))
     .option('--cpus <n>', 'vCPUs', int('--cpus'), 2)
     .addOption(new Option('--paging <levels>', 'page-table levels (4 turns LA57 off)').choices(['4', '5']).default('5'))
     .option('--share <hostdir>', 'read-write share mounted at the same path in the guest (repeatable)',
@@ -20,9 +22,15 @@ export function labCommand(): Command {
     .option('--virtiofs <hostdir>', 'read-write share over virtiofs (a virtiofsd of its own), mounted at the same path in the guest (repeatable)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--boot-timeout <s>', 'seconds to wait for the guest', int('--boot-timeout'), 120)
-    .action(async (name: string, o: { memory: number; cpus: number; paging: string; share: string[]; virtiofs: string[]; bootTimeout: number }) => {
+    .option('--kubernetes', 'a Kubernetes node: containerd with our shim as default runtime, ovmigrate-cri, a standalone kubelet (static pods), CNI bridge; `ovmigrate serve` for it on the host')
+    .addOption(new Option('--containerd <version>', "the node's containerd (with --kubernetes)").choices([...NODE_CONTAINERDS]))
+    .action(async (name: string, o: {
+      memory?: number; cpus: number; paging: string; share: string[]; virtiofs: string[]; bootTimeout: number; kubernetes?: boolean; containerd?: NodeContainerd;
+    }) => {
+      if (o.containerd && !o.kubernetes) throw new InvalidArgumentError('--containerd goes with --kubernetes');
       const state = await up(name, {
         memoryMiB: o.memory, cpus: o.cpus, paging: Number(o.paging) as 4 | 5, shares: o.share, virtiofs: o.virtiofs, bootTimeoutMs: o.bootTimeout * 1000,
+        ...(o.kubernetes ? { kubernetes: o.containerd ?? '1.6' } : {}),
       });
       process.stdout.write(toJson(state) + '\n');
     });
@@ -95,7 +103,8 @@ export function labCommand(): Command {
 
   lab.command('demo')
     .description('two guests: a process checkpointed from outside the first (from its RAM), restored by CRIU in the second')
-    .action(() => demo());
+    .option('--kubernetes', "the Kubernetes path instead: a static pod's container in a lab node checkpointed through the kubelet API")
+    .action((o: { kubernetes?: boolean }) => (o.kubernetes ? kubernetesDemo() : demo()));
 
   return lab;
 }
