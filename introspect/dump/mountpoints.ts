@@ -57,7 +57,20 @@ function msFlags(m: MountInfo): number {
  * file system type, source and options. The root mount is the container's
  * rootfs, which runc hands to CRIU on restore.
  */
-export function mountImages(rootTask: KObject, spec: ContainerSpec, maxHoleBytes?: number): MountImages {
+/**
+ * A cgroup mount's root as the container sees it: relative to its cgroup
+ * namespace's root (the kernel's cgroup_show_path; runc mounts cgroup2 from
+ * inside the new namespace, so the root is "/"). Written as the whole-hierarchy
+ * path, CRIU restores it as a bind of a subtree and refuses, having no mount of
+ * the hierarchy's root to bind from ("doesn't have a proper root mount").
+ */
+export function cgroupRootInNs(root: string, nsRoot: string): string {
+  if (nsRoot === '/' || !(root === nsRoot || root.startsWith(`${nsRoot}/`))) return root;
+  return root.slice(nsRoot.length) || '/';
+}
+
+/** `cgroupNsRoot`: the root of the container's cgroup namespace in the whole hierarchy ("/" without one). */
+export function mountImages(rootTask: KObject, spec: ContainerSpec, maxHoleBytes?: number, cgroupNsRoot = '/'): MountImages {
   const list = mounts(rootTask, taskRoot(rootTask));
   const problems: DumpProblem[] = [];
   // Problems of the container's mounts name no task: they are the container's, as runc configured it.
@@ -75,7 +88,7 @@ export function mountImages(rootTask: KObject, spec: ContainerSpec, maxHoleBytes
       root_dev: m.sDev,
       parent_mnt_id: m.parentId,
       flags: msFlags(m),
-      root: m.root,
+      root: m.fsType === 'cgroup2' || m.fsType === 'cgroup' ? cgroupRootInNs(m.root, cgroupNsRoot) : m.root,
       mountpoint: m.mountPoint,
       source: m.source,
       options: '',

@@ -1,3 +1,4 @@
+import { cgroupNsRoot } from '../../linux/tasks.js';
 import { mountImages } from '../mountpoints.js';
 import { NsDumper } from './ns-dumper.js';
 
@@ -6,7 +7,7 @@ export const mntNs: NsDumper = {
   kind: 'mnt',
   dump(ctx, ns) {
     // A sparse tmpfs file's holes are written as zeros: they count against the dump's bytes.
-    const m = mountImages(ns.root, ns.spec, ctx.budget.limits.bytes);
+    const m = mountImages(ns.root, ns.spec, ctx.budget.limits.bytes, cgroupNsRoot(ns.root));
     return {
       images: [
         { kind: 'MNTS', id: ns.id, entries: m.entries },
