@@ -7,7 +7,7 @@ import { STAND_IN_DIR } from '../../shim/criu-version/index.js';
 import { missingComponent, requirePrograms } from '../helpers/cli.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
-import { ServeProcess } from '../helpers/serve-process.js';
+import { ServedBackend } from '../helpers/served-backend.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 import { CONTAINERD_V2_SOCKET, CRI_NAMESPACE, shimSearchPath, v2Programs } from '../lab/containerd-v2.js';
 import { buildPauseImage } from '../lab/pause-image.js';
@@ -39,7 +39,7 @@ describe('containerd 2.x CRI without the CRI layer: CheckpointContainer through 
   let images: string;
   let a: UpResult;
   let b: UpResult;
-  let backend: ServeProcess;
+  let backend: ServedBackend;
   let p: ReturnType<typeof v2Programs>;
   let archive: string;
   let atCheckpoint = 0;
@@ -114,7 +114,7 @@ describe('containerd 2.x CRI without the CRI layer: CheckpointContainer through 
     criuPath = (await suite.sh(a.name, 'command -v criu')).trim();
     await suite.sh(a.name, `printf '#!/bin/sh\\ntouch ${TRIPWIRE}\\nexit 1\\n' > /run/criu-hidden && chmod 0644 /run/criu-hidden
       mount --bind /run/criu-hidden ${criuPath}`);
-    backend = new ServeProcess(a.name, images, suite.hostDir('staging'));
+    backend = new ServedBackend(a.name, images, suite.hostDir('staging'));
     await backend.start();
   });
 
