@@ -13,6 +13,7 @@ import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 
 import { AlreadyExistsError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
 import { CriProxy } from './proxy.js';
+import { CriRestore } from './restore.js';
 import { Upstream } from './upstream.js';
 
 export const DEFAULT_LISTEN = '/run/ovmigrate/cri.sock';
@@ -52,7 +53,7 @@ async function serve(o: Options): Promise<void> {
   fs.mkdirSync(path.dirname(listen), { recursive: true, mode: 0o700 });
   await clearStaleSocket(listen);
   const upstream = new Upstream(path.resolve(o.containerd), { connectTimeoutMs: o.connectTimeout * 1000 });
-  const proxy = new CriProxy(upstream);
+  const proxy = new CriProxy(upstream, new CriRestore(upstream).intercepts());
   await proxy.listen(listen);
   fs.chmodSync(listen, 0o600);
   log.info(`cri: serving CRI runtime.v1 on ${listen}, forwarding to ${o.containerd}`);
