@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startGuestContainerd } from '../lab/containerd.js';
+import { startGuestCri } from '../lab/cri-node.js';
 import { cli } from './cli.js';
 import { UpResult, labUp, testGuestName } from './lab-guests.js';
 
@@ -9,11 +10,17 @@ import { UpResult, labUp, testGuestName } from './lab-guests.js';
  * virtiofs share) and a slot, so that a suite needing two alike guests (A
  * dumps, B restores) gets two. `containerd` is not a guest of its own: a
  * pooled guest runs containerd from its boot when any suite of the run asks
- * for it there, so suites with and without it share one guest.
+ * for it there, so suites with and without it share one guest; so does `cri`.
  */
 export interface PoolKey {
   paging?: 4 | 5;
   containerd?: boolean;
+  /**
+   * A CRI node (test/lab/cri-node.ts): containerd with its CRI plugin (in
+   * k8s.io, beside the suites' own namespaces), ovmigrate-cri and crictl.
+   * Like containerd, a feature of the pooled guest, not a guest of its own.
+   */
+  cri?: boolean;
   /** Also the pool's virtiofs share (paths().virtiofs), over virtiofsd. */
   virtiofs?: boolean;
   slot?: 'a' | 'b';
@@ -87,7 +94,7 @@ class GuestPool {
     for (const key of keys) {
       const name = label(key);
       const known = this.declared.get(name);
-      this.declared.set(name, { ...key, containerd: Boolean(known?.containerd || key.containerd) });
+      this.declared.set(name, { ...key, containerd: Boolean(known?.containerd || key.containerd), cri: Boolean(known?.cri || key.cri) });
       this.users.set(name, (this.users.get(name) ?? 0) + 1);
     }
   }
@@ -126,7 +133,8 @@ class GuestPool {
         await cli(['lab', 'down', testGuestName(name)]);
         up = await labUp(name, args);
       }
-      if (key.containerd) await startGuestContainerd(up.name);
+      if (key.cri) await startGuestCri(up.name, { work: path.join(this.paths().share, '.cri-images') });
+      else if (key.containerd) await startGuestContainerd(up.name);
       return up;
     } finally {
       this.booting--;

@@ -2,6 +2,7 @@ import { ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SHIM_BIN } from '../lab/containerd.js';
+import { criConfigLines } from '../lab/cri-config.js';
 
 
 export interface HostContainerd {
@@ -41,26 +42,13 @@ export interface HostContainerdOptions {
   cri?: { sandboxImage: string };
 }
 
-/** The CRI plugin's config (containerd 1.6, config version 2): runc with its own root, streaming on loopback. */
+/** The CRI plugin's config: runc with its own root, streaming on loopback. */
 function criConfig(dir: string, sandboxImage: string): string[] {
-  const cri = '[plugins."io.containerd.grpc.v1.cri"]';
-  return [
-    cri,
-    `  sandbox_image = "${sandboxImage}"`,
-    '  stream_server_address = "127.0.0.1"',
-    '  stream_server_port = "0"',
-    // The CRI gives sandboxes oom_score_adj -998; a test process may not lower its own, so clamp to containerd's.
-    '  restrict_oom_score_adj = true',
-    `${cri.slice(0, -1)}.containerd]`,
-    '  default_runtime_name = "runc"',
-    `${cri.slice(0, -1)}.containerd.runtimes.runc]`,
-    '  runtime_type = "io.containerd.runc.v2"',
-    `${cri.slice(0, -1)}.containerd.runtimes.runc.options]`,
-    `  Root = "${dir}/runc"`,
-    `${cri.slice(0, -1)}.cni]`,
-    `  bin_dir = "${dir}/cni/bin"`,
-    `  conf_dir = "${dir}/cni/conf"`,
-  ];
+  return criConfigLines({
+    sandboxImage,
+    runtimes: [{ name: 'runc', type: 'io.containerd.runc.v2', runcRoot: `${dir}/runc` }],
+    cniDir: `${dir}/cni`,
+  });
 }
 
 /**

@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ExternalError, NotFoundError } from '../../common/errors.js';
+import { ContainerdLine, criConfigLines } from './cri-config.js';
 import { execCapture } from './exec-client.js';
+import { PAUSE_IMAGE } from './pause-image.js';
 import { projectRoot } from './paths.js';
 
 const run = promisify(execFile);
@@ -11,17 +13,35 @@ const run = promisify(execFile);
 /** The directory holding containerd-shim-ovmigrate-v1 (the guest sees the checkout at the same path). */
 export const SHIM_BIN = path.join(projectRoot, 'shim', 'bin');
 
+/** The CRI plugin in a lab guest's containerd. */
+export interface GuestCriOptions {
+  line?: ContainerdLine;
+}
+
 /**
- * containerd in a lab guest, without the CRI plugin (no CNI here), state on the guest's tmpfs, our shim on its PATH.
+ * containerd in a lab guest, state on the guest's tmpfs, our shim on its
+ * PATH; the CRI plugin off unless asked (then: pods in the node's network,
+ * our pause image, our runtime the default, CRI annotations io.ovmigrate.*
+ * reaching the OCI spec). Other clients keep to their own namespaces; the
+ * CRI's is k8s.io.
  * A shim is a node program: under TCG its `delete` after a dead shim can outlast containerd's 5 s cleanup
  * timeout, and containerd then leaves the container's bundle, runc state and (paused) processes behind.
  */
-const CONFIG = `version = 2
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[timeouts]
-  "io.containerd.timeout.shim.cleanup" = "60s"
-  "io.containerd.timeout.shim.load" = "60s"
-`;
+export function guestContainerdConfig(cri?: GuestCriOptions): string {
+  return [
+    'version = 2',
+    ...(cri ? [] : ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']),
+    '[timeouts]',
+    '  "io.containerd.timeout.shim.cleanup" = "60s"',
+    '  "io.containerd.timeout.shim.load" = "60s"',
+    ...(cri ? criConfigLines({
+      line: cri.line,
+      sandboxImage: PAUSE_IMAGE,
+      runtimes: [{ name: 'ovmigrate', type: 'io.containerd.ovmigrate.v1', containerAnnotations: ['io.ovmigrate.*'] }],
+    }) : []),
+    '',
+  ].join('\n');
+}
 
 /** Runs a shell script in a lab guest; a non-zero exit throws with its output. */
 export async function guestScript(guest: string, script: string, timeoutMs = 300_000): Promise<string> {
@@ -30,11 +50,11 @@ export async function guestScript(guest: string, script: string, timeoutMs = 300
   return r.stdout;
 }
 
-/** Starts containerd in the guest (once; log in /run/containerd.log) and waits until ctr reaches it. */
-export async function startGuestContainerd(guest: string): Promise<void> {
+/** Starts containerd in the guest (once, with the CRI plugin if asked; log in /run/containerd.log) and waits until ctr reaches it. */
+export async function startGuestContainerd(guest: string, opts: { cri?: GuestCriOptions } = {}): Promise<void> {
   await guestScript(guest, `
     ctr version >/dev/null 2>&1 && exit 0
-    mkdir -p /etc/containerd && printf '%s' '${CONFIG}' > /etc/containerd/config.toml
+    mkdir -p /etc/containerd && printf '%s' '${guestContainerdConfig(opts.cri)}' > /etc/containerd/config.toml
     PATH=${SHIM_BIN}:$PATH setsid containerd </dev/null >/run/containerd.log 2>&1 &
     for i in $(seq 150); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done
     tail -20 /run/containerd.log; exit 1`, 60_000);
