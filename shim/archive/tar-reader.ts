@@ -188,7 +188,8 @@ export class TarReader {
       if (++this.count > maxEntries) throw new ArchiveRefusedError(this.label, `more than ${maxEntries} entries`);
       const rawName = cString(h.subarray(0, 100));
       const at = rawName || `header ${this.count}`;
-      if (!checksumOk(h)) throw new ArchiveRefusedError(at, 'header checksum mismatch (not a tar archive, or corrupt)');
+      // Not named by its bytes: a file that is no tar at all (any file a caller names) is not echoed back.
+      if (!checksumOk(h)) throw new ArchiveRefusedError(`${this.label} header ${this.count}`, 'header checksum mismatch (not a tar archive, or corrupt)');
       const type = String.fromCharCode(h[156]);
       const size = numeric(h.subarray(124, 136), 'size', at);
       if (type === 'x' || type === 'g') {

@@ -2,6 +2,7 @@
 export { CRI_METHODS, CRI_METHODS_BY_PATH, CRI_PACKAGE, methodPath, type CriMethod, type CriStreaming } from './methods.js';
 export { CriProxy, type InterceptContext, type Intercepts, type UnaryIntercept } from './proxy.js';
 export { Upstream, UpstreamStatusError, forwardable, type CallOptions, type UnaryReply, type UpstreamOptions } from './upstream.js';
+export { CHECKPOINT_ANNOTATION, ContainerdCheckpointImages, CRI_NAMESPACE } from './checkpoint-image.js';
 export { CriRestore, type CheckpointImageSource, type RestoreOptions } from './restore.js';
 export {
   appendField, dropFields, editField, getField, getNestedString, getRepeated, getString, mapEntry, scanFields, setField, setString, type WireField,

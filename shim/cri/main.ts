@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { AlreadyExistsError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
+import { ContainerdCheckpointImages } from './checkpoint-image.js';
 import { CriProxy } from './proxy.js';
 import { CriRestore } from './restore.js';
 import { Upstream } from './upstream.js';
@@ -53,7 +54,8 @@ async function serve(o: Options): Promise<void> {
   fs.mkdirSync(path.dirname(listen), { recursive: true, mode: 0o700 });
   await clearStaleSocket(listen);
   const upstream = new Upstream(path.resolve(o.containerd), { connectTimeoutMs: o.connectTimeout * 1000 });
-  const proxy = new CriProxy(upstream, new CriRestore(upstream).intercepts());
+  const restore = new CriRestore(upstream, { checkpointImage: new ContainerdCheckpointImages(upstream) });
+  const proxy = new CriProxy(upstream, restore.intercepts());
   await proxy.listen(listen);
   fs.chmodSync(listen, 0o600);
   log.info(`cri: serving CRI runtime.v1 on ${listen}, forwarding to ${o.containerd}`);

@@ -109,7 +109,8 @@ describe('checkpoint archive: unpacking a hostile archive', () => {
   });
 
   it('refuses malformed tars: checksum, truncation, unknown types, oversized pax and long names', async () => {
-    await refused(tarOf({ name: 'config.dump', body: '{}', badChecksum: true }), 'config.dump', /checksum/);
+    await refused(tarOf({ name: 'config.dump', body: '{}', badChecksum: true }), 'cp.tar header 1', /checksum/);
+    await refused(Buffer.from('root:$y$secret-hash:19000:0:99999:7:::\n'.padEnd(1024)), 'cp.tar header 1', /not a tar archive/);
     const whole = tarOf(...good());
     await refused(whole.subarray(0, 2048 + 100), 'cp.tar', /ends inside/);
     await refused(whole.subarray(0, whole.length - 1024), 'cp.tar', /without its end-of-archive/);
