@@ -57,14 +57,23 @@ export class ByteSource {
     return out;
   }
 
-  /** Chunks of the next n bytes as they come (an entry's body), at most `chunk` each. */
-  async *chunks(n: number, chunk = 1 << 20): AsyncGenerator<Buffer> {
+  /** The next n bytes as the stream gives them (an entry's body), without copying; fewer only at the end. */
+  async *chunks(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      const b = await this.read(Math.min(left, chunk));
-      if (b.length === 0) return;
-      left -= b.length;
-      yield b;
+      if (this.buf.length === 0) {
+        if (this.done) return;
+        const next = await this.it.next();
+        if (next.done) {
+          this.done = true;
+          return;
+        }
+        this.buf = next.value;
+      }
+      const take = this.buf.subarray(0, Math.min(left, this.buf.length));
+      this.buf = this.buf.subarray(take.length);
+      left -= take.length;
+      yield take;
     }
   }
 

@@ -57,6 +57,18 @@ describe('checkpoint archive: unpacking a hostile archive', () => {
     assert.equal(meta.statusImage, 'docker.io/library/busybox:latest');
   });
 
+  it('reads the same archive however the stream cuts it', async () => {
+    const whole = tarOf(...good());
+    for (const size of [1, 7, 511, 513, 4096]) {
+      const pieces: Buffer[] = [];
+      for (let off = 0; off < whole.length; off += size) pieces.push(whole.subarray(off, off + size));
+      const out = await unpackArchive(Readable.from(pieces), target, 'cp.tar');
+      assert.deepEqual(out.images.sort(), ['inventory.img', 'pages-1.img'], `pieces of ${size}`);
+      assert.deepEqual(fs.readFileSync(path.join(target, 'checkpoint', 'pages-1.img')), Buffer.alloc(5000, 7));
+      fs.rmSync(target, { recursive: true });
+    }
+  });
+
   it('unpacks what GNU tar writes (./ names) and takes pax and GNU long names', async () => {
     const src = path.join(work, 'src');
     fs.mkdirSync(path.join(src, 'checkpoint'), { recursive: true });
