@@ -160,6 +160,11 @@ export class Container {
   async status(proc: TaskProcess): Promise<TaskStatus> {
     const status = proc.status;
     if (status !== TaskStatus.RUNNING || !proc.isInit) return status;
+    // containerd (the CRI's sandbox lookups) gives State 2 s: on cgroup v2 the freezer's file answers without a runc run.
+    const frozen = await Promise.resolve()
+      .then(() => fs.promises.readFile(path.join('/sys/fs/cgroup', containerCgroup(this.cgroupsPath), 'cgroup.freeze'), 'utf8'))
+      .catch(() => undefined);
+    if (frozen !== undefined) return frozen.trim() === '1' ? TaskStatus.PAUSED : status;
     const s = await this.runc.state(this.id).catch(() => undefined);
     return s?.status === 'paused' ? TaskStatus.PAUSED : status;
   }

@@ -1,10 +1,11 @@
 /**
  * ovmigrate-cri: the guest's CRI endpoint for the kubelet and crictl. It
  * serves CRI runtime.v1 on a unix socket and forwards every call to
- * containerd's CRI socket (see proxy.ts); checkpoint and restore are the
- * calls it will intercept.
+ * containerd's CRI socket (see proxy.ts), except CheckpointContainer of our
+ * runtime's containers (checkpoint-container.ts), and CreateContainer from a
+ * checkpoint archive or image and RemoveContainer of what it made (restore.ts).
  *
- *   ovmigrate-cri [--listen /run/ovmigrate/cri.sock] [--containerd /run/containerd/containerd.sock]
+ *   ovmigrate-cri [--listen /run/ovmigrate/cri.sock] [--containerd /run/containerd/containerd.sock] [--containerd-state /run/containerd]
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -12,9 +13,12 @@ import path from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { AlreadyExistsError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
+import { checkpointContainer } from './checkpoint-container.js';
 import { ContainerdCheckpointImages } from './checkpoint-image.js';
-import { CriProxy } from './proxy.js';
+import { methodPath } from './methods.js';
+import { CriProxy, type Intercepts } from './proxy.js';
 import { CriRestore } from './restore.js';
+import { CONTAINERD_STATE } from './shim-task.js';
 import { Upstream } from './upstream.js';
 
 export const DEFAULT_LISTEN = '/run/ovmigrate/cri.sock';
@@ -46,6 +50,7 @@ interface Options {
   listen: string;
   containerd: string;
   connectTimeout: number;
+  containerdState: string;
   logLevel: string;
 }
 
@@ -55,7 +60,11 @@ async function serve(o: Options): Promise<void> {
   await clearStaleSocket(listen);
   const upstream = new Upstream(path.resolve(o.containerd), { connectTimeoutMs: o.connectTimeout * 1000 });
   const restore = new CriRestore(upstream, { checkpointImage: new ContainerdCheckpointImages(upstream) });
-  const proxy = new CriProxy(upstream, restore.intercepts());
+  const intercepts: Intercepts = new Map([
+    [methodPath({ service: 'RuntimeService', name: 'CheckpointContainer', streaming: 'unary' }), checkpointContainer(upstream, { containerdState: o.containerdState })],
+    ...restore.intercepts(),
+  ]);
+  const proxy = new CriProxy(upstream, intercepts);
   await proxy.listen(listen);
   fs.chmodSync(listen, 0o600);
   log.info(`cri: serving CRI runtime.v1 on ${listen}, forwarding to ${o.containerd}`);
@@ -75,6 +84,7 @@ const program = new Command('ovmigrate-cri')
   .option('--listen <socket>', 'the unix socket to serve (the kubelet\'s --container-runtime-endpoint)', DEFAULT_LISTEN)
   .option('--containerd <socket>', "containerd's CRI socket", DEFAULT_CONTAINERD)
   .option('--connect-timeout <seconds>', 'how long a call waits for containerd to come back (within its deadline) before failing UNAVAILABLE', seconds, 10)
+  .option('--containerd-state <dir>', "containerd's state directory (its task bundles)", CONTAINERD_STATE)
   .addOption(new Option('--log-level <level>', 'winston log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
   .action(async (o: Options) => {
     setLogLevel(o.logLevel);

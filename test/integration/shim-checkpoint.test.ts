@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, requirePrograms } from '../helpers/cli.js';
+import { ServedBackend } from '../helpers/served-backend.js';
+import { requirePrograms } from '../helpers/cli.js';
 import { exportGuestImage } from '../lab/containerd.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
@@ -13,38 +14,6 @@ const RUNTIME = '--runtime io.containerd.ovmigrate.v1';
 const LOOP = 'i=0; while true; do i=$((i+1)); echo $i >> /tmp/count; sleep 0.2; done';
 /** Set up in guest A: any run of criu there leaves this file. */
 const TRIPWIRE = '/run/criu-was-run';
-
-/** `ovmigrate serve` for one guest, as a host would run it; its log kept for the test. */
-class Backend {
-  readonly log: string[] = [];
-  private child?: ChildProcess;
-
-  constructor(private readonly guest: string, private readonly images: string, private readonly staging: string) {}
-
-  async start(): Promise<void> {
-    this.child = spawn(process.execPath, [CLI, '--log-level', 'debug', 'serve', '--vm', this.guest, '--images', this.images, '--staging', this.staging], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines = (d: Buffer) => this.log.push(...d.toString().split('\n').filter(Boolean));
-    this.child.stdout!.on('data', lines);
-    this.child.stderr!.on('data', lines);
-    // Serving once it has said so (or soon after connecting).
-    const deadline = Date.now() + 30_000;
-    while (!this.log.some((l) => /serving|connected/i.test(l))) {
-      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`ovmigrate serve did not start:\n${this.log.join('\n')}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    this.child?.kill(sig);
-  }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.once('exit', resolve));
-  }
-}
 
 /**
  * The shim in lab guests: `ctr task checkpoint` of a container run with
@@ -61,7 +30,7 @@ describe('containerd-shim-ovmigrate-v1 in lab guests: checkpoint out of the VM, 
   let images: string;
   let a: UpResult;
   let b: UpResult;
-  let backend: Backend;
+  let backend: ServedBackend;
 
   const ctr = (g: UpResult, args: string, timeoutS?: number) => guestSh(g.name, `ctr ${args}`, timeoutS);
   const status = async (g: UpResult, id: string) => new RegExp(`^${id}\\s+\\d+\\s+(\\w+)$`, 'm').exec(await ctr(g, 'task ls'))?.[1];
@@ -103,7 +72,7 @@ describe('containerd-shim-ovmigrate-v1 in lab guests: checkpoint out of the VM, 
     await shimConfig(a, { images });
     // CRIU in guest A only leaves a mark and fails: the checkpoint must not need it.
     await guestSh(a.name, `printf '#!/bin/sh\\ntouch ${TRIPWIRE}\\nexit 1\\n' > /run/criu-tripwire && chmod +x /run/criu-tripwire && mount --bind /run/criu-tripwire "$(command -v criu)"`);
-    backend = new Backend(a.name, images, suite.hostDir('staging'));
+    backend = new ServedBackend(a.name, images, suite.hostDir('staging'));
     await backend.start();
   });
 

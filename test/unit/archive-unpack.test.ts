@@ -8,6 +8,7 @@ import { ArchiveRefusedError, FailedPreconditionError, InvalidArgumentError } fr
 import {
   checkRestoreDir, CRI_OWN_MOUNTS, DEFAULT_ARCHIVE_LIMITS, readMetadata, requireBindMounts, unpackArchive, type ArchiveLimits,
 } from '../../shim/archive/index.js';
+import { configDump, TarWriter, writeArchive, writeExclusive } from '../../shim/cri/index.js';
 import { gnuLongEntry, goodArchiveEntries, paxEntry, tarEntry, tarOf, type TarSpec } from './helpers/tar-builder.js';
 
 describe('checkpoint archive: unpacking a hostile archive', () => {
@@ -219,5 +220,35 @@ describe('checkpoint archive: the restore directory an annotation names', () => 
     fs.mkdirSync(path.join(root, 'empty'), { mode: 0o700 });
     bad(path.join(root, 'empty'), FailedPreconditionError);
     bad(path.join(root, 'missing'), FailedPreconditionError);
+  });
+});
+
+describe('checkpoint archive: what ovmigrate-cri CheckpointContainer writes, read back', () => {
+  let tmp: string;
+  beforeEach(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-archive-rt-'))));
+  afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('unpacks and reads the archive writeArchive makes, long image names and all', async () => {
+    const images = path.join(tmp, 'stage', 'checkpoint');
+    fs.mkdirSync(images, { recursive: true });
+    const long = `pages-${'1'.repeat(120)}.img`;
+    for (const n of ['inventory.img', 'pstree.img', long, 'stats-dump']) fs.writeFileSync(path.join(images, n), n);
+    const diff = path.join(tmp, 'stage', 'rootfs-diff.tar');
+    fs.writeFileSync(diff, tarOf({ name: 'count', body: '7\n' }));
+    const location = path.join(tmp, 'cp.tar');
+    const config = configDump({ id: 'c1', name: 'counter_pod_default_uid_0', image: 'localhost/ovmigrate/busybox:latest', imageRef: 'sha256:abc', runtime: 'io.containerd.ovmigrate.v1', createdAt: 1_700_000_000_000_000_000n, checkpointedAt: 1_700_000_100_000_000_000n });
+    const spec = { ociVersion: '1.0.2', process: { args: ['sh', '-c', 'loop'], cwd: '/' }, mounts: [{ destination: '/etc/hosts', type: 'bind', source: '/var/lib/x/hosts', options: ['rbind', 'rprivate', 'rw'] }] };
+    await writeExclusive(location, (fh) => writeArchive(new TarWriter(fh), {
+      images, rootfsDiff: diff, configDump: config, specDump: Buffer.from(JSON.stringify(spec)), statusDump: Buffer.from(JSON.stringify({ image: { image: 'localhost/ovmigrate/busybox:latest' } })),
+    }));
+    const target = path.join(tmp, 'restore');
+    const out = await unpackArchive(fs.createReadStream(location), target, location);
+    assert.deepEqual(out.images.sort(), ['inventory.img', long, 'pstree.img'].sort());
+    assert.ok(out.files.includes('stats-dump'));
+    const meta = readMetadata(target);
+    assert.equal(meta.config.rootfsImageRef, 'sha256:abc');
+    assert.equal(meta.config.rootfsImageName, 'localhost/ovmigrate/busybox:latest');
+    assert.deepEqual(meta.spec.args, ['sh', '-c', 'loop']);
+    requireBindMounts(meta.spec, CRI_OWN_MOUNTS, 'the CRI');
   });
 });

@@ -1,0 +1,171 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { BadDataError, FailedPreconditionError, errorMessage } from '../../common/errors.js';
+import { log, logSafe } from '../../common/log.js';
+import { abortedError } from '../../common/ttrpc/index.js';
+import { ArchiveParts, checkLocation, configDump, criContainerName, tempName, writeArchive, writeExclusive } from './checkpoint-archive.js';
+import { ContainerState, decodeCri, encodeCri, goJson } from './cri-messages.js';
+import { methodPath } from './methods.js';
+import type { InterceptContext, UnaryIntercept } from './proxy.js';
+import { getField } from './wire-fields.js';
+import { overlayUpperDir, writeRootfsDiff } from './rootfs-diff.js';
+import { CONTAINERD_STATE, ShimTask, taskBundle } from './shim-task.js';
+import { TarWriter } from './tar-writer.js';
+import type { Upstream } from './upstream.js';
+
+/** The runtime whose containers are checkpointed here; others go to containerd as they came. */
+export const OVMIGRATE_RUNTIME = 'io.containerd.ovmigrate.v1';
+
+const CONTAINER_STATUS = methodPath({ service: 'RuntimeService', name: 'ContainerStatus', streaming: 'unary' });
+const POD_SANDBOX_STATUS = methodPath({ service: 'RuntimeService', name: 'PodSandboxStatus', streaming: 'unary' });
+/** How long the shim's checkpoint may take; the shim bounds its backend call by its own config (10 min by default). */
+const SHIM_CHECKPOINT_TIMEOUT_MS = 15 * 60_000;
+
+export interface CheckpointOptions {
+  /** containerd's state root (its bundles); /run/containerd. */
+  containerdState?: string;
+}
+
+interface Status {
+  id: string;
+  metadata: { name: string; attempt: number } | null;
+  state: number;
+  created_at: bigint;
+  image: { image: string } | null;
+  image_ref: string;
+  log_path: string;
+}
+
+/** containerd's verbose ContainerStatus info (CRI plugin, "info" key): the fields used here. */
+interface VerboseInfo {
+  sandboxID?: string;
+  runtimeType?: string;
+  pid?: number;
+}
+
+/** A container as the upstream CRI reports it. */
+interface Found {
+  raw: Buffer;
+  status: Status;
+  info: VerboseInfo;
+}
+
+async function containerStatus(upstream: Upstream, id: string, ctx: InterceptContext): Promise<Found> {
+  const reply = await upstream.unary(CONTAINER_STATUS, encodeCri('ContainerStatusRequest', { container_id: id, verbose: true }), ctx);
+  const decoded = decodeCri<{ status: Status | null; info: Record<string, string> }>('ContainerStatusResponse', reply.response);
+  if (!decoded.status) throw new BadDataError(`containerd's ContainerStatus of ${id} has no status`);
+  let info: VerboseInfo = {};
+  try {
+    info = JSON.parse(decoded.info.info ?? '{}') as VerboseInfo;
+  } catch (err) {
+    throw new BadDataError(`containerd's verbose ContainerStatus info of ${id} is not JSON: ${errorMessage(err)}`);
+  }
+  // status.dump is the status message alone (ContainerStatusResponse.status, field 1), from containerd's bytes.
+  return { raw: getField(reply.response, 1, 'message') ?? Buffer.alloc(0), status: decoded.status, info };
+}
+
+async function podMetadata(upstream: Upstream, sandboxId: string, ctx: InterceptContext): Promise<{ name: string; namespace: string; uid: string }> {
+  const reply = await upstream.unary(POD_SANDBOX_STATUS, encodeCri('PodSandboxStatusRequest', { pod_sandbox_id: sandboxId }), ctx);
+  const meta = decodeCri<{ status: { metadata: { name: string; namespace: string; uid: string } | null } | null }>('PodSandboxStatusResponse', reply.response).status?.metadata;
+  if (!meta) throw new BadDataError(`containerd's PodSandboxStatus of ${sandboxId} has no metadata`);
+  return meta;
+}
+
+/**
+ * CheckpointContainer for containers of our runtime: the shim checkpoints
+ * through the host's backend (CRIU never runs in the guest) into a staging
+ * directory beside `location`, and the archive is written there as
+ * containerd 2.x writes it (checkpoint-archive.ts). The container keeps
+ * running. As containerd 2.x does, the container stays paused from the
+ * images through its rw layer, so that both show one moment; the archive is
+ * written after the resume. Any failure resumes it and leaves nothing at
+ * `location` nor in staging. A client that gives up (deadline, cancel) gets
+ * its status at once; the work underway ends, resumes the container and is
+ * removed, as the shim cannot be interrupted mid-checkpoint.
+ */
+export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions = {}): UnaryIntercept {
+  const state = opts.containerdState ?? CONTAINERD_STATE;
+  return async (request, ctx) => {
+    const req = decodeCri<{ container_id: string; location: string }>('CheckpointContainerRequest', request);
+    const found = await containerStatus(upstream, req.container_id, ctx);
+    if (found.info.runtimeType !== OVMIGRATE_RUNTIME) {
+      log.debug(`cri: checkpoint of ${logSafe(req.container_id)} (runtime ${logSafe(String(found.info.runtimeType))}) goes to containerd`);
+      return ctx.forward(request);
+    }
+    const id = found.status.id;
+    if (found.status.state !== ContainerState.RUNNING) {
+      throw new FailedPreconditionError(`container ${id} is ${ContainerState[found.status.state] ?? found.status.state}: only running containers can be checkpointed`);
+    }
+    checkLocation(req.location);
+    if (!found.info.sandboxID) throw new BadDataError(`containerd's verbose ContainerStatus of ${id} names no sandbox`);
+    const pod = await podMetadata(upstream, found.info.sandboxID, ctx);
+    const started = Date.now();
+    let failed: unknown;
+    const stage = await fs.promises.mkdtemp(tempName(path.dirname(req.location), path.basename(req.location), '.staging-'));
+    try {
+      const parts = await checkpointInto(id, taskBundle(id, state), stage, found, pod);
+      if (ctx.signal.aborted) throw abortedError(ctx.signal.reason);
+      await writeExclusive(req.location, async (fh) => writeArchive(new TarWriter(fh), parts));
+    } catch (err) {
+      failed = err;
+      throw err;
+    } finally {
+      await fs.promises.rm(stage, { recursive: true, force: true })
+        .catch((err: unknown) => log.warn(`cri: removing staging ${stage}: ${errorMessage(err)}`));
+      // Said once everything is removed: a client that gave up learns here what became of its checkpoint.
+      if (failed !== undefined) log.warn(`cri: checkpoint of container ${id} into ${logSafe(req.location)} failed, nothing written: ${logSafe(errorMessage(failed))}`);
+    }
+    log.info(`cri: checkpointed container ${id} out of the VM into ${logSafe(req.location)} in ${Date.now() - started} ms`);
+    return { response: encodeCri('CheckpointContainerResponse', {}), headers: new grpc.Metadata(), trailers: new grpc.Metadata() };
+  };
+}
+
+/** The container paused; the shim's images and the rw layer taken into `stage`; resumed. */
+async function checkpointInto(id: string, bundle: string, stage: string, found: Found, pod: { name: string; namespace: string; uid: string }): Promise<ArchiveParts> {
+  const images = path.join(stage, 'checkpoint');
+  const rootfsDiff = path.join(stage, 'rootfs-diff.tar');
+  const upper = overlayUpperDir(path.join(bundle, 'rootfs'));
+  const spec = await fs.promises.readFile(path.join(bundle, 'config.json'));
+  const task = await ShimTask.connect(id, bundle);
+  let failure: unknown;
+  let checkpointedAt = 0n;
+  try {
+    await task.pause();
+    try {
+      await task.checkpoint(images, SHIM_CHECKPOINT_TIMEOUT_MS);
+      checkpointedAt = BigInt(Date.now()) * 1_000_000n;
+      await writeExclusive(rootfsDiff, async (fh) => {
+        const tar = new TarWriter(fh);
+        await writeRootfsDiff(tar, upper);
+        await tar.end();
+      });
+    } catch (err) {
+      failure = err;
+    }
+    await task.resume().catch((err: unknown) => {
+      log.error(`cri: resuming container ${id} after its checkpoint: ${errorMessage(err)}`);
+      failure ??= err;
+    });
+  } finally {
+    task.close();
+  }
+  if (failure !== undefined) throw failure;
+  const s = found.status;
+  return {
+    images,
+    rootfsDiff,
+    specDump: spec,
+    statusDump: Buffer.from(goJson('ContainerStatus', found.raw)),
+    configDump: configDump({
+      id,
+      name: criContainerName(s.metadata ?? { name: '', attempt: 0 }, pod),
+      image: s.image?.image ?? '',
+      imageRef: s.image_ref,
+      runtime: OVMIGRATE_RUNTIME,
+      createdAt: s.created_at,
+      checkpointedAt,
+    }),
+    containerLog: s.log_path || undefined,
+  };
+}
