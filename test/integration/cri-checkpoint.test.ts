@@ -7,7 +7,7 @@ import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { ServedBackend } from '../helpers/served-backend.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
-import { componentBinaries } from '../lab/components/index.js';
+import { componentBinary } from '../lab/components/index.js';
 import { GUEST_CRI_LOG } from '../lab/cri-node.js';
 
 /** A counter appending to a file of the container's rootfs every 0.2 s. */
@@ -94,7 +94,8 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'python3', 'tar', 'busybox', 'gcc']);
     try {
-      checkpointctl = componentBinaries().checkpointctl;
+      checkpointctl = componentBinary('checkpointctl');
+      componentBinary('crictl');
     } catch (err) {
       missingComponent(this, (err as Error).message);
     }

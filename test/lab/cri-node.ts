@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from './busybox-image.js';
-import { componentBinaries } from './components/index.js';
+import { componentBinary } from './components/index.js';
 import { GuestCriOptions, SHIM_BIN, guestScript, startGuestContainerd } from './containerd.js';
 import { PAUSE_IMAGE, buildPauseImage } from './pause-image.js';
 
@@ -11,6 +11,11 @@ export const GUEST_CRI_SOCKET = '/run/ovmigrate/cri.sock';
 export const GUEST_CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
 /** ovmigrate-cri's log in the guest. */
 export const GUEST_CRI_LOG = '/run/ovmigrate-cri.log';
+/** ovmigrate-cri's pid in the guest (to stop or restart it). */
+export const GUEST_CRI_PID = '/run/ovmigrate-cri.pid';
+
+/** Seconds ovmigrate-cri may take to answer: a node program starting in a TCG guest on a loaded host. */
+const START_TIMEOUT_S = 300;
 
 export interface GuestCriNode extends GuestCriOptions {
   /**
@@ -39,7 +44,7 @@ async function imageArchives(work: string): Promise<string[]> {
  * crictl (from the components cache) pointed at it by /etc/crictl.yaml.
  */
 export async function startGuestCri(guest: string, node: GuestCriNode): Promise<void> {
-  const crictl = componentBinaries().crictl;
+  const crictl = componentBinary('crictl');
   await startGuestContainerd(guest, { cri: { line: node.line } });
   const archives = await imageArchives(node.work);
   await guestScript(guest, `
@@ -49,8 +54,10 @@ export async function startGuestCri(guest: string, node: GuestCriNode): Promise<
     for a in ${archives.join(' ')}; do ctr -n k8s.io image import "$a" >/dev/null; done
     crictl version >/dev/null 2>&1 && exit 0
     setsid ${SHIM_BIN}/ovmigrate-cri --listen ${GUEST_CRI_SOCKET} --containerd ${GUEST_CONTAINERD_SOCKET} </dev/null >${GUEST_CRI_LOG} 2>&1 &
-    for i in $(seq 300); do crictl version >/dev/null 2>&1 && crictl info >/dev/null 2>&1 && exit 0; sleep 0.2; done
-    tail -20 ${GUEST_CRI_LOG}; tail -20 /run/containerd.log; exit 1`, 120_000);
+    echo $! > ${GUEST_CRI_PID}
+    end=$(($(date +%s) + ${START_TIMEOUT_S}))
+    while [ $(date +%s) -lt $end ]; do crictl version >/dev/null 2>&1 && crictl info >/dev/null 2>&1 && exit 0; sleep 0.5; done
+    tail -20 ${GUEST_CRI_LOG}; tail -20 /run/containerd.log; exit 1`, (START_TIMEOUT_S + 300) * 1000);
 }
 
 /** The images a CRI node has in k8s.io. */

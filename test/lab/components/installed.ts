@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError } from '../../../common/errors.js';
 import { cacheRoot } from '../paths.js';
-import { ComponentPin, readPins } from './pins.js';
+import { ComponentPin, PINS_FILE, readPins } from './pins.js';
 
 /**
  * How a component is built, beyond its pin: a change here (flags, layout)
@@ -99,4 +99,17 @@ export function componentBinaries(pins = readPins()): Record<string, string> {
 export function componentsPath(pins = readPins()): string {
   componentBinaries(pins);
   return pins.map((p) => path.join(componentDir(p), 'bin')).join(':');
+}
+
+/**
+ * One pinned program's path in the cache, without building: for a test that
+ * needs only it (crictl, checkpointctl), not every component built. Missing
+ * or stale: a NotFoundError naming `lab components`.
+ */
+export function componentBinary(name: string, pins = readPins()): string {
+  const pin = pins.find((p) => p.binaries.some((b) => b.name === name));
+  if (!pin) throw new NotFoundError(`no pinned component builds ${name} (${PINS_FILE})`);
+  const have = installed(pin);
+  if (!have) throw new NotFoundError(`component ${pin.id} ${pin.version} (${name}) not built in ${componentsRoot()} (run \`lab components ${pin.id}\`)`);
+  return have.binaries[name];
 }
