@@ -62,7 +62,8 @@ describe('ovmigrate-cri restore: crictl create from a checkpoint archive in anot
   let backend: ServedBackend;
 
   const sh = (g: UpResult, script: string, timeoutS?: number) => suite.sh(g.name, script, timeoutS);
-  const crictl = async (g: UpResult, args: string, timeoutS?: number) => (await sh(g, `crictl ${args}`, timeoutS)).trim();
+  /** crictl with room for a loaded TCG guest: a shim (a node program) can take minutes to start there. */
+  const crictl = async (g: UpResult, args: string) => (await sh(g, `crictl -t 300s ${args}`, 400)).trim();
   const counts = async (g: UpResult, id: string) => (await crictl(g, `exec ${id} cat /count`)).split('\n').map(Number);
 
   /** pod.json: node network (no CNI here), a pid namespace of the container's own (what the kubelet asks by default). */
@@ -84,7 +85,7 @@ describe('ovmigrate-cri restore: crictl create from a checkpoint archive in anot
 
   async function runPod(g: UpResult, name: string): Promise<{ pod: string; podFile: string }> {
     const podFile = podJson(name);
-    const pod = await crictl(g, `runp ${podFile}`, 120);
+    const pod = await crictl(g, `runp ${podFile}`);
     pods.set(g, [...(pods.get(g) ?? []), pod]);
     return { pod, podFile };
   }
@@ -92,8 +93,8 @@ describe('ovmigrate-cri restore: crictl create from a checkpoint archive in anot
   /** The counter running in guest A through ovmigrate-cri. */
   async function startCounter(name: string): Promise<string> {
     const { pod, podFile } = await runPod(a, name);
-    const id = await crictl(a, `create ${pod} ${ctrJson(name, CRI_NODE_IMAGES.busybox, ['sh', '-c', LOOP])} ${podFile}`, 120);
-    await crictl(a, `start ${id}`, 120);
+    const id = await crictl(a, `create ${pod} ${ctrJson(name, CRI_NODE_IMAGES.busybox, ['sh', '-c', LOOP])} ${podFile}`);
+    await crictl(a, `start ${id}`);
     await sh(a, 'sleep 1.5');
     return id;
   }
@@ -132,8 +133,8 @@ json.dump({"id": s["id"], "name": s["metadata"]["name"], "rootfsImage": s["image
   /** crictl runp, create (image = the archive) and start in guest B; the restored container's id. */
   async function restoreIn(g: UpResult, name: string, archive: string): Promise<string> {
     const { pod, podFile } = await runPod(g, name);
-    const id = await crictl(g, `create ${pod} ${ctrJson(name, archive)} ${podFile}`, 300);
-    await crictl(g, `start ${id}`, 300);
+    const id = await crictl(g, `create ${pod} ${ctrJson(name, archive)} ${podFile}`);
+    await crictl(g, `start ${id}`);
     return id;
   }
 
@@ -169,13 +170,13 @@ json.dump({"id": s["id"], "name": s["metadata"]["name"], "rootfsImage": s["image
   after(async () => {
     await backend?.stop();
     if (a) await sh(a, `rm -rf /etc/ovmigrate/shim.json ${OUT}; [ ! -e /run/ovmigrate/relay.pid ] || kill $(cat /run/ovmigrate/relay.pid) 2>/dev/null; true`).catch(() => undefined);
-    await Promise.all([...pods].map(([g, ids]) => sh(g, `for p in ${ids.join(' ')}; do crictl rmp -f $p >/dev/null 2>&1; done; true`, 120).catch(() => undefined)));
+    await Promise.all([...pods].map(([g, ids]) => sh(g, `for p in ${ids.join(' ')}; do crictl -t 300s rmp -f $p >/dev/null 2>&1; done; true`, 400).catch(() => undefined)));
     await suite.leave();
   });
 
   it('crictl checkpoint through ovmigrate-cri in A, crictl create and start from the archive in B: the counter goes on', async () => {
     const id = await startCounter('ours');
-    const r = await sh(a, `crictl -t 60s checkpoint --export=${OUT}/cp.tar ${id} 2>&1 && cp ${OUT}/cp.tar ${share}/cp.tar`, 300);
+    const r = await sh(a, `crictl -t 120s checkpoint --export=${OUT}/cp.tar ${id} 2>&1 && cp ${OUT}/cp.tar ${share}/cp.tar`, 300);
     const archive = path.join(share, 'cp.tar');
     assert.ok(fs.existsSync(archive), r);
     // The counter's value in the archive: the lines of /count in its rw layer.
@@ -185,8 +186,8 @@ json.dump({"id": s["id"], "name": s["metadata"]["name"], "rootfsImage": s["image
     const restored = await restoreIn(b, 'ours', archive);
     assert.equal(JSON.parse(await crictl(b, `inspect -o json ${restored}`)).status.state, 'CONTAINER_RUNNING');
     await assertContinues(b, restored, n);
-    await crictl(b, `stop ${restored}`, 120);
-    await crictl(b, `rm ${restored}`, 120);
+    await crictl(b, `stop ${restored}`);
+    await crictl(b, `rm ${restored}`);
   });
 
   it('an archive in containerd 2.x layout (in-guest runc/CRIU in A) restores in B and the counter goes on', async () => {
@@ -199,8 +200,8 @@ json.dump({"id": s["id"], "name": s["metadata"]["name"], "rootfsImage": s["image
     await assertContinues(b, restored, n);
     // The restore directory goes with the container.
     assert.notEqual((await sh(b, 'ls /var/lib/ovmigrate/restore')).trim(), '');
-    await crictl(b, `stop ${restored}`, 120);
-    await crictl(b, `rm ${restored}`, 120);
+    await crictl(b, `stop ${restored}`);
+    await crictl(b, `rm ${restored}`);
     assert.equal((await sh(b, 'ls /var/lib/ovmigrate/restore')).trim(), '');
   });
 
@@ -211,8 +212,8 @@ json.dump({"id": s["id"], "name": s["metadata"]["name"], "rootfsImage": s["image
     await sh(b, `ctr -n k8s.io image import ${image} >/dev/null`, 300);
     const restored = await restoreIn(b, 'image', 'localhost/ovmigrate/counter-checkpoint:latest');
     await assertContinues(b, restored, ours.n);
-    await crictl(b, `stop ${restored}`, 120);
-    await crictl(b, `rm ${restored}`, 120);
+    await crictl(b, `stop ${restored}`);
+    await crictl(b, `rm ${restored}`);
     await sh(b, 'ctr -n k8s.io image rm localhost/ovmigrate/counter-checkpoint:latest >/dev/null');
   });
 
@@ -221,7 +222,7 @@ json.dump({"id": s["id"], "name": s["metadata"]["name"], "rootfsImage": s["image
     await sh(b, `set -e; w=$(mktemp -d /run/ovm-evil.XXXXXX); cd $w; mkdir checkpoint; echo x > checkpoint/inventory.img
       echo '{}' > spec.dump; ln -s /etc/shadow config.dump; tar -cf ${evil} checkpoint spec.dump config.dump; rm -rf $w`);
     const { pod, podFile } = await runPod(b, 'evil');
-    const out = await sh(b, `crictl create ${pod} ${ctrJson('evil', evil)} ${podFile} 2>&1; echo "exit $?"`);
+    const out = await sh(b, `crictl -t 300s create ${pod} ${ctrJson('evil', evil)} ${podFile} 2>&1; echo "exit $?"`);
     assert.match(out, /InvalidArgument.*checkpoint archive entry \\?"config.dump\\?": symlink \(to \\?"\/etc\/shadow\\?"\)/s);
     assert.match(out, /exit 1/);
     assert.equal((await sh(b, 'ls /var/lib/ovmigrate/restore 2>/dev/null; true')).trim(), '');
