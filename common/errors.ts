@@ -40,6 +40,17 @@ export class BadDataError extends OvmError {
   override readonly code = 'BAD_DATA';
 }
 
+/**
+ * A checkpoint archive (or a tar inside one) we refuse to unpack or apply:
+ * `entry` is the entry's name as the archive gives it, `reason` why.
+ */
+export class ArchiveRefusedError extends OvmError {
+  override readonly code = 'ARCHIVE_REFUSED';
+  constructor(readonly entry: string, readonly reason: string) {
+    super(`checkpoint archive entry ${JSON.stringify(entry)}: ${reason}`);
+  }
+}
+
 /** The request is understood but asks for something not supported (a kind of file, a socket state). */
 export class UnsupportedError extends OvmError {
   override readonly code = 'UNSUPPORTED';

@@ -1,5 +1,6 @@
 import {
   AlreadyExistsError,
+  ArchiveRefusedError,
   BadDataError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -67,7 +68,7 @@ const ERRNO_STATUS: Record<string, StatusCode> = {
 /** The status a server answers with for an error thrown by a handler. */
 export function statusOf(err: unknown): StatusCode {
   if (err instanceof TtrpcError) return err.status;
-  if (err instanceof InvalidArgumentError || err instanceof BadDataError) return StatusCode.INVALID_ARGUMENT;
+  if (err instanceof InvalidArgumentError || err instanceof BadDataError || err instanceof ArchiveRefusedError) return StatusCode.INVALID_ARGUMENT;
   if (err instanceof NotFoundError) return StatusCode.NOT_FOUND;
   if (err instanceof AlreadyExistsError) return StatusCode.ALREADY_EXISTS;
   if (err instanceof TimeoutError) return StatusCode.DEADLINE_EXCEEDED;

@@ -6,6 +6,7 @@ import {
 import { log } from '../../common/log.js';
 import type { ProcessHelper } from '../subreaper/index.js';
 import { AnyMessage, packMessage, unpackAny } from './api.js';
+import { bundleRestore, prepareBundleRestore } from './bundle-restore.js';
 import type { Checkpointer, CheckpointOptions } from './checkpoint.js';
 import type { ExitTracker } from './exits.js';
 import { Freezer } from './freezer.js';
@@ -59,16 +60,22 @@ export class Container {
     this.freezer = new Freezer(runc, id, bundle);
   }
 
-  /** Mounts the rootfs, opens the init's stdio and runs runc create (a restore waits for Start). */
+  /**
+   * Mounts the rootfs, opens the init's stdio and runs runc create (a restore
+   * waits for Start; ovmigrate-cri's puts the checkpoint's rw changes on the rootfs first).
+   */
   static async create(req: CreateTaskRequest, ctx: ContainerContext): Promise<Container> {
     checkId('container', req.id);
     const bundle = path.resolve(req.bundle);
     const cgroupsPath = specCgroupsPath(bundle);
     const runc = new Runc(ctx.namespace, runtimeBinary(req.options));
     const init = new TaskProcess(req.id, '', stdioPaths(req));
-    const c = new Container(ctx, req.id, bundle, cgroupsPath, init, runc, req.checkpoint || undefined);
+    // containerd's own checkpoint (ctr container restore, 2.x restore via create) wins over ovmigrate-cri's annotation.
+    const restore = req.checkpoint ? undefined : bundleRestore(bundle);
+    const c = new Container(ctx, req.id, bundle, cgroupsPath, init, runc, req.checkpoint || restore?.images);
     c.rootfsMounted = await mountRootfs(bundle, req.rootfs);
     try {
+      if (restore) await prepareBundleRestore(restore, bundle);
       init.io = await ProcessIO.open(ctx.helper, init.paths);
       if (!c.checkpoint) {
         const pidFile = path.join(bundle, 'init.pid');

@@ -2,7 +2,11 @@
 export { CRI_METHODS, CRI_METHODS_BY_PATH, CRI_PACKAGE, methodPath, type CriMethod, type CriStreaming } from './methods.js';
 export { CriProxy, type InterceptContext, type Intercepts, type UnaryIntercept } from './proxy.js';
 export { Upstream, UpstreamStatusError, forwardable, type CallOptions, type UnaryReply, type UpstreamOptions } from './upstream.js';
-export { editField, getField, getNestedString, getString, scanFields, setField, setString, type WireField } from './wire-fields.js';
+export { CHECKPOINT_ANNOTATION, ContainerdCheckpointImages, CRI_NAMESPACE } from './checkpoint-image.js';
+export { CriRestore, type CheckpointImageSource, type RestoreOptions } from './restore.js';
+export {
+  appendField, dropFields, editField, getField, getNestedString, getRepeated, getString, mapEntry, scanFields, setField, setString, type WireField,
+} from './wire-fields.js';
 export { checkpointContainer, OVMIGRATE_RUNTIME, type CheckpointOptions } from './checkpoint-container.js';
 export { configDump, criContainerName, goTime, writeArchive, writeExclusive, type ArchiveParts, type ConfigDumpInput } from './checkpoint-archive.js';
 export { TarWriter, type TarHeader } from './tar-writer.js';

@@ -2,7 +2,8 @@
  * ovmigrate-cri: the guest's CRI endpoint for the kubelet and crictl. It
  * serves CRI runtime.v1 on a unix socket and forwards every call to
  * containerd's CRI socket (see proxy.ts), except CheckpointContainer of our
- * runtime's containers (checkpoint-container.ts).
+ * runtime's containers (checkpoint-container.ts), and CreateContainer from a
+ * checkpoint archive or image and RemoveContainer of what it made (restore.ts).
  *
  *   ovmigrate-cri [--listen /run/ovmigrate/cri.sock] [--containerd /run/containerd/containerd.sock] [--containerd-state /run/containerd]
  */
@@ -13,8 +14,10 @@ import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 
 import { AlreadyExistsError, errorMessage } from '../../common/errors.js';
 import { log, setLogLevel } from '../../common/log.js';
 import { checkpointContainer } from './checkpoint-container.js';
+import { ContainerdCheckpointImages } from './checkpoint-image.js';
 import { methodPath } from './methods.js';
 import { CriProxy, type Intercepts } from './proxy.js';
+import { CriRestore } from './restore.js';
 import { CONTAINERD_STATE } from './shim-task.js';
 import { Upstream } from './upstream.js';
 
@@ -56,8 +59,10 @@ async function serve(o: Options): Promise<void> {
   fs.mkdirSync(path.dirname(listen), { recursive: true, mode: 0o700 });
   await clearStaleSocket(listen);
   const upstream = new Upstream(path.resolve(o.containerd), { connectTimeoutMs: o.connectTimeout * 1000 });
+  const restore = new CriRestore(upstream, { checkpointImage: new ContainerdCheckpointImages(upstream) });
   const intercepts: Intercepts = new Map([
     [methodPath({ service: 'RuntimeService', name: 'CheckpointContainer', streaming: 'unary' }), checkpointContainer(upstream, { containerdState: o.containerdState })],
+    ...restore.intercepts(),
   ]);
   const proxy = new CriProxy(upstream, intercepts);
   await proxy.listen(listen);

@@ -120,3 +120,32 @@ export function getNestedString(message: Uint8Array, path: readonly number[]): s
   }
   return current?.toString('utf8');
 }
+
+/** Every occurrence of a length-delimited field (a repeated string, message or map entry), in wire order. */
+export function getRepeated(message: Uint8Array, field: number): Buffer[] {
+  return lengthDelimited(message, field).map((f) => Buffer.from(message.buffer, message.byteOffset + f.valueStart, f.valueEnd - f.valueStart));
+}
+
+/** The message with one more occurrence of a length-delimited field at its end (a repeated element, a map entry). */
+export function appendField(message: Uint8Array, field: number, value: Uint8Array): Buffer {
+  const encoded = protobuf.Writer.create().uint32((field << 3) | LENGTH_DELIMITED).bytes(value).finish();
+  return Buffer.concat([message, encoded]);
+}
+
+/** The message without the occurrences of a length-delimited field whose payload `drop` picks; every other byte kept. */
+export function dropFields(message: Uint8Array, field: number, drop: (value: Buffer) => boolean): Buffer {
+  const parts: Uint8Array[] = [];
+  let pos = 0;
+  for (const f of lengthDelimited(message, field)) {
+    if (!drop(Buffer.from(message.buffer, message.byteOffset + f.valueStart, f.valueEnd - f.valueStart))) continue;
+    parts.push(message.subarray(pos, f.start));
+    pos = f.end;
+  }
+  parts.push(message.subarray(pos));
+  return Buffer.concat(parts);
+}
+
+/** A map<string,string> entry's payload (key 1, value 2). */
+export function mapEntry(key: string, value: string): Buffer {
+  return Buffer.concat([setString(Buffer.alloc(0), 1, key), setString(Buffer.alloc(0), 2, value)]);
+}
