@@ -12,6 +12,8 @@ export interface GuestSpec {
   /** Shares over virtiofs (a virtiofsd each), mounted at the same path: a guest can hold a directory open across a host rename. */
   virtiofs: string[];
   bootTimeoutMs: number;
+  /** The kernel asked for (`6.1`, `6.12-rt`...); GuestState.kernel is the version that booted. */
+  kernelChoice: string;
 }
 
 /** A running lab guest, as recorded in its state.json (and printed by `lab up`). */

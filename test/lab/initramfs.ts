@@ -34,10 +34,10 @@ export async function ensureInitramfs(kernel: GuestKernel): Promise<string> {
     fs.copyFileSync(BUSYBOX, path.join(stage, 'bin', 'busybox'));
     fs.chmodSync(path.join(stage, 'bin', 'busybox'), 0o755);
     // /init loads them in glob order, so the index prefix keeps dependencies first.
-    modules.forEach((file, i) => {
-      const name = `${String(i).padStart(2, '0')}-${path.basename(file)}`;
-      fs.copyFileSync(path.join(kernel.modules, file), path.join(stage, 'modules', name));
-    });
+    for (const [i, file] of modules.entries()) {
+      const name = `${String(i).padStart(2, '0')}-${path.basename(file).replace(/\.ko\.(xz|zst|gz)$/, '.ko')}`;
+      await unpackModule(path.join(kernel.modules, file), path.join(stage, 'modules', name));
+    }
     fs.writeFileSync(path.join(stage, 'init'), INIT_SCRIPT, { mode: 0o755 });
     const files = (await run('find', ['.', '-mindepth', '1'], { cwd: stage })).split('\n').filter(Boolean).sort();
     const cpio = await cpioNewc(stage, files);
@@ -48,6 +48,19 @@ export async function ensureInitramfs(kernel: GuestKernel): Promise<string> {
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
   }
+}
+
+/**
+ * Copies a module file, decompressed: Debian's 6.12 ships modules as .ko.xz,
+ * which busybox's insmod passes to init_module as they are (6.1's are plain .ko).
+ */
+async function unpackModule(from: string, to: string): Promise<void> {
+  const ext = /\.ko\.(xz|zst|gz)$/.exec(from)?.[1] as 'xz' | 'zst' | 'gz' | undefined;
+  if (!ext) return fs.copyFileSync(from, to);
+  const tool = { xz: 'xz', zst: 'zstd', gz: 'gzip' }[ext];
+  const child = promisify(execFile);
+  const { stdout } = await child(tool, ['-dc', from], { encoding: 'buffer', maxBuffer: 256 << 20 });
+  fs.writeFileSync(to, stdout);
 }
 
 async function cpioNewc(cwd: string, files: string[]): Promise<Buffer> {

@@ -7,6 +7,7 @@ import { removeVmDescription } from '../../introspect/vm/index.js';
 import { GuestSpec, GuestState, isAlive, readState } from './guest.js';
 import { ensureInitramfs } from './initramfs.js';
 import { ensureKernel } from './kernel.js';
+import { DEFAULT_KERNEL, kernelChoiceName, parseKernelChoice } from './kernel-packages.js';
 import { KeeperOptions, KeeperReport, consoleTail } from './keeper.js';
 import { checkName, guestPaths, labRoot } from './paths.js';
 import { checkPath, qemuArgs } from './qemu-args.js';
@@ -20,6 +21,8 @@ export interface UpOptions {
   shares?: string[];
   virtiofs?: string[];
   bootTimeoutMs?: number;
+  /** `6.1` (default), `6.12`, with an optional flavour: `6.12-cloud`, `6.1-rt` (see kernel-packages.ts). */
+  kernel?: string;
 }
 
 /** Boots a lab guest and returns once a command can run in it. */
@@ -30,13 +33,13 @@ export async function up(name: string, opts: UpOptions = {}): Promise<GuestState
   if (old && isAlive(old.keeperPid)) throw new AlreadyExistsError(`lab guest ${name} is already running (qemu pid ${old.qemuPid})`);
   removeLeftovers(name);
 
-  const kernel = await ensureKernel();
+  const kernel = await ensureKernel(parseKernelChoice(spec.kernelChoice));
   const initramfs = await ensureInitramfs(kernel);
   fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const options: KeeperOptions = { spec, qemu: QEMU, args: qemuArgs(spec, paths, kernel, initramfs), kernel: kernel.version };
   log.debug('starting lab guest', { name, args: options.args.join(' ') });
 
-  log.info(`booting lab guest ${name} (${spec.memoryMiB} MiB, ${spec.cpus} vCPUs, ${spec.paging}-level paging)`);
+  log.info(`booting lab guest ${name} (${kernel.version}, ${spec.memoryMiB} MiB, ${spec.cpus} vCPUs, ${spec.paging}-level paging)`);
   const started = Date.now();
   const keeperLog = fs.openSync(paths.keeperLog, 'a');
   const keeper = spawn(process.execPath, [path.join(__dirname, 'keeper-main.js'), JSON.stringify(options)], {
@@ -75,6 +78,7 @@ function checkSpec(name: string, opts: UpOptions): GuestSpec {
     shares: (opts.shares ?? []).map((s) => path.resolve(s)),
     virtiofs: (opts.virtiofs ?? []).map((s) => path.resolve(s)),
     bootTimeoutMs: opts.bootTimeoutMs ?? 120_000,
+    kernelChoice: kernelChoiceName(parseKernelChoice(opts.kernel ?? kernelChoiceName(DEFAULT_KERNEL))),
   };
   if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 256 || spec.memoryMiB > 16384) {
     throw new InvalidArgumentError(`--memory ${spec.memoryMiB}: give MiB between 256 and 16384`);
