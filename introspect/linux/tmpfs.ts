@@ -2,7 +2,7 @@ import { BadDataError, UnsupportedError } from '../../common/errors.js';
 import { KObject, listForEach } from '../kernel/object.js';
 import { dentryName } from './d-path.js';
 import { pageCacheRuns, runPages } from './page-cache.js';
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from './stat.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, inodeMtimeSec } from './stat.js';
 
 /** Bounds on what one tmpfs may hold for a dump: entries, and bytes of file data in RAM. */
 const MAX_ENTRIES = 1 << 16;
@@ -126,7 +126,7 @@ export function tmpfsEntries(sb: KObject, opts: TmpfsOptions = {}): TmpfsEntry[]
       mode,
       uid: inode.member('i_uid.val').num(),
       gid: inode.member('i_gid.val').num(),
-      mtime: Number(inode.member('i_mtime.tv_sec').value()),
+      mtime: Number(inodeMtimeSec(inode)),
     };
     const first = seen.get(inodeAddr);
     if (first !== undefined && (mode & S_IFMT) !== S_IFDIR) {

@@ -4,13 +4,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { GuestKernel, moduleLoadOrder } from './kernel.js';
+import { GuestKernel, hasModule, moduleLoadOrder } from './kernel.js';
 import { cacheRoot } from './paths.js';
 import { INIT_SCRIPT } from './init-script.js';
 import { run } from './run.js';
 
-/** What the initramfs needs to mount the host root over 9p under an overlay, and --virtiofs shares. */
-const EARLY_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p', 'overlay', 'virtiofs'];
+/** What the initramfs needs to mount the host root over 9p (or virtiofs, rootShare()) under an overlay, and --virtiofs shares. */
+const EARLY_MODULES = ['virtio_pci', 'virtio_console', 'overlay', 'virtiofs'];
+const NINE_P_MODULES = ['9pnet_virtio', '9p'];
+
+/** How a guest of this kernel mounts the host root: Debian's cloud kernels are built without 9p (CONFIG_NET_9P unset). */
+export function rootShare(kernel: GuestKernel): '9p' | 'virtiofs' {
+  return hasModule(kernel, '9pnet_virtio') ? '9p' : 'virtiofs';
+}
 const BUSYBOX = '/bin/busybox';
 
 /**
@@ -18,7 +24,7 @@ const BUSYBOX = '/bin/busybox';
  * a static busybox, the early modules and our /init.
  */
 export async function ensureInitramfs(kernel: GuestKernel): Promise<string> {
-  const modules = moduleLoadOrder(kernel, EARLY_MODULES);
+  const modules = moduleLoadOrder(kernel, rootShare(kernel) === '9p' ? [...EARLY_MODULES, ...NINE_P_MODULES] : EARLY_MODULES);
   const key = crypto.createHash('sha256')
     .update(kernel.version).update(INIT_SCRIPT).update(modules.join(' '))
     .update(fs.readFileSync(BUSYBOX))

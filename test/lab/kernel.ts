@@ -83,6 +83,17 @@ export async function ensureKernel(choice: KernelChoice = DEFAULT_KERNEL): Promi
   return kernel;
 }
 
+/** Whether the kernel has a module of that name, loadable or built in. */
+export function hasModule(kernel: GuestKernel, name: string): boolean {
+  try {
+    moduleLoadOrder(kernel, [name]);
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
+}
+
 /**
  * Module files to insmod, dependencies first, for the named modules, from the
  * kernel's modules.dep (so the list follows the kernel, not a fixed order).

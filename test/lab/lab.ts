@@ -5,7 +5,7 @@ import { AlreadyExistsError, ExternalError, InvalidArgumentError, NotFoundError 
 import { log } from '../../common/log.js';
 import { removeVmDescription } from '../../introspect/vm/index.js';
 import { GuestSpec, GuestState, isAlive, readState } from './guest.js';
-import { ensureInitramfs } from './initramfs.js';
+import { ensureInitramfs, rootShare } from './initramfs.js';
 import { ensureKernel } from './kernel.js';
 import { DEFAULT_KERNEL, kernelChoiceName, parseKernelChoice } from './kernel-packages.js';
 import { KeeperOptions, KeeperReport, consoleTail } from './keeper.js';
@@ -35,6 +35,10 @@ export async function up(name: string, opts: UpOptions = {}): Promise<GuestState
 
   const kernel = await ensureKernel(parseKernelChoice(spec.kernelChoice));
   const initramfs = await ensureInitramfs(kernel);
+  spec.rootShare = rootShare(kernel);
+  if (spec.rootShare !== '9p' && spec.shares.length) {
+    throw new InvalidArgumentError(`kernel ${kernel.version} has no 9p (Debian's cloud flavour): give --virtiofs instead of --share`);
+  }
   fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const options: KeeperOptions = { spec, qemu: QEMU, args: qemuArgs(spec, paths, kernel, initramfs), kernel: kernel.version };
   log.debug('starting lab guest', { name, args: options.args.join(' ') });
