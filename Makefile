@@ -45,10 +45,12 @@ components: deps build
 
 integration: deps build
 	$(LAB) lab prepare >/dev/null
+	$(LAB) lab prepare --kernel 6.12 >/dev/null
 	$(MOCHA) --timeout 600000 'dist/test/integration/**/*.test.js'
 
 test: deps build
 	$(LAB) lab prepare >/dev/null
+	$(LAB) lab prepare --kernel 6.12 >/dev/null
 	$(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
 
 # Hostile guest RAM: the attach and readers on a fake kernel, then the readers and the dump over a real guest's corrupted RAM.

@@ -23,8 +23,8 @@ export function armedTimers(leader: KObject): ArmedTimers {
 
 /**
  * An empty list_head points at itself; an hlist_head is empty when `first`
- * is NULL. signal_struct.posix_timers became an hlist_head in 6.11 (commit
- * 52dea0a1ffb4, "posix-timers: Convert timer list to hlist"); told apart by
+ * is NULL. signal_struct.posix_timers is an hlist_head by 6.12 ("posix-timers:
+ * Convert timer list to hlist"); told apart by
  * the member's BTF type.
  */
 function listEmpty(head: KObject): boolean {
