@@ -112,22 +112,22 @@ for (const kernel of POOL_KERNELS) {
 
     it('tells every kind of open file, with the paths /proc/PID/fd shows', async () => {
       const script = `
-  import ctypes, os, select, signal, socket, time
-  libc = ctypes.CDLL(None, use_errno=True)
-  kinds = {}
-  kinds[os.eventfd(0)] = 'eventfd'
-  ep = select.epoll(); kinds[ep.fileno()] = 'epoll'
-  mask = (ctypes.c_ulong * 16)(1 << (signal.SIGUSR2 - 1))
-  kinds[libc.signalfd(-1, mask, 0)] = 'signalfd'
-  kinds[libc.timerfd_create(1, 0)] = 'timerfd'
-  kinds[os.memfd_create('ovm')] = 'memfd'
-  srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(); kinds[srv.fileno()] = 'inet-socket'
-  m, s = os.openpty(); kinds[s] = 'tty'
-  kinds[os.open('/tmp', os.O_RDONLY | os.O_DIRECTORY)] = 'directory'
-  os.mkfifo('/tmp/ovm-fifo'); kinds[os.open('/tmp/ovm-fifo', os.O_RDWR)] = 'fifo'
-  print(os.getpid(), ' '.join(f'{fd}={k}' for fd, k in kinds.items()), flush=True)
-  time.sleep(1000)
-  `;
+import ctypes, os, select, signal, socket, time
+libc = ctypes.CDLL(None, use_errno=True)
+kinds = {}
+kinds[os.eventfd(0)] = 'eventfd'
+ep = select.epoll(); kinds[ep.fileno()] = 'epoll'
+mask = (ctypes.c_ulong * 16)(1 << (signal.SIGUSR2 - 1))
+kinds[libc.signalfd(-1, mask, 0)] = 'signalfd'
+kinds[libc.timerfd_create(1, 0)] = 'timerfd'
+kinds[os.memfd_create('ovm')] = 'memfd'
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(); kinds[srv.fileno()] = 'inet-socket'
+m, s = os.openpty(); kinds[s] = 'tty'
+kinds[os.open('/tmp', os.O_RDONLY | os.O_DIRECTORY)] = 'directory'
+os.mkfifo('/tmp/ovm-fifo'); kinds[os.open('/tmp/ovm-fifo', os.O_RDWR)] = 'fifo'
+print(os.getpid(), ' '.join(f'{fd}={k}' for fd, k in kinds.items()), flush=True)
+time.sleep(1000)
+`;
       fs.writeFileSync(path.join(share, 'kinds.py'), script);
       const [pidText, ...pairs] = (await guestSh(guest.name, `rm -f /tmp/ovm-fifo; setsid python3 ${share}/kinds.py > /tmp/kinds.out 2>&1 </dev/null & while [ ! -s /tmp/kinds.out ]; do sleep 0.3; done; cat /tmp/kinds.out`)).trim().split(/\s+/);
       const kpid = Number(pidText);

@@ -10,8 +10,7 @@ type Proc = ProcessInfo;
 
 /** The guests ps reads: both paging modes on 6.1, and each other kernel of the run (sharing the dump suite's guest). */
 const VARIANTS: { title: string; key: PoolKey }[] = [
-  { title: '5-level', key: {} },
-  { title: '4-level', key: { paging: 4 } },
+  ...(POOL_KERNELS.includes('6.1') ? [{ title: '5-level', key: {} }, { title: '4-level', key: { paging: 4 as const } }] : []),
   ...POOL_KERNELS.filter((k) => k !== '6.1').map((kernel) => ({ title: `kernel ${kernel}, 5-level`, key: { kernel, slot: 'a' as const } })),
 ];
 const suite = new PoolSuite('ps', VARIANTS.map((v) => v.key));

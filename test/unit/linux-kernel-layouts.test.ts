@@ -37,7 +37,7 @@ describe('readers follow the layout in the BTF (6.1 and 6.12)', () => {
     assert.deepEqual(fileOwner(KObject.struct(pointer.program(), 'file', owned)), { uid: 0, euid: 5, signum: 29, pidType: 0, pid: 0n });
   });
 
-  it('posix_timers: a list_head (6.1) or an hlist_head (6.11 and later)', () => {
+  it('posix_timers: a list_head (6.1) or an hlist_head (6.12)', () => {
     const structs = (head: string): Decls => ({
       cpu_itimer: [['expires', 'u64'], ['incr', 'u64']],
       hrtimer: [['node', 'u64'], ['state', 'u8']],
