@@ -46,12 +46,14 @@ components: deps build
 
 integration: deps build
 	$(LAB) lab prepare >/dev/null
+	$(LAB) lab prepare --kernel 6.12 >/dev/null
 	$(MOCHA) --timeout 600000 'dist/test/integration/**/*.test.js'
 
 # The Go components the suites declare build niced in the background from the start of the run (a cold cache:
 # ~16 CPU-minutes); the component checks come last, so that build has the whole run to finish.
 test: deps build
 	$(LAB) lab prepare >/dev/null
+	$(LAB) lab prepare --kernel 6.12 >/dev/null
 	$(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' 'dist/test/components/**/*.test.js'
 
 # cri-tools' conformance suite twice against a containerd 1.6 of the test's own on this host (CRI on, local images,

@@ -142,3 +142,20 @@ export function* listForEach(prog: Program, head: bigint, structName: string, me
   }
 }
 
+
+/**
+ * Entries of a kernel hlist (struct hlist_head at `head`, NULL-terminated
+ * through hlist_node.next) of `structName` linked through `memberPath`.
+ * Bounded and cycle-checked.
+ */
+export function* hlistForEach(prog: Program, head: bigint, structName: string, memberPath: string, bound = 1 << 20): Generator<KObject> {
+  const seen = new Set<bigint>();
+  let node = prog.u64(head, `hlist_head at 0x${head.toString(16)}`);
+  while (node !== 0n) {
+    if (seen.has(node)) throw new BadDataError(`hlist of ${structName}.${memberPath} at 0x${head.toString(16)} loops at 0x${node.toString(16)}`);
+    if (seen.size >= bound) throw new BadDataError(`hlist of ${structName}.${memberPath} at 0x${head.toString(16)} has more than ${bound} entries`);
+    seen.add(node);
+    yield containerOf(prog, node, structName, memberPath);
+    node = prog.u64(node, `${structName}.${memberPath}.next at 0x${node.toString(16)}`);
+  }
+}

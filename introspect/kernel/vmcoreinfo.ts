@@ -55,6 +55,15 @@ function decValue(key: string, v: string, signed: boolean): bigint {
   return n;
 }
 
+/**
+ * NUMBER() is `%ld`, except where arch code prints its own: x86's
+ * NUMBER(VMALLOC_START)=0x%lx (arch/x86/kernel/vmcore_info_64.c, 6.12).
+ * drgn parses NUMBER with strtoull base 0 for the same reason.
+ */
+function numberValue(key: string, v: string): bigint {
+  return /^0x/i.test(v) ? hexValue(key, v.slice(2)) : decValue(key, v, true);
+}
+
 function smallValue(key: string, v: string): number {
   const n = decValue(key, v, false);
   if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new BadDataError(`vmcoreinfo ${key}=${v}: too large`);
@@ -80,7 +89,7 @@ export function parseVmcoreinfoText(text: string, noteAddress = 0n): VmcoreInfo 
     const m = /^(SYMBOL|NUMBER|OFFSET|SIZE|LENGTH)\((.+)\)$/.exec(key);
     if (!m) plain.set(key, value);
     else if (m[1] === 'SYMBOL') symbols.set(m[2], hexValue(key, value));
-    else if (m[1] === 'NUMBER') numbers.set(m[2], decValue(key, value, true));
+    else if (m[1] === 'NUMBER') numbers.set(m[2], numberValue(key, value));
     else if (m[1] === 'OFFSET') offsets.set(m[2], smallValue(key, value));
     else if (m[1] === 'SIZE') sizes.set(m[2], smallValue(key, value));
     else lengths.set(m[2], decValue(key, value, false));

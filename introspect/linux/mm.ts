@@ -1,4 +1,5 @@
 import { KObject } from '../kernel/object.js';
+import { userInode, userPath } from './open-file.js';
 import { PathRoot, dPath } from './d-path.js';
 import { mapleTreeForEach } from './maple-tree.js';
 
@@ -64,7 +65,7 @@ export function mapsLine(vma: KObject, mm: KObject, root: PathRoot): string {
   let fileObj: KObject | undefined;
   if (file !== 0n) {
     fileObj = KObject.struct(vma.prog, 'file', file);
-    const inode = fileObj.member('f_inode').deref();
+    const inode = userInode(fileObj);
     dev = inode.member('i_sb').deref().member('s_dev').num();
     ino = inode.member('i_ino').value();
     pgoff = vma.member('vm_pgoff').value() << 12n;
@@ -72,7 +73,7 @@ export function mapsLine(vma: KObject, mm: KObject, root: PathRoot): string {
   const perms = (flags & VM.READ ? 'r' : '-') + (flags & VM.WRITE ? 'w' : '-') + (flags & VM.EXEC ? 'x' : '-') + (flags & VM.MAYSHARE ? 's' : 'p');
   const prefix = `${hex(start, 8)}-${hex(end, 8)} ${perms} ${hex(pgoff, 8)} ${hex(BigInt(dev >>> 20), 2)}:${hex(BigInt(dev & 0xfffff), 2)} ${ino} `;
   const pad = (name: string) => prefix.padEnd(NAME_COLUMN, ' ') + ' ' + name;
-  if (fileObj) return pad(dPath(fileObj.member('f_path'), root).replace(/\n/g, '\\012'));
+  if (fileObj) return pad(dPath(userPath(fileObj), root).replace(/\n/g, '\\012'));
   const name = anonVmaName(vma, mm);
   return name ? pad(name) : prefix;
 }

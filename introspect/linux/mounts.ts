@@ -1,5 +1,6 @@
 import { BadDataError } from '../../common/errors.js';
 import { KObject, listForEach } from '../kernel/object.js';
+import { rbInOrder } from '../kernel/rbtree.js';
 import { PathRoot, dentryPath, resolvePath } from './d-path.js';
 
 const MAX_MOUNTS = 1 << 16;
@@ -29,16 +30,23 @@ export interface MountInfo {
 }
 
 /**
- * The mounts of a task's mount namespace that a reader at `root` sees, in namespace order
- * (mnt_namespace.list linked through mount.mnt_list, as in 6.1; later
- * kernels keep an rbtree instead).
+ * The mounts of a mount namespace in the order /proc/PID/mountinfo lists them:
+ * mnt_namespace.list through mount.mnt_list in 6.1; since 6.8 ("mounts: keep list
+ * of mounts in an rbtree") the rbtree
+ * mnt_namespace.mounts through mount.mnt_node, keyed by mnt_id_unique.
  */
+function namespaceMounts(ns: KObject): Iterable<KObject> {
+  if (ns.has('list')) return listForEach(ns.prog, ns.member('list').address, 'mount', 'mnt_list', MAX_MOUNTS);
+  if (ns.has('mounts')) return rbInOrder(ns.prog, ns.member('mounts').address, 'mount', 'mnt_node', MAX_MOUNTS);
+  throw new BadDataError(`${ns.path}: neither a mount list nor a mount rbtree in this kernel's mnt_namespace`);
+}
+
+/** The mounts of a task's mount namespace that a reader at `root` sees, in namespace order. */
 export function mounts(task: KObject, root: PathRoot): MountInfo[] {
   const prog = task.prog;
   const ns = task.member('nsproxy').deref().member('mnt_ns').deref();
-  if (!ns.has('list')) throw new BadDataError('this kernel keeps mounts in an rbtree (6.8+): not supported yet');
   const out: MountInfo[] = [];
-  for (const m of listForEach(prog, ns.member('list').address, 'mount', 'mnt_list', MAX_MOUNTS)) {
+  for (const m of namespaceMounts(ns)) {
     const vfsmnt = m.member('mnt');
     const mntRoot = vfsmnt.member('mnt_root').deref();
     const sb = vfsmnt.member('mnt_sb').deref();

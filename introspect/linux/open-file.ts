@@ -16,7 +16,33 @@ export interface OpenFileState {
 }
 
 export function openFileState(file: KObject): OpenFileState {
-  return { path: file.member('f_path'), flags: file.member('f_flags').num(), pos: file.member('f_pos').value(), inode: file.member('f_inode').deref() };
+  return { path: userPath(file), flags: file.member('f_flags').num(), pos: file.member('f_pos').value(), inode: file.member('f_inode').deref() };
+}
+
+/**
+ * FMODE_BACKING: the file is the `file` member of a struct backing_file
+ * (include/linux/fs.h; 0x2000000 from 6.6, where backing files came, up to 6.13).
+ */
+const FMODE_BACKING = 0x2000000;
+
+/**
+ * The path a user sees for a file (file_user_path()). Since 6.6 ("fs: use
+ * backing_file container for internal files with fake f_path") overlayfs maps its real file, a struct backing_file whose
+ * f_path is the real file's on the lower/upper mount and whose user_path
+ * is the overlay's; 6.1 has no backing_file in its BTF and set the fake
+ * f_path on the real file itself.
+ */
+export function userPath(file: KObject): KObject {
+  return isBackingFile(file) ? KObject.struct(file.prog, 'backing_file', file.address).member('user_path') : file.member('f_path');
+}
+
+/** The inode a user sees for a file (file_user_inode(): /proc/PID/maps' device and inode). */
+export function userInode(file: KObject): KObject {
+  return isBackingFile(file) ? userPath(file).member('dentry').deref().member('d_inode').deref() : file.member('f_inode').deref();
+}
+
+function isBackingFile(file: KObject): boolean {
+  return file.prog.btf.byName('backing_file', 'struct') !== undefined && (file.member('f_mode').num() & FMODE_BACKING) !== 0;
 }
 
 /** Whether a file is a struct file (rather than a struct path). */

@@ -1,8 +1,8 @@
 import { BadDataError, UnsupportedError } from '../../common/errors.js';
-import { KObject, listForEach } from '../kernel/object.js';
+import { KObject, hlistForEach, listForEach } from '../kernel/object.js';
 import { dentryName } from './d-path.js';
 import { pageCacheRuns, runPages } from './page-cache.js';
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from './stat.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, inodeMtimeSec } from './stat.js';
 
 /** Bounds on what one tmpfs may hold for a dump: entries, and bytes of file data in RAM. */
 const MAX_ENTRIES = 1 << 16;
@@ -100,9 +100,19 @@ function symlinkTarget(inode: KObject, path: string): string {
 }
 
 /**
+ * A directory dentry's children: the list d_subdirs through d_child in 6.1,
+ * the hlist d_children through d_sib since 6.8 ("dcache: convert
+ * d_subdirs/d_child to hlist"), whichever this kernel's BTF has.
+ */
+function dentryChildren(dentry: KObject): Iterable<KObject> {
+  if (dentry.has('d_children')) return hlistForEach(dentry.prog, dentry.member('d_children').address, 'dentry', 'd_sib', MAX_ENTRIES);
+  return listForEach(dentry.prog, dentry.member('d_subdirs').address, 'dentry', 'd_child', MAX_ENTRIES);
+}
+
+/**
  * Everything under the root of a tmpfs, as `tar --create` would archive it
  * (CRIU keeps a tmpfs's contents as a tarball): the dentry tree from the
- * superblock's root (d_subdirs/d_child, as 6.1 links children), with each
+ * superblock's root (dentryChildren), with each
  * inode's mode, owner, mtime and contents. tmpfs keeps every name in the
  * dcache, so the tree is complete.
  */
@@ -126,7 +136,7 @@ export function tmpfsEntries(sb: KObject, opts: TmpfsOptions = {}): TmpfsEntry[]
       mode,
       uid: inode.member('i_uid.val').num(),
       gid: inode.member('i_gid.val').num(),
-      mtime: Number(inode.member('i_mtime.tv_sec').value()),
+      mtime: Number(inodeMtimeSec(inode)),
     };
     const first = seen.get(inodeAddr);
     if (first !== undefined && (mode & S_IFMT) !== S_IFDIR) {
@@ -162,7 +172,7 @@ export function tmpfsEntries(sb: KObject, opts: TmpfsOptions = {}): TmpfsEntry[]
     }
     out.push(entry);
     if ((mode & S_IFMT) !== S_IFDIR) return;
-    const children = [...listForEach(prog, dentry.member('d_subdirs').address, 'dentry', 'd_child', MAX_ENTRIES)];
+    const children = [...dentryChildren(dentry)];
     for (const child of children) {
       // Unhashed children were removed (d_delete) but are still referenced: not part of the tree.
       if (child.member('d_hash.pprev').value() === 0n) continue;

@@ -26,7 +26,19 @@ export interface PoolKey {
   /** Also the pool's virtiofs share (paths().virtiofs), over virtiofsd. */
   virtiofs?: boolean;
   slot?: 'a' | 'b';
+  /** The guest kernel (`lab up --kernel`); default 6.1. */
+  kernel?: PoolKernel;
 }
+
+export type PoolKernel = '6.1' | '6.12';
+/**
+ * The kernels the kernel-parameterised suites run on (OVMIGRATE_TEST_KERNELS=6.12 for one of them): each has
+ * its own pooled guests, which boot only when a suite of the run declares them.
+ */
+export const POOL_KERNELS: readonly PoolKernel[] = (process.env.OVMIGRATE_TEST_KERNELS ?? '6.1,6.12').split(',').map((k) => {
+  if (k !== '6.1' && k !== '6.12') throw new Error(`OVMIGRATE_TEST_KERNELS: ${k} is not 6.1 or 6.12`);
+  return k;
+});
 
 /** Pooled guests' labels start with this, so the lab tests can tell them from their own. */
 export const POOL_LABEL = 'pool-';
@@ -36,7 +48,8 @@ const PARALLEL_BOOTS = 2;
 const BOOT_TIMEOUT_S = 300;
 
 function label(key: PoolKey): string {
-  return `${POOL_LABEL}p${key.paging ?? 5}${key.virtiofs ? '-vfs' : ''}${key.containerdVersion === '2' ? '-cd2' : ''}-${key.slot ?? 'a'}`;
+  const kernel = key.kernel && key.kernel !== '6.1' ? `-k${key.kernel.replace('.', '')}` : '';
+  return `${POOL_LABEL}p${key.paging ?? 5}${key.virtiofs ? '-vfs' : ''}${key.containerdVersion === '2' ? '-cd2' : ''}${kernel}-${key.slot ?? 'a'}`;
 }
 
 /**
@@ -126,6 +139,7 @@ class GuestPool {
       const args = ['--share', this.paths().share, '--boot-timeout', String(BOOT_TIMEOUT_S)];
       if (key.paging === 4) args.push('--paging', '4');
       if (key.virtiofs) args.push('--virtiofs', this.paths().virtiofs);
+      if (key.kernel) args.push('--kernel', key.kernel);
       let up: UpResult;
       try {
         up = await labUp(name, args);

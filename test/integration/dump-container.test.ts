@@ -5,6 +5,7 @@ import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { buildCheckpointArchive } from '../helpers/checkpoint-archive.js';
 import { assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
 import { UpResult } from '../helpers/lab-guests.js';
+import { POOL_KERNELS } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
@@ -27,173 +28,179 @@ function assertCounting(file: string, before: number, what: string): void {
  * guest A's RAM with `ovmigrate dump --container`, restored by stock runc
  * (and once by containerd) in guest B.
  */
-describe('ovmigrate dump --container: runc containers from guest RAM, restored by runc and containerd in another guest', function () {
-  const suite = new PoolSuite('dumpctr', [{ containerd: true, slot: 'a' }, { containerd: true, slot: 'b' }]);
-  const guestSh = suite.sh;
-  const ns = suite.namespace;
-  const TASKS = `/run/containerd/io.containerd.runtime.v2.task/${ns}`;
-  let share: string;
-  let a: UpResult;
-  let b: UpResult;
+// On each kernel; the 6.12 pair is the dump suite's (a pooled guest runs containerd when any suite asks).
+for (const kernel of POOL_KERNELS) {
+  const on = kernel === '6.1' ? '' : ` (kernel ${kernel})`;
+  describe(`ovmigrate dump --container: runc containers from guest RAM, restored by runc and containerd in another guest${on}`, function () {
+    const suite = new PoolSuite(`dumpctr${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [
+      { containerd: true, slot: 'a', kernel }, { containerd: true, slot: 'b', kernel },
+    ]);
+    const guestSh = suite.sh;
+    const ns = suite.namespace;
+    const TASKS = `/run/containerd/io.containerd.runtime.v2.task/${ns}`;
+    let share: string;
+    let a: UpResult;
+    let b: UpResult;
 
-  const ctr = (guest: UpResult, args: string) => guestSh(guest.name, `ctr -n ${ns} ${args}`);
-  const initPid = async (name: string) => Number((await ctr(a, 'task ls')).split('\n').find((l) => l.startsWith(`${name} `))!.split(/\s+/)[1]);
-  const bundle = (name: string) => path.join(share, `bundle-${name}`);
+    const ctr = (guest: UpResult, args: string) => guestSh(guest.name, `ctr -n ${ns} ${args}`);
+    const initPid = async (name: string) => Number((await ctr(a, 'task ls')).split('\n').find((l) => l.startsWith(`${name} `))!.split(/\s+/)[1]);
+    const bundle = (name: string) => path.join(share, `bundle-${name}`);
 
-  /** Runs a container in guest A; its bundle's config.json goes to the share. */
-  async function run(name: string, command: string, flags = ''): Promise<number> {
-    await ctr(a, `run -d ${flags} ${BUSYBOX_IMAGE} ${name} sh -c '${command}'`);
-    await guestSh(a.name, `sleep 1.5; mkdir -p ${bundle(name)}; cp ${TASKS}/${name}/config.json ${bundle(name)}/`);
-    return initPid(name);
-  }
+    /** Runs a container in guest A; its bundle's config.json goes to the share. */
+    async function run(name: string, command: string, flags = ''): Promise<number> {
+      await ctr(a, `run -d ${flags} ${BUSYBOX_IMAGE} ${name} sh -c '${command}'`);
+      await guestSh(a.name, `sleep 1.5; mkdir -p ${bundle(name)}; cp ${TASKS}/${name}/config.json ${bundle(name)}/`);
+      return initPid(name);
+    }
 
-  /** Freezes a container (runc pause) and copies its rootfs to the share, as shared storage would hold it. */
-  async function freezeAndShare(name: string): Promise<void> {
-    await ctr(a, `task pause ${name}`);
-    await guestSh(a.name, `mkdir -p ${bundle(name)}/rootfs; cp -a ${TASKS}/${name}/rootfs/. ${bundle(name)}/rootfs/`);
-  }
+    /** Freezes a container (runc pause) and copies its rootfs to the share, as shared storage would hold it. */
+    async function freezeAndShare(name: string): Promise<void> {
+      await ctr(a, `task pause ${name}`);
+      await guestSh(a.name, `mkdir -p ${bundle(name)}/rootfs; cp -a ${TASKS}/${name}/rootfs/. ${bundle(name)}/rootfs/`);
+    }
 
-  /** Field by field: ovmigrate's images against `runc checkpoint --leave-running` of the same frozen container. */
-  async function compareWithRunc(name: string): Promise<void> {
-    const ours = path.join(share, `${name}-ours`);
-    const theirs = path.join(share, `${name}-runc`);
-    await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/${name}`, '--container', '--bundle', bundle(name), '-D', ours, '--leave-running']);
-    await guestSh(a.name, `mkdir ${theirs} && runc --root /run/containerd/runc/${ns} checkpoint --leave-running --image-path ${theirs} --work-path ${theirs} ${name}` +
-      ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 180);
-    assertSameDump(ours, theirs);
-  }
+    /** Field by field: ovmigrate's images against `runc checkpoint --leave-running` of the same frozen container. */
+    async function compareWithRunc(name: string): Promise<void> {
+      const ours = path.join(share, `${name}-ours`);
+      const theirs = path.join(share, `${name}-runc`);
+      await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/${name}`, '--container', '--bundle', bundle(name), '-D', ours, '--leave-running']);
+      await guestSh(a.name, `mkdir ${theirs} && runc --root /run/containerd/runc/${ns} checkpoint --leave-running --image-path ${theirs} --work-path ${theirs} ${name}` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 180);
+      assertSameDump(ours, theirs);
+    }
 
-  /** The final dump (it kills the container in guest A) and `runc restore` in guest B. */
-  async function moveWithRunc(name: string): Promise<void> {
-    const dir = path.join(share, `${name}-final`);
-    await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/${name}`, '--container', '--bundle', bundle(name), '-D', dir]);
-    assert.match(await ctr(a, 'task ls'), new RegExp(`^${name}\\s+\\d+\\s+STOPPED$`, 'm'), 'killed in guest A');
-    await guestSh(b.name, `runc restore -d --image-path ${dir} --work-path /tmp/rw-${name} --bundle ${bundle(name)} ${name} </dev/null >/tmp/restore-${name}.out 2>&1` +
-      ` || { cat /tmp/restore-${name}.out; tail -20 /tmp/rw-${name}/restore.log; exit 1; }; sleep 2.5`, 180);
-    assert.match(await guestSh(b.name, 'runc list'), new RegExp(`^${name}\\s+\\d+\\s+running`, 'm'));
-  }
+    /** The final dump (it kills the container in guest A) and `runc restore` in guest B. */
+    async function moveWithRunc(name: string): Promise<void> {
+      const dir = path.join(share, `${name}-final`);
+      await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/${name}`, '--container', '--bundle', bundle(name), '-D', dir]);
+      assert.match(await ctr(a, 'task ls'), new RegExp(`^${name}\\s+\\d+\\s+STOPPED$`, 'm'), 'killed in guest A');
+      await guestSh(b.name, `runc restore -d --image-path ${dir} --work-path /tmp/rw-${name} --bundle ${bundle(name)} ${name} </dev/null >/tmp/restore-${name}.out 2>&1` +
+        ` || { cat /tmp/restore-${name}.out; tail -20 /tmp/rw-${name}/restore.log; exit 1; }; sleep 2.5`, 180);
+      assert.match(await guestSh(b.name, 'runc list'), new RegExp(`^${name}\\s+\\d+\\s+running`, 'm'));
+    }
 
-  before(async function () {
-    requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip']);
-    share = suite.dir;
-    [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
-    await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
-  });
-  after(async () => {
-    await Promise.all([a, b].filter(Boolean).map((g) => guestSh(g.name, 'ip netns del pod1 2>/dev/null; true')));
-    await suite.leave();
-  });
-
-  it('a shell loop writing into its rootfs: same images as runc checkpoint, continues under runc restore in guest B', async () => {
-    const init = await run('loop', LOOP('/tmp/count'));
-    await freezeAndShare('loop');
-    await compareWithRunc('loop');
-    const descriptors = JSON.parse(fs.readFileSync(path.join(share, 'loop-ours', 'descriptors.json'), 'utf8')) as string[];
-    assert.match(descriptors.join(' '), /^pipe:\[\d+\] pipe:\[\d+\] pipe:\[\d+\]$/, "the init's stdio are pipes to containerd's shim");
-    const before = counts(`${bundle('loop')}/rootfs/tmp/count`).length;
-    await moveWithRunc('loop');
-    assertCounting(`${bundle('loop')}/rootfs/tmp/count`, before, 'the counter');
-    assert.ok(init > 1);
-    assert.equal((await guestSh(b.name, 'runc exec loop cat /proc/1/comm')).trim(), 'sh', "the restored init is pid 1 of the container's pid namespace");
-  });
-
-  it('several processes in one container, in a cgroup namespace of its own', async () => {
-    // An empty path makes ctr add the namespace rather than join one.
-    await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & wait`, '--with-ns cgroup:');
-    await freezeAndShare('multi');
-    await compareWithRunc('multi');
-    const before = ['a', 'b'].map((f) => counts(`${bundle('multi')}/rootfs/tmp/${f}`).length);
-    await moveWithRunc('multi');
-    ['a', 'b'].forEach((f, i) => assertCounting(`${bundle('multi')}/rootfs/tmp/${f}`, before[i], `/tmp/${f}`));
-    assert.equal((await guestSh(b.name, 'runc ps multi | tail -n +2 | wc -l')).trim(), '3', 'init and its two children');
-    assert.equal((await guestSh(b.name, 'runc exec multi cat /proc/1/cgroup')).trim(), '0::/', 'its cgroup namespace is rooted at its cgroup again');
-  });
-
-  it('a tmpfs mount and a bind mount: tmpfs contents and the bind continue', async () => {
-    const data = path.join(share, 'data');
-    fs.mkdirSync(data);
-    await run('mounts', `${LOOP('/scratch/count')} & ${LOOP('/data/count')}`,
-      `--mount type=tmpfs,destination=/scratch,options=size=8m --mount type=bind,src=${data},dst=/data,options=rbind:rw`);
-    await freezeAndShare('mounts');
-    await compareWithRunc('mounts');
-    const scratch = Number((await guestSh(a.name, `cat /proc/${await initPid('mounts')}/root/scratch/count | wc -l`)).trim());
-    const before = counts(`${data}/count`).length;
-    await moveWithRunc('mounts');
-    assertCounting(`${data}/count`, before, 'the bind mount');
-    const seq = (await guestSh(b.name, 'runc exec mounts cat /scratch/count')).trim().split('\n').map(Number);
-    assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the tmpfs file came back whole and goes on');
-    assert.ok(seq.length > scratch, `the tmpfs counter goes on (${scratch} before, ${seq.length} now)`);
-  });
-
-  it('a pod-style container in an existing network namespace: external netns, joined again on restore', async () => {
-    await Promise.all([a, b].map((g) => guestSh(g.name, 'ip netns add pod1 && ip -n pod1 link set lo up')));
-    await run('pod', LOOP('/tmp/count'), '--with-ns network:/var/run/netns/pod1');
-    await freezeAndShare('pod');
-    await compareWithRunc('pod');
-    assert.ok(fs.readdirSync(path.join(share, 'pod-ours')).some((f) => /^netns-\d+\.img$/.test(f)), 'a netns image naming the external namespace');
-    const before = counts(`${bundle('pod')}/rootfs/tmp/count`).length;
-    await moveWithRunc('pod');
-    assertCounting(`${bundle('pod')}/rootfs/tmp/count`, before, 'the counter');
-    const inode = (g: UpResult) => guestSh(g.name, 'stat -L -c %i /var/run/netns/pod1');
-    const restored = Number((await guestSh(b.name, "runc state pod | sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p'")).trim());
-    assert.equal((await guestSh(b.name, `stat -L -c %i /proc/${restored}/ns/net`)).trim(), (await inode(b)).trim(), "in guest B's pod1");
-  });
-
-  it('through containerd in guest B: ctr containers restore of a checkpoint image carrying these images', async () => {
-    await run('viactr', LOOP('/tmp/count'));
-    await ctr(a, 'task pause viactr');
-    const upper = (await guestSh(a.name, `grep -o 'upperdir=[^,]*' /proc/${await initPid('viactr')}/mountinfo | head -1 | cut -d= -f2`)).trim();
-    await guestSh(a.name, `tar -C ${upper} -czf ${share}/viactr-rw.tar.gz .`);
-    const before = Number((await guestSh(a.name, `wc -l < ${upper}/tmp/count`)).trim());
-    const dir = path.join(share, 'viactr-final');
-    await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/viactr`, '--container', '--bundle', bundle('viactr'), '-D', dir]);
-    await buildCheckpointArchive(path.join(share, 'viactr-ckpt.tar'), {
-      name: 'checkpoint/viactr:ovmigrate', image: BUSYBOX_IMAGE, imagesDir: dir,
-      spec: fs.readFileSync(path.join(bundle('viactr'), 'config.json')), rwLayer: fs.readFileSync(path.join(share, 'viactr-rw.tar.gz')),
+    before(async function () {
+      requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip']);
+      share = suite.dir;
+      [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
+      await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
     });
-    await ctr(b, `image import --no-unpack --all-platforms ${share}/viactr-ckpt.tar >/dev/null`);
-    await guestSh(b.name, `ctr -n ${ns} containers restore --rw --live viactr checkpoint/viactr:ovmigrate </dev/null >/tmp/viactr.out 2>&1 || { cat /tmp/viactr.out; exit 1; }; sleep 2.5`, 180);
-    assert.match(await ctr(b, 'task ls'), /^viactr\s+\d+\s+RUNNING$/m);
-    const seq = (await ctr(b, 'task exec --exec-id c1 viactr cat /tmp/count')).trim().split('\n').map(Number);
-    assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the counter file came with the rw layer and goes on');
-    assert.ok(seq.length > before + 3, `counts on (${before} before, ${seq.length} now)`);
-  });
+    after(async () => {
+      await Promise.all([a, b].filter(Boolean).map((g) => guestSh(g.name, 'ip netns del pod1 2>/dev/null; true')));
+      await suite.leave();
+    });
 
-  it('a zombie its parent never reaps: dumped as criu dumps it (pstree entry, TASK_DEAD core), a zombie again in guest B', async () => {
-    // After exec, sleep never reaps the child the subshell forked: `sh -c "exit 3"` stays a zombie with wait status 3 << 8.
-    await run('zombie', `(sh -c "exit 3" & exec sleep 100000) & ${LOOP('/tmp/count')}`);
-    await freezeAndShare('zombie');
-    await compareWithRunc('zombie');
-    const ours = decodeDir(path.join(share, 'zombie-ours'));
-    const tree = ours.get('pstree.img') as { pid: number; ppid: number; threads: number[] }[];
-    // The loop's own sleep may be a zombie too, caught between its exit and the shell's wait(): the one that matters exited with 3.
-    const exitCode = (pid: number) => (ours.get(`core-${pid}.img`)![0] as { tc: { exit_code: number } }).tc.exit_code;
-    const zombies = tree.filter((p) => isZombie(ours, p.pid) && exitCode(p.pid) === 3 << 8);
-    assert.equal(zombies.length, 1, 'the zombie is in pstree.img');
-    const [z] = zombies;
-    assert.deepEqual(z.threads, [z.pid]);
-    assert.deepEqual(ours.get(`core-${z.pid}.img`), [{ mtype: 'X86_64', tc: { task_state: 2, exit_code: 3 << 8, personality: 0, flags: 0, blk_sigset: 0, comm: 'sh' } }]);
-    assert.deepEqual([...ours.keys()].filter((f) => f.includes(`-${z.pid}.`)), [`core-${z.pid}.img`], 'nothing but its core');
-    const before = counts(`${bundle('zombie')}/rootfs/tmp/count`).length;
-    await moveWithRunc('zombie');
-    assertCounting(`${bundle('zombie')}/rootfs/tmp/count`, before, 'the counter');
-    // pid (comm) state ppid of every process the container's pid namespace shows (cgroup.procs, and so runc ps, leave zombies out).
-    const stat = (await guestSh(b.name, 'runc exec zombie sh -c "cat /proc/[0-9]*/stat 2>/dev/null; true"')).trim().split('\n')
-      .map((l) => /^(\d+) \((.*)\) (\S) (\d+) /.exec(l)!).map((m) => ({ pid: Number(m[1]), comm: m[2], state: m[3], ppid: Number(m[4]) }));
-    assert.deepEqual(stat.find((p) => p.pid === z.pid), { pid: z.pid, comm: 'sh', state: 'Z', ppid: z.ppid }, 'the zombie is there again, under the same pid and parent');
-    assert.deepEqual(stat.filter((p) => p.pid === z.ppid).map((p) => [p.comm, p.state]), [['sleep', 'S']], 'its parent is the sleep that never reaps it');
-  });
+    it('a shell loop writing into its rootfs: same images as runc checkpoint, continues under runc restore in guest B', async () => {
+      const init = await run('loop', LOOP('/tmp/count'));
+      await freezeAndShare('loop');
+      await compareWithRunc('loop');
+      const descriptors = JSON.parse(fs.readFileSync(path.join(share, 'loop-ours', 'descriptors.json'), 'utf8')) as string[];
+      assert.match(descriptors.join(' '), /^pipe:\[\d+\] pipe:\[\d+\] pipe:\[\d+\]$/, "the init's stdio are pipes to containerd's shim");
+      const before = counts(`${bundle('loop')}/rootfs/tmp/count`).length;
+      await moveWithRunc('loop');
+      assertCounting(`${bundle('loop')}/rootfs/tmp/count`, before, 'the counter');
+      assert.ok(init > 1);
+      assert.equal((await guestSh(b.name, 'runc exec loop cat /proc/1/comm')).trim(), 'sh', "the restored init is pid 1 of the container's pid namespace");
+    });
 
-  it('refuses a container with an unsupported socket before writing anything, and leaves it running', async () => {
-    await run('nc', `nc -l -p 1234 & ${LOOP('/tmp/count')}`);
-    const dir = path.join(share, 'nc-img');
-    const r = await cli(['dump', '--vm', a.name, '--cgroup', `/${ns}/nc`, '--container', '--bundle', bundle('nc'), '-D', dir]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /\(nc\) fd \d+: TCP socket in state LISTEN/);
-    assert.ok(!fs.existsSync(dir));
-    assert.match(await ctr(a, 'task ls'), /^nc\s+\d+\s+RUNNING$/m);
-    const n = Number((await ctr(a, 'task exec --exec-id c1 nc wc -l /tmp/count')).trim().split(/\s+/)[0]);
-    await guestSh(a.name, 'sleep 1');
-    assert.ok(Number((await ctr(a, 'task exec --exec-id c2 nc wc -l /tmp/count')).trim().split(/\s+/)[0]) > n, 'still counting');
+    it('several processes in one container, in a cgroup namespace of its own', async () => {
+      // An empty path makes ctr add the namespace rather than join one.
+      await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & wait`, '--with-ns cgroup:');
+      await freezeAndShare('multi');
+      await compareWithRunc('multi');
+      const before = ['a', 'b'].map((f) => counts(`${bundle('multi')}/rootfs/tmp/${f}`).length);
+      await moveWithRunc('multi');
+      ['a', 'b'].forEach((f, i) => assertCounting(`${bundle('multi')}/rootfs/tmp/${f}`, before[i], `/tmp/${f}`));
+      assert.equal((await guestSh(b.name, 'runc ps multi | tail -n +2 | wc -l')).trim(), '3', 'init and its two children');
+      assert.equal((await guestSh(b.name, 'runc exec multi cat /proc/1/cgroup')).trim(), '0::/', 'its cgroup namespace is rooted at its cgroup again');
+    });
+
+    it('a tmpfs mount and a bind mount: tmpfs contents and the bind continue', async () => {
+      const data = path.join(share, 'data');
+      fs.mkdirSync(data);
+      await run('mounts', `${LOOP('/scratch/count')} & ${LOOP('/data/count')}`,
+        `--mount type=tmpfs,destination=/scratch,options=size=8m --mount type=bind,src=${data},dst=/data,options=rbind:rw`);
+      await freezeAndShare('mounts');
+      await compareWithRunc('mounts');
+      const scratch = Number((await guestSh(a.name, `cat /proc/${await initPid('mounts')}/root/scratch/count | wc -l`)).trim());
+      const before = counts(`${data}/count`).length;
+      await moveWithRunc('mounts');
+      assertCounting(`${data}/count`, before, 'the bind mount');
+      const seq = (await guestSh(b.name, 'runc exec mounts cat /scratch/count')).trim().split('\n').map(Number);
+      assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the tmpfs file came back whole and goes on');
+      assert.ok(seq.length > scratch, `the tmpfs counter goes on (${scratch} before, ${seq.length} now)`);
+    });
+
+    it('a pod-style container in an existing network namespace: external netns, joined again on restore', async () => {
+      await Promise.all([a, b].map((g) => guestSh(g.name, 'ip netns add pod1 && ip -n pod1 link set lo up')));
+      await run('pod', LOOP('/tmp/count'), '--with-ns network:/var/run/netns/pod1');
+      await freezeAndShare('pod');
+      await compareWithRunc('pod');
+      assert.ok(fs.readdirSync(path.join(share, 'pod-ours')).some((f) => /^netns-\d+\.img$/.test(f)), 'a netns image naming the external namespace');
+      const before = counts(`${bundle('pod')}/rootfs/tmp/count`).length;
+      await moveWithRunc('pod');
+      assertCounting(`${bundle('pod')}/rootfs/tmp/count`, before, 'the counter');
+      const inode = (g: UpResult) => guestSh(g.name, 'stat -L -c %i /var/run/netns/pod1');
+      const restored = Number((await guestSh(b.name, "runc state pod | sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p'")).trim());
+      assert.equal((await guestSh(b.name, `stat -L -c %i /proc/${restored}/ns/net`)).trim(), (await inode(b)).trim(), "in guest B's pod1");
+    });
+
+    it('through containerd in guest B: ctr containers restore of a checkpoint image carrying these images', async () => {
+      await run('viactr', LOOP('/tmp/count'));
+      await ctr(a, 'task pause viactr');
+      const upper = (await guestSh(a.name, `grep -o 'upperdir=[^,]*' /proc/${await initPid('viactr')}/mountinfo | head -1 | cut -d= -f2`)).trim();
+      await guestSh(a.name, `tar -C ${upper} -czf ${share}/viactr-rw.tar.gz .`);
+      const before = Number((await guestSh(a.name, `wc -l < ${upper}/tmp/count`)).trim());
+      const dir = path.join(share, 'viactr-final');
+      await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/viactr`, '--container', '--bundle', bundle('viactr'), '-D', dir]);
+      await buildCheckpointArchive(path.join(share, 'viactr-ckpt.tar'), {
+        name: 'checkpoint/viactr:ovmigrate', image: BUSYBOX_IMAGE, imagesDir: dir,
+        spec: fs.readFileSync(path.join(bundle('viactr'), 'config.json')), rwLayer: fs.readFileSync(path.join(share, 'viactr-rw.tar.gz')),
+      });
+      await ctr(b, `image import --no-unpack --all-platforms ${share}/viactr-ckpt.tar >/dev/null`);
+      await guestSh(b.name, `ctr -n ${ns} containers restore --rw --live viactr checkpoint/viactr:ovmigrate </dev/null >/tmp/viactr.out 2>&1 || { cat /tmp/viactr.out; exit 1; }; sleep 2.5`, 180);
+      assert.match(await ctr(b, 'task ls'), /^viactr\s+\d+\s+RUNNING$/m);
+      const seq = (await ctr(b, 'task exec --exec-id c1 viactr cat /tmp/count')).trim().split('\n').map(Number);
+      assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the counter file came with the rw layer and goes on');
+      assert.ok(seq.length > before + 3, `counts on (${before} before, ${seq.length} now)`);
+    });
+
+    it('a zombie its parent never reaps: dumped as criu dumps it (pstree entry, TASK_DEAD core), a zombie again in guest B', async () => {
+      // After exec, sleep never reaps the child the subshell forked: `sh -c "exit 3"` stays a zombie with wait status 3 << 8.
+      await run('zombie', `(sh -c "exit 3" & exec sleep 100000) & ${LOOP('/tmp/count')}`);
+      await freezeAndShare('zombie');
+      await compareWithRunc('zombie');
+      const ours = decodeDir(path.join(share, 'zombie-ours'));
+      const tree = ours.get('pstree.img') as { pid: number; ppid: number; threads: number[] }[];
+      // The loop's own sleep may be a zombie too, caught between its exit and the shell's wait(): the one that matters exited with 3.
+      const exitCode = (pid: number) => (ours.get(`core-${pid}.img`)![0] as { tc: { exit_code: number } }).tc.exit_code;
+      const zombies = tree.filter((p) => isZombie(ours, p.pid) && exitCode(p.pid) === 3 << 8);
+      assert.equal(zombies.length, 1, 'the zombie is in pstree.img');
+      const [z] = zombies;
+      assert.deepEqual(z.threads, [z.pid]);
+      assert.deepEqual(ours.get(`core-${z.pid}.img`), [{ mtype: 'X86_64', tc: { task_state: 2, exit_code: 3 << 8, personality: 0, flags: 0, blk_sigset: 0, comm: 'sh' } }]);
+      assert.deepEqual([...ours.keys()].filter((f) => f.includes(`-${z.pid}.`)), [`core-${z.pid}.img`], 'nothing but its core');
+      const before = counts(`${bundle('zombie')}/rootfs/tmp/count`).length;
+      await moveWithRunc('zombie');
+      assertCounting(`${bundle('zombie')}/rootfs/tmp/count`, before, 'the counter');
+      // pid (comm) state ppid of every process the container's pid namespace shows (cgroup.procs, and so runc ps, leave zombies out).
+      const stat = (await guestSh(b.name, 'runc exec zombie sh -c "cat /proc/[0-9]*/stat 2>/dev/null; true"')).trim().split('\n')
+        .map((l) => /^(\d+) \((.*)\) (\S) (\d+) /.exec(l)!).map((m) => ({ pid: Number(m[1]), comm: m[2], state: m[3], ppid: Number(m[4]) }));
+      assert.deepEqual(stat.find((p) => p.pid === z.pid), { pid: z.pid, comm: 'sh', state: 'Z', ppid: z.ppid }, 'the zombie is there again, under the same pid and parent');
+      assert.deepEqual(stat.filter((p) => p.pid === z.ppid).map((p) => [p.comm, p.state]), [['sleep', 'S']], 'its parent is the sleep that never reaps it');
+    });
+
+    it('refuses a container with an unsupported socket before writing anything, and leaves it running', async () => {
+      await run('nc', `nc -l -p 1234 & ${LOOP('/tmp/count')}`);
+      const dir = path.join(share, 'nc-img');
+      const r = await cli(['dump', '--vm', a.name, '--cgroup', `/${ns}/nc`, '--container', '--bundle', bundle('nc'), '-D', dir]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /\(nc\) fd \d+: TCP socket in state LISTEN/);
+      assert.ok(!fs.existsSync(dir));
+      assert.match(await ctr(a, 'task ls'), /^nc\s+\d+\s+RUNNING$/m);
+      const n = Number((await ctr(a, 'task exec --exec-id c1 nc wc -l /tmp/count')).trim().split(/\s+/)[0]);
+      await guestSh(a.name, 'sleep 1');
+      assert.ok(Number((await ctr(a, 'task exec --exec-id c2 nc wc -l /tmp/count')).trim().split(/\s+/)[0]) > n, 'still counting');
+    });
   });
-});
+}

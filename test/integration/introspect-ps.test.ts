@@ -3,11 +3,17 @@ import { ProcessInfo } from '../../introspect/linux/tasks.js';
 import { cliOk, requirePrograms } from '../helpers/cli.js';
 import { attachGuest } from '../helpers/guest-ram.js';
 import { UpResult } from '../helpers/lab-guests.js';
+import { POOL_KERNELS, PoolKey } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 
 type Proc = ProcessInfo;
 
-const suite = new PoolSuite('ps', [{}, { paging: 4 }]);
+/** The guests ps reads: both paging modes on 6.1, and each other kernel of the run (sharing the dump suite's guest). */
+const VARIANTS: { title: string; key: PoolKey }[] = [
+  ...(POOL_KERNELS.includes('6.1') ? [{ title: '5-level', key: {} }, { title: '4-level', key: { paging: 4 as const } }] : []),
+  ...POOL_KERNELS.filter((k) => k !== '6.1').map((kernel) => ({ title: `kernel ${kernel}, 5-level`, key: { kernel, slot: 'a' as const } })),
+];
+const suite = new PoolSuite('ps', VARIANTS.map((v) => v.key));
 const sh = suite.sh;
 const CG = suite.cgroup;
 
@@ -43,18 +49,18 @@ async function procTruth(guest: string, pids: number[]): Promise<Proc[]> {
 }
 
 describe('ps from guest RAM matches the guest\'s /proc', function () {
-  const guests: { name: string; paging: number; up: UpResult }[] = [];
+  const guests: { name: string; title: string; up: UpResult }[] = [];
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64']);
-    const [five, four] = await suite.guests();
-    guests.push({ name: five.name, paging: 5, up: five }, { name: four.name, paging: 4, up: four });
+    const ups = await suite.guests();
+    ups.forEach((up, i) => guests.push({ name: up.name, title: VARIANTS[i].title, up }));
   });
   after(() => suite.leave());
 
-  for (const paging of [5, 4]) {
-    it(`lists init, kernel threads, a cgroup member, threads, a pid namespace and another user (${paging}-level)`, async () => {
-      const guest = guests.find((g) => g.paging === paging)!.name;
+  for (const { title } of VARIANTS) {
+    it(`lists init, kernel threads, a cgroup member, threads, a pid namespace and another user (${title})`, async () => {
+      const guest = guests.find((g) => g.title === title)!.name;
       const w = await startWorkloads(guest);
       const ps = JSON.parse(await cliOk(['ps', '--vm', guest, '--json'])) as Proc[];
       const byPid = new Map(ps.map((p) => [p.pid, p]));
@@ -103,38 +109,42 @@ describe('ps from guest RAM matches the guest\'s /proc', function () {
     });
   }
 
-  it('tells frozen (cgroup v2 freezer) and on-CPU tasks', async () => {
-    const { name } = guests[0];
-    const pids = (await sh(name, `
-      mkdir -p /sys/fs/cgroup${CG}/frozen
-      setsid sh -c 'echo $$ > /sys/fs/cgroup${CG}/frozen/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 & echo $!
-      setsid sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & echo $!
-      sleep 1; echo 1 > /sys/fs/cgroup${CG}/frozen/cgroup.freeze
-      while ! grep -q 'frozen 1' /sys/fs/cgroup${CG}/frozen/cgroup.events; do sleep 0.2; done`)).trim().split('\n').map(Number);
-    const [frozenPid, busyPid] = pids;
-    let sawBusyOnCpu = false;
-    for (let i = 0; i < 10 && !sawBusyOnCpu; i++) {
-      const ps = JSON.parse(await cliOk(['ps', '--vm', name, '--json'])) as Proc[];
-      const byPid = new Map(ps.map((p) => [p.pid, p]));
-      assert.equal(byPid.get(frozenPid)!.frozen, true);
-      assert.equal(byPid.get(busyPid)!.frozen, false);
-      assert.equal(byPid.get(frozenPid)!.onCpu, false);
-      sawBusyOnCpu = byPid.get(busyPid)!.onCpu;
-    }
-    assert.ok(sawBusyOnCpu, 'a busy loop is seen on a CPU');
-    await sh(name, `echo 0 > /sys/fs/cgroup${CG}/frozen/cgroup.freeze; kill ${busyPid}`);
-  });
+  /** The first guest of each kernel: 6.1's 5-level one, then one per other kernel. */
+  const perKernel = VARIANTS.filter((v) => v.key.paging !== 4).map((v) => v.title);
+  for (const title of perKernel) {
+    it(`tells frozen (cgroup v2 freezer) and on-CPU tasks${title === '5-level' ? '' : ` (${title})`}`, async () => {
+      const { name } = guests.find((g) => g.title === title)!;
+      const pids = (await sh(name, `
+        mkdir -p /sys/fs/cgroup${CG}/frozen
+        setsid sh -c 'echo $$ > /sys/fs/cgroup${CG}/frozen/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 & echo $!
+        setsid sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & echo $!
+        sleep 1; echo 1 > /sys/fs/cgroup${CG}/frozen/cgroup.freeze
+        while ! grep -q 'frozen 1' /sys/fs/cgroup${CG}/frozen/cgroup.events; do sleep 0.2; done`)).trim().split('\n').map(Number);
+      const [frozenPid, busyPid] = pids;
+      let sawBusyOnCpu = false;
+      for (let i = 0; i < 10 && !sawBusyOnCpu; i++) {
+        const ps = JSON.parse(await cliOk(['ps', '--vm', name, '--json'])) as Proc[];
+        const byPid = new Map(ps.map((p) => [p.pid, p]));
+        assert.equal(byPid.get(frozenPid)!.frozen, true);
+        assert.equal(byPid.get(busyPid)!.frozen, false);
+        assert.equal(byPid.get(frozenPid)!.onCpu, false);
+        sawBusyOnCpu = byPid.get(busyPid)!.onCpu;
+      }
+      assert.ok(sawBusyOnCpu, 'a busy loop is seen on a CPU');
+      await sh(name, `echo 0 > /sys/fs/cgroup${CG}/frozen/cgroup.freeze; kill ${busyPid}`);
+    });
 
-  it('decodes the same kernel symbols from RAM as the guest\'s /proc/kallsyms', async () => {
-    const { name, up } = guests[0];
-    const truth = (await sh(name, "grep -v '\\[' /proc/kallsyms")).trim().split('\n');
-    const { prog, close } = attachGuest(up);
-    try {
-      const ours = prog.symbols.symbols.map((s) => `${s.address.toString(16).padStart(16, '0')} ${s.type} ${s.name}`);
-      assert.equal(ours.length, truth.length);
-      assert.deepEqual([...ours].sort(), [...truth].sort());
-    } finally {
-      close();
-    }
-  });
+    it(`decodes the same kernel symbols from RAM as the guest's /proc/kallsyms${title === '5-level' ? '' : ` (${title})`}`, async () => {
+      const { name, up } = guests.find((g) => g.title === title)!;
+      const truth = (await sh(name, "grep -v '\\[' /proc/kallsyms")).trim().split('\n');
+      const { prog, close } = attachGuest(up);
+      try {
+        const ours = prog.symbols.symbols.map((s) => `${s.address.toString(16).padStart(16, '0')} ${s.type} ${s.name}`);
+        assert.equal(ours.length, truth.length);
+        assert.deepEqual([...ours].sort(), [...truth].sort());
+      } finally {
+        close();
+      }
+    });
+  }
 });

@@ -14,6 +14,10 @@ export interface GuestSpec {
   bootTimeoutMs: number;
   /** A Kubernetes node on this containerd (lab up --kubernetes). */
   kubernetes?: '1.6' | '2';
+  /** The kernel asked for (`6.1`, `6.12-rt`...); GuestState.kernel is the version that booted. */
+  kernelChoice: string;
+  /** How the guest mounts the host's root: 9p, or virtiofs where the kernel has no 9p (Debian's cloud flavour). */
+  rootShare?: '9p' | 'virtiofs';
 }
 
 /** A running lab guest, as recorded in its state.json (and printed by `lab up`). */

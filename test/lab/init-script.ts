@@ -21,7 +21,11 @@ param() { for w in $CMDLINE; do case "$w" in "$1="*) echo "\${w#*=}";; esac; don
 for m in /modules/*.ko; do insmod "$m" || fail "insmod $m"; done
 
 mkdir -p /lower /upper /newroot
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /lower || fail "mount host root"
+if [ "$(param ovm.root)" = virtiofs ]; then
+  mount -t virtiofs -o ro hostroot /lower || fail "mount host root (virtiofs)"
+else
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /lower || fail "mount host root"
+fi
 mount -t tmpfs -o mode=0755 tmpfs /upper || fail "mount tmpfs"
 mkdir -p /upper/data /upper/work
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work /newroot || fail "mount overlay"

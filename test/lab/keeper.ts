@@ -15,7 +15,7 @@ import { QmpClient } from '../../introspect/qemu/qmp.js';
 import { RAM_BLOCK, removeVmDescription, writeVmDescription } from '../../introspect/vm/index.js';
 import { GuestSpec, GuestState, encodeLayout, writeState } from './guest.js';
 import { GuestPaths, guestPaths } from './paths.js';
-import { virtiofsdCommand } from './qemu-args.js';
+import { rootVirtiofsdCommand, virtiofsdCommand } from './qemu-args.js';
 import { NodeBackendOptions, startNodeBackend } from './kubernetes/node-backend.js';
 
 export interface KeeperOptions {
@@ -57,14 +57,12 @@ export class Keeper {
     const deadline = Date.now() + this.opts.spec.bootTimeoutMs;
     try {
       const log = fs.openSync(this.paths.keeperLog, 'a');
-      const virtiofs = this.opts.spec.virtiofs ?? [];
+      const virtiofs = (this.opts.spec.virtiofs ?? []).map((dir, i) => ({ socket: this.paths.virtiofs(i), ...virtiofsdCommand(dir, this.paths.virtiofs(i)) }));
+      if (this.opts.spec.rootShare === 'virtiofs') virtiofs.push({ socket: this.paths.rootVirtiofs, ...rootVirtiofsdCommand(this.paths.rootVirtiofs) });
       // QEMU connects to each virtiofsd's socket as it starts: they listen first.
-      virtiofs.forEach((dir, i) => {
-        const d = virtiofsdCommand(dir, this.paths.virtiofs(i));
-        this.virtiofsd.push(spawn(d.command, d.args, { stdio: ['ignore', log, log] }));
-      });
+      for (const d of virtiofs) this.virtiofsd.push(spawn(d.command, d.args, { stdio: ['ignore', log, log] }));
       try {
-        await waitFor(() => virtiofs.every((_, i) => fs.existsSync(this.paths.virtiofs(i))), deadline, 'virtiofsd sockets');
+        await waitFor(() => virtiofs.every((v) => fs.existsSync(v.socket)), deadline, 'virtiofsd sockets');
         this.qemu = spawn(this.opts.qemu, this.opts.args, { stdio: ['ignore', log, log] });
       } finally {
         fs.closeSync(log);

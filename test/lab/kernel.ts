@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ExternalError, NotFoundError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
+import { DEFAULT_KERNEL, KernelChoice, choiceOfVersion, downloadAndUnpack, kernelChoiceName, newestVersion } from './kernel-packages.js';
 import { cacheRoot } from './paths.js';
 import { run } from './run.js';
 
@@ -14,7 +14,6 @@ export interface GuestKernel {
   modules: string;
 }
 
-const PACKAGE = /^linux-image-(6\.1\.0-\d+-amd64)$/;
 /** How long the choice of "current" kernel is trusted before apt is asked again. */
 const CHOICE_TTL_MS = 12 * 3600_000;
 
@@ -33,57 +32,43 @@ function unpacked(version: string): GuestKernel | undefined {
   return fs.existsSync(kernel.vmlinuz) && fs.existsSync(path.join(kernel.modules, 'modules.dep')) ? kernel : undefined;
 }
 
-async function newestInApt(): Promise<string | undefined> {
-  const out = await run('apt-cache', ['search', '--names-only', '^linux-image-6\\.1\\.0-[0-9]+-amd64$']);
-  const versions = out.split('\n').map((l) => PACKAGE.exec(l.split(' ')[0])?.[1]).filter((v): v is string => !!v);
-  return versions.sort((a, b) => abi(b) - abi(a))[0];
+/** The default kernel's marker keeps its old name, so a prepared cache stays valid. */
+function markerFile(choice: KernelChoice): string {
+  const name = choice.series === DEFAULT_KERNEL.series && choice.flavour === DEFAULT_KERNEL.flavour
+    ? 'current' : `current-${kernelChoiceName(choice)}`;
+  return path.join(kernelDir(), name);
 }
 
-function abi(version: string): number {
-  return Number(version.split('-')[1]);
-}
-
-/** The kernel version to boot: OVMIGRATE_GUEST_KERNEL, else Debian's newest 6.1 image. */
-async function chooseVersion(): Promise<string> {
-  if (process.env.OVMIGRATE_GUEST_KERNEL) return process.env.OVMIGRATE_GUEST_KERNEL;
-  const marker = path.join(kernelDir(), 'current');
+/**
+ * The kernel version to boot for the choice: OVMIGRATE_GUEST_KERNEL when it
+ * names a kernel of that series and flavour, else Debian's newest.
+ */
+async function chooseVersion(choice: KernelChoice): Promise<string> {
+  const pinned = process.env.OVMIGRATE_GUEST_KERNEL;
+  const pinnedChoice = pinned ? choiceOfVersion(pinned) : undefined;
+  if (pinned && (!pinnedChoice || kernelChoiceName(pinnedChoice) === kernelChoiceName(choice))) return pinned;
+  const marker = markerFile(choice);
   try {
     if (Date.now() - fs.statSync(marker).mtimeMs < CHOICE_TTL_MS) return fs.readFileSync(marker, 'utf8').trim();
   } catch {
     // No choice made yet.
   }
-  let version = await newestInApt();
-  if (!version) {
-    log.info('no linux-image-6.1.0 package known to apt; running apt-get update');
-    await run('apt-get', ['update', '-qq']);
-    version = await newestInApt();
-  }
-  if (!version) throw new NotFoundError('apt knows no linux-image-6.1.0-*-amd64 package');
+  const version = await newestVersion(choice);
   fs.mkdirSync(kernelDir(), { recursive: true });
   fs.writeFileSync(marker, version + '\n');
   return version;
 }
 
 /** Returns the guest kernel, downloading and unpacking it (apt-get download, dpkg -x, depmod) once. */
-export async function ensureKernel(): Promise<GuestKernel> {
-  const version = await chooseVersion();
+export async function ensureKernel(choice: KernelChoice = DEFAULT_KERNEL): Promise<GuestKernel> {
+  const version = await chooseVersion(choice);
   const have = unpacked(version);
   if (have) return have;
   log.info(`fetching guest kernel linux-image-${version}`);
   fs.mkdirSync(kernelDir(), { recursive: true });
   const work = fs.mkdtempSync(path.join(kernelDir(), `.${version}-`));
   try {
-    // apt-get download drops privileges to _apt, which cannot write into our directory.
-    const download = fs.mkdtempSync(path.join(os.tmpdir(), 'ovmigrate-deb-'));
-    fs.chmodSync(download, 0o777);
-    try {
-      await run('apt-get', ['download', `linux-image-${version}`], { cwd: download });
-      const deb = fs.readdirSync(download).find((f) => f.endsWith('.deb'));
-      if (!deb) throw new ExternalError(`apt-get download linux-image-${version} wrote no .deb`);
-      await run('dpkg', ['-x', path.join(download, deb), work]);
-    } finally {
-      fs.rmSync(download, { recursive: true, force: true });
-    }
+    await downloadAndUnpack(version, work);
     await run('depmod', ['-b', work, version]);
     fs.renameSync(work, path.join(kernelDir(), version));
   } catch (err) {
@@ -96,6 +81,17 @@ export async function ensureKernel(): Promise<GuestKernel> {
   const kernel = unpacked(version);
   if (!kernel) throw new ExternalError(`unpacked linux-image-${version} has no vmlinuz or modules.dep`);
   return kernel;
+}
+
+/** Whether the kernel has a module of that name, loadable or built in. */
+export function hasModule(kernel: GuestKernel, name: string): boolean {
+  try {
+    moduleLoadOrder(kernel, [name]);
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
 }
 
 /**

@@ -5,8 +5,9 @@ import { AlreadyExistsError, ExternalError, InvalidArgumentError, NotFoundError,
 import { log } from '../../common/log.js';
 import { removeVmDescription } from '../../introspect/vm/index.js';
 import { GuestSpec, GuestState, isAlive, readState } from './guest.js';
-import { ensureInitramfs } from './initramfs.js';
+import { ensureInitramfs, rootShare } from './initramfs.js';
 import { ensureKernel } from './kernel.js';
+import { DEFAULT_KERNEL, kernelChoiceName, parseKernelChoice } from './kernel-packages.js';
 import { KeeperOptions, KeeperReport, consoleTail } from './keeper.js';
 import { checkName, guestPaths, labRoot } from './paths.js';
 import { checkPath, qemuArgs } from './qemu-args.js';
@@ -23,6 +24,8 @@ export interface UpOptions {
   bootTimeoutMs?: number;
   /** Bring the guest up as a Kubernetes node on this containerd (kubernetes/node.ts), with `ovmigrate serve` for it. */
   kubernetes?: NodeContainerd;
+  /** `6.1` (default), `6.12`, with an optional flavour: `6.12-cloud`, `6.1-rt` (see kernel-packages.ts). */
+  kernel?: string;
 }
 
 /**
@@ -39,8 +42,12 @@ export async function up(name: string, opts: UpOptions = {}): Promise<GuestState
   if (old && isAlive(old.keeperPid)) throw new AlreadyExistsError(`lab guest ${name} is already running (qemu pid ${old.qemuPid})`);
   removeLeftovers(name);
 
-  const kernel = await ensureKernel();
+  const kernel = await ensureKernel(parseKernelChoice(spec.kernelChoice));
   const initramfs = await ensureInitramfs(kernel);
+  spec.rootShare = rootShare(kernel);
+  if (spec.rootShare !== '9p' && spec.shares.length) {
+    throw new InvalidArgumentError(`kernel ${kernel.version} has no 9p (Debian's cloud flavour): give --virtiofs instead of --share`);
+  }
   fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   let node: NodeDirs | undefined;
   if (spec.kubernetes) {
@@ -53,7 +60,7 @@ export async function up(name: string, opts: UpOptions = {}): Promise<GuestState
   };
   log.debug('starting lab guest', { name, args: options.args.join(' ') });
 
-  log.info(`booting lab guest ${name} (${spec.memoryMiB} MiB, ${spec.cpus} vCPUs, ${spec.paging}-level paging)`);
+  log.info(`booting lab guest ${name} (${kernel.version}, ${spec.memoryMiB} MiB, ${spec.cpus} vCPUs, ${spec.paging}-level paging)`);
   const started = Date.now();
   const keeperLog = fs.openSync(paths.keeperLog, 'a');
   const keeper = spawn(process.execPath, [path.join(__dirname, 'keeper-main.js'), JSON.stringify(options)], {
@@ -108,6 +115,7 @@ function checkSpec(name: string, opts: UpOptions): GuestSpec {
     virtiofs: (opts.virtiofs ?? []).map((s) => path.resolve(s)),
     bootTimeoutMs: opts.bootTimeoutMs ?? 120_000,
     ...(opts.kubernetes ? { kubernetes: opts.kubernetes } : {}),
+    kernelChoice: kernelChoiceName(parseKernelChoice(opts.kernel ?? kernelChoiceName(DEFAULT_KERNEL))),
   };
   if (opts.kubernetes && opts.memoryMiB === undefined) spec.memoryMiB = NODE_MEMORY_MIB;
   if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 256 || spec.memoryMiB > 16384) {

@@ -32,6 +32,8 @@ export interface GuestPaths {
   memory: string;
   /** The vhost-user socket of the virtiofsd of share i (lab up --virtiofs). */
   virtiofs: (i: number) => string;
+  /** The vhost-user socket of the host root's virtiofsd (kernels without 9p). */
+  rootVirtiofs: string;
 }
 
 export function guestPaths(name: string): GuestPaths {
@@ -47,5 +49,6 @@ export function guestPaths(name: string): GuestPaths {
     keeperLog: path.join(dir, 'keeper.log'),
     memory: `/dev/shm/ovmigrate-lab-${name}.mem`,
     virtiofs: (i) => path.join(dir, `virtiofs${i}.sock`),
+    rootVirtiofs: path.join(dir, 'root-virtiofs.sock'),
   };
 }

@@ -27,6 +27,7 @@ export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel
     // TCG on a loaded host can miss the early IO-APIC timer check ("IO-APIC + timer doesn't work" panic).
     'no_timer_check',
     `ovm.name=${spec.name}`,
+    ...(spec.rootShare === 'virtiofs' ? ['ovm.root=virtiofs'] : []),
     `ovm.modules=${checkPath('kernel modules', path.dirname(kernel.modules))}`,
     `ovm.project=${checkPath('the checkout', projectRoot)}`,
     `ovm.agent=${path.join(projectRoot, 'dist', 'test', 'lab', 'agent', 'main.js')}`,
@@ -50,8 +51,13 @@ export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel
     '-device', `virtserialport,chardev=control,name=${CONTROL_PORT}`,
     '-chardev', `socket,id=backend,path=${paths.channel},server=on,wait=off`,
     '-device', `virtserialport,chardev=backend,name=${BACKEND_PORT}`,
-    '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
-    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+    ...(spec.rootShare === 'virtiofs' ? [
+      '-chardev', `socket,id=hostroot,path=${paths.rootVirtiofs}`,
+      '-device', 'vhost-user-fs-pci,chardev=hostroot,tag=hostroot',
+    ] : [
+      '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
+      '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+    ]),
     ...shares.flatMap((s) => [
       '-fsdev', `local,id=${s.tag},path=${s.dir},security_model=none,multidevs=remap`,
       '-device', `virtio-9p-pci,fsdev=${s.tag},mount_tag=${s.tag}`,
@@ -77,6 +83,23 @@ export function virtiofsdCommand(dir: string, socket: string): { command: string
     return { command: QEMU_VIRTIOFSD, args: [`--socket-path=${socket}`, '-o', `source=${dir}`, '-o', 'cache=none', '-o', 'sandbox=namespace'] };
   }
   throw new NotFoundError(`no virtiofsd (${RUST_VIRTIOFSD} from Debian's virtiofsd package, or ${QEMU_VIRTIOFSD}) for --virtiofs`);
+}
+
+/**
+ * The virtiofsd of the host root for kernels without 9p: cached (the root
+ * changes little under the guest, as with 9p's cache=loose), read-only where
+ * virtiofsd can say so (the guest mounts it ro in any case), and chroot: the
+ * namespace sandbox cannot pivot_root into `/` itself, and there is nothing
+ * above `/` to climb to.
+ */
+export function rootVirtiofsdCommand(socket: string): { command: string; args: string[] } {
+  if (fs.existsSync(RUST_VIRTIOFSD)) {
+    return { command: RUST_VIRTIOFSD, args: ['--socket-path', socket, '--shared-dir', '/', '--cache', 'auto', '--sandbox', 'chroot', '--readonly'] };
+  }
+  if (fs.existsSync(QEMU_VIRTIOFSD)) {
+    return { command: QEMU_VIRTIOFSD, args: [`--socket-path=${socket}`, '-o', 'source=/', '-o', 'cache=auto', '-o', 'sandbox=chroot'] };
+  }
+  throw new NotFoundError(`no virtiofsd (${RUST_VIRTIOFSD} from Debian's virtiofsd package, or ${QEMU_VIRTIOFSD}) for a kernel without 9p`);
 }
 
 const RUST_VIRTIOFSD = '/usr/libexec/virtiofsd';

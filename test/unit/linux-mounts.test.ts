@@ -29,6 +29,25 @@ function namespace(opts: FakeKernelOptions = {}) {
   return { k, vfs, task, jail, all };
 }
 
+/** The same namespace as a 6.8+ kernel keeps it: an rbtree rooted at the shared tmpfs, the root mount left, the slave right. */
+function rbNamespace() {
+  const structs = {
+    mnt_namespace: [['ns', 'u64'], ['mounts', 'rb_root']],
+    mount: [
+      ['mnt_parent', '*mount'], ['mnt_mountpoint', '*dentry'], ['mnt', 'vfsmount'], ['mnt_node', 'rb_node'], ['mnt_id', 's32'],
+      ['mnt_group_id', 's32'], ['mnt_master', '*mount'], ['mnt_devname', '*char'],
+    ],
+  } satisfies FakeKernelOptions['structs'];
+  const n = namespace({ structs });
+  const { k, task, all } = n;
+  const node = (m: bigint) => k.addr('mount', m, 'mnt_node');
+  const ns = k.ptr('task_struct', task, 'nsproxy');
+  const mntNs = k.ptr('nsproxy', ns, 'mnt_ns');
+  k.write(mntNs, 'mnt_namespace', { 'mounts.rb_node': node(all[1]) });
+  k.write(node(all[1]), 'rb_node', { rb_left: node(all[0]), rb_right: node(all[2]) });
+  return n;
+}
+
 const read = (k: FakeKernel, task: bigint, root: { dentry: bigint; mnt: bigint }) => mounts(KObject.struct(k.program(), 'task_struct', task), root);
 
 describe('mounts on a fake kernel', () => {
@@ -40,6 +59,11 @@ describe('mounts on a fake kernel', () => {
       { id: 30, parentId: 21, dev: '0:42', root: '/', mountPoint: '/run/data', fsType: 'tmpfs', source: 'tmpfs', flags: MNT_SHARED | 0x2, shared: 5, master: 0, sDev: 0x2a },
       { id: 31, parentId: 21, dev: '0:42', root: '/sub', mountPoint: '/srv/jail/tmp', fsType: 'tmpfs', source: 'tmpfs', flags: 0, shared: 0, master: 5, sDev: 0x2a },
     ]);
+  });
+
+  it('lists them in mnt_id order from the rbtree of 6.8 and later (mnt_namespace.mounts through mount.mnt_node)', () => {
+    const { k, vfs, task } = rbNamespace();
+    assert.deepEqual(read(k, task, vfs.root).map((m) => [m.id, m.mountPoint]), [[21, '/'], [30, '/run/data'], [31, '/srv/jail/tmp']]);
   });
 
   it('hides mounts outside a chrooted reader\'s root', () => {
@@ -55,9 +79,12 @@ describe('mounts on a fake kernel', () => {
       assertOvmError(() => read(k, task, vfs.root), BadDataError);
     });
 
-    it('a kernel that keeps mounts in an rbtree (no mnt_namespace.list)', () => {
-      const { k, vfs, task } = namespace({ structs: { mnt_namespace: [['ns', 'u64'], ['mounts', 'rb_root']] } });
+    it('a mount rbtree that loops back to a mount, or has neither list nor tree', () => {
+      const { k, vfs, task, all } = rbNamespace();
+      k.write(k.addr('mount', all[2], 'mnt_node'), 'rb_node', { rb_left: k.addr('mount', all[1], 'mnt_node') });
       assertOvmError(() => read(k, task, vfs.root), BadDataError);
+      const neither = namespace({ structs: { mnt_namespace: [['ns', 'u64'], ['nr_mounts', 'u32']] } });
+      assertOvmError(() => read(neither.k, neither.task, neither.vfs.root), BadDataError);
     });
 
     it('names that are NULL or outside RAM', () => {

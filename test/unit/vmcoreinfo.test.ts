@@ -57,6 +57,12 @@ describe('vmcoreinfo text', () => {
     assert.throws(() => kernelImageToPhys(info, 0xffffffffc0000000n), InvalidArgumentError);
   });
 
+  it('takes a NUMBER printed in hex (6.12: NUMBER(VMALLOC_START)=0x%lx)', () => {
+    const info = parseVmcoreinfoText(TEXT + 'NUMBER(VMALLOC_START)=0xff4eae25c0000000\n');
+    assert.equal(info.numbers.get('VMALLOC_START'), 0xff4eae25c0000000n);
+    assert.throws(() => parseVmcoreinfoText(TEXT + 'NUMBER(VMALLOC_START)=0xzz\n'), BadDataError);
+  });
+
   it('defaults to 4-level paging without pgtable_l5_enabled', () => {
     assert.equal(parseVmcoreinfoText(TEXT.replace('NUMBER(pgtable_l5_enabled)=1\n', '')).pagingLevels, 4);
   });

@@ -6,9 +6,12 @@ import { NODE_CONTAINERDS, NodeContainerd } from '../kubernetes/index.js';
 import { kubernetesDemo } from '../demo-kubernetes.js';
 import { int } from '../../../introspect/cli/args.js';
 import { toJson } from '../../../introspect/cli/json.js';
+import { parseKernelChoice } from '../kernel-packages.js';
+
+const KERNEL_HELP = 'Debian guest kernel: 6.1 (bookworm) or 6.12 (bookworm-backports), optionally -cloud or -rt (6.12-rt)';
 
 export function labCommand(): Command {
-  const lab = new Command('lab').description('local QEMU guests (Debian 6.1 under TCG) whose RAM the host reads')
+  const lab = new Command('lab').description('local QEMU guests (Debian 6.1 or 6.12 under TCG) whose RAM the host reads')
     .enablePositionalOptions();
 
   lab.command('up')
@@ -22,15 +25,16 @@ export function labCommand(): Command {
     .option('--virtiofs <hostdir>', 'read-write share over virtiofs (a virtiofsd of its own), mounted at the same path in the guest (repeatable)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--boot-timeout <s>', 'seconds to wait for the guest', int('--boot-timeout'), 120)
+    .option('--kernel <series>', KERNEL_HELP, '6.1')
     .option('--kubernetes', 'a Kubernetes node: containerd with our shim as default runtime, ovmigrate-cri, a standalone kubelet (static pods), CNI bridge; `ovmigrate serve` for it on the host')
     .addOption(new Option('--containerd <version>', "the node's containerd (with --kubernetes)").choices([...NODE_CONTAINERDS]))
     .action(async (name: string, o: {
-      memory?: number; cpus: number; paging: string; share: string[]; virtiofs: string[]; bootTimeout: number; kubernetes?: boolean; containerd?: NodeContainerd;
+      memory?: number; cpus: number; paging: string; share: string[]; virtiofs: string[]; bootTimeout: number; kernel: string; kubernetes?: boolean; containerd?: NodeContainerd;
     }) => {
       if (o.containerd && !o.kubernetes) throw new InvalidArgumentError('--containerd goes with --kubernetes');
       const state = await up(name, {
         memoryMiB: o.memory, cpus: o.cpus, paging: Number(o.paging) as 4 | 5, shares: o.share, virtiofs: o.virtiofs, bootTimeoutMs: o.bootTimeout * 1000,
-        ...(o.kubernetes ? { kubernetes: o.containerd ?? '1.6' } : {}),
+        kernel: o.kernel, ...(o.kubernetes ? { kubernetes: o.containerd ?? '1.6' } : {}),
       });
       process.stdout.write(toJson(state) + '\n');
     });
@@ -66,7 +70,7 @@ export function labCommand(): Command {
       for (const g of guests) {
         const s = g.state;
         process.stdout.write(`${g.name}\t${g.running ? 'running' : 'stopped'}` +
-          (s ? `\tpid ${s.qemuPid}\t${s.memoryMiB} MiB\t${s.cpus} cpus\t${s.paging}-level\t${s.memoryFile}` : '') + '\n');
+          (s ? `\tpid ${s.qemuPid}\t${s.memoryMiB} MiB\t${s.cpus} cpus\t${s.paging}-level\t${s.kernel}\t${s.memoryFile}` : '') + '\n');
       }
     });
 
@@ -82,8 +86,9 @@ export function labCommand(): Command {
 
   lab.command('prepare')
     .description('fetch the guest kernel and build the initramfs (done by `lab up` when needed)')
-    .action(async () => {
-      const kernel = await ensureKernel();
+    .option('--kernel <series>', KERNEL_HELP, '6.1')
+    .action(async (o: { kernel: string }) => {
+      const kernel = await ensureKernel(parseKernelChoice(o.kernel));
       process.stdout.write(toJson({ kernel: kernel.version, vmlinuz: kernel.vmlinuz, initramfs: await ensureInitramfs(kernel) }) + '\n');
     });
 
