@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startGuestContainerd } from '../lab/containerd.js';
 import { startGuestCri } from '../lab/cri-node.js';
+import { components } from './components.js';
 import { cli } from './cli.js';
 import { UpResult, labUp, testGuestName } from './lab-guests.js';
 
@@ -111,6 +112,7 @@ class GuestPool {
       const known = this.declared.get(name);
       this.declared.set(name, { ...key, containerd: Boolean(known?.containerd || key.containerd), cri: Boolean(known?.cri || key.cri) });
       this.users.set(name, (this.users.get(name) ?? 0) + 1);
+      components.declare(componentsOf(key));
     }
   }
 
@@ -135,12 +137,12 @@ class GuestPool {
   private async boot(name: string, asked: PoolKey): Promise<UpResult> {
     const key = this.declared.get(name) ?? asked;
     await this.bootSlot();
+    let up: UpResult;
     try {
       const args = ['--share', this.paths().share, '--boot-timeout', String(BOOT_TIMEOUT_S)];
       if (key.paging === 4) args.push('--paging', '4');
       if (key.virtiofs) args.push('--virtiofs', this.paths().virtiofs);
       if (key.kernel) args.push('--kernel', key.kernel);
-      let up: UpResult;
       try {
         up = await labUp(name, args);
       } catch {
@@ -149,14 +151,16 @@ class GuestPool {
         await cli(['lab', 'down', testGuestName(name)]);
         up = await labUp(name, args);
       }
-      const line = key.containerdVersion ?? '1.6';
-      if (key.cri) await startGuestCri(up.name, { work: path.join(this.paths().share, '.cri-images'), line });
-      else if (key.containerd) await startGuestContainerd(up.name, line === '2' ? { cri: { line } } : {});
-      return up;
     } finally {
       this.booting--;
       this.waiting.shift()?.();
     }
+    // Out of the boot slot: on a cold cache the Go components this guest runs may still be building.
+    for (const id of componentsOf(key)) await components.ready(id);
+    const line = key.containerdVersion ?? '1.6';
+    if (key.cri) await startGuestCri(up.name, { work: path.join(this.paths().share, '.cri-images'), line });
+    else if (key.containerd) await startGuestContainerd(up.name, line === '2' ? { cri: { line } } : {});
+    return up;
   }
 
   private async bootSlot(): Promise<void> {
@@ -176,3 +180,9 @@ class GuestPool {
 }
 
 export const guestPool = new GuestPool();
+
+/** The pinned Go components a pooled guest runs from its boot (crictl on a CRI node; containerd 2.x). */
+function componentsOf(key: PoolKey): string[] {
+  const line = key.containerdVersion ?? '1.6';
+  return [...(line === '2' ? ['containerd'] : []), ...(key.cri || line === '2' ? ['cri-tools'] : [])];
+}

@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { STAND_IN_DIR } from '../../shim/criu-version/index.js';
-import { missingComponent, requirePrograms } from '../helpers/cli.js';
+import { requirePrograms } from '../helpers/cli.js';
 import { UpResult } from '../helpers/lab-guests.js';
+import { components } from '../helpers/components.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { ServedBackend } from '../helpers/served-backend.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
@@ -30,6 +31,10 @@ const OWN_PID_NS = 1; // NamespaceMode.CONTAINER: the container's init is pid 1 
  * (real CRIU) restores the archive through CreateContainer with the archive
  * as the image (enable_experimental_restore_via_create) and StartContainer.
  */
+/** The pinned Go components the suite runs (built in the background from the start of the run). */
+const COMPONENTS = ['containerd', 'cri-tools', 'checkpointctl'];
+components.declare(COMPONENTS);
+
 describe('containerd 2.x CRI without the CRI layer: CheckpointContainer through our shim, restore via CreateContainer', function () {
   const suite = new PoolSuite('cdtwo', [
     { containerd: true, containerdVersion: '2', slot: 'a' },
@@ -94,11 +99,8 @@ describe('containerd 2.x CRI without the CRI layer: CheckpointContainer through 
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'python3', 'tar', 'busybox', 'gcc']);
-    try {
-      p = v2Programs();
-    } catch (err) {
-      missingComponent(this, (err as Error).message);
-    }
+    for (const id of COMPONENTS) await components.ready(id, this);
+    p = v2Programs();
     share = suite.dir;
     images = path.join(share, 'images');
     fs.mkdirSync(images);

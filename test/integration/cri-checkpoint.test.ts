@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { missingComponent, requirePrograms } from '../helpers/cli.js';
+import { requirePrograms } from '../helpers/cli.js';
 import { UpResult } from '../helpers/lab-guests.js';
+import { components } from '../helpers/components.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { ServedBackend } from '../helpers/served-backend.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
-import { componentBinary } from '../lab/components/index.js';
 import { GUEST_CRI_LOG } from '../lab/cri-node.js';
 
 /** A counter appending to a file of the container's rootfs every 0.2 s. */
@@ -29,6 +29,8 @@ const IMAGE_KINDS = [/^inventory\.img$/, /^pstree\.img$/, /^core-\d+\.img$/, /^m
  * containerd 2.x's, as checkpointctl reads it; refusals leave the container
  * running and nothing at the location.
  */
+components.declare(['cri-tools', 'checkpointctl']);
+
 describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the archive of containerd 2.x, CRIU not run in the guest', function () {
   const suite = new PoolSuite('cricp', [{ cri: true, slot: 'a' }]);
   let a: UpResult;
@@ -93,12 +95,8 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'python3', 'tar', 'busybox', 'gcc']);
-    try {
-      checkpointctl = componentBinary('checkpointctl');
-      componentBinary('crictl');
-    } catch (err) {
-      missingComponent(this, (err as Error).message);
-    }
+    checkpointctl = await components.program('checkpointctl', 'checkpointctl', this);
+    await components.ready('cri-tools', this);
     share = suite.dir;
     images = path.join(share, 'images');
     fs.mkdirSync(images);

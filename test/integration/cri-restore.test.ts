@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { requirePrograms } from '../helpers/cli.js';
 import { UpResult } from '../helpers/lab-guests.js';
+import { components } from '../helpers/components.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { ServedBackend } from '../helpers/served-backend.js';
 import { CRI_NODE_IMAGES, GUEST_CRI_LOG } from '../lab/cri-node.js';
@@ -51,6 +52,8 @@ const OUT = '/var/lib/ovm-crirestore';
  * from its state: the counter in memory continues from the checkpointed
  * value, and the file it writes holds every earlier value once.
  */
+components.declare(['cri-tools']);
+
 describe('ovmigrate-cri restore: crictl create from a checkpoint archive in another guest', function () {
   const suite = new PoolSuite('crirestore', [{ cri: true, slot: 'a' }, { cri: true, slot: 'b' }]);
   let share: string;
@@ -151,6 +154,7 @@ json.dump({"id": s["id"], "name": s["metadata"]["name"], "rootfsImage": s["image
 
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'python3', 'tar', 'busybox', 'gcc']);
+    await components.ready('cri-tools', this);
     share = suite.dir;
     const images = path.join(share, 'images');
     fs.mkdirSync(images);

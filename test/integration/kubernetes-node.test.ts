@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { vmDescriptionPath } from '../../introspect/vm/index.js';
 import { cli, guestSh, missingComponent, requirePrograms, requireRoot } from '../helpers/cli.js';
+import { components } from '../helpers/components.js';
 import { UpResult, labUp } from '../helpers/lab-guests.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
-import { componentBinary } from '../lab/components/index.js';
 import { guestPaths } from '../lab/paths.js';
 import {
   CNI_BIN_DIR, CNI_BRIDGE, KUBELET_CHECKPOINT_DIR, KUBELET_CONFIG_FILE, NODE_CRI_SOCKET, StaticPod, checkpointUrl, inPodSubnet, nodeDirs, staticPodFile,
@@ -41,6 +41,10 @@ async function cpuSeconds(guest: string, match: string): Promise<number> {
   return out.trim().split('\n').filter(Boolean).reduce((sum, l) => { const [t, hz] = l.split(' ').map(Number); return sum + t / hz; }, 0);
 }
 
+/** The pinned Go components the suite runs (built in the background from the start of the run). */
+const COMPONENTS = ['kubernetes', 'cri-tools', 'checkpointctl'];
+components.declare(COMPONENTS);
+
 describe('lab Kubernetes node (lab up --kubernetes: containerd 1.6, ovmigrate-cri, the kubelet, CNI bridge)', function () {
   let node: UpResult;
   let name: string;
@@ -50,13 +54,7 @@ describe('lab Kubernetes node (lab up --kubernetes: containerd 1.6, ovmigrate-cr
   before(async function () {
     requireRoot(this);
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'gcc', 'curl']);
-    for (const tool of ['kubelet', 'crictl', 'checkpointctl']) {
-      try {
-        componentBinary(tool);
-      } catch (err) {
-        missingComponent(this, (err as Error).message);
-      }
-    }
+    for (const id of COMPONENTS) await components.ready(id, this);
     if (!fs.existsSync(path.join(CNI_BIN_DIR, 'bridge'))) missingComponent(this, `no CNI plugins in ${CNI_BIN_DIR} (containernetworking-plugins)`);
     const t0 = Date.now();
     node = await labUp(LABEL, ['--kubernetes', '--boot-timeout', '300']);
