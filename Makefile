@@ -5,7 +5,7 @@ APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmo
 LAB := node dist/test/lab/cli/main.js
 MOCHA := node_modules/.bin/mocha --reporter dist/test/helpers/timed-reporter.js --exit --forbid-only --require dist/test/helpers/root-hooks.js
 
-.PHONY: all deps build unit components integration test conformance fuzz demo bench clean help
+.PHONY: all deps build unit components integration test kernels conformance fuzz demo bench clean help
 
 all: build
 
@@ -13,6 +13,7 @@ help:
 	@echo "make demo   move a container between two lab guests through containerd: checkpoint from outside the first, restore in the second"
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
+	@echo "make kernels  the dump, container dump, inspect, memory and ps suites on a Debian 6.12 guest pair"
 	@echo "make build  compile TypeScript into dist/"
 	@echo "make components  build the pinned Go components (containerd 2.x, crictl, critest, checkpointctl, kubelet; test/lab/components.json) into the cache, and check them"
 	@echo "make conformance  critest (cri-tools' CRI conformance suite) against containerd 1.6 on this host, directly and through ovmigrate-cri: the same specs must pass"
@@ -51,10 +52,16 @@ integration: deps build
 
 # The Go components the suites declare build niced in the background from the start of the run (a cold cache:
 # ~16 CPU-minutes); the component checks come last, so that build has the whole run to finish.
+# The kernel-parameterised suites run on 6.1 here and on 6.12 in `make kernels` (OVMIGRATE_TEST_KERNELS overrides).
 test: deps build
 	$(LAB) lab prepare >/dev/null
+	OVMIGRATE_TEST_KERNELS=$${OVMIGRATE_TEST_KERNELS:-6.1} $(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' 'dist/test/components/**/*.test.js'
+
+# The kernel-parameterised suites (dump, container dump, inspect, memory, ps) on a Debian 6.12 guest pair.
+KERNEL_SUITES := dump dump-container introspect-inspect introspect-memory introspect-ps
+kernels: deps build
 	$(LAB) lab prepare --kernel 6.12 >/dev/null
-	$(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' 'dist/test/components/**/*.test.js'
+	OVMIGRATE_TEST_KERNELS=6.12 $(MOCHA) --timeout 600000 $(foreach s,$(KERNEL_SUITES),dist/test/integration/$(s).test.js)
 
 # cri-tools' conformance suite twice against a containerd 1.6 of the test's own on this host (CRI on, local images,
 # CNI bridge): at containerd's socket and through ovmigrate-cri; the counts and any difference are printed. Builds
