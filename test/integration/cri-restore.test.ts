@@ -214,7 +214,7 @@ json.dump({"id": s["id"], "name": s["metadata"]["name"], "rootfsImage": s["image
 
   it('a local checkpoint image (org.criu.checkpoint.container.name) restores the same way', async function () {
     // Of the runc/CRIU archive: what this tests is the image's way in, not the dump.
-    if (!third) this.skip();
+    assert.ok(third, 'no runc/CRIU archive to pack as an image (the test that makes it failed)');
     const image = path.join(share, 'checkpoint-image.tar');
     checkpointImage(third.archive, image, 'localhost/ovmigrate/counter-checkpoint:latest');
     await sh(b, `ctr -n k8s.io image import ${image} >/dev/null`, 300);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FailedPreconditionError } from '../../common/errors.js';
+import { CriProxyRig, criProxyRig } from './helpers/cri-proxy-rig.js';
 import { quietLogs } from './helpers/quiet-logs.js';
 import { CRI_METHODS, CriProxy, Upstream, methodPath, setString, getString, type Intercepts } from '../../shim/cri/index.js';
 
@@ -90,32 +91,23 @@ function readStream(client: grpc.Client, request: string, take?: number) {
 
 describe('CRI proxy: forwarding as bytes (fake containerd)', () => {
   let dir: string;
-  let upstreamServer: grpc.Server;
-  let upstream: Upstream;
-  let proxy: CriProxy;
+  let rig: CriProxyRig;
   let client: grpc.Client;
   const seen = new Map<string, Seen>();
   quietLogs();
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-cri-proxy-'));
-    upstreamServer = await fakeContainerd(path.join(dir, 'containerd.sock'), seen);
-    upstream = new Upstream(path.join(dir, 'containerd.sock'));
     const intercepts: Intercepts = new Map([[CHECKPOINT, async (request, ctx) => {
       if (getString(request, 1) === 'refuse') throw new FailedPreconditionError('container refuse: not running');
       return ctx.forward(setString(request, 2, '/rewritten/location.tar'));
     }]]);
-    proxy = new CriProxy(upstream, intercepts);
-    await proxy.listen(path.join(dir, 'cri.sock'));
-    client = new grpc.Client(`unix://${path.join(dir, 'cri.sock')}`, grpc.credentials.createInsecure());
+    rig = await criProxyRig(dir, (socket) => fakeContainerd(socket, seen), () => intercepts);
+    client = rig.client;
   });
 
   after(async () => {
-    client?.close();
-    await proxy?.close(100);
-    upstream?.close();
-    upstreamServer?.forceShutdown();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await rig?.close();
   });
 
   it('has one row per method of runtime.v1, with its streaming kind', () => {
@@ -202,7 +194,9 @@ describe('CRI proxy: forwarding as bytes (fake containerd)', () => {
 
   it('refuses an intercept for a streaming or unknown method', () => {
     const noop = async () => { throw new Error('unused'); };
+    const upstream = new Upstream(path.join(dir, 'unused.sock'));
     assert.throws(() => new CriProxy(upstream, new Map([[EVENTS, noop]])), /only unary/);
     assert.throws(() => new CriProxy(upstream, new Map([['/runtime.v1.RuntimeService/Nope', noop]])), /not a method/);
+    upstream.close();
   });
 });

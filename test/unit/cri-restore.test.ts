@@ -8,8 +8,9 @@ import * as grpc from '@grpc/grpc-js';
 import { loadProtos } from '../../common/proto.js';
 import { RESTORE_ANNOTATION, checkRestoreDir } from '../../shim/archive/index.js';
 import {
-  ContainerdCheckpointImages, CriProxy, CriRestore, Upstream, appendField, editField, getField, getNestedString, getRepeated, getString, mapEntry, setString,
+  ContainerdCheckpointImages, CriRestore, appendField, editField, getField, getNestedString, getRepeated, getString, mapEntry, setString,
 } from '../../shim/cri/index.js';
+import { CriProxyRig, criProxyRig } from './helpers/cri-proxy-rig.js';
 import { quietLogs } from './helpers/quiet-logs.js';
 import { goodArchiveEntries, tarOf } from './helpers/tar-builder.js';
 
@@ -135,9 +136,7 @@ function annotations(request: Buffer): Map<string, string> {
 describe('CRI restore: CreateContainer from a checkpoint archive (fake containerd)', () => {
   let dir: string;
   let root: string;
-  let server: grpc.Server;
-  let upstream: Upstream;
-  let proxy: CriProxy;
+  let rig: CriProxyRig;
   let client: grpc.Client;
   const st = newState();
   const { creates, removes } = st;
@@ -147,18 +146,11 @@ describe('CRI restore: CreateContainer from a checkpoint archive (fake container
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-cri-restore-'));
     root = path.join(dir, 'restore');
-    server = await fakeContainerd(path.join(dir, 'containerd.sock'), st);
-    upstream = new Upstream(path.join(dir, 'containerd.sock'));
-    proxy = new CriProxy(upstream, new CriRestore(upstream, { root }).intercepts());
-    await proxy.listen(path.join(dir, 'cri.sock'));
-    client = new grpc.Client(`unix://${path.join(dir, 'cri.sock')}`, grpc.credentials.createInsecure());
+    rig = await criProxyRig(dir, (socket) => fakeContainerd(socket, st), (upstream) => new CriRestore(upstream, { root }).intercepts());
+    client = rig.client;
   });
   after(async () => {
-    client?.close();
-    await proxy?.close(100);
-    upstream?.close();
-    server?.forceShutdown();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await rig?.close();
   });
   beforeEach(() => {
     creates.length = 0;
@@ -253,9 +245,7 @@ describe('CRI restore: CreateContainer from a checkpoint archive (fake container
 describe('CRI restore: CreateContainer from a checkpoint image (fake containerd images and content services)', () => {
   let dir: string;
   let root: string;
-  let server: grpc.Server;
-  let upstream: Upstream;
-  let proxy: CriProxy;
+  let rig: CriProxyRig;
   let client: grpc.Client;
   const st = newState();
   quietLogs();
@@ -272,18 +262,12 @@ describe('CRI restore: CreateContainer from a checkpoint image (fake containerd 
     checkpointImage(st, 'cp:unmarked', good, { at: 'none' });
     checkpointImage(st, 'cp:evil', tarOf(...goodArchiveEntries(), { name: 'spec.link', type: '2', linkname: '/etc/shadow' }));
     checkpointImage(st, 'cp:layers', good, { layers: 2 });
-    server = await fakeContainerd(path.join(dir, 'containerd.sock'), st);
-    upstream = new Upstream(path.join(dir, 'containerd.sock'));
-    proxy = new CriProxy(upstream, new CriRestore(upstream, { root, checkpointImage: new ContainerdCheckpointImages(upstream) }).intercepts());
-    await proxy.listen(path.join(dir, 'cri.sock'));
-    client = new grpc.Client(`unix://${path.join(dir, 'cri.sock')}`, grpc.credentials.createInsecure());
+    rig = await criProxyRig(dir, (socket) => fakeContainerd(socket, st),
+      (upstream) => new CriRestore(upstream, { root, checkpointImage: new ContainerdCheckpointImages(upstream) }).intercepts());
+    client = rig.client;
   });
   after(async () => {
-    client?.close();
-    await proxy?.close(100);
-    upstream?.close();
-    server?.forceShutdown();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await rig?.close();
   });
   beforeEach(() => {
     st.creates.length = 0;
