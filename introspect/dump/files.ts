@@ -112,7 +112,7 @@ export class FileTable {
       const { path } = openFileState(file);
       const name = dPath(path, this.o.root);
       const kind = fileKind(file, name);
-      const toDump = { file, name, kind, identity: pathIdentity(path), task: who, fd: `fd ${fd}` };
+      const toDump = { file, name, kind, identity: pathIdentity(path), owner: task, task: who, fd: `fd ${fd}` };
       const dumper = fdDumper(kind);
       if (!dumper) {
         this.problems.push(new DumpProblem(who, kind, `${name} is a ${kind} (not supported yet)`, { object: toDump.fd }));

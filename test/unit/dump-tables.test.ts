@@ -23,7 +23,8 @@ describe('the dump tables', () => {
     const kinds = FD_DUMPERS.flatMap((d) => d.kinds);
     assert.equal(new Set(kinds).size, kinds.length);
     assert.equal(fdDumper('pipe')?.kinds.includes('pipe'), true);
-    assert.equal(fdDumper('eventfd'), undefined, 'a kind with no row is refused');
+    assert.equal(fdDumper('anon-inode'), undefined, 'a kind with no row is refused');
+    for (const kind of ['eventfd', 'epoll', 'signalfd', 'timerfd'] as const) assert.ok(fdDumper(kind)?.kinds.includes(kind), kind);
   });
 
   it('gives each kind of namespace at most one dumper, of a kind ids.ts numbers', () => {

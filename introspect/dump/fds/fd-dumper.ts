@@ -14,6 +14,8 @@ export interface FdToDump {
   name: string;
   kind: FileKind;
   identity: FileIdentity;
+  /** The task_struct whose fd table holds it (epoll targets are fds of that table). */
+  owner: KObject;
   /** The task, "pid 12 (sh)", and the fd, "fd 3": how problems name it. */
   task: string;
   fd: string;
