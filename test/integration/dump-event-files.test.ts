@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cliOk, requirePrograms } from '../helpers/cli.js';
+import { Json, assertSameDump } from '../helpers/criu-images.js';
+import { POOL_KERNELS } from '../helpers/guest-pool.js';
+import { UpResult } from '../helpers/lab-guests.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
+
+const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
+const NSEC = 1_000_000_000;
+
+type TimerEntry = { type: string; id: number; tfd: { ticks: number; vsec: number; vnsec: number; isec: number; insec: number } };
+
+/**
+ * timerfd values that differ from criu dump's, with why: the time left is
+ * measured at each dump's own instant (CRIU's comes later); and a periodic
+ * timer that expired unread shows CRIU it_value 0 and ticks 1 (fdinfo),
+ * which restores a disarmed timer, while ovmigrate forwards it to its next
+ * expiry and counts the expirations missed meanwhile.
+ */
+function timerfdDifferences(ours: Json[], criu: Json[]): void {
+  const timers = (entries: Json[]) => new Map((entries as TimerEntry[]).filter((e) => e.type === 'TIMERFD').map((e) => [e.id, e.tfd]));
+  const mine = timers(ours);
+  const theirs = timers(criu);
+  assert.deepEqual([...mine.keys()].sort(), [...theirs.keys()].sort(), 'the same timerfds');
+  for (const [id, t] of theirs) {
+    const o = mine.get(id)!;
+    const left = (x: typeof t) => Number(x.vsec) * NSEC + Number(x.vnsec);
+    const interval = Number(t.isec) * NSEC + Number(t.insec);
+    if (interval > 0) {
+      assert.deepEqual([left(t), Number(t.ticks)], [0, 1], `timerfd ${id}: CRIU keeps the expired periodic timer at it_value 0, ticks 1`);
+      assert.ok(left(o) > 0 && left(o) <= interval, `timerfd ${id}: forwarded to its next expiry (${left(o)} ns left)`);
+      assert.ok(Number(o.ticks) >= 1, `timerfd ${id}: the unread expirations are counted (${o.ticks})`);
+    } else {
+      const ahead = left(o) - left(t);
+      assert.ok(ahead >= 0 && ahead < 600 * NSEC, `timerfd ${id}: ${left(o)} ns left at our dump, ${left(t)} at CRIU's, later`);
+      assert.equal(Number(o.ticks), Number(t.ticks));
+    }
+    Object.assign(o, { vsec: t.vsec, vnsec: t.vnsec, ticks: t.ticks });
+  }
+}
+
+// One program on each kernel; guest A for the dumps (ovmigrate's and CRIU's of the same frozen tree), guest B for the restore.
+for (const kernel of POOL_KERNELS) {
+  describe(`ovmigrate dump: eventfd, epoll, signalfd and timerfd${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
+    const suite = new PoolSuite(`dumpevents${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
+    const sh = suite.sh;
+    const cg = suite.cgroup;
+    let share: string;
+    let a: UpResult;
+    let b: UpResult;
+    let pid: number;
+    let fdsLine: number[];
+    const log = () => fs.readFileSync(path.join(share, 'events.log'), 'utf8');
+
+    before(async function () {
+      requirePrograms(this, ['qemu-system-x86_64', 'gcc', 'criu', 'crit']);
+      share = suite.dir;
+      execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'events'), path.join(PROGRAMS, 'events.c')]);
+      [a, b] = await suite.guests();
+      // Pids far above guest B's own (and the dump suite's), so the restored process finds its pid free there.
+      pid = Number((await sh(a.name, `
+        echo 32000 > /proc/sys/kernel/ns_last_pid
+        mkdir -p /sys/fs/cgroup${cg}/events; cd ${share}
+        setsid sh -c 'echo $$ > /sys/fs/cgroup${cg}/events/cgroup.procs; exec ${share}/events' >> ${share}/events.log 2>&1 </dev/null &
+        for i in $(seq 100); do grep -q '^tick' ${share}/events.log 2>/dev/null && break; sleep 0.1; done
+        head -1 /sys/fs/cgroup${cg}/events/cgroup.procs`)).trim());
+      assert.ok(pid > 1, 'events started');
+      fdsLine = /^start ([\d ]+)$/m.exec(log())![1].split(' ').map(Number);
+      await sh(a.name, `echo 1 > /sys/fs/cgroup${cg}/events/cgroup.freeze; while ! grep -q 'frozen 1' /sys/fs/cgroup${cg}/events/cgroup.events; do sleep 0.1; done; sleep 0.5`);
+    });
+    after(() => suite.leave());
+
+    it('images equal CRIU\'s own dump of the same frozen process, field by field (timerfd times as listed)', async () => {
+      const ours = path.join(share, 'ours');
+      const theirs = path.join(share, 'criu');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--leave-running']);
+      await sh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --freeze-cgroup /sys/fs/cgroup${cg}/events -o dump.log` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
+      assertSameDump(ours, theirs, { 'files.img': timerfdDifferences });
+      // The epoll's eventfd was added under an fd closed since: both name the dup that still holds it.
+      const files = JSON.parse(execFileSync('crit', ['decode', '-i', path.join(ours, 'files.img')], { encoding: 'utf8' })) as { entries: Record<string, Json>[] };
+      const epoll = files.entries.find((e) => e.type === 'EVENTPOLL')!.epfd as { tfd: { tfd: number; data: number | string }[] };
+      const [, pipe, ev1, ev2, sock] = fdsLine;
+      assert.deepEqual(epoll.tfd.map((t) => t.tfd).sort((x, y) => x - y), [pipe, ev2, sock].sort((x, y) => x - y),
+        `the eventfd added as fd ${ev1} is watched through its dup, fd ${ev2}: ${JSON.stringify(epoll.tfd)}`);
+    });
+
+    it('restored by stock CRIU in guest B: the timer goes on, counters, epoll readiness and the signalfd hold', async () => {
+      const dir = path.join(share, 'final');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
+      const before = log().length;
+      await sh(b.name, `criu restore -D ${dir} -d -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 2; kill -USR1 ${pid}; sleep 1.5`, 120);
+      const after = log().slice(before);
+      const ticks = [...after.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
+      assert.ok(ticks.length >= 4, `the periodic timerfd keeps firing after the restore:\n${after.slice(0, 400)}`);
+      assert.ok(ticks[0] >= 1, 'its expirations unread at the dump are read first');
+      assert.match(after, /^signal 10$/m, 'the signalfd takes a SIGUSR1 sent after the restore');
+      const epoll = /^epoll (\d+)(.*)$/m.exec(after)!;
+      assert.equal(Number(epoll[1]), 3, `the pipe, the eventfd and the socket are still ready: ${epoll[0]}`);
+      const data = epoll[2].trim().split(' ').map((x) => x.split(':')[0]).sort();
+      const [, pipe, ev1, , sock] = fdsLine;
+      assert.deepEqual(data, [(0x1000 + pipe).toString(16), (0x2000 + ev1).toString(16), 'abcdef0123456789'].sort(), `each target's data (socket fd ${sock})`);
+      const values = /^eventfd (\d+) semaphore (\d+) absolute (-?\d+) interval (\d+)$/m.exec(after)!;
+      assert.ok(values, after);
+      assert.equal(values[1], '5', 'the eventfd counter');
+      // CRIU 3.17 restores eventfd(counter, 0): EFD_SEMAPHORE is lost, so the read takes the whole counter.
+      assert.equal(values[2], '3', 'the semaphore eventfd counter (read whole: CRIU 3.17 does not keep EFD_SEMAPHORE)');
+      assert.ok(Number(values[3]) > 3000 && Number(values[3]) <= 3600, `the absolute timer is still about an hour ahead (${values[3]} s)`);
+      assert.equal(values[4], '200000000', 'the periodic timer keeps its interval');
+      await sh(b.name, `kill -9 ${pid}`);
+    });
+  });
+}
