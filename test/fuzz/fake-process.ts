@@ -16,6 +16,7 @@ import { FakeKernel } from '../unit/helpers/fake-program.js';
 import { KERNEL_STRUCTS } from '../unit/helpers/kernel-structs.js';
 import { Fields } from '../unit/helpers/kernel-types.js';
 import { FakeVfs } from '../unit/helpers/fake-vfs.js';
+import { EVENT_STRUCTS, fakeTimekeeper } from '../unit/helpers/event-structs.js';
 
 const VM_READ = 0x1n, VM_EXEC = 0x4n;
 /** Where FakeKernel's heap starts (guest-physical): every object, page table and page lies above. */
@@ -25,15 +26,19 @@ const HEAP_START = 0x40_0000;
  * One process of everything the dump reads, in a fake kernel: VMAs in a
  * maple tree, page tables and resident pages, a file mapping with its page
  * cache, an fd table holding a pipe and a tmpfs file, the pipe's ring, a
- * tmpfs superblock, and a mount namespace. `heap` is the range of guest RAM
+ * tmpfs superblock, a mount namespace, and event files (eventfd,
+ * signalfd, timerfd, an epoll) with the guest's timekeeper. `heap` is the range of guest RAM
  * those objects take, for a fuzzer to corrupt.
  */
 export function fakeProcess() {
   // The members memory planning reads besides the maps' (mmState).
-  const k = new FakeKernel({ structs: { mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
     ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
-  k.symbol('pipefs_dname');
+  const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops'].map((n) => [n, k.symbol(n)]));
+  const mono = 5000n * 1_000_000_000n;
+  fakeTimekeeper(k, mono, 1n << 60n);
+  const pipefsDname = k.symbol('pipefs_dname');
   const vfs = new FakeVfs(k);
   const pgd = k.newPgd();
 
@@ -63,7 +68,7 @@ export function fakeProcess() {
     k.write(bufs + BigInt((1 + i) * bufSize), 'pipe_buffer', { page: page.page, offset: 100, len: text.length });
   });
   const pipeInfo = k.new('pipe_inode_info', { head: 3, tail: 1, ring_size: 4, max_usage: 4, bufs });
-  const pipeInode = k.new('inode', { i_mode: 0o010600, i_ino: 777, i_pipe: pipeInfo });
+  const pipeInode = k.new('inode', { i_mode: 0o010600, i_ino: 777, i_pipe: pipeInfo, i_sb: vfs.sb });
 
   // A tmpfs with one file, mounted on /run/data, and a file open on it.
   const tmpSb = vfs.superBlock('tmpfs', 0x2a);
@@ -81,14 +86,23 @@ export function fakeProcess() {
     k.link(k.addr('mnt_namespace', ns, 'list'), [vfs.rootMount, tmpMount].map((m) => k.addr('mount', m, 'mnt_list')));
   }
 
-  // The fd table: 0 the app, 1 the pipe, 2 the tmpfs file.
-  const pipeDentry = vfs.dentry('pipe', undefined, { d_inode: pipeInode });
-  const files = [app, k.new('file', { 'f_path.dentry': pipeDentry, 'f_path.mnt': vfs.vfsmount(vfs.rootMount), f_inode: pipeInode, f_op: pipefifoFops }),
-    vfs.file(tmpFile, tmpMount)];
+  // The fd table: 0 the app, 1 the pipe, 2 the tmpfs file, 3-6 an eventfd, a signalfd, a periodic timerfd expired unread, an
+  // epoll watching the pipe and the eventfd.
+  const pipeDentry = vfs.dentry('', vfs.rootDentry, { d_inode: pipeInode, d_op: k.new('dentry_operations', { d_dname: pipefsDname }) });
+  const anonInode = vfs.inode(0o600, 1n);
+  const anon = (name: string, ctx: bigint) => vfs.file(vfs.dentry(`[${name}]`, vfs.rootDentry, { d_inode: anonInode }), vfs.rootMount, { f_op: fops[`${name}_fops`], private_data: ctx, f_flags: 2 });
+  const eventfd = anon('eventfd', k.new('eventfd_ctx', { count: 5 }));
+  const pipeFile = k.new('file', { 'f_path.dentry': pipeDentry, 'f_path.mnt': vfs.vfsmount(vfs.rootMount), f_inode: pipeInode, f_op: pipefifoFops });
+  const ep = k.new('eventpoll');
+  const items = [[1, pipeFile], [3, eventfd]].map(([n, f]) => k.new('epitem', { 'ffd.fd': n, 'ffd.file': f, ep, 'event.events': 1, 'event.data': n }));
+  k.write(items[0], 'epitem', { 'rbn.rb_right': items[1] });
+  k.write(ep, 'eventpoll', { 'rbr.rb_root.rb_node': items[0] });
+  const files = [app, pipeFile, vfs.file(tmpFile, tmpMount), eventfd, anon('signalfd', k.new('signalfd_ctx', { 'sigmask.sig[0]': ~(1n << 9n) & ((1n << 64n) - 1n) })),
+    anon('timerfd', k.new('timerfd_ctx', { clockid: 1, 't.tmr.node.expires': mono - 1000n, expired: 1, ticks: 1, tintv: 300n })), anon('eventpoll', ep)];
   const fd = k.alloc(64 * 8, 8);
   files.forEach((f, i) => k.u64(fd + BigInt(i * 8), f));
   const openFds = k.alloc(8, 8);
-  k.put(openFds, Buffer.from([0b111]));
+  k.put(openFds, Buffer.from([0b1111111]));
   const fdt = k.new('fdtable', { max_fds: 64, fd, open_fds: openFds, close_on_exec: k.alloc(8, 8) });
   const task = k.new('task_struct', { pid: 50, mm, files: k.new('files_struct', { fdt }), nsproxy: k.new('nsproxy', { mnt_ns: ns }) });
 
@@ -102,7 +116,8 @@ export type FakeProcess = ReturnType<typeof fakeProcess>;
 /**
  * What the dump reads of a process, each reader in turn: maps, page tables
  * of every VMA, user memory, the page cache, open files, the pipe, tmpfs,
- * mounts, and the dump's memory plan (VMAs, page runs, pagemap). Returns
+ * mounts, the dump's memory plan (VMAs, page runs, pagemap), and every fd
+ * through its dumper. Returns
  * how many readers gave a result.
  */
 export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) => boolean): number {
@@ -132,6 +147,8 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
       const files = new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 });
       return planMemory(task, task.member('mm').deref(), files, 'pid 50');
     },
+    // Every fd through its dumper (files.img entries): the event files' readers, the epoll's rbtree, the guest's clocks.
+    () => new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 }).fdinfo(task, 'pid 50'),
   ];
   return readers.filter((r) => typedOnly(r)).length;
 }

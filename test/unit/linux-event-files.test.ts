@@ -12,30 +12,7 @@ import { signalFdMask } from '../../introspect/linux/signalfd.js';
 import { timerFd } from '../../introspect/linux/timerfd.js';
 import { assertOvmError } from './helpers/assert-ovm.js';
 import { FakeKernel } from './helpers/fake-program.js';
-import { KERNEL_STRUCTS } from './helpers/kernel-structs.js';
-
-/** The 6.1/6.12 members the event-file readers use (their layouts are the same on both, checked against each BTF). */
-const STRUCTS = {
-  file: [...(KERNEL_STRUCTS.file as [string, string][]), ['f_owner', 'fown_struct']] as [string, string][],
-  fown_struct: [['pid', 'ptr'], ['pid_type', 'u32'], ['uid', 'kuid_t'], ['euid', 'kuid_t'], ['signum', 's32']] as [string, string][],
-  eventfd_ctx: [['kref', 'u32'], ['count', 'u64'], ['flags', 'u32'], ['id', 's32']] as [string, string][],
-  sigset_t: [['sig', 'u64[1]']] as [string, string][],
-  signalfd_ctx: [['sigmask', 'sigset_t']] as [string, string][],
-  timerqueue_node: [['node', 'rb_node'], ['expires', 's64']] as [string, string][],
-  hrtimer: [['node', 'timerqueue_node'], ['_softexpires', 's64'], ['state', 'u8']] as [string, string][],
-  alarm: [['node', 'timerqueue_node'], ['timer', 'hrtimer'], ['state', 's32']] as [string, string][],
-  timerfd_ctx_t: { fields: [['tmr', 'hrtimer'], ['alarm', 'alarm']] as [string, string][], union: true },
-  timerfd_ctx: [['t', 'timerfd_ctx_t'], ['tintv', 's64'], ['moffs', 's64'], ['ticks', 'u64'], ['clockid', 's32'], ['expired', 'u16'],
-    ['settime_flags', 'u16']] as [string, string][],
-  seqcount_raw_spinlock: [['seqcount', 'u32']] as [string, string][],
-  tk_read_base: [['clock', 'ptr'], ['mask', 'u64'], ['cycle_last', 'u64'], ['mult', 'u32'], ['shift', 'u32'], ['xtime_nsec', 'u64'], ['base', 's64']] as [string, string][],
-  timekeeper: [['tkr_mono', 'tk_read_base'], ['tkr_raw', 'tk_read_base'], ['offs_real', 's64'], ['offs_boot', 's64'], ['offs_tai', 's64']] as [string, string][],
-  rb_root_cached: [['rb_root', 'rb_root'], ['rb_leftmost', '*rb_node']] as [string, string][],
-  eventpoll: [['rdllist', 'list_head'], ['rbr', 'rb_root_cached'], ['ovflist', 'ptr']] as [string, string][],
-  epoll_filefd: [['file', '*file'], ['fd', 's32']] as [string, string][],
-  epoll_event: [['events', 'u32'], ['data', 'u64']] as [string, string][],
-  epitem: [['rbn', 'rb_node'], ['ffd', 'epoll_filefd'], ['ep', '*eventpoll'], ['event', 'epoll_event']] as [string, string][],
-};
+import { EVENT_STRUCTS, fakeTimekeeper } from './helpers/event-structs.js';
 
 const SEC = 1_000_000_000n;
 /** The guest's CLOCK_MONOTONIC at the timekeeper's last update, in the fake kernels below. */
@@ -43,14 +20,8 @@ const MONO = 5000n * SEC + 123n;
 const OFFS_REAL = 1_700_000_000n * SEC;
 
 function kernel() {
-  const k = new FakeKernel({ structs: STRUCTS });
-  const tkCore = k.symbol('tk_core', 8 + k.types.sizeof('timekeeper'));
-  const clock = 0xffffffff82000000n;
-  // base + (xtime_nsec >> shift) = MONO.
-  k.write(tkCore + 8n, 'timekeeper', {
-    'tkr_mono.clock': clock, 'tkr_raw.clock': clock, 'tkr_mono.shift': 8, 'tkr_mono.xtime_nsec': 123n << 8n, 'tkr_mono.base': MONO - 123n,
-    offs_real: OFFS_REAL, offs_boot: 7n * SEC,
-  });
+  const k = new FakeKernel({ structs: EVENT_STRUCTS });
+  const tkCore = fakeTimekeeper(k, MONO, OFFS_REAL);
   const inode = k.new('inode', { i_mode: 0o600, i_ino: 9n, i_sb: k.new('super_block', { s_dev: 14 }) });
   const anon = (ctx: bigint, values = {}) => k.new('file', { private_data: ctx, f_inode: inode, f_flags: 0o2 | 0o2000000, ...values });
   const obj = (file: bigint) => KObject.struct(k.program(), 'file', file);
