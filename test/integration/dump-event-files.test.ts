@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cliOk, requirePrograms } from '../helpers/cli.js';
+import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { Json, assertSameDump } from '../helpers/criu-images.js';
 import { POOL_KERNELS } from '../helpers/guest-pool.js';
 import { UpResult } from '../helpers/lab-guests.js';
@@ -53,7 +53,18 @@ for (const kernel of POOL_KERNELS) {
     let b: UpResult;
     let pid: number;
     let fdsLine: number[];
-    const log = () => fs.readFileSync(path.join(share, 'events.log'), 'utf8');
+    const log = (name = 'events') => fs.readFileSync(path.join(share, `${name}.log`), 'utf8');
+
+    /** Starts a program in guest A in a cgroup of its own, output appended to NAME.log; its pid once it has printed a line. */
+    async function start(name: string, command: string): Promise<number> {
+      const pid = Number((await sh(a.name, `
+        mkdir -p /sys/fs/cgroup${cg}/${name}; cd ${share}
+        setsid sh -c 'echo $$ > /sys/fs/cgroup${cg}/${name}/cgroup.procs; exec ${command}' >> ${share}/${name}.log 2>&1 </dev/null &
+        for i in $(seq 100); do [ -s ${share}/${name}.log ] && break; sleep 0.1; done
+        head -1 /sys/fs/cgroup${cg}/${name}/cgroup.procs`)).trim());
+      assert.ok(pid > 1, `${name} started`);
+      return pid;
+    }
 
     before(async function () {
       requirePrograms(this, ['qemu-system-x86_64', 'gcc', 'criu', 'crit']);
@@ -61,13 +72,9 @@ for (const kernel of POOL_KERNELS) {
       execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'events'), path.join(PROGRAMS, 'events.c')]);
       [a, b] = await suite.guests();
       // Pids far above guest B's own (and the dump suite's), so the restored process finds its pid free there.
-      pid = Number((await sh(a.name, `
-        echo 32000 > /proc/sys/kernel/ns_last_pid
-        mkdir -p /sys/fs/cgroup${cg}/events; cd ${share}
-        setsid sh -c 'echo $$ > /sys/fs/cgroup${cg}/events/cgroup.procs; exec ${share}/events' >> ${share}/events.log 2>&1 </dev/null &
-        for i in $(seq 100); do grep -q '^tick' ${share}/events.log 2>/dev/null && break; sleep 0.1; done
-        head -1 /sys/fs/cgroup${cg}/events/cgroup.procs`)).trim());
-      assert.ok(pid > 1, 'events started');
+      await sh(a.name, 'echo 32000 > /proc/sys/kernel/ns_last_pid');
+      pid = await start('events', `${share}/events`);
+      await sh(a.name, `for i in $(seq 100); do grep -q '^tick' ${share}/events.log && break; sleep 0.1; done`);
       fdsLine = /^start ([\d ]+)$/m.exec(log())![1].split(' ').map(Number);
       await sh(a.name, `echo 1 > /sys/fs/cgroup${cg}/events/cgroup.freeze; while ! grep -q 'frozen 1' /sys/fs/cgroup${cg}/events/cgroup.events; do sleep 0.1; done; sleep 0.5`);
     });
@@ -111,6 +118,32 @@ for (const kernel of POOL_KERNELS) {
       assert.ok(Number(values[3]) > 3000 && Number(values[3]) <= 3600, `the absolute timer is still about an hour ahead (${values[3]} s)`);
       assert.equal(values[4], '200000000', 'the periodic timer keeps its interval');
       await sh(b.name, `kill -9 ${pid}`);
+    });
+
+    it('refuses an epoll whose target file only another task still holds, as criu dump does, before writing anything', async () => {
+      // The parent watches a pipe's read end, forks, and closes it: only the child (which closed its copy of the epoll) holds it.
+      fs.writeFileSync(path.join(share, 'escaped.py'), [
+        'import os, select, time',
+        'r, w = os.pipe(); ep = select.epoll(); ep.register(r, select.EPOLLIN)',
+        'if os.fork() == 0:',
+        '    ep.close()',
+        '    while True: time.sleep(1)',
+        "os.close(r); print('epoll', ep.fileno(), 'target', r, flush=True)",
+        'while True: time.sleep(0.2)',
+      ].join('\n') + '\n');
+      const parent = await start('escaped', `python3 ${share}/escaped.py`);
+      const [, epfd, target] = /^epoll (\d+) target (\d+)$/m.exec(log('escaped'))!;
+      const dir = path.join(share, 'escaped-img');
+      const r = await cli(['dump', '--vm', a.name, '--pid', String(parent), '-D', dir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`pid ${parent} \\(python3\\) fd ${epfd}: epoll watches a file added as fd ${target} \\(inode \\d+\\) that this task no longer holds`));
+      assert.ok(!fs.existsSync(dir), 'no image directory');
+      assert.match(await sh(a.name, `cat /sys/fs/cgroup${cg}/escaped/cgroup.events`), /frozen 0/, 'thawed again');
+      // criu/eventpoll.c: kcmp finds the file in the child, whose pid is not the epoll's owner's: the dump fails.
+      const theirs = path.join(share, 'escaped-criu');
+      const criu = await sh(a.name, `mkdir ${theirs}; criu dump -t ${parent} -D ${theirs} --leave-running --freeze-cgroup /sys/fs/cgroup${cg}/escaped -o dump.log` +
+        ` && echo dumped || { echo refused; grep -i error ${theirs}/dump.log | tail -3; }`, 120);
+      assert.match(criu, /^refused/, criu);
     });
   });
 }
