@@ -90,6 +90,8 @@ for (const kernel of POOL_KERNELS) {
       // The epoll's eventfd was added under an fd closed since: both name the dup that still holds it.
       const files = JSON.parse(execFileSync('crit', ['decode', '-i', path.join(ours, 'files.img')], { encoding: 'utf8' })) as { entries: Record<string, Json>[] };
       const epoll = files.entries.find((e) => e.type === 'EVENTPOLL')!.epfd as { tfd: { tfd: number; data: number | string }[] };
+      const owned = files.entries.find((e) => e.type === 'TIMERFD' && Number((e.tfd as { settime_flags: string }).settime_flags) === 1)!.tfd as { fown: Record<string, number> };
+      assert.deepEqual([owned.fown.pid, owned.fown.signum], [pid, 12], 'the absolute timerfd is owned for SIGIO by the process, with SIGUSR2');
       const [, pipe, ev1, ev2, sock] = fdsLine;
       assert.deepEqual(epoll.tfd.map((t) => t.tfd).sort((x, y) => x - y), [pipe, ev2, sock].sort((x, y) => x - y),
         `the eventfd added as fd ${ev1} is watched through its dup, fd ${ev2}: ${JSON.stringify(epoll.tfd)}`);

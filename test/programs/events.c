@@ -3,10 +3,13 @@
  * eventfd (added under an fd closed since, the file kept by a dup) and a
  * socketpair, all readable; a semaphore eventfd holding 3; a signalfd for
  * the blocked SIGUSR1 and SIGUSR2; a periodic CLOCK_MONOTONIC timerfd
- * (200 ms) and an absolute CLOCK_REALTIME one an hour ahead.
+ * (200 ms) and an absolute CLOCK_REALTIME one an hour ahead, owned for
+ * SIGIO by the process.
  * It prints "tick N" for each read of the periodic timer (N expirations);
  * on SIGUSR1 (read from the signalfd) it prints what each file holds.
  */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -54,6 +57,8 @@ int main(void) {
   struct itimerspec at = {.it_value = {now.tv_sec + 3600, now.tv_nsec}};
   if (sfd < 0 || periodic < 0 || absolute < 0 || timerfd_settime(periodic, 0, &every, NULL) ||
       timerfd_settime(absolute, TFD_TIMER_ABSTIME, &at, NULL)) return 1;
+  /* An owner for SIGIO (fown_entry), never signalled: no O_ASYNC. */
+  if (fcntl(absolute, F_SETOWN, getpid()) || fcntl(absolute, F_SETSIG, SIGUSR2)) return 1;
   /* The epoll, the pipe's read end, the eventfd's first fd and its dup, the socket. */
   printf("start %d %d %d %d %d\n", ep, p[0], ev1, ev2, sv[0]);
 
