@@ -1,6 +1,7 @@
 import { FileKind } from '../../linux/files.js';
 import { FdDumper } from './fd-dumper.js';
 import { inetSocketFd } from './inet-socket.js';
+import { netlinkSocketFd } from './netlink-socket.js';
 import { pipeFd } from './pipe.js';
 import { regularFd } from './regular.js';
 import { unixSocketFd } from './unix-socket.js';
@@ -8,7 +9,7 @@ import { unixSocketFd } from './unix-socket.js';
 export { FdDumper, FdDumped, FdToDump, FdType, fdProblem } from './fd-dumper.js';
 
 /** Every kind of open file the dump knows, one dumper each; a kind not here is refused. */
-export const FD_DUMPERS: readonly FdDumper[] = [regularFd, pipeFd, unixSocketFd, inetSocketFd];
+export const FD_DUMPERS: readonly FdDumper[] = [regularFd, pipeFd, unixSocketFd, inetSocketFd, netlinkSocketFd];
 
 const byKind = new Map<FileKind, FdDumper>(FD_DUMPERS.flatMap((d) => d.kinds.map((k) => [k, d] as [FileKind, FdDumper])));
 
