@@ -113,7 +113,9 @@ export function inetSock(sk: KObject, socket: KObject): InetSocket {
   const words = v6 ? 4 : 1;
   const tcp = type === SOCK_STREAM && protocol === IPPROTO_TCP;
   const udp = type === SOCK_DGRAM && (protocol === IPPROTO_UDP || protocol === IPPROTO_UDPLITE);
-  const net = sk.member('__sk_common.skc_net.net').deref();
+  const netAddr = sk.member('__sk_common.skc_net.net').value();
+  if (netAddr === 0n) throw new BadDataError(`${sk.path}.__sk_common.skc_net is NULL`);
+  const net = KObject.struct(prog, 'net', netAddr);
   const ntohs = (v: number) => ((v & 0xff) << 8) | (v >> 8);
   // tcp: listening and ehash sockets (a bound TCP socket in CLOSE is only in bhash); udp: bound or connected (sk_node hashed).
   const hashed = tcp ? state !== TCP_CLOSE : sk.member('__sk_common.skc_node.pprev').value() !== 0n;
