@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { decodeImage, encodeImage } from '../../introspect/criu/index.js';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { Json, assertSameDump, decodeDir } from '../helpers/criu-images.js';
 import { POOL_KERNELS } from '../helpers/guest-pool.js';
@@ -82,6 +83,12 @@ for (const kernel of POOL_KERNELS) {
       await sh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --tcp-close --freeze-cgroup /sys/fs/cgroup${cg}/sockets -o dump.log` +
         ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
       assertSameDump(ours, theirs);
+      for (const name of ['files.img', 'inventory.img']) {
+        const raw = fs.readFileSync(path.join(ours, name));
+        const image = decodeImage(raw, name);
+        assert.ok(encodeImage(image.kind.name, image.entries).equals(raw), `${name} through our reader`);
+        assert.ok(execFileSync('crit', ['encode'], { input: execFileSync('crit', ['decode', '-i', path.join(ours, name)]) }).equals(raw), `${name} through crit`);
+      }
 
       // What the images hold, beyond agreeing with CRIU: each socket as the program set it up.
       const files = decodeDir(ours).get('files.img') as unknown as { type: string; isk?: InetEntry; nlsk?: Record<string, Json> }[];
