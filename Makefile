@@ -58,7 +58,7 @@ test: deps build
 	OVMIGRATE_TEST_KERNELS=$${OVMIGRATE_TEST_KERNELS:-6.1} $(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' 'dist/test/components/**/*.test.js'
 
 # The kernel-parameterised suites (dump, container dump, inspect, memory, ps) on a Debian 6.12 guest pair.
-KERNEL_SUITES := dump dump-event-files dump-container introspect-inspect introspect-memory introspect-ps
+KERNEL_SUITES := dump dump-event-files dump-sockets dump-container introspect-inspect introspect-memory introspect-ps
 kernels: deps build
 	$(LAB) lab prepare --kernel 6.12 >/dev/null
 	OVMIGRATE_TEST_KERNELS=6.12 $(MOCHA) --timeout 600000 $(foreach s,$(KERNEL_SUITES),dist/test/integration/$(s).test.js)

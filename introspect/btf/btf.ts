@@ -18,6 +18,7 @@ export class Btf {
   private readonly offsets: Uint32Array;
   private readonly decoded = new Map<number, BtfType>();
   private names?: Map<string, number[]>;
+  private enumerators?: Map<string, bigint>;
 
   private constructor(private readonly types: Buffer, private readonly strings: Buffer, offsets: number[]) {
     this.offsets = Uint32Array.from(offsets);
@@ -87,6 +88,24 @@ export class Btf {
       if (!kind || t.kind === kind) return t;
     }
     return undefined;
+  }
+
+  /**
+   * An enumerator's value by name, anonymous enums included: newer kernels
+   * keep flag bit numbers there (6.12's `enum { INET_FLAGS_PKTINFO, ... }`).
+   */
+  enumerator(name: string): bigint | undefined {
+    if (!this.enumerators) {
+      this.enumerators = new Map();
+      for (let id = 1; id < this.offsets.length; id++) {
+        const kind = KINDS[(this.types.readUInt32LE(this.offsets[id] + 4) >>> 24) & 0x1f];
+        if (kind !== 'enum' && kind !== 'enum64') continue;
+        const t = this.type(id);
+        if (t.kind !== 'enum' && t.kind !== 'enum64') continue;
+        for (const v of t.values) if (!this.enumerators.has(v.name)) this.enumerators.set(v.name, BigInt(v.value));
+      }
+    }
+    return this.enumerators.get(name);
   }
 
   struct(name: string): StructType {

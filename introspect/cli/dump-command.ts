@@ -20,6 +20,7 @@ interface DumpCommandOptions extends MemorySourceOptions, QuotaOptions {
   cgroup?: string;
   imagesDir: string;
   leaveRunning?: boolean;
+  tcpClose?: boolean;
   json?: boolean;
 }
 
@@ -51,6 +52,7 @@ export function dumpCommand(plugs: CliPlugs): Command {
     .option('--bundle <dir>', "with --container: the container's OCI bundle (its config.json tells external mounts and namespaces)")
     .requiredOption('-D, --images-dir <dir>', 'directory for the images (absent or empty)')
     .option('--leave-running', 'leave the tree running after the dump (default: kill it, as criu dump does)')
+    .option('--tcp-close', 'dump connected TCP sockets for restore to close them (restore with criu restore --tcp-close)')
     .option('--json', 'print the report as JSON')
     .action(async (o: DumpCommandOptions) => {
       if ((o.pid === undefined) === (o.cgroup === undefined)) throw new InvalidArgumentError('give exactly one of --pid N or --cgroup PATH');
@@ -79,7 +81,7 @@ export function dumpCommand(plugs: CliPlugs): Command {
         }
         let report: DumpReport;
         try {
-          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, quota: quotaOf(o), progress: (line) => log.info(line) });
+          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, tcpClose: o.tcpClose, quota: quotaOf(o), progress: (line) => log.info(line) });
         } catch (err) {
           if (froze) await control!.thaw(cgroup);
           throw err;

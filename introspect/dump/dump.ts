@@ -3,7 +3,7 @@ import { log } from '../../common/log.js';
 import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 import { taskRoot } from '../linux/d-path.js';
-import { namespaces, netNamespaceInum } from '../linux/namespaces.js';
+import { namespaces, netNamespaceInum, taskNsproxy } from '../linux/namespaces.js';
 import { PageInfo } from '../linux/pages.js';
 import { taskIdentity } from '../linux/task-tree.js';
 import { cgroupNsRoot, cgroupPath, findTask, pidNumbers } from '../linux/tasks.js';
@@ -41,6 +41,8 @@ export interface DumpOptions {
   quota?: DumpQuota;
   /** The request's deadline: checked while the page tables are walked, not only at the end. */
   signal?: AbortSignal;
+  /** Dump connected TCP sockets for restore to close them, as `criu dump --tcp-close`; without it they are refused. */
+  tcpClose?: boolean;
 }
 
 export interface DumpReport {
@@ -94,8 +96,12 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   ids.cgSetId(`${cgroupPath(init)}:0`);
   // A container's own mounts are dumped: its files are named inside them, as CRIU does when it dumps a mount namespace.
   const ownMounts = namespaces(tree.root.leader).mnt !== initNs.mnt;
+  const netOf = (task: KObject) => taskNsproxy(task)?.member('net_ns').value();
+  const treeNets = new Set(tree.processes.flatMap((p) => netOf(p.leader) ?? []));
   const files = new FileTable({
     prog, ids, pages,
+    netNamespaces: { tree: treeNets, own: netOf(tree.root.leader) !== netOf(init) },
+    tcpClose: opts.tcpClose,
     root: ownMounts ? taskRoot(tree.root.leader) : taskRoot(init),
     mntIds: ownMounts,
     netNsId: (net) => ids.nsId(netNamespaceInum(KObject.struct(prog, 'net', net))),

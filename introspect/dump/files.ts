@@ -31,6 +31,10 @@ export interface FileTableOptions {
   netNsId(net: bigint): number;
   /** Number of a struct pid in the tree's pid namespace, 0 if it has none there. */
   vpid(pid: bigint): number;
+  /** Sockets' network namespaces CRIU would know: the dumped tasks' (inode numbers); `own` when the tree's is not the dumper's. */
+  netNamespaces?: { tree: ReadonlySet<bigint>; own: boolean };
+  /** Connected TCP sockets are dumped for restore to close them (criu --tcp-close). */
+  tcpClose?: boolean;
 }
 
 const NO_OWNER = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
@@ -69,6 +73,14 @@ export class FileTable {
 
   netNsId(net: bigint): number {
     return this.o.netNsId(net);
+  }
+
+  get netNamespaces(): { tree: ReadonlySet<bigint>; own: boolean } | undefined {
+    return this.o.netNamespaces;
+  }
+
+  get tcpClose(): boolean {
+    return this.o.tcpClose ?? false;
   }
 
   /** fown_entry of a file (SIGIO owner), its pid in the tree's pid namespace. */

@@ -10,7 +10,7 @@ const KINDS_BY_MODE: Record<number, FileKind> = {
   [S_IFREG]: 'regular', [S_IFDIR]: 'directory', [S_IFIFO]: 'fifo', [S_IFSOCK]: 'socket', [S_IFCHR]: 'chardev', [S_IFBLK]: 'blockdev', [S_IFLNK]: 'symlink',
 };
 
-export type FileKind = 'regular' | 'directory' | 'fifo' | 'pipe' | 'socket' | 'unix-socket' | 'inet-socket' | 'chardev' | 'tty' | 'blockdev'
+export type FileKind = 'regular' | 'directory' | 'fifo' | 'pipe' | 'socket' | 'unix-socket' | 'inet-socket' | 'netlink-socket' | 'chardev' | 'tty' | 'blockdev'
   | 'symlink' | 'eventfd' | 'epoll' | 'signalfd' | 'timerfd' | 'memfd' | 'anon-inode' | 'unknown';
 
 /** What the file operations of a struct file say it is, by the symbol its f_op points at. */
@@ -73,7 +73,7 @@ export function fileKind(file: KObject, path: string): FileKind {
     const sk = KObject.struct(file.prog, 'socket', sock).member('sk').value();
     if (sk === 0n) return 'socket';
     const family = KObject.struct(file.prog, 'sock', sk).member('__sk_common.skc_family').num();
-    return family === 1 ? 'unix-socket' : family === 2 || family === 10 ? 'inet-socket' : 'socket';
+    return family === 1 ? 'unix-socket' : family === 2 || family === 10 ? 'inet-socket' : family === 16 ? 'netlink-socket' : 'socket';
   }
   return kind;
 }
