@@ -51,7 +51,8 @@ integration: deps build
 	$(MOCHA) --timeout 600000 'dist/test/integration/**/*.test.js'
 
 # The Go components the suites declare build niced in the background from the start of the run (a cold cache:
-# ~16 CPU-minutes); the component checks come last, so that build has the whole run to finish.
+# ~16 CPU-minutes; only the programs the suites run: critest, a test binary, is built by `make conformance`);
+# the component checks come last, so that build has the whole run to finish.
 # The kernel-parameterised suites run on 6.1 here and on 6.12 in `make kernels` (OVMIGRATE_TEST_KERNELS overrides).
 test: deps build
 	$(LAB) lab prepare >/dev/null

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { components } from '../helpers/components.js';
 import { readPins } from '../lab/components/index.js';
 
-/** Every pinned component: `make test` builds them all (critest comes with crictl; `make conformance` checks it). */
+/** Every pinned component, as `make test` builds them: each id's programs but its test binaries (critest: `make conformance` builds and checks it). */
 const IN_RUN = ['containerd', 'cri-tools', 'checkpointctl', 'kubernetes'];
 
 /**

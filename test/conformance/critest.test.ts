@@ -56,7 +56,7 @@ function summary(what: string, r: CritestResult): string {
  * our local busybox and pause images.
  */
 describe('critest conformance: containerd 1.6 directly and through ovmigrate-cri', function () {
-  components.declare(['cri-tools']);
+  components.declare(['cri-tools:critest']);
   let critest = '';
   let cd: HostContainerd | undefined;
   let proxy: ChildProcess | undefined;

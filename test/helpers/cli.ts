@@ -1,5 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import path from 'node:path';
+import { execCapture } from '../lab/exec-client.js';
 
 /** The lab's CLI (the product's commands with the lab plugged in), run as a user runs it. */
 export const CLI = path.resolve(__dirname, '..', 'lab', 'cli', 'main.js');
@@ -54,9 +55,21 @@ export function requireRoot(ctx: Mocha.Context): void {
   if (process.getuid?.() !== 0) missingComponent(ctx, 'needs root');
 }
 
-/** Runs a shell script in a lab guest and returns its stdout; a non-zero exit throws. */
+/**
+ * Runs a shell script in a lab guest and returns its stdout; a non-zero exit throws. It talks to the guest's
+ * exec socket from this process, as `lab exec` does (lab.test runs that CLI): a CLI process per script would be a
+ * node start-up of host CPU each, hundreds of times a run, taken from the TCG guests on a 2-core machine.
+ */
 export async function guestSh(guest: string, script: string, timeoutS = 300): Promise<string> {
-  const r = await cli(['lab', 'exec', guest, '--timeout', String(timeoutS), '--', 'sh', '-c', script]);
-  if (r.code !== 0) throw new Error(`in ${guest}: ${script}\nexit ${r.code}\n${r.stderr}\n${r.stdout}`);
+  let r: Awaited<ReturnType<typeof execCapture>>;
+  try {
+    r = await execCapture(guest, ['sh', '-c', script], { timeoutMs: timeoutS * 1000 });
+  } catch (err) {
+    throw new Error(`in ${guest}: ${script}\n${(err as Error).message}`, { cause: err });
+  }
+  if (r.exitCode !== 0) {
+    const why = [r.error && `sh: ${r.error}`, r.timedOut && `killed after ${timeoutS} s`].filter(Boolean).join('\n');
+    throw new Error(`in ${guest}: ${script}\nexit ${r.exitCode}\n${why ? `${why}\n` : ''}${r.stderr}\n${r.stdout}`);
+  }
   return r.stdout;
 }

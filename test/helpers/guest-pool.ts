@@ -19,7 +19,9 @@ export interface PoolKey {
   /**
    * A CRI node (test/lab/cri-node.ts): containerd with its CRI plugin (in
    * k8s.io, beside the suites' own namespaces), ovmigrate-cri and crictl.
-   * Like containerd, a feature of the pooled guest, not a guest of its own.
+   * Like containerd, a feature of the pooled guest, not a guest of its own:
+   * containerd runs with its CRI plugin from the boot, ovmigrate-cri and
+   * crictl (a Go build) from when the first suite with this key takes it.
    */
   cri?: boolean;
   /** Which containerd: Debian's 1.6 (default), or 2.x from the components cache, always with its CRI (a guest of its own). */
@@ -63,7 +65,11 @@ function label(key: PoolKey): string {
  */
 class GuestPool {
   private readonly guests = new Map<string, Promise<UpResult>>();
+  /** A booted guest made ready for the suites that run Go components in it (setUp), by label. */
+  private readonly setUps = new Map<string, Promise<UpResult>>();
   private readonly declared = new Map<string, PoolKey>();
+  /** Guests some suite uses without their Go components (setUp waits until a suite that needs them takes it). */
+  private readonly plain = new Set<string>();
   /** Suites still to leave each guest, by label. */
   private readonly users = new Map<string, number>();
   private readonly stopping: Promise<unknown>[] = [];
@@ -89,9 +95,29 @@ class GuestPool {
     return this.dirs;
   }
 
-  /** The guest for this key, booted (and set up) on first demand. */
+  /**
+   * The guest for this key, booted on first demand; for a key that runs Go
+   * components in it (crictl on a CRI node, containerd 2.x), also set up for
+   * them, which waits for their build: only the suites that asked for them
+   * wait, never a suite that shares the guest without them.
+   */
   guest(key: PoolKey): Promise<UpResult> {
     const name = label(key);
+    const up = this.booted(name, key);
+    if (!componentsOf(key).length) return up;
+    let ready = this.setUps.get(name);
+    if (!ready) {
+      const settingUp = up.then((u) => this.setUp(u, this.declared.get(name) ?? key));
+      settingUp.catch(() => {
+        if (this.setUps.get(name) === settingUp) this.setUps.delete(name);
+      });
+      this.setUps.set(name, settingUp);
+      ready = settingUp;
+    }
+    return ready;
+  }
+
+  private booted(name: string, key: PoolKey): Promise<UpResult> {
     let up = this.guests.get(name);
     if (!up) {
       const booting = this.boot(name, key);
@@ -112,6 +138,7 @@ class GuestPool {
       const known = this.declared.get(name);
       this.declared.set(name, { ...key, containerd: Boolean(known?.containerd || key.containerd), cri: Boolean(known?.cri || key.cri) });
       this.users.set(name, (this.users.get(name) ?? 0) + 1);
+      if (!componentsOf(key).length) this.plain.add(name);
       components.declare(componentsOf(key));
     }
   }
@@ -125,13 +152,21 @@ class GuestPool {
       const up = this.guests.get(name);
       if (left > 0 || !up) continue;
       this.guests.delete(name);
+      this.setUps.delete(name);
       this.stopping.push(up.catch(() => undefined).then(() => cli(['lab', 'down', testGuestName(name)])).catch(() => undefined));
     }
   }
 
-  /** Boots every declared guest in the background, in the order the suites declared them, ahead of their suites. */
+  /**
+   * Boots every declared guest in the background, in the order the suites declared them, ahead of their suites;
+   * one that only suites with its components use is set up for them too (a shared one when such a suite takes it:
+   * the set-up would run beside another suite's tests).
+   */
   prepare(): void {
-    for (const [name, key] of this.declared) if ((this.users.get(name) ?? 0) > 0) this.guest(key).catch(() => undefined);
+    for (const [name, key] of this.declared) {
+      if ((this.users.get(name) ?? 0) === 0) continue;
+      (this.plain.has(name) ? this.booted(name, key) : this.guest(key)).catch(() => undefined);
+    }
   }
 
   private async boot(name: string, asked: PoolKey): Promise<UpResult> {
@@ -155,11 +190,24 @@ class GuestPool {
       this.booting--;
       this.waiting.shift()?.();
     }
-    // Out of the boot slot: on a cold cache the Go components this guest runs may still be building.
+    // Debian's containerd (with its CRI plugin on a CRI node) needs no Go component: it runs from the boot, for
+    // every suite alike; the rest of a CRI node, and containerd 2.x, wait for their build in setUp.
+    if ((key.containerdVersion ?? '1.6') === '1.6' && (key.cri || key.containerd)) {
+      await startGuestContainerd(up.name, key.cri ? { cri: { line: '1.6' } } : {});
+    }
+    return up;
+  }
+
+  /**
+   * A booted guest's Go-built part, once (out of the boot slot: on a cold
+   * cache the components may still be building): crictl and ovmigrate-cri
+   * in front of the running containerd on a CRI node; containerd 2.x.
+   */
+  private async setUp(up: UpResult, key: PoolKey): Promise<UpResult> {
     for (const id of componentsOf(key)) await components.ready(id);
     const line = key.containerdVersion ?? '1.6';
     if (key.cri) await startGuestCri(up.name, { work: path.join(this.paths().share, '.cri-images'), line });
-    else if (key.containerd) await startGuestContainerd(up.name, line === '2' ? { cri: { line } } : {});
+    else if (line === '2') await startGuestContainerd(up.name, { cri: { line } });
     return up;
   }
 
@@ -172,6 +220,7 @@ class GuestPool {
   async stop(): Promise<void> {
     const names = [...this.guests.keys()];
     this.guests.clear();
+    this.setUps.clear();
     await Promise.all([...this.stopping, ...names.map((n) => cli(['lab', 'down', testGuestName(n)]))]);
     this.stopping.length = 0;
     if (this.dirs) fs.rmSync(this.dirs.root, { recursive: true, force: true });
@@ -181,8 +230,11 @@ class GuestPool {
 
 export const guestPool = new GuestPool();
 
-/** The pinned Go components a pooled guest runs from its boot (crictl on a CRI node; containerd 2.x). */
+/**
+ * The pinned Go programs a suite with this key runs in its pooled guest: crictl on a CRI node; containerd 2.x,
+ * whose start (containerd-v2.ts) also names crictl and checkpointctl.
+ */
 function componentsOf(key: PoolKey): string[] {
   const line = key.containerdVersion ?? '1.6';
-  return [...(line === '2' ? ['containerd'] : []), ...(key.cri || line === '2' ? ['cri-tools'] : [])];
+  return [...(line === '2' ? ['containerd', 'checkpointctl'] : []), ...(key.cri || line === '2' ? ['cri-tools:crictl'] : [])];
 }

@@ -90,38 +90,34 @@ for (const kernel of POOL_KERNELS) {
       await suite.leave();
     });
 
-    it('a shell loop writing into its rootfs: same images as runc checkpoint, continues under runc restore in guest B', async () => {
-      const init = await run('loop', LOOP('/tmp/count'));
-      await freezeAndShare('loop');
-      await compareWithRunc('loop');
-      const descriptors = JSON.parse(fs.readFileSync(path.join(share, 'loop-ours', 'descriptors.json'), 'utf8')) as string[];
-      assert.match(descriptors.join(' '), /^pipe:\[\d+\] pipe:\[\d+\] pipe:\[\d+\]$/, "the init's stdio are pipes to containerd's shim");
-      const before = counts(`${bundle('loop')}/rootfs/tmp/count`).length;
-      await moveWithRunc('loop');
-      assertCounting(`${bundle('loop')}/rootfs/tmp/count`, before, 'the counter');
-      assert.ok(init > 1);
-      assert.equal((await guestSh(b.name, 'runc exec loop cat /proc/1/comm')).trim(), 'sh', "the restored init is pid 1 of the container's pid namespace");
-    });
-
-    it('several processes in one container, in a cgroup namespace of its own', async () => {
+    // One container per kind of state, each dumped twice (against runc's dump, then to move it) and restored once:
+    // the plain shell loop is the multi-process container's init, the pod's network namespace the mounts container's.
+    it('a shell loop writing into its rootfs, with several processes in a cgroup namespace of its own: same images as runc checkpoint, continues under runc restore in guest B', async () => {
       // An empty path makes ctr add the namespace rather than join one.
-      await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & wait`, '--with-ns cgroup:');
+      const init = await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & ${LOOP('/tmp/count')}`, '--with-ns cgroup:');
       await freezeAndShare('multi');
       await compareWithRunc('multi');
-      const before = ['a', 'b'].map((f) => counts(`${bundle('multi')}/rootfs/tmp/${f}`).length);
+      const descriptors = JSON.parse(fs.readFileSync(path.join(share, 'multi-ours', 'descriptors.json'), 'utf8')) as string[];
+      assert.match(descriptors.join(' '), /^pipe:\[\d+\] pipe:\[\d+\] pipe:\[\d+\]$/, "the init's stdio are pipes to containerd's shim");
+      const files = ['count', 'a', 'b'];
+      const before = files.map((f) => counts(`${bundle('multi')}/rootfs/tmp/${f}`).length);
       await moveWithRunc('multi');
-      ['a', 'b'].forEach((f, i) => assertCounting(`${bundle('multi')}/rootfs/tmp/${f}`, before[i], `/tmp/${f}`));
+      files.forEach((f, i) => assertCounting(`${bundle('multi')}/rootfs/tmp/${f}`, before[i], `/tmp/${f}`));
+      assert.ok(init > 1);
+      assert.equal((await guestSh(b.name, 'runc exec multi cat /proc/1/comm')).trim(), 'sh', "the restored init is pid 1 of the container's pid namespace");
       assert.equal((await guestSh(b.name, 'runc ps multi | tail -n +2 | wc -l')).trim(), '3', 'init and its two children');
       assert.equal((await guestSh(b.name, 'runc exec multi cat /proc/1/cgroup')).trim(), '0::/', 'its cgroup namespace is rooted at its cgroup again');
     });
 
-    it('a tmpfs mount and a bind mount: tmpfs contents and the bind continue', async () => {
+    it('a tmpfs mount and a bind mount, in an existing network namespace (a pod\'s): tmpfs contents and the bind continue, the external netns joined again on restore', async () => {
       const data = path.join(share, 'data');
       fs.mkdirSync(data);
+      await Promise.all([a, b].map((g) => guestSh(g.name, 'ip netns add pod1 && ip -n pod1 link set lo up')));
       await run('mounts', `${LOOP('/scratch/count')} & ${LOOP('/data/count')}`,
-        `--mount type=tmpfs,destination=/scratch,options=size=8m --mount type=bind,src=${data},dst=/data,options=rbind:rw`);
+        `--mount type=tmpfs,destination=/scratch,options=size=8m --mount type=bind,src=${data},dst=/data,options=rbind:rw --with-ns network:/var/run/netns/pod1`);
       await freezeAndShare('mounts');
       await compareWithRunc('mounts');
+      assert.ok(fs.readdirSync(path.join(share, 'mounts-ours')).some((f) => /^netns-\d+\.img$/.test(f)), 'a netns image naming the external namespace');
       const scratch = Number((await guestSh(a.name, `cat /proc/${await initPid('mounts')}/root/scratch/count | wc -l`)).trim());
       const before = counts(`${data}/count`).length;
       await moveWithRunc('mounts');
@@ -129,19 +125,8 @@ for (const kernel of POOL_KERNELS) {
       const seq = (await guestSh(b.name, 'runc exec mounts cat /scratch/count')).trim().split('\n').map(Number);
       assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the tmpfs file came back whole and goes on');
       assert.ok(seq.length > scratch, `the tmpfs counter goes on (${scratch} before, ${seq.length} now)`);
-    });
-
-    it('a pod-style container in an existing network namespace: external netns, joined again on restore', async () => {
-      await Promise.all([a, b].map((g) => guestSh(g.name, 'ip netns add pod1 && ip -n pod1 link set lo up')));
-      await run('pod', LOOP('/tmp/count'), '--with-ns network:/var/run/netns/pod1');
-      await freezeAndShare('pod');
-      await compareWithRunc('pod');
-      assert.ok(fs.readdirSync(path.join(share, 'pod-ours')).some((f) => /^netns-\d+\.img$/.test(f)), 'a netns image naming the external namespace');
-      const before = counts(`${bundle('pod')}/rootfs/tmp/count`).length;
-      await moveWithRunc('pod');
-      assertCounting(`${bundle('pod')}/rootfs/tmp/count`, before, 'the counter');
       const inode = (g: UpResult) => guestSh(g.name, 'stat -L -c %i /var/run/netns/pod1');
-      const restored = Number((await guestSh(b.name, "runc state pod | sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p'")).trim());
+      const restored = Number((await guestSh(b.name, "runc state mounts | sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p'")).trim());
       assert.equal((await guestSh(b.name, `stat -L -c %i /proc/${restored}/ns/net`)).trim(), (await inode(b)).trim(), "in guest B's pod1");
     });
 

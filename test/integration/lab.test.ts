@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { vmDescriptionPath } from '../../introspect/vm/index.js';
 import { PRODUCT_CLI, cli, cliOk, guestSh, requirePrograms } from '../helpers/cli.js';
 import { POOL_LABEL } from '../helpers/guest-pool.js';
+import { PoolSuite } from '../helpers/pool-suite.js';
 import { UpResult, labUp, leftovers, testGuestName } from '../helpers/lab-guests.js';
 
 const QEMU_TOOLS = ['qemu-system-x86_64', 'busybox', 'cpio', 'depmod', 'apt-get'];
@@ -25,21 +26,21 @@ interface Info {
 }
 
 describe('lab guests', function () {
+  // The 4-level guest only has its kernel read: the pooled one (introspect-ps boots it); `five` is this suite's own.
+  const suite = new PoolSuite('lab', [{ paging: 4 }]);
   let five: UpResult;
   let four: UpResult;
   const share = fs.mkdtempSync('/var/tmp/ovmigrate-share-');
 
   before(async function () {
     requirePrograms(this, QEMU_TOOLS);
-    // Two guests boot at once: a 5-level one with a share and a 4-level one.
-    [five, four] = await Promise.all([
-      labUp('five', ['--share', share]),
-      labUp('four', ['--paging', '4', '--memory', '768', '--cpus', '1']),
-    ]);
+    // A 5-level guest with a share of its own, booting while the pool brings up the 4-level one.
+    [five, [four]] = await Promise.all([labUp('five', ['--share', share]), suite.guests()]);
   });
 
   after(async () => {
-    await downLabGuests(['five', 'four']);
+    await downLabGuests(['five']);
+    await suite.leave();
     fs.rmSync(share, { recursive: true, force: true });
   });
 
@@ -170,11 +171,11 @@ describe('lab guests', function () {
   });
 
   it('down stops QEMU and removes the memory file and sockets', async () => {
-    await cliOk(['lab', 'down', four.name]);
-    assert.ok(!fs.existsSync(four.memoryFile));
-    assert.ok(!fs.existsSync(four.qmpSocket));
-    assert.ok(!fs.existsSync(vmDescriptionPath(four.name)), 'the VM description is gone');
-    assert.throws(() => process.kill(four.qemuPid, 0));
+    await cliOk(['lab', 'down', five.name]);
+    assert.ok(!fs.existsSync(five.memoryFile));
+    assert.ok(!fs.existsSync(five.qmpSocket));
+    assert.ok(!fs.existsSync(vmDescriptionPath(five.name)), 'the VM description is gone');
+    assert.throws(() => process.kill(five.qemuPid, 0));
   });
 });
 
@@ -218,7 +219,7 @@ describe('lab boot failure and cleanup', function () {
   });
 
   it('the test run leaves no QEMU process or memory file behind', async () => {
-    await downLabGuests(['five', 'four', 'big', 'slow']);
+    await downLabGuests(['five', 'big', 'slow']);
     assert.deepEqual(ownLeftovers(), []);
   });
 });

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BadDataError } from '../../common/errors.js';
-import { buildFlags, componentBinaries, componentDir, installed, kubernetesWrapperGoMod, readPins } from '../lab/components/index.js';
+import { buildFlags, componentBinaries, componentBinary, componentDir, installed, kubernetesWrapperGoMod, readPins, selectPins } from '../lab/components/index.js';
 import { stampOf } from '../lab/components/installed.js';
 
 /** The head of k8s.io/kubernetes' go.mod as a release ships it (shortened). */
@@ -52,6 +52,22 @@ describe('lab components: pins and build recipe', () => {
     assert.equal(minor(kubernetes.staging!), minor(kubernetes.version));
     assert.match(pins.find((p) => p.id === 'containerd')!.version, /^v2\.[23]\./);
     assert.equal(pins.find((p) => p.id === 'cri-tools')!.binaries.find((b) => b.name === 'critest')!.test, true);
+  });
+
+  it('selects programs: an id alone without its test binaries, ID:PROGRAM by name, nothing selected is everything', () => {
+    const pins = readPins(pinsFile({
+      t: { module: 'example.com/t', version: 'v1.0.0', binaries: [{ name: 'tctl', package: './cmd/tctl' }, { name: 'ttest', package: './cmd/ttest', test: true }] },
+      u: { module: 'example.com/u', version: 'v1.0.0', binaries: [{ name: 'u', package: '.' }] },
+    }));
+    const names = (selectors?: string[]) => selectPins(pins, selectors).map((s) => `${s.pin.id}:${s.programs.join(',')}`);
+    assert.deepEqual(names(['t']), ['t:tctl']);
+    assert.deepEqual(names(['t:ttest']), ['t:ttest']);
+    assert.deepEqual(names(['u', 't:ttest', 't']), ['t:tctl,ttest', 'u:u'], 'one selection per component, in the pins\' order');
+    assert.deepEqual(names(), ['t:tctl,ttest', 'u:u']);
+    assert.throws(() => selectPins(pins, ['v']), /no pinned component v/);
+    assert.throws(() => selectPins(pins, ['t:u']), /component t has no program u/);
+    // The committed pins: a test run's cri-tools is crictl; critest only by name.
+    assert.deepEqual(selectPins(readPins(), ['cri-tools'])[0].programs, ['crictl']);
   });
 
   it('refuses a pin that is not a release, a program named twice, and flags with spaces', () => {
@@ -106,6 +122,9 @@ describe('lab components: pins and build recipe', () => {
       fs.writeFileSync(path.join(componentDir(pin), 'build.json'), JSON.stringify(record));
       fs.writeFileSync(path.join(bin, 'a1'), '', { mode: 0o755 });
       assert.equal(installed(pin), undefined, 'a2 is missing');
+      assert.deepEqual(installed(pin, undefined, ['a1'])?.binaries, { a1: path.join(bin, 'a1') }, 'a build of a1 alone serves who wants a1');
+      assert.equal(componentBinary('a1', pins), path.join(bin, 'a1'));
+      assert.throws(() => componentBinary('a2', pins), /lab components a:a2/);
       assert.throws(() => componentBinaries(pins), /a v1\.2\.3.*lab components/);
       fs.writeFileSync(path.join(bin, 'a2'), '', { mode: 0o755 });
       assert.deepEqual(Object.keys(installed(pin)!.binaries), ['a1', 'a2']);

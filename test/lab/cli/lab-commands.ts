@@ -94,7 +94,7 @@ export function labCommand(): Command {
 
   lab.command('components')
     .description('build the pinned Go components (test/lab/components.json: containerd 2.x, crictl, critest, checkpointctl, kubelet) into the cache, once; prints their paths as JSON')
-    .argument('[ids...]', 'only these components (keys of components.json)')
+    .argument('[ids...]', 'only these components (keys of components.json; ID:PROGRAM,... for some of its programs); an ID alone builds no test binary (critest: name it, cri-tools:critest)')
     .option('--jobs <n>', 'builds at once (default: all)', int('--jobs'))
     .action(async (ids: string[], o: { jobs?: number }) => {
       // A stopped build (a test run that ends first) ends its go and removes its unfinished stage.

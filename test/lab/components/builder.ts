@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ExternalError, InvalidArgumentError } from '../../../common/errors.js';
+import { ExternalError } from '../../../common/errors.js';
 import { downloadModule, go, goEnv, goVersion } from './go.js';
 import { BuildRecord, InstalledComponent, componentDir, componentLog, componentsRoot, installed, stampOf } from './installed.js';
 import { writeKubernetesWrapper } from './kubernetes-wrapper.js';
-import { ComponentPin, expand, readPins } from './pins.js';
+import { ComponentPin, PinSelection, expand, readPins, selectPins } from './pins.js';
 import { BuildProgress } from './progress.js';
 
 /** A cold kubelet build on 2 shared cores at nice 19 takes many minutes; this only stops a hung one. */
@@ -12,7 +12,7 @@ const BUILD_TIMEOUT_MS = 90 * 60_000;
 const DOWNLOAD_TIMEOUT_MS = 20 * 60_000;
 
 export interface EnsureOptions {
-  /** Only these component ids (default: all pinned). */
+  /** Only these components, `ID` or `ID:PROGRAM,...` (pins.ts selectPins; default: every program of every pin). */
   only?: string[];
   /** Builds at once (OVMIGRATE_COMPONENT_JOBS, default all): go already uses every core, so more at once mostly overlaps downloads and links. */
   jobs?: number;
@@ -26,7 +26,8 @@ export interface EnsureOptions {
  * no optional component: a test that needs one must not find it missing).
  */
 export async function ensureComponents(opts: EnsureOptions = {}): Promise<InstalledComponent[]> {
-  const pins = selectPins(readPins(), opts.only);
+  const selected = selectPins(readPins(), opts.only);
+  const pins = selected.map((s) => s.pin);
   fs.mkdirSync(path.join(componentsRoot(), 'logs'), { recursive: true });
   const goVer = await goVersion(path.join(componentsRoot(), 'logs', 'go-version.log'));
   const progress = new BuildProgress();
@@ -38,7 +39,7 @@ export async function ensureComponents(opts: EnsureOptions = {}): Promise<Instal
   const worker = async (): Promise<void> => {
     while (next < pins.length) {
       const i = next++;
-      results[i] = await ensureOne(pins[i], goVer, progress, opts.signal).then(
+      results[i] = await ensureOne(selected[i], goVer, progress, opts.signal).then(
         (value) => ({ status: 'fulfilled' as const, value }),
         (reason: unknown) => ({ status: 'rejected' as const, reason }),
       );
@@ -59,19 +60,21 @@ export async function ensureComponents(opts: EnsureOptions = {}): Promise<Instal
   return results.map((r) => (r as PromiseFulfilledResult<InstalledComponent>).value);
 }
 
-function selectPins(pins: ComponentPin[], only?: string[]): ComponentPin[] {
-  if (!only?.length) return pins;
-  const unknown = only.filter((id) => !pins.some((p) => p.id === id));
-  if (unknown.length) throw new InvalidArgumentError(`no pinned component ${unknown.join(', ')} (have ${pins.map((p) => p.id).join(', ')})`);
-  return pins.filter((p) => only.includes(p.id));
-}
-
-async function ensureOne(pin: ComponentPin, goVer: string, progress: BuildProgress, signal?: AbortSignal): Promise<InstalledComponent> {
-  const have = installed(pin, goVer);
+/**
+ * The selected programs of a component, built unless cached. A build of this
+ * pin and Go that lacks some of them gets only those, moved in beside the
+ * others one by one (a rename: a guest running a program from there never
+ * sees it half-written); any other build is replaced whole.
+ */
+async function ensureOne(sel: PinSelection, goVer: string, progress: BuildProgress, signal?: AbortSignal): Promise<InstalledComponent> {
+  const { pin, programs } = sel;
+  const have = installed(pin, goVer, programs);
   if (have) {
     progress.set(pin.id, 'cached');
     return have;
   }
+  const base = installed(pin, goVer, []);
+  const missing = pin.binaries.filter((b) => programs.includes(b.name) && !base?.binaries[b.name]);
   const started = Date.now();
   const logFile = componentLog(pin);
   fs.writeFileSync(logFile, `${pin.module}@${pin.version} with ${goVer}\n`);
@@ -90,8 +93,8 @@ async function ensureOne(pin: ComponentPin, goVer: string, progress: BuildProgre
       : moduleDir;
     const env = goEnv(wrapped ? ['-mod=mod'] : []);
     fs.mkdirSync(path.join(stage, 'bin'));
-    progress.set(pin.id, 'building', pin.binaries.map((b) => b.name).join(', '));
-    for (const b of pin.binaries) {
+    progress.set(pin.id, 'building', missing.map((b) => b.name).join(', '));
+    for (const b of missing) {
       const out = path.join(stage, 'bin', b.name);
       await go([...(b.test ? ['test', '-c'] : ['build']), ...buildFlags(pin), '-o', out, b.package],
         { cwd, env, logFile, timeoutMs: BUILD_TIMEOUT_MS, signal });
@@ -101,8 +104,12 @@ async function ensureOne(pin: ComponentPin, goVer: string, progress: BuildProgre
       id: pin.id, module: pin.module, version: pin.version, stamp: stampOf(pin), goVersion: goVer,
       seconds: Math.round((Date.now() - started) / 1000), builtAt: new Date().toISOString(),
     };
-    fs.writeFileSync(path.join(stage, 'build.json'), JSON.stringify(record, null, 2) + '\n');
-    install(stage, componentDir(pin));
+    if (base) {
+      for (const b of missing) fs.renameSync(path.join(stage, 'bin', b.name), path.join(base.dir, 'bin', b.name));
+    } else {
+      fs.writeFileSync(path.join(stage, 'build.json'), JSON.stringify(record, null, 2) + '\n');
+      install(stage, componentDir(pin));
+    }
     progress.set(pin.id, 'done', `${record.seconds} s`);
   } catch (err) {
     progress.set(pin.id, 'failed');
@@ -110,7 +117,7 @@ async function ensureOne(pin: ComponentPin, goVer: string, progress: BuildProgre
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
   }
-  const built = installed(pin, goVer);
+  const built = installed(pin, goVer, programs);
   if (!built) throw new ExternalError(`${pin.id} ${pin.version}: built, but ${componentDir(pin)} is not complete`);
   return built;
 }

@@ -49,8 +49,12 @@ export interface InstalledComponent {
   binaries: Record<string, string>;
 }
 
-/** The cached build of `pin`, if it is complete and built from this pin and recipe (and, when given, this Go). */
-export function installed(pin: ComponentPin, goVersion?: string): InstalledComponent | undefined {
+/**
+ * The cached build of `pin`, if it was built from this pin and recipe (and, when given, this Go) and has
+ * `programs` (default: all of the pin's; a build may hold only some, as a test run builds no test binary).
+ * `binaries` has every program of the pin that is there.
+ */
+export function installed(pin: ComponentPin, goVersion?: string, programs = pin.binaries.map((b) => b.name)): InstalledComponent | undefined {
   const dir = componentDir(pin);
   let record: BuildRecord;
   try {
@@ -64,11 +68,12 @@ export function installed(pin: ComponentPin, goVersion?: string): InstalledCompo
     const file = path.join(dir, 'bin', b.name);
     try {
       fs.accessSync(file, fs.constants.X_OK);
+      binaries[b.name] = file;
     } catch {
-      return undefined;
+      // Not built (yet): only a wanted program's absence matters.
     }
-    binaries[b.name] = file;
   }
+  if (!programs.every((n) => binaries[n])) return undefined;
   return { pin, dir, record, binaries };
 }
 
@@ -109,7 +114,7 @@ export function componentsPath(pins = readPins()): string {
 export function componentBinary(name: string, pins = readPins()): string {
   const pin = pins.find((p) => p.binaries.some((b) => b.name === name));
   if (!pin) throw new NotFoundError(`no pinned component builds ${name} (${PINS_FILE})`);
-  const have = installed(pin);
-  if (!have) throw new NotFoundError(`component ${pin.id} ${pin.version} (${name}) not built in ${componentsRoot()} (run \`lab components ${pin.id}\`)`);
+  const have = installed(pin, undefined, [name]);
+  if (!have) throw new NotFoundError(`component ${pin.id} ${pin.version} (${name}) not built in ${componentsRoot()} (run \`lab components ${pin.id}:${name}\`)`);
   return have.binaries[name];
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { BadDataError } from '../../../common/errors.js';
+import { BadDataError, InvalidArgumentError } from '../../../common/errors.js';
 import { projectRoot } from '../paths.js';
 
 /** test/lab/components.json: the one place the components' versions are written (read from the checkout, not dist/). */
@@ -86,4 +86,43 @@ export function expand(pin: ComponentPin, value: string): string {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A component and which of its programs are wanted. */
+export interface PinSelection {
+  pin: ComponentPin;
+  programs: string[];
+}
+
+/**
+ * A component's programs when only its id is named: all but its test binaries
+ * (`go test -c`: critest is a conformance suite, which only `make conformance`
+ * runs and names as `cri-tools:critest`). A large test binary stays out of
+ * every build that does not ask for it by name.
+ */
+export function defaultPrograms(pin: ComponentPin): string[] {
+  const plain = pin.binaries.filter((b) => !b.test).map((b) => b.name);
+  return plain.length ? plain : pin.binaries.map((b) => b.name);
+}
+
+/**
+ * What `selectors` ask for, in the order of the pins file, each component
+ * once: `ID` is defaultPrograms(ID), `ID:P1,P2` those programs of it. No
+ * selector at all is every program of every component.
+ */
+export function selectPins(pins: ComponentPin[], selectors?: string[]): PinSelection[] {
+  if (!selectors?.length) return pins.map((pin) => ({ pin, programs: pin.binaries.map((b) => b.name) }));
+  const wanted = new Map<string, Set<string>>();
+  for (const s of selectors) {
+    const [id, list, ...rest] = s.split(':');
+    const pin = pins.find((p) => p.id === id);
+    if (!pin || rest.length) throw new InvalidArgumentError(`no pinned component ${s} (have ${pins.map((p) => p.id).join(', ')})`);
+    const programs = list === undefined ? defaultPrograms(pin) : list.split(',');
+    const unknown = programs.filter((n) => !pin.binaries.some((b) => b.name === n));
+    if (unknown.length) throw new InvalidArgumentError(`component ${id} has no program ${unknown.join(', ')} (it has ${pin.binaries.map((b) => b.name).join(', ')})`);
+    const set = wanted.get(id) ?? new Set<string>();
+    for (const n of programs) set.add(n);
+    wanted.set(id, set);
+  }
+  return pins.filter((p) => wanted.has(p.id)).map((pin) => ({ pin, programs: pin.binaries.map((b) => b.name).filter((n) => wanted.get(pin.id)!.has(n)) }));
 }
