@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AlreadyExistsError, BadDataError, FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { TarWriter } from './tar-writer.js';
+import { TarWriter } from '../../common/tar/index.js';
 
 /**
  * The container checkpoint archive as containerd 2.x's CRI writes it

@@ -11,7 +11,7 @@ import type { InterceptContext, UnaryIntercept } from './proxy.js';
 import { getField } from './wire-fields.js';
 import { overlayUpperDir, writeRootfsDiff } from './rootfs-diff.js';
 import { CONTAINERD_STATE, ShimTask, taskBundle } from './shim-task.js';
-import { TarWriter } from './tar-writer.js';
+import { TarWriter } from '../../common/tar/index.js';
 import type { Upstream } from './upstream.js';
 
 /** The runtime whose containers are checkpointed here; others go to containerd as they came. */

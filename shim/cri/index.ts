@@ -9,4 +9,3 @@ export {
 } from './wire-fields.js';
 export { checkpointContainer, OVMIGRATE_RUNTIME, type CheckpointOptions } from './checkpoint-container.js';
 export { configDump, criContainerName, goTime, writeArchive, writeExclusive, type ArchiveParts, type ConfigDumpInput } from './checkpoint-archive.js';
-export { TarWriter, type TarHeader } from './tar-writer.js';
