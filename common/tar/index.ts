@@ -2,3 +2,4 @@
 export { entryComponents } from './entry-path.js';
 export { ByteSource, TarReader, MAX_NAME, MAX_PAX, type EntryKind, type TarEntry } from './tar-reader.js';
 export { TarWriter, type TarEntryType, type TarHeader } from './tar-writer.js';
+export { ARCHIVE_FILE_MODE, CHECKPOINT_DIR, STATS_DUMP, imageFiles, writeCheckpointTar, type TopEntry } from './checkpoint-layout.js';
