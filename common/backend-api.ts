@@ -12,7 +12,17 @@ export const BACKEND_SERVICE = `${PACKAGE}.Backend`;
 export const BACKEND_PORT = 'ovmigrate.0';
 /** CheckpointRequest.config: the bundle's config.json, at most this many bytes (backend.proto). */
 export const MAX_CONFIG_BYTES = 1 << 20;
-/** The largest request: a config of MAX_CONFIG_BYTES, the id, a cgroup path and protobuf's few bytes around them. */
+/**
+ * CheckpointRequest.archive: the data of its entries and the config together, at most this many bytes
+ * (backend.proto), so that a request with an archive stays within MAX_REQUEST_BYTES.
+ */
+export const MAX_ARCHIVE_METADATA_BYTES = MAX_CONFIG_BYTES;
+/**
+ * Names the guest may give archive entries (backend.proto ArchiveRequest): the top-level
+ * files of containerd 2.x's checkpoint archive that only the guest knows. Never paths.
+ */
+export const ARCHIVE_ENTRY_NAMES: readonly string[] = ['config.dump', 'container.log', 'rootfs-diff.tar', 'status.dump'];
+/** The largest request: a config of MAX_CONFIG_BYTES (with archive entries, both together), the id, a cgroup path and protobuf's few bytes around them. */
 export const MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 8192;
 /**
  * The largest ttrpc frame on the channel: a request at its limit plus the envelope (service, method, metadata),
@@ -37,10 +47,24 @@ export interface CheckpointRequest {
   cgroup: string;
   /** The bundle's config.json; empty dumps a plain process tree (no namespaces of its own). */
   config?: Uint8Array;
+  /** Asks for one archive file instead of an image directory. */
+  archive?: ArchiveRequest | null;
+}
+
+export interface ArchiveEntry {
+  /** One of ARCHIVE_ENTRY_NAMES. */
+  name: string;
+  data: Uint8Array;
+}
+
+export interface ArchiveRequest {
+  entries: ArchiveEntry[];
+  /** spec.dump is the request's config, byte for byte. */
+  spec_from_config?: boolean;
 }
 
 export interface CheckpointResponse {
-  /** The image directory, one path component under the share. */
+  /** The image directory (the archive file, when one was asked for), one path component under the share. */
   name: string;
   /** Pids in the guest's initial pid namespace, root first. */
   pids: number[];
@@ -48,6 +72,8 @@ export interface CheckpointResponse {
   bytes_written: bigint;
   total_ms: number;
   pause_ms: number;
+  /** The archive file's size; 0 for an image directory. */
+  archive_bytes: bigint;
 }
 
 export interface ReleaseRequest {

@@ -5,8 +5,8 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '..
 import { log, logSafe } from '../../common/log.js';
 import { Removal, removeImageDir } from '../dump/image-dir.js';
 
-/** What a backend leaves in staging: a staged dump, a released directory, ImageDir's own temporary directory. */
-const STAGING_LEFTOVER = /^(?:[0-9a-f]{32}|\.released-[0-9a-f]{32}|\.[0-9a-f]{32}\.ovmigrate-[0-9a-f]{8})$/;
+/** What a backend leaves in staging: a staged dump or archive, a released directory or archive, ImageDir's own temporary directory. */
+const STAGING_LEFTOVER = /^(?:[0-9a-f]{32}(?:\.tar)?|\.released-[0-9a-f]{32}|\.[0-9a-f]{32}\.ovmigrate-[0-9a-f]{8})$/;
 
 /**
  * The images directory the guest sees (DIR, on a share) and a staging
@@ -83,6 +83,26 @@ export class ImageStore {
     syncDir(this.staging);
   }
 
+  /** Where the archive file of dump `name` is written before it is published (absent until then). */
+  stagingArchivePath(name: string): string {
+    return `${this.stagingPath(name)}.tar`;
+  }
+
+  /**
+   * Makes a staged archive file appear in DIR as `name` (a regular file where
+   * other dumps put a directory): on disk before and after the rename.
+   */
+  publishArchive(name: string): void {
+    fs.renameSync(this.stagingArchivePath(name), this.inDir(name));
+    fs.fsyncSync(this.dirFd);
+    syncDir(this.staging);
+  }
+
+  /** Removes a staged archive file that will not be published. */
+  discardArchive(name: string): void {
+    fs.rmSync(this.stagingArchivePath(name), { force: true });
+  }
+
   /** Removes a staged dump that will not be published. */
   discard(name: string): void {
     this.report(`staged ${name}`, removeImageDir(this.stagingPath(name)));
@@ -94,8 +114,10 @@ export class ImageStore {
   }
 
   /**
-   * Takes DIR/name away from the guest (rename: a symlink put there is moved,
-   * not followed), then removes it where the guest cannot reach by path.
+   * Takes DIR/name (a directory, or an archive file) away from the guest
+   * (rename: a symlink put there is moved, not followed), then removes it
+   * where the guest cannot reach by path; links the guest made to an archive
+   * file elsewhere on the share stay, they are its copy.
    * Already gone is fine: the guest may delete its copy itself.
    */
   remove(name: string): void {

@@ -9,6 +9,7 @@ import { log, logSafe } from '../../common/log.js';
 import { Handler, StatusCode, TtrpcError, TtrpcServer, abortedError, statusName, statusOf } from '../../common/ttrpc/index.js';
 import { parseContainerSpec } from '../dump/container.js';
 import { cgroupArg } from '../dump/tree.js';
+import { archiveEntries, writeArchiveFile } from './archive-file.js';
 import { DumpFn } from './guest-ram.js';
 import { ImageStore } from './image-store.js';
 
@@ -79,6 +80,7 @@ export class BackendService {
       throw new InvalidArgumentError(`config of container ${req.id}: ${config.length} bytes, more than the ${MAX_CONFIG_BYTES} a config.json may have`);
     }
     const container = config.length ? parseContainerSpec(config, `config of container ${req.id}`) : undefined;
+    const archive = req.archive ? archiveEntries(req.archive, config, req.id) : undefined;
     const { maxConcurrentCheckpoints, maxUnreleased } = this.limits;
     if (this.running >= maxConcurrentCheckpoints) {
       throw new TtrpcError(StatusCode.RESOURCE_EXHAUSTED, `${this.running} checkpoints of this VM are running, at most ${maxConcurrentCheckpoints} at a time`);
@@ -91,22 +93,26 @@ export class BackendService {
     this.running++;
     try {
       const report = await this.dump(cgroup, this.store.stagingPath(name), container, signal);
-      // A caller that went away never learns the name, so nobody would release it.
-      if (signal.aborted) {
-        this.store.discard(name);
-        throw abortedError(signal.reason);
-      }
+      let archiveBytes = 0;
       try {
-        this.store.publish(name);
+        if (archive) archiveBytes = await writeArchiveFile(this.store.stagingArchivePath(name), this.store.stagingPath(name), archive);
+        // A caller that went away never learns the name, so nobody would release it.
+        if (signal.aborted) throw abortedError(signal.reason);
+        if (archive) this.store.publishArchive(name);
+        else this.store.publish(name);
       } catch (err) {
+        if (archive) this.store.discardArchive(name);
         this.store.discard(name);
         throw err;
       }
+      // The archive holds the images: their directory was never the guest's to see.
+      if (archive) this.store.discard(name);
       this.issued.set(name, this.now());
       const totalMs = performance.now() - t0;
       log.info(`checkpoint ${req.id} (${shown}) -> ${name}`, {
         processes: report.processes.length, pages: report.pagesWritten, bytes: report.bytesWritten,
         totalMs: Math.round(totalMs), dumpMs: Math.round(report.ms.total), pauseMs: Number((report.pauseMs ?? 0).toFixed(1)),
+        ...(archive ? { archiveBytes } : {}),
       });
       return {
         name,
@@ -115,6 +121,7 @@ export class BackendService {
         bytes_written: BigInt(report.bytesWritten),
         total_ms: totalMs,
         pause_ms: report.pauseMs ?? 0,
+        archive_bytes: BigInt(archiveBytes),
       };
     } catch (err) {
       // The message quotes the guest's comm, paths and names.

@@ -3,8 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { ArchiveRefusedError, errorMessage } from '../../common/errors.js';
-import { entryComponents } from './entry-path.js';
-import { ByteSource, TarReader, type TarEntry } from './tar-reader.js';
+import { ByteSource, TarReader, entryComponents, type TarEntry } from '../../common/tar/index.js';
 
 /**
  * Applies an archive's rootfs-diff.tar (the checkpointed container's rw

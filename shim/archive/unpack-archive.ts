@@ -2,8 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ArchiveRefusedError, errorMessage } from '../../common/errors.js';
-import { entryComponents } from './entry-path.js';
-import { ByteSource, TarReader, type TarEntry } from './tar-reader.js';
+import { ByteSource, TarReader, entryComponents, type TarEntry } from '../../common/tar/index.js';
 
 /** The archive's CRIU images: flat regular files only (what containerd 2.x writes and unpacks). */
 export const CHECKPOINT_DIR = 'checkpoint';

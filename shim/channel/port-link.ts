@@ -11,6 +11,12 @@ import type { PortIO } from './virtio-port.js';
 const IDLE_POLL_MS = 100;
 /** ...and while something does: an answer waits for the next poll. */
 const BUSY_POLL_MS = 5;
+/**
+ * A call the host works on for seconds (a dump) backs the polls off to this,
+ * doubling while nothing comes: 200 wake-ups a second of the relay are guest
+ * CPU the checkpoint would cost for nothing.
+ */
+const MAX_BUSY_POLL_MS = 50;
 /** How long the host gets to answer the probe before its connection counts as out of step. */
 const DEFAULT_PROBE_TIMEOUT_MS = 5000;
 /** Zeros enough to end any frame a host may be in the middle of, and then to be a header it refuses. */
@@ -55,6 +61,10 @@ export class PortLink {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private readonly buf = Buffer.alloc(1 << 16);
+  /** The next poll's wait while a call is out (BUSY_POLL_MS up to MAX_BUSY_POLL_MS). */
+  private busyPollMs = BUSY_POLL_MS;
+  /** Whether the host sent anything since the last poll. */
+  private heard = false;
   private failed?: (err: Error) => void;
   private readonly probeTimeoutMs: number;
 
@@ -93,7 +103,10 @@ export class PortLink {
       return this.failed!(err instanceof Error ? err : new Error(String(err)));
     }
     const waiting = this.state.kind === 'probing' || this.state.kind === 'resetting' || (this.state.kind === 'up' && this.relay.busy);
-    this.schedule(waiting ? BUSY_POLL_MS : IDLE_POLL_MS);
+    const quiet = this.state.kind === 'up' && !this.heard && this.out.length === 0;
+    this.busyPollMs = waiting && quiet ? Math.min(this.busyPollMs * 2, MAX_BUSY_POLL_MS) : BUSY_POLL_MS;
+    this.heard = false;
+    this.schedule(waiting ? this.busyPollMs : IDLE_POLL_MS);
   }
 
   private schedule(ms: number): void {
@@ -116,6 +129,7 @@ export class PortLink {
       }
       if (n === 0) return this.dropped();
       this.connected = true;
+      this.heard = true;
       this.fromHost(Buffer.from(this.buf.subarray(0, n)));
     }
   }
@@ -182,6 +196,7 @@ export class PortLink {
     this.relay.hostUp((frame) => {
       this.out.push(frame);
       this.flush();
+      this.busyPollMs = BUSY_POLL_MS;
       this.schedule(BUSY_POLL_MS);
     }, s.decoder);
   }

@@ -53,7 +53,9 @@ export const SPEC_TYPE_URLS = {
   linuxResources: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources',
   windowsResources: 'types.containerd.io/opencontainers/runtime-spec/1/WindowsResources',
 } as const;
-const JSON_TYPE_URLS: ReadonlySet<string> = new Set(Object.values(SPEC_TYPE_URLS));
+/** Our own checkpoint options, from the guest's CRI layer (archive-checkpoint.ts), JSON as well. */
+export const OVMIGRATE_ARCHIVE_OPTIONS = 'types.ovmigrate.io/shim/v1/ArchiveOptions';
+const JSON_TYPE_URLS: ReadonlySet<string> = new Set([...Object.values(SPEC_TYPE_URLS), OVMIGRATE_ARCHIVE_OPTIONS]);
 
 /** A google.protobuf.Any as encode takes it and decode gives it (keepCase names). */
 export interface AnyMessage {

@@ -5,6 +5,7 @@ import { log } from '../../common/log.js';
 import { BACKEND_PORT, IMAGE_NAME, MAX_CONFIG_BYTES } from '../../common/backend-api.js';
 import type { BackendClient } from '../channel/client.js';
 import { findVirtioPort } from '../channel/virtio-port.js';
+import { ArchiveOptions, Placement, placeArchive, readArchiveEntries } from './archive-checkpoint.js';
 import { Freezer } from './freezer.js';
 import type { Runc } from './runc.js';
 
@@ -52,6 +53,8 @@ export interface CheckpointOptions {
   empty_namespaces?: string[];
   cgroups_mode?: string;
   work_path?: string;
+  /** Ours, from the guest's CRI layer: the result is one archive the host writes (archive-checkpoint.ts). */
+  archive?: ArchiveOptions;
 }
 
 export interface CheckpointJob {
@@ -77,6 +80,8 @@ export interface CheckpointReport {
   totalMs: number;
   backendMs?: number;
   copyMs?: number;
+  /** How an archive the host wrote came into the target. */
+  archive?: Placement;
 }
 
 /** Whether the VM has the channel to a host backend at all (a virtio-serial port of that name). */
@@ -171,6 +176,11 @@ export class Checkpointer {
     if (config.length > MAX_CONFIG_BYTES) {
       throw new UnsupportedError(`config.json of container ${job.id}: ${config.length} bytes, more than the ${MAX_CONFIG_BYTES} the host's backend takes`);
     }
+    const archive = job.options.archive;
+    const archiveReq = archive ? await readArchiveEntries(job.target, archive, config.length) : undefined;
+    // Without an archive from the host, the images go where the CRI layer tars them itself.
+    const imagesTarget = archive ? path.join(job.target, archive.images) : job.target;
+    let placement: Placement | undefined;
     const freezer = freezerOf(job);
     let frozen = await freezer.freeze();
     const frozenAt = Date.now();
@@ -187,7 +197,7 @@ export class Checkpointer {
     let failure: unknown;
     try {
       const t = Date.now();
-      const reply = await backend.checkpoint({ id: job.id, cgroup: job.cgroup, config }, { timeoutMs: shim.checkpointTimeoutMs });
+      const reply = await backend.checkpoint({ id: job.id, cgroup: job.cgroup, config, archive: archiveReq }, { timeoutMs: shim.checkpointTimeoutMs });
       backendMs = Date.now() - t;
       name = reply.name;
       if (!IMAGE_NAME.test(name)) throw new BadDataError(`the backend named its image directory ${JSON.stringify(name)}`);
@@ -195,7 +205,12 @@ export class Checkpointer {
       // the copy. One that is to exit dies only once its images are where containerd wants them.
       if (frozen && !job.options.exit) await thaw();
       const c = Date.now();
-      await copyImages(path.join(images, name), job.target, written);
+      if (archive && reply.archive_bytes > 0n) {
+        placement = await placeArchive(path.join(images, name), path.join(job.target, archive.file), reply.archive_bytes);
+        written.push(archive.file);
+      } else {
+        await copyImages(path.join(images, name), imagesTarget, written);
+      }
       copyMs = Date.now() - c;
       if (job.options.exit) await job.runc.kill(job.id, 9, true);
     } catch (err) {
@@ -210,10 +225,10 @@ export class Checkpointer {
     }
     if (name) await backend.release(name).catch((e: unknown) => log.warn(`releasing image directory ${name}: ${errorMessage(e)}`));
     if (failure !== undefined) {
-      await removeWritten(job.target, written);
+      await removeWritten(placement ? job.target : imagesTarget, written);
       throw failure;
     }
-    const report: CheckpointReport = { via: 'backend', frozenMs, totalMs: Date.now() - started, backendMs, copyMs };
+    const report: CheckpointReport = { via: 'backend', frozenMs, totalMs: Date.now() - started, backendMs, copyMs, ...(placement ? { archive: placement } : {}) };
     log.info(`${job.id}: checkpointed out of the VM into ${job.target}`, report);
     return report;
   }
@@ -229,6 +244,8 @@ export class Checkpointer {
       ...(o.cgroups_mode ? ['--manage-cgroups-mode', o.cgroups_mode] : []),
     ];
     const workPath = o.work_path || path.join(job.bundle, 'criu-work');
+    // No archive without the host: the images go where the CRI layer tars them itself.
+    if (o.archive) job = { ...job, target: path.join(job.target, o.archive.images) };
     fs.mkdirSync(workPath, { recursive: true });
     // runc writes into the target itself: what was there before is the user's, and stays.
     const before = new Set(await fs.promises.readdir(job.target).catch(() => [] as string[]));

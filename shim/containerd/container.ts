@@ -5,7 +5,8 @@ import {
 } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import type { ProcessHelper } from '../subreaper/index.js';
-import { AnyMessage, packMessage, unpackAny } from './api.js';
+import { AnyMessage, OVMIGRATE_ARCHIVE_OPTIONS, packMessage, unpackAny } from './api.js';
+import { checkArchiveOptions } from './archive-checkpoint.js';
 import { bundleRestore, prepareBundleRestore } from './bundle-restore.js';
 import type { Checkpointer, CheckpointOptions } from './checkpoint.js';
 import type { ExitTracker } from './exits.js';
@@ -236,7 +237,8 @@ export class Container {
   /** Checkpoints the running container where containerd asks (runc's image_path option, else the request's path); the target. */
   async checkpointTo(checkpointer: Checkpointer, req: CheckpointTaskRequest): Promise<string> {
     if (!this.init.started || this.init.exit) throw new FailedPreconditionError(`container ${this.id} is not running`);
-    const options = (req.options?.type_url ? unpackAny(req.options).message : {}) as CheckpointOptions & { image_path?: string };
+    const any = req.options?.type_url ? unpackAny(req.options) : undefined;
+    const options = (any?.typeUrl === OVMIGRATE_ARCHIVE_OPTIONS ? { archive: checkArchiveOptions(any.message) } : any?.message ?? {}) as CheckpointOptions & { image_path?: string };
     const target = String(options.image_path || req.path);
     if (!target) throw new InvalidArgumentError('checkpoint needs a path');
     await checkpointer.checkpoint({

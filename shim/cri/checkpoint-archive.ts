@@ -2,9 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { AlreadyExistsError, BadDataError, FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../common/errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import { TarWriter } from './tar-writer.js';
+import { ARCHIVE_FILE_MODE, type TarWriter, type TopEntry, writeCheckpointTar } from '../../common/tar/index.js';
 
 /**
  * The container checkpoint archive as containerd 2.x's CRI writes it
@@ -20,7 +20,7 @@ import { TarWriter } from './tar-writer.js';
  * Entries in name order (containerd tars a directory walk), files 0600.
  */
 
-export const STATS_DUMP = 'stats-dump';
+export { STATS_DUMP } from '../../common/tar/index.js';
 
 /** Go's zero time.Time, as encoding/json writes it. */
 export const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -87,33 +87,18 @@ export interface ArchiveParts {
   containerLog?: string;
 }
 
-const FILE_MODE = 0o600;
+const FILE_MODE = ARCHIVE_FILE_MODE;
 
-/** Writes the archive's entries, in name order. */
+/** Writes the archive's entries, in name order (common/tar/checkpoint-layout.ts). */
 export async function writeArchive(tar: TarWriter, parts: ArchiveParts): Promise<void> {
-  const mtime = Math.floor(Date.now() / 1000);
-  const images = (await fs.promises.readdir(parts.images, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const odd = images.find((e) => !e.isFile());
-  if (odd) throw new BadDataError(`the checkpoint images hold ${odd.name}, which is not a regular file`);
-  const fileOf = async (source: string) => ({ size: (await fs.promises.lstat(source)).size, source });
-  const top: [string, () => Promise<void>][] = [];
-  const fromFile = (name: string, source: string) => top.push([name, async () => {
-    const { size } = await fileOf(source);
-    await tar.file({ name, mode: FILE_MODE, mtime, size }, source);
-  }]);
-  const fromBuffer = (name: string, data: Buffer) => top.push([name, () => tar.data({ name, mode: FILE_MODE, mtime }, data)]);
-  top.push(['checkpoint', async () => {
-    await tar.entry({ name: 'checkpoint', type: 'dir', mode: 0o700, mtime });
-    for (const e of images) if (e.name !== STATS_DUMP) await tar.file({ name: `checkpoint/${e.name}`, mode: FILE_MODE, mtime, size: (await fileOf(path.join(parts.images, e.name))).size }, path.join(parts.images, e.name));
-  }]);
-  fromBuffer('config.dump', parts.configDump);
-  if (parts.containerLog && fs.existsSync(parts.containerLog)) fromFile('container.log', parts.containerLog);
-  fromFile('rootfs-diff.tar', parts.rootfsDiff);
-  fromBuffer('spec.dump', parts.specDump);
-  if (images.some((e) => e.name === STATS_DUMP)) fromFile(STATS_DUMP, path.join(parts.images, STATS_DUMP));
-  fromBuffer('status.dump', parts.statusDump);
-  for (const [, write] of top.sort(([a], [b]) => (a < b ? -1 : 1))) await write();
-  await tar.end();
+  const top: TopEntry[] = [
+    { name: 'config.dump', data: parts.configDump },
+    ...(parts.containerLog && fs.existsSync(parts.containerLog) ? [{ name: 'container.log', file: parts.containerLog }] : []),
+    { name: 'rootfs-diff.tar', file: parts.rootfsDiff },
+    { name: 'spec.dump', data: parts.specDump },
+    { name: 'status.dump', data: parts.statusDump },
+  ];
+  await writeCheckpointTar(tar, parts.images, top);
 }
 
 /** Refuses a location that cannot take a new archive, before anything is done. */
@@ -168,6 +153,20 @@ export async function writeExclusive(location: string, write: (fh: FileHandle) =
       if (err.code !== 'ENOENT') log.warn(`removing ${temp}: ${errorMessage(err)}`);
     });
   }
+}
+
+/**
+ * Makes the whole archive `file` (on location's file system) appear at
+ * `location` by a hard link, which fails when anything is there by then.
+ */
+export async function linkExclusive(file: string, location: string): Promise<void> {
+  try {
+    await fs.promises.link(file, location);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(`checkpoint location ${location} already exists: a checkpoint archive is never written over a file`, { cause: err });
+    throw err;
+  }
+  await syncDir(path.dirname(location));
 }
 
 async function syncDir(dir: string): Promise<void> {

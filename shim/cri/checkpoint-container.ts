@@ -4,14 +4,15 @@ import * as grpc from '@grpc/grpc-js';
 import { BadDataError, FailedPreconditionError, errorMessage } from '../../common/errors.js';
 import { log, logSafe } from '../../common/log.js';
 import { abortedError } from '../../common/ttrpc/index.js';
-import { ArchiveParts, checkLocation, configDump, criContainerName, tempName, writeArchive, writeExclusive } from './checkpoint-archive.js';
+import { ArchiveParts, checkLocation, configDump, criContainerName, linkExclusive, tempName, writeArchive, writeExclusive } from './checkpoint-archive.js';
 import { ContainerState, decodeCri, encodeCri, goJson } from './cri-messages.js';
 import { methodPath } from './methods.js';
 import type { InterceptContext, UnaryIntercept } from './proxy.js';
+import { STAGED_IMAGES, stageMetadata } from './host-archive.js';
 import { getField } from './wire-fields.js';
 import { overlayUpperDir, writeRootfsDiff } from './rootfs-diff.js';
 import { CONTAINERD_STATE, ShimTask, taskBundle } from './shim-task.js';
-import { TarWriter } from './tar-writer.js';
+import { TarWriter } from '../../common/tar/index.js';
 import type { Upstream } from './upstream.js';
 
 /** The runtime whose containers are checkpointed here; others go to containerd as they came. */
@@ -102,11 +103,14 @@ export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions 
     const pod = await podMetadata(upstream, found.info.sandboxID, ctx);
     const started = Date.now();
     let failed: unknown;
+    let hostWrote = false;
     const stage = await fs.promises.mkdtemp(tempName(path.dirname(req.location), path.basename(req.location), '.staging-'));
     try {
       const parts = await checkpointInto(id, taskBundle(id, state), stage, found, pod);
       if (ctx.signal.aborted) throw abortedError(ctx.signal.reason);
-      await writeExclusive(req.location, async (fh) => writeArchive(new TarWriter(fh), parts));
+      hostWrote = parts.hostArchive !== undefined;
+      if (parts.hostArchive) await linkExclusive(parts.hostArchive, req.location);
+      else await writeExclusive(req.location, async (fh) => writeArchive(new TarWriter(fh), parts));
     } catch (err) {
       failed = err;
       throw err;
@@ -116,30 +120,50 @@ export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions 
       // Said once everything is removed: a client that gave up learns here what became of its checkpoint.
       if (failed !== undefined) log.warn(`cri: checkpoint of container ${id} into ${logSafe(req.location)} failed, nothing written: ${logSafe(errorMessage(failed))}`);
     }
-    log.info(`cri: checkpointed container ${id} out of the VM into ${logSafe(req.location)} in ${Date.now() - started} ms`);
+    log.info(`cri: checkpointed container ${id} out of the VM into ${logSafe(req.location)} in ${Date.now() - started} ms${hostWrote ? ' (the archive written by the host)' : ''}`);
     return { response: encodeCri('CheckpointContainerResponse', {}), headers: new grpc.Metadata(), trailers: new grpc.Metadata() };
   };
 }
 
-/** The container paused; the shim's images and the rw layer taken into `stage`; resumed. */
-async function checkpointInto(id: string, bundle: string, stage: string, found: Found, pod: { name: string; namespace: string; uid: string }): Promise<ArchiveParts> {
-  const images = path.join(stage, 'checkpoint');
+/**
+ * The container paused; its rw layer and the small files staged, then the
+ * shim's checkpoint: the host's whole archive (host-archive.ts), or the images
+ * for the archive written here; resumed.
+ */
+async function checkpointInto(id: string, bundle: string, stage: string, found: Found, pod: { name: string; namespace: string; uid: string }): Promise<ArchiveParts & { hostArchive?: string }> {
+  const images = path.join(stage, STAGED_IMAGES);
   const rootfsDiff = path.join(stage, 'rootfs-diff.tar');
   const upper = overlayUpperDir(path.join(bundle, 'rootfs'));
   const spec = await fs.promises.readFile(path.join(bundle, 'config.json'));
+  const s = found.status;
+  const statusDump = Buffer.from(goJson('ContainerStatus', found.raw));
   const task = await ShimTask.connect(id, bundle);
   let failure: unknown;
-  let checkpointedAt = 0n;
+  let configDumped: Buffer = Buffer.alloc(0);
+  let hostArchive: string | undefined;
   try {
     await task.pause();
     try {
-      await task.checkpoint(images, SHIM_CHECKPOINT_TIMEOUT_MS);
-      checkpointedAt = BigInt(Date.now()) * 1_000_000n;
+      // The rw layer and the images show one paused moment, whichever is taken first.
+      const checkpointedAt = BigInt(Date.now()) * 1_000_000n;
+      configDumped = configDump({
+        id,
+        name: criContainerName(s.metadata ?? { name: '', attempt: 0 }, pod),
+        image: s.image?.image ?? '',
+        imageRef: s.image_ref,
+        runtime: OVMIGRATE_RUNTIME,
+        createdAt: s.created_at,
+        checkpointedAt,
+      });
       await writeExclusive(rootfsDiff, async (fh) => {
         const tar = new TarWriter(fh);
         await writeRootfsDiff(tar, upper);
         await tar.end();
       });
+      const archive = await stageMetadata(stage, { configDump: configDumped, statusDump, containerLog: s.log_path || undefined, rootfsDiff, specBytes: spec.length });
+      await task.checkpoint(archive ? stage : images, SHIM_CHECKPOINT_TIMEOUT_MS, archive);
+      // No archive from the host (CRIU in the guest, a backend without archives): the images are in STAGED_IMAGES.
+      if (archive && fs.existsSync(path.join(stage, archive.file))) hostArchive = path.join(stage, archive.file);
     } catch (err) {
       failure = err;
     }
@@ -151,21 +175,5 @@ async function checkpointInto(id: string, bundle: string, stage: string, found: 
     task.close();
   }
   if (failure !== undefined) throw failure;
-  const s = found.status;
-  return {
-    images,
-    rootfsDiff,
-    specDump: spec,
-    statusDump: Buffer.from(goJson('ContainerStatus', found.raw)),
-    configDump: configDump({
-      id,
-      name: criContainerName(s.metadata ?? { name: '', attempt: 0 }, pod),
-      image: s.image?.image ?? '',
-      imageRef: s.image_ref,
-      runtime: OVMIGRATE_RUNTIME,
-      createdAt: s.created_at,
-      checkpointedAt,
-    }),
-    containerLog: s.log_path || undefined,
-  };
+  return { images, rootfsDiff, specDump: spec, statusDump, configDump: configDumped, containerLog: s.log_path || undefined, hostArchive };
 }

@@ -8,5 +8,4 @@ export {
   appendField, dropFields, editField, getField, getNestedString, getRepeated, getString, mapEntry, scanFields, setField, setString, type WireField,
 } from './wire-fields.js';
 export { checkpointContainer, OVMIGRATE_RUNTIME, type CheckpointOptions } from './checkpoint-container.js';
-export { configDump, criContainerName, goTime, writeArchive, writeExclusive, type ArchiveParts, type ConfigDumpInput } from './checkpoint-archive.js';
-export { TarWriter, type TarHeader } from './tar-writer.js';
+export { configDump, criContainerName, goTime, linkExclusive, writeArchive, writeExclusive, type ArchiveParts, type ConfigDumpInput } from './checkpoint-archive.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ExternalError, NotFoundError, UnsupportedError, errorMessage } from '../../common/errors.js';
-import type { TarWriter } from './tar-writer.js';
+import type { TarWriter } from '../../common/tar/index.js';
 
 const run = promisify(execFile);
 

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BadDataError, NotFoundError } from '../../common/errors.js';
 import { TtrpcClient, TypedMethod } from '../../common/ttrpc/index.js';
-import { TASK_SERVICE, type } from '../containerd/api.js';
+import { type AnyMessage, OVMIGRATE_ARCHIVE_OPTIONS, TASK_SERVICE, type } from '../containerd/api.js';
+import type { ArchiveOptions } from '../containerd/archive-checkpoint.js';
 import type * as M from '../containerd/task-messages.js';
 
 /** containerd's state root in the guest, where each task's bundle lies (containerd's `state` setting). */
@@ -20,7 +21,7 @@ const method = <Req extends object, Res extends object>(name: string, req: strin
 
 const PAUSE = method<M.PauseRequest, M.Empty>('Pause', 'PauseRequest', 'google.protobuf.Empty');
 const RESUME = method<M.ResumeRequest, M.Empty>('Resume', 'ResumeRequest', 'google.protobuf.Empty');
-const CHECKPOINT = method<{ id: string; path: string }, M.Empty>('Checkpoint', 'CheckpointTaskRequest', 'google.protobuf.Empty');
+const CHECKPOINT = method<{ id: string; path: string; options?: AnyMessage }, M.Empty>('Checkpoint', 'CheckpointTaskRequest', 'google.protobuf.Empty');
 const CONNECT = method<M.ConnectRequest, M.ConnectResponse>('Connect', 'ConnectRequest', 'ConnectResponse');
 
 /**
@@ -49,9 +50,14 @@ export class ShimTask {
     return RESUME.call(this.client, { id: this.id });
   }
 
-  /** The shim's checkpoint into `dir` (flat image files); no options, as containerd 2.x sends for non-runc runtimes. */
-  checkpoint(dir: string, timeoutMs: number): Promise<M.Empty> {
-    return CHECKPOINT.call(this.client, { id: this.id, path: dir }, { timeoutMs });
+  /**
+   * The shim's checkpoint into `dir`: flat image files with no options, as
+   * containerd 2.x sends for non-runc runtimes; with ArchiveOptions (ours,
+   * shim/containerd/archive-checkpoint.ts), the host's archive.
+   */
+  checkpoint(dir: string, timeoutMs: number, archive?: ArchiveOptions): Promise<M.Empty> {
+    const options = archive ? { type_url: OVMIGRATE_ARCHIVE_OPTIONS, value: Buffer.from(JSON.stringify(archive)) } : undefined;
+    return CHECKPOINT.call(this.client, { id: this.id, path: dir, ...(options ? { options } : {}) }, { timeoutMs });
   }
 
   connectInfo(): Promise<M.ConnectResponse> {

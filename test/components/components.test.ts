@@ -5,7 +5,7 @@ import { components } from '../helpers/components.js';
 import { readPins } from '../lab/components/index.js';
 
 /** Every pinned component, as `make test` builds them: each id's programs but its test binaries (critest: `make conformance` builds and checks it). */
-const IN_RUN = ['containerd', 'cri-tools', 'checkpointctl', 'kubernetes'];
+const IN_RUN = ['containerd', 'containerd-2.4', 'cri-tools', 'checkpointctl', 'kubernetes'];
 
 /**
  * The Go-built components (test/lab/components.json) the run builds in the
@@ -46,6 +46,13 @@ describe('lab components built from their Go modules', function () {
     const shim = run('containerd-shim-runc-v2', ['-v']);
     assert.equal(shim.code, 0, shim.out);
     assert.ok(shim.out.includes(v), shim.out);
+  });
+
+  it('the 2.4 daemon of a lab node names its pinned containerd release', async function () {
+    await need(this, 'containerd-2.4');
+    const r = run('containerd-2.4', ['--version']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, new RegExp(`^containerd github\\.com/containerd/containerd/v2 ${version('containerd-2.4').replace(/\./g, '\\.')}\\b`));
   });
 
   it('crictl is the pinned cri-tools release', async function () {

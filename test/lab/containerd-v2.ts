@@ -25,16 +25,37 @@ export function shimSearchPath(): string {
 }
 
 /**
+ * The containerd 2.x programs of the components cache (components.json):
+ * `containerd` is v2.3 (its CRI still restores through CreateContainer, off
+ * by default), `containerd-2.4` is v2.4, which removed that (containerd
+ * 91be73ba6): there only ovmigrate-cri restores.
+ */
+export type ContainerdV2Program = 'containerd' | 'containerd-2.4';
+
+/**
+ * What each build reads: v2.4 has config version 4 (it moved the server's
+ * grpc, ttrpc, metrics and debug tables into plugins; this config has none of
+ * them, so the rest reads as in 3, which 2.4 would migrate with a warning), and
+ * no enable_experimental_restore_via_create (2.1 to 2.3).
+ */
+const V2_BUILDS: Record<ContainerdV2Program, { configVersion: 3 | 4; restoreViaCreate: boolean }> = {
+  containerd: { configVersion: 3, restoreViaCreate: true },
+  'containerd-2.4': { configVersion: 4, restoreViaCreate: false },
+};
+
+/**
  * containerd 2.x (the components cache) with its CRI plugin (cri-config.ts):
- * our shim the default runtime, checkpoint through the CRI and restore
- * through CreateContainer, our pause image, CNI only when given (else pods
+ * our shim the default runtime, checkpoint through the CRI and, up to 2.3,
+ * restore through CreateContainer, our pause image, CNI only when given (else pods
  * in the node network), the OOM clamp; state on the guest's tmpfs (/run, /var/lib); the
  * shims' PATH (shimSearchPath); the long shim timeouts as for containerd 1.6
- * (containerd.ts), and a long task state timeout.
+ * (containerd.ts), and a long task state timeout. The config version is
+ * the build's own (V2_BUILDS).
  */
-export function containerdV2Config(o: { cni?: CniDirs } = {}): string {
+export function containerdV2Config(o: { cni?: CniDirs; program?: ContainerdV2Program } = {}): string {
+  const build = V2_BUILDS[o.program ?? 'containerd'];
   return [
-    'version = 3',
+    `version = ${build.configVersion}`,
     "root = '/var/lib/containerd'",
     "state = '/run/containerd'",
     ...criConfigLines({
@@ -42,6 +63,7 @@ export function containerdV2Config(o: { cni?: CniDirs } = {}): string {
       sandboxImage: PAUSE_IMAGE,
       runtimes: [{ name: 'ovmigrate', type: 'io.containerd.ovmigrate.v1', containerAnnotations: ['io.ovmigrate.*'] }],
       checkpointRestore: true,
+      restoreViaCreate: build.restoreViaCreate,
       cni: o.cni,
     }),
     "[plugins.'io.containerd.shim.v1.manager']",
@@ -55,17 +77,17 @@ export function containerdV2Config(o: { cni?: CniDirs } = {}): string {
   ].join('\n');
 }
 
-/** The 2.x programs in the components cache (containerd, ctr, crictl, checkpointctl). */
-export function v2Programs(): { containerd: string; ctr: string; crictl: string; checkpointctl: string } {
-  return { containerd: componentBinary('containerd'), ctr: componentBinary('ctr'), crictl: componentBinary('crictl'), checkpointctl: componentBinary('checkpointctl') };
+/** The 2.x programs in the components cache (containerd, or `program`; ctr, crictl, checkpointctl). */
+export function v2Programs(program: ContainerdV2Program = 'containerd'): { containerd: string; ctr: string; crictl: string; checkpointctl: string } {
+  return { containerd: componentBinary(program), ctr: componentBinary('ctr'), crictl: componentBinary('crictl'), checkpointctl: componentBinary('checkpointctl') };
 }
 
 /**
  * Starts containerd 2.x in the guest (once; config /etc/containerd/config.toml, log in
  * /run/containerd.log) and waits until its CRI answers. A guest runs one containerd.
  */
-export async function startGuestContainerdV2(guest: string, o: { cni?: CniDirs } = {}): Promise<void> {
-  const p = v2Programs();
+export async function startGuestContainerdV2(guest: string, o: { cni?: CniDirs; program?: ContainerdV2Program } = {}): Promise<void> {
+  const p = v2Programs(o.program);
   await guestScript(guest, `
     ${p.crictl} -r unix://${CONTAINERD_V2_SOCKET} version >/dev/null 2>&1 && exit 0
     mkdir -p /etc/containerd && cat > /etc/containerd/config.toml <<'OVM_EOF'

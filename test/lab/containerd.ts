@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ExternalError, NotFoundError } from '../../common/errors.js';
-import { startGuestContainerdV2 } from './containerd-v2.js';
+import { ContainerdV2Program, startGuestContainerdV2 } from './containerd-v2.js';
 import { CniDirs, ContainerdLine, criConfigLines } from './cri-config.js';
 import { execCapture } from './exec-client.js';
 import { PAUSE_IMAGE } from './pause-image.js';
@@ -19,6 +19,8 @@ export interface GuestCriOptions {
   line?: ContainerdLine;
   /** CNI plugins and network configs (a Kubernetes node's bridge); without them pods use the node's network. */
   cni?: CniDirs;
+  /** Line 2: which pinned containerd 2.x runs (default `containerd`, v2.3). */
+  v2Program?: ContainerdV2Program;
 }
 
 /**
@@ -63,7 +65,7 @@ export async function guestScript(guest: string, script: string, timeoutMs = 300
  * reaches it. CRI line 2 is containerd 2.x from the components cache, always with its CRI (containerd-v2.ts).
  */
 export async function startGuestContainerd(guest: string, opts: { cri?: GuestCriOptions } = {}): Promise<void> {
-  if (opts.cri?.line === '2') return startGuestContainerdV2(guest, { cni: opts.cri.cni });
+  if (opts.cri?.line === '2') return startGuestContainerdV2(guest, { cni: opts.cri.cni, program: opts.cri.v2Program });
   await guestScript(guest, `
     ctr version >/dev/null 2>&1 && exit 0
     mkdir -p /etc/containerd && printf '%s' '${guestContainerdConfig(opts.cri)}' > /etc/containerd/config.toml

@@ -38,6 +38,8 @@ export interface CriConfigOptions {
    * CreateContainer (enable_experimental_restore_via_create, off by default since v2.2.7/v2.3.4).
    */
   checkpointRestore?: boolean;
+  /** With checkpointRestore: false leaves out the restore key (containerd 2.4 removed it). Default true. */
+  restoreViaCreate?: boolean;
 }
 
 export interface CniDirs {
@@ -82,7 +84,8 @@ function criV3Lines(o: CriConfigOptions): string[] {
   const lines = [
     `[${rt}]`,
     '  restrict_oom_score_adj = true',
-    ...(o.checkpointRestore ? ['  enable_criu = true', '  enable_experimental_restore_via_create = true'] : []),
+    ...(o.checkpointRestore ? ['  enable_criu = true'] : []),
+    ...(o.checkpointRestore && o.restoreViaCreate !== false ? ['  enable_experimental_restore_via_create = true'] : []),
     `[${rt}.containerd]`,
     `  default_runtime_name = ${JSON.stringify(o.runtimes[0].name)}`,
   ];

@@ -45,7 +45,7 @@ async function imageArchives(work: string): Promise<string[]> {
  */
 export async function startGuestCri(guest: string, node: GuestCriNode): Promise<void> {
   const crictl = componentBinary('crictl');
-  await startGuestContainerd(guest, { cri: { line: node.line, cni: node.cni } });
+  await startGuestContainerd(guest, { cri: { line: node.line, cni: node.cni, v2Program: node.v2Program } });
   const archives = await imageArchives(node.work);
   await guestScript(guest, `
     set -e

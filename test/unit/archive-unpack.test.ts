@@ -8,7 +8,8 @@ import { ArchiveRefusedError, FailedPreconditionError, InvalidArgumentError } fr
 import {
   checkRestoreDir, CRI_OWN_MOUNTS, DEFAULT_ARCHIVE_LIMITS, readMetadata, requireBindMounts, unpackArchive, type ArchiveLimits,
 } from '../../shim/archive/index.js';
-import { configDump, TarWriter, writeArchive, writeExclusive } from '../../shim/cri/index.js';
+import { TarWriter } from '../../common/tar/index.js';
+import { configDump, writeArchive, writeExclusive } from '../../shim/cri/index.js';
 import { gnuLongEntry, goodArchiveEntries, paxEntry, tarEntry, tarOf, type TarSpec } from './helpers/tar-builder.js';
 
 describe('checkpoint archive: unpacking a hostile archive', () => {

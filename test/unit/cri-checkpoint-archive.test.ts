@@ -7,7 +7,7 @@ import { AlreadyExistsError, BadDataError, FailedPreconditionError, InvalidArgum
 import { checkLocation, configDump, criContainerName, goTime, writeArchive, writeExclusive } from '../../shim/cri/checkpoint-archive.js';
 import { encodeCri, goJson } from '../../shim/cri/cri-messages.js';
 import { overlayUpperDir, writeRootfsDiff } from '../../shim/cri/rootfs-diff.js';
-import { TarWriter } from '../../shim/cri/tar-writer.js';
+import { TarWriter } from '../../common/tar/index.js';
 
 /** `tar -tv` of an archive, one line per entry: "<type><mode> <size> <name>[ -> target]". */
 function listing(file: string): string[] {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { containerdV2Config } from '../lab/containerd-v2.js';
 import { criConfigLines } from '../lab/cri-config.js';
 import {
   CNI_BIN_DIR, POD_SUBNET, checkpointUrl, cniConflist, inPodSubnet, kubeletConfig, staticPodFile, staticPodManifest, staticPodName,
@@ -40,6 +41,17 @@ describe('lab Kubernetes node: its configs', () => {
     const withCni = criConfigLines({ ...base, cni: { binDir: '/usr/lib/cni', confDir: '/etc/cni/net.d' } }).join('\n');
     assert.match(withCni, /\[plugins\."io\.containerd\.grpc\.v1\.cri"\.cni\]\n {2}bin_dir = "\/usr\/lib\/cni"\n {2}conf_dir = "\/etc\/cni\/net\.d"/);
     assert.doesNotMatch(criConfigLines(base).join('\n'), /\.cni\]/);
+  });
+
+  it('containerd 2.x: v2.3 reads config version 3 with restore through CreateContainer; v2.4 its version 4 without the removed key', () => {
+    const v23 = containerdV2Config();
+    assert.match(v23, /^version = 3\n/);
+    assert.match(v23, /enable_criu = true\n {2}enable_experimental_restore_via_create = true/);
+    const v24 = containerdV2Config({ program: 'containerd-2.4' });
+    assert.match(v24, /^version = 4\n/);
+    assert.match(v24, /enable_criu = true/);
+    assert.doesNotMatch(v24, /restore_via_create/);
+    assert.equal(v24.replace(/^version = 4\n/, ''), v23.replace(/^version = 3\n/, '').replace('  enable_experimental_restore_via_create = true\n', ''), 'the rest is the same');
   });
 
   it('static pods: the manifest, the name the kubelet gives them and the checkpoint URL', () => {

@@ -93,6 +93,7 @@ describe('guest channel relay start-up: the host sees only frames it serves', fu
       Hello: m.hello.implement(async () => ({ version: 'test', max_request_bytes: 1 << 20, max_concurrent_checkpoints: 1 })),
     });
     server.register('test.Echo', { Echo: async (payload) => payload });
+    server.register('test.Slow', { Echo: async (payload) => { await sleep(1000); return payload; } });
     host = new AbortController();
     hostConnections = 0;
     void serveChannel(channel.socketPath, server, { signal: host.signal, minDelayMs: 50, onConnect: () => hostConnections++ });
@@ -114,12 +115,12 @@ describe('guest channel relay start-up: the host sees only frames it serves', fu
     return link;
   }
 
-  async function echo(relay: Relay, text: string): Promise<string> {
+  async function echo(relay: Relay, text: string, service = 'test.Echo'): Promise<string> {
     const [clientEnd, relayEnd] = duplexPair();
     relay.addClient(relayEnd);
     const client = new TtrpcClient(clientEnd);
     clients.push(client);
-    return (await client.call('test.Echo', 'Echo', Buffer.from(text), { timeoutMs: 10_000 })).toString();
+    return (await client.call(service, 'Echo', Buffer.from(text), { timeoutMs: 10_000 })).toString();
   }
 
   /** The frames the guest sent on each host connection (throws on bytes that do not frame as ttrpc). */
@@ -132,6 +133,22 @@ describe('guest channel relay start-up: the host sees only frames it serves', fu
     assert.equal(await echo(relay, 'first'), 'first');
     assert.equal(hostConnections, 1, 'the host kept its connection');
     assert.deepEqual(framesSent(), [[{ type: MessageType.Request, streamId: 1 }, { type: MessageType.Request, streamId: 3 }]]);
+  });
+
+  it('a call the host works on for a second: the polls back off (tens of reads, not the 200 of 5 ms polls), the answer still comes', async () => {
+    const relay = new Relay();
+    start(relay);
+    assert.equal(await echo(relay, 'warm'), 'warm');
+    let reads = 0;
+    const read = channel.read.bind(channel);
+    channel.read = (buf: Buffer) => {
+      reads++;
+      return read(buf);
+    };
+    const t0 = Date.now();
+    assert.equal(await echo(relay, 'slow', 'test.Slow'), 'slow');
+    assert.ok(Date.now() - t0 < 1500, `answered ${Date.now() - t0} ms after the call`);
+    assert.ok(reads < 80, `${reads} reads of the port during a call of 1 s`);
   });
 
   it('a relay started after another (its ids reserved) goes on on the same host connection with larger ids', async () => {

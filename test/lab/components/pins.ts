@@ -33,7 +33,7 @@ export interface ComponentPin {
 
 const VERSION = /^v(\d+)\.(\d+)\.\d+$/;
 const MODULE = /^[a-z0-9][a-z0-9.-]*(\/[A-Za-z0-9._~-]+)+$/;
-const NAME = /^[a-z0-9][a-z0-9-]*$/;
+const NAME = /^[a-z0-9][a-z0-9.-]*$/;
 const PACKAGE = /^(\.|\.\/[A-Za-z0-9._/-]+|[a-z0-9][a-z0-9.-]*(\/[A-Za-z0-9._~-]+)+)$/;
 const TAG = /^[A-Za-z0-9_.]+$/;
 const X_NAME = /^[A-Za-z0-9._/-]+$/;

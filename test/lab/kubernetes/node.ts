@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ExternalError, InvalidArgumentError, NotFoundError } from '../../../common/errors.js';
 import { buildBusyboxImage } from '../busybox-image.js';
+import { ContainerdV2Program } from '../containerd-v2.js';
 import { guestScript } from '../containerd.js';
 import { GUEST_CRI_LOG, GUEST_CRI_SOCKET, startGuestCri } from '../cri-node.js';
 import { componentBinary } from '../components/index.js';
@@ -13,6 +14,17 @@ import { KUBELET_CONFIG_FILE, KUBELET_HEALTHZ, KUBELET_LOG, STATIC_POD_DIR, kube
 /** The containerd a node runs: Debian's 1.6 (the old-version case) or the pinned 2.x (containerd-v2.ts). */
 export type NodeContainerd = '1.6' | '2';
 export const NODE_CONTAINERDS: readonly NodeContainerd[] = ['1.6', '2'];
+
+/**
+ * The CRI set-up of each choice. A 2.x node runs the newest pinned 2.x,
+ * v2.4, which removed containerd's own restore through CreateContainer: the
+ * case where only ovmigrate-cri restores (the 2.3 build is the
+ * containerd2-cri-checkpoint suite's, which tests containerd's own path).
+ */
+const NODE_CRI: Record<NodeContainerd, { line: NodeContainerd; v2Program?: ContainerdV2Program }> = {
+  '1.6': { line: '1.6' },
+  '2': { line: '2', v2Program: 'containerd-2.4' },
+};
 
 /** ovmigrate-cri's socket in a node: the kubelet's and crictl's runtime endpoint. */
 export const NODE_CRI_SOCKET = GUEST_CRI_SOCKET;
@@ -50,6 +62,7 @@ export function nodeDirs(guest: string): NodeDirs {
 export async function prepareNode(guest: string, containerd: NodeContainerd): Promise<NodeDirs> {
   if (!NODE_CONTAINERDS.includes(containerd)) throw new InvalidArgumentError(`--containerd ${String(containerd)}: give ${NODE_CONTAINERDS.join(' or ')}`);
   const tools = NODE_TOOLS.map((t) => componentBinary(t));
+  if (NODE_CRI[containerd].v2Program) componentBinary(NODE_CRI[containerd].v2Program!);
   for (const plugin of CNI_PLUGINS) {
     if (!fs.existsSync(path.join(CNI_BIN_DIR, plugin))) {
       throw new NotFoundError(`CNI plugin ${plugin} not in ${CNI_BIN_DIR} (apt-get install containernetworking-plugins)`);
@@ -93,7 +106,7 @@ export async function startNode(guest: string, dirs: NodeDirs, containerd: NodeC
     for t in $(cat ${f}/tools); do ln -sf "$t" ${NODE_BIN}/; done
     modprobe -a bridge veth 2>/dev/null || true`, timeoutMs);
   let t0 = Date.now();
-  await startGuestCri(guest, { work: f, line: containerd, cni: { binDir: CNI_BIN_DIR, confDir: path.dirname(CNI_CONF_FILE) } });
+  await startGuestCri(guest, { work: f, ...NODE_CRI[containerd], cni: { binDir: CNI_BIN_DIR, confDir: path.dirname(CNI_CONF_FILE) } });
   const cri = (Date.now() - t0) / 1000;
   t0 = Date.now();
   await guestScript(guest, `

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import fs from 'node:fs';
-import { InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError } from '../errors.js';
 
 /**
  * A small tar writer (POSIX ustar, with PAX headers for what ustar cannot

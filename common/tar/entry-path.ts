@@ -1,4 +1,4 @@
-import { ArchiveRefusedError } from '../../common/errors.js';
+import { ArchiveRefusedError } from '../errors.js';
 
 /**
  * An entry's name as components under the target: a leading "./" and "."

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { ArchiveRefusedError } from '../../common/errors.js';
+import { ArchiveRefusedError } from '../errors.js';
 
 /**
  * A tar reader for archives we do not trust: ustar, GNU long names (L/K)
