@@ -4,10 +4,11 @@ import * as grpc from '@grpc/grpc-js';
 import { BadDataError, FailedPreconditionError, errorMessage } from '../../common/errors.js';
 import { log, logSafe } from '../../common/log.js';
 import { abortedError } from '../../common/ttrpc/index.js';
-import { ArchiveParts, checkLocation, configDump, criContainerName, tempName, writeArchive, writeExclusive } from './checkpoint-archive.js';
+import { ArchiveParts, checkLocation, configDump, criContainerName, writeArchive, writeExclusive } from './checkpoint-archive.js';
 import { ContainerState, decodeCri, encodeCri, goJson } from './cri-messages.js';
 import { methodPath } from './methods.js';
 import type { InterceptContext, UnaryIntercept } from './proxy.js';
+import { type CheckpointNote, PauseGuard } from './pause-guard.js';
 import { getField } from './wire-fields.js';
 import { overlayUpperDir, writeRootfsDiff } from './rootfs-diff.js';
 import { CONTAINERD_STATE, ShimTask, taskBundle } from './shim-task.js';
@@ -25,6 +26,10 @@ const SHIM_CHECKPOINT_TIMEOUT_MS = 15 * 60_000;
 export interface CheckpointOptions {
   /** containerd's state root (its bundles); /run/containerd. */
   containerdState?: string;
+  /** The durable note of each pause (pause-guard.ts); its directory under /run/ovmigrate by default. */
+  guard?: PauseGuard;
+  /** The rootfs's rw layer (overlayUpperDir; tests give a directory of their own). */
+  upperDir?: (rootfs: string) => string;
 }
 
 interface Status {
@@ -86,6 +91,8 @@ async function podMetadata(upstream: Upstream, sandboxId: string, ctx: Intercept
  */
 export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions = {}): UnaryIntercept {
   const state = opts.containerdState ?? CONTAINERD_STATE;
+  const guard = opts.guard ?? new PauseGuard();
+  const upperDir = opts.upperDir ?? overlayUpperDir;
   return async (request, ctx) => {
     const req = decodeCri<{ container_id: string; location: string }>('CheckpointContainerRequest', request);
     const found = await containerStatus(upstream, req.container_id, ctx);
@@ -102,9 +109,12 @@ export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions 
     const pod = await podMetadata(upstream, found.info.sandboxID, ctx);
     const started = Date.now();
     let failed: unknown;
-    const stage = await fs.promises.mkdtemp(tempName(path.dirname(req.location), path.basename(req.location), '.staging-'));
+    const bundle = taskBundle(id, state);
+    const note = await guard.begin(id, bundle, req.location);
+    const stage = note.stage;
     try {
-      const parts = await checkpointInto(id, taskBundle(id, state), stage, found, pod);
+      await fs.promises.mkdir(stage, { mode: 0o700 });
+      const parts = await checkpointInto(id, bundle, stage, found, pod, { guard, note, upperDir });
       if (ctx.signal.aborted) throw abortedError(ctx.signal.reason);
       await writeExclusive(req.location, async (fh) => writeArchive(new TarWriter(fh), parts));
     } catch (err) {
@@ -113,6 +123,7 @@ export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions 
     } finally {
       await fs.promises.rm(stage, { recursive: true, force: true })
         .catch((err: unknown) => log.warn(`cri: removing staging ${stage}: ${errorMessage(err)}`));
+      guard.end(note);
       // Said once everything is removed: a client that gave up learns here what became of its checkpoint.
       if (failed !== undefined) log.warn(`cri: checkpoint of container ${id} into ${logSafe(req.location)} failed, nothing written: ${logSafe(errorMessage(failed))}`);
     }
@@ -121,17 +132,21 @@ export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions 
   };
 }
 
-/** The container paused; the shim's images and the rw layer taken into `stage`; resumed. */
-async function checkpointInto(id: string, bundle: string, stage: string, found: Found, pod: { name: string; namespace: string; uid: string }): Promise<ArchiveParts> {
+/** The container paused (unless the user had); the shim's images and the rw layer taken into `stage`; resumed. */
+async function checkpointInto(
+  id: string, bundle: string, stage: string, found: Found, pod: { name: string; namespace: string; uid: string },
+  { guard, note, upperDir }: { guard: PauseGuard; note: CheckpointNote; upperDir: (rootfs: string) => string },
+): Promise<ArchiveParts> {
   const images = path.join(stage, 'checkpoint');
   const rootfsDiff = path.join(stage, 'rootfs-diff.tar');
-  const upper = overlayUpperDir(path.join(bundle, 'rootfs'));
+  const upper = upperDir(path.join(bundle, 'rootfs'));
   const spec = await fs.promises.readFile(path.join(bundle, 'config.json'));
   const task = await ShimTask.connect(id, bundle);
   let failure: unknown;
   let checkpointedAt = 0n;
   try {
-    await task.pause();
+    // A container the user paused stays paused: only what this paused is resumed.
+    const paused = await guard.pause(note, task);
     try {
       await task.checkpoint(images, SHIM_CHECKPOINT_TIMEOUT_MS);
       checkpointedAt = BigInt(Date.now()) * 1_000_000n;
@@ -143,7 +158,7 @@ async function checkpointInto(id: string, bundle: string, stage: string, found: 
     } catch (err) {
       failure = err;
     }
-    await task.resume().catch((err: unknown) => {
+    if (paused) await guard.resume(note, task).catch((err: unknown) => {
       log.error(`cri: resuming container ${id} after its checkpoint: ${errorMessage(err)}`);
       failure ??= err;
     });

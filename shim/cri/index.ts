@@ -10,3 +10,4 @@ export {
 export { checkpointContainer, OVMIGRATE_RUNTIME, type CheckpointOptions } from './checkpoint-container.js';
 export { configDump, criContainerName, goTime, writeArchive, writeExclusive, type ArchiveParts, type ConfigDumpInput } from './checkpoint-archive.js';
 export { TarWriter, type TarHeader } from './tar-writer.js';
+export { CHECKPOINT_NOTES, PauseGuard, type CheckpointNote, type ConnectShim } from './pause-guard.js';
