@@ -84,6 +84,7 @@ bench: deps build
 	node dist/test/bench/introspect.bench.js
 	node dist/test/bench/dump.bench.js
 	node dist/test/bench/shim.bench.js
+	node dist/test/bench/cri-poll.bench.js
 
 clean:
 	rm -rf dist
