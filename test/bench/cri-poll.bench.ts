@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CriClient } from '../helpers/cri-client.js';
+import { cpuSeconds, kubeletRound } from '../helpers/cri-poll.js';
 import { startHostContainerd } from '../helpers/host-containerd.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 import { PAUSE_IMAGE, buildPauseImage } from '../lab/pause-image.js';
@@ -22,15 +23,6 @@ const CONTAINERS = 3;
 const ROUNDS = Number(process.env.OVMIGRATE_CRI_ROUNDS ?? 300);
 /** Seconds at the kubelet's pace. */
 const PACED_S = Number(process.env.OVMIGRATE_CRI_PACED_S ?? 20);
-const HZ = 100;
-
-/** utime + stime of a process, in seconds (USER_HZ is 100 on Linux). */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / HZ;
-}
-
 function containerdPid(dir: string): number {
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
@@ -71,14 +63,7 @@ async function main(): Promise<void> {
       await via.call('StartContainer', { container_id: id });
       ids.push(id);
     }
-    const round = async () => {
-      await via.call('ListPodSandbox', {});
-      await via.call('ListContainers', {});
-      for (const id of ids) {
-        await via.call('ContainerStatus', { container_id: id, verbose: false });
-        await via.call('ContainerStats', { container_id: id });
-      }
-    };
+    const round = () => kubeletRound(via, ids);
     const callsPerRound = 2 + 2 * CONTAINERS;
     await round(); // warm: channels open, code compiled
     const ctrdPid = containerdPid(cd.dir);
