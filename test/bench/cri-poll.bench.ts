@@ -74,6 +74,9 @@ async function main(): Promise<void> {
     const per100 = (s: number) => ((s * 1000 * 100) / calls).toFixed(1);
     console.log(`ovmigrate-cri under kubelet-style polling (${calls} calls, ${CONTAINERS} containers, ${((t1 - t0) / 1000).toFixed(1)} s):`);
     console.log(`  CPU per 100 calls: ovmigrate-cri ${per100(p1 - p0)} ms, containerd ${per100(c1 - c0)} ms, ratio ${((p1 - p0) / Math.max(c1 - c0, 0.01)).toFixed(2)}`);
+    const idle0 = cpuSeconds(proxy.pid!);
+    await new Promise((r) => setTimeout(r, 10_000));
+    console.log(`  idle for 10 s after: ovmigrate-cri ${(10 * (cpuSeconds(proxy.pid!) - idle0)).toFixed(2)}% of a CPU`);
     const [p2, c2] = [cpuSeconds(proxy.pid!), cpuSeconds(ctrdPid)];
     for (let s = 0; s < PACED_S; s++) {
       const start = Date.now();
