@@ -85,6 +85,7 @@ bench: deps build
 	node dist/test/bench/introspect.bench.js
 	node dist/test/bench/dump.bench.js
 	node dist/test/bench/shim.bench.js
+	node dist/test/bench/cri-poll.bench.js
 	$(LAB) lab components >/dev/null
 	node dist/test/bench/kubelet.bench.js
 

@@ -134,14 +134,16 @@ export class Checkpointer {
   private async checkpointNow(job: CheckpointJob): Promise<CheckpointReport> {
     const started = Date.now();
     const config = loadConfig(this.configFile);
-    const backend = await this.reachBackend(config);
-    if (!backend) {
+    const reached = await this.reachBackend(config);
+    if (typeof reached === 'string') {
+      // Said through containerd and the CRI to whoever asked: the backend, why it is out of reach, and the config's choice.
       if (config.fallback === 'refuse') {
-        throw new FailedPreconditionError('no ovmigrate backend answers on this VM\'s channel, and the shim is configured not to fall back to CRIU in the guest');
+        throw new FailedPreconditionError(`no ovmigrate backend answers on this VM's channel: the backend is unreachable (${reached}), and the shim's config says fallback "refuse" (no CRIU in the guest)`);
       }
-      log.warn(`${job.id}: no ovmigrate backend answers; checkpointing with CRIU in the guest (runc checkpoint)`);
+      log.warn(`${job.id}: no ovmigrate backend answers; checkpointing with CRIU in the guest (runc checkpoint): the backend is unreachable (${reached})`);
       return this.inGuest(job, started);
     }
+    const backend = reached;
     try {
       return await this.viaBackend(job, backend, started, config);
     } finally {
@@ -149,10 +151,11 @@ export class Checkpointer {
     }
   }
 
-  private async reachBackend(config: ShimConfig): Promise<BackendClient | undefined> {
+  /** A client of a backend that said hello, or why there is none. */
+  private async reachBackend(config: ShimConfig): Promise<BackendClient | string> {
     if (!this.access.portPresent()) {
       log.info(`this VM has no ${BACKEND_PORT} channel to a backend`);
-      return undefined;
+      return `this VM has no ${BACKEND_PORT} channel to a backend`;
     }
     let client: BackendClient | undefined;
     try {
@@ -162,7 +165,7 @@ export class Checkpointer {
     } catch (err) {
       log.info(`backend not reachable: ${errorMessage(err)}`);
       client?.close();
-      return undefined;
+      return `no answer on the ${BACKEND_PORT} channel: ${errorMessage(err)}`;
     }
   }
 

@@ -4,11 +4,12 @@ import * as grpc from '@grpc/grpc-js';
 import { BadDataError, FailedPreconditionError, errorMessage } from '../../common/errors.js';
 import { log, logSafe } from '../../common/log.js';
 import { abortedError } from '../../common/ttrpc/index.js';
-import { ArchiveParts, checkLocation, configDump, criContainerName, linkExclusive, tempName, writeArchive, writeExclusive } from './checkpoint-archive.js';
+import { ArchiveParts, checkLocation, configDump, criContainerName, linkExclusive, writeArchive, writeExclusive } from './checkpoint-archive.js';
 import { ContainerState, decodeCri, encodeCri, goJson } from './cri-messages.js';
 import { methodPath } from './methods.js';
 import type { InterceptContext, UnaryIntercept } from './proxy.js';
 import { STAGED_IMAGES, stageMetadata } from './host-archive.js';
+import { type CheckpointNote, PauseGuard } from './pause-guard.js';
 import { getField } from './wire-fields.js';
 import { overlayUpperDir, writeRootfsDiff } from './rootfs-diff.js';
 import { CONTAINERD_STATE, ShimTask, taskBundle } from './shim-task.js';
@@ -26,6 +27,10 @@ const SHIM_CHECKPOINT_TIMEOUT_MS = 15 * 60_000;
 export interface CheckpointOptions {
   /** containerd's state root (its bundles); /run/containerd. */
   containerdState?: string;
+  /** The durable note of each pause (pause-guard.ts); its directory under /run/ovmigrate by default. */
+  guard?: PauseGuard;
+  /** The rootfs's rw layer (overlayUpperDir; tests give a directory of their own). */
+  upperDir?: (rootfs: string) => string;
 }
 
 interface Status {
@@ -87,6 +92,8 @@ async function podMetadata(upstream: Upstream, sandboxId: string, ctx: Intercept
  */
 export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions = {}): UnaryIntercept {
   const state = opts.containerdState ?? CONTAINERD_STATE;
+  const guard = opts.guard ?? new PauseGuard();
+  const upperDir = opts.upperDir ?? overlayUpperDir;
   return async (request, ctx) => {
     const req = decodeCri<{ container_id: string; location: string }>('CheckpointContainerRequest', request);
     const found = await containerStatus(upstream, req.container_id, ctx);
@@ -104,9 +111,12 @@ export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions 
     const started = Date.now();
     let failed: unknown;
     let hostWrote = false;
-    const stage = await fs.promises.mkdtemp(tempName(path.dirname(req.location), path.basename(req.location), '.staging-'));
+    const bundle = taskBundle(id, state);
+    const note = await guard.begin(id, bundle, req.location);
+    const stage = note.stage;
     try {
-      const parts = await checkpointInto(id, taskBundle(id, state), stage, found, pod);
+      await fs.promises.mkdir(stage, { mode: 0o700 });
+      const parts = await checkpointInto(id, bundle, stage, found, pod, { guard, note, upperDir });
       if (ctx.signal.aborted) throw abortedError(ctx.signal.reason);
       hostWrote = parts.hostArchive !== undefined;
       if (parts.hostArchive) await linkExclusive(parts.hostArchive, req.location);
@@ -117,6 +127,7 @@ export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions 
     } finally {
       await fs.promises.rm(stage, { recursive: true, force: true })
         .catch((err: unknown) => log.warn(`cri: removing staging ${stage}: ${errorMessage(err)}`));
+      guard.end(note);
       // Said once everything is removed: a client that gave up learns here what became of its checkpoint.
       if (failed !== undefined) log.warn(`cri: checkpoint of container ${id} into ${logSafe(req.location)} failed, nothing written: ${logSafe(errorMessage(failed))}`);
     }
@@ -130,10 +141,13 @@ export function checkpointContainer(upstream: Upstream, opts: CheckpointOptions 
  * shim's checkpoint: the host's whole archive (host-archive.ts), or the images
  * for the archive written here; resumed.
  */
-async function checkpointInto(id: string, bundle: string, stage: string, found: Found, pod: { name: string; namespace: string; uid: string }): Promise<ArchiveParts & { hostArchive?: string }> {
+async function checkpointInto(
+  id: string, bundle: string, stage: string, found: Found, pod: { name: string; namespace: string; uid: string },
+  { guard, note, upperDir }: { guard: PauseGuard; note: CheckpointNote; upperDir: (rootfs: string) => string },
+): Promise<ArchiveParts & { hostArchive?: string }> {
   const images = path.join(stage, STAGED_IMAGES);
   const rootfsDiff = path.join(stage, 'rootfs-diff.tar');
-  const upper = overlayUpperDir(path.join(bundle, 'rootfs'));
+  const upper = upperDir(path.join(bundle, 'rootfs'));
   const spec = await fs.promises.readFile(path.join(bundle, 'config.json'));
   const s = found.status;
   const statusDump = Buffer.from(goJson('ContainerStatus', found.raw));
@@ -142,7 +156,8 @@ async function checkpointInto(id: string, bundle: string, stage: string, found: 
   let configDumped: Buffer = Buffer.alloc(0);
   let hostArchive: string | undefined;
   try {
-    await task.pause();
+    // A container the user paused stays paused: only what this paused is resumed.
+    const paused = await guard.pause(note, task);
     try {
       // The rw layer and the images show one paused moment, whichever is taken first.
       const checkpointedAt = BigInt(Date.now()) * 1_000_000n;
@@ -167,7 +182,7 @@ async function checkpointInto(id: string, bundle: string, stage: string, found: 
     } catch (err) {
       failure = err;
     }
-    await task.resume().catch((err: unknown) => {
+    if (paused) await guard.resume(note, task).catch((err: unknown) => {
       log.error(`cri: resuming container ${id} after its checkpoint: ${errorMessage(err)}`);
       failure ??= err;
     });

@@ -9,3 +9,4 @@ export {
 } from './wire-fields.js';
 export { checkpointContainer, OVMIGRATE_RUNTIME, type CheckpointOptions } from './checkpoint-container.js';
 export { configDump, criContainerName, goTime, linkExclusive, writeArchive, writeExclusive, type ArchiveParts, type ConfigDumpInput } from './checkpoint-archive.js';
+export { CHECKPOINT_NOTES, PauseGuard, type CheckpointNote, type ConnectShim } from './pause-guard.js';

@@ -4,8 +4,10 @@
  * containerd's CRI socket (see proxy.ts), except CheckpointContainer of our
  * runtime's containers (checkpoint-container.ts), and CreateContainer from a
  * checkpoint archive or image and RemoveContainer of what it made (restore.ts).
+ * At start it resumes what a killed predecessor left paused (pause-guard.ts).
  *
  *   ovmigrate-cri [--listen /run/ovmigrate/cri.sock] [--containerd /run/containerd/containerd.sock] [--containerd-state /run/containerd]
+ *                 [--checkpoint-notes /run/ovmigrate/cri-checkpoints]
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -16,6 +18,7 @@ import { log, setLogLevel } from '../../common/log.js';
 import { checkpointContainer } from './checkpoint-container.js';
 import { ContainerdCheckpointImages } from './checkpoint-image.js';
 import { methodPath } from './methods.js';
+import { CHECKPOINT_NOTES, PauseGuard } from './pause-guard.js';
 import { CriProxy, type Intercepts } from './proxy.js';
 import { CriRestore } from './restore.js';
 import { CONTAINERD_STATE } from './shim-task.js';
@@ -51,6 +54,7 @@ interface Options {
   containerd: string;
   connectTimeout: number;
   containerdState: string;
+  checkpointNotes: string;
   logLevel: string;
 }
 
@@ -58,10 +62,13 @@ async function serve(o: Options): Promise<void> {
   const listen = path.resolve(o.listen);
   fs.mkdirSync(path.dirname(listen), { recursive: true, mode: 0o700 });
   await clearStaleSocket(listen);
+  // Before serving: containers a killed predecessor paused for a checkpoint are resumed, its staging removed.
+  const guard = new PauseGuard(path.resolve(o.checkpointNotes));
+  await guard.recover();
   const upstream = new Upstream(path.resolve(o.containerd), { connectTimeoutMs: o.connectTimeout * 1000 });
   const restore = new CriRestore(upstream, { checkpointImage: new ContainerdCheckpointImages(upstream) });
   const intercepts: Intercepts = new Map([
-    [methodPath({ service: 'RuntimeService', name: 'CheckpointContainer', streaming: 'unary' }), checkpointContainer(upstream, { containerdState: o.containerdState })],
+    [methodPath({ service: 'RuntimeService', name: 'CheckpointContainer', streaming: 'unary' }), checkpointContainer(upstream, { containerdState: o.containerdState, guard })],
     ...restore.intercepts(),
   ]);
   const proxy = new CriProxy(upstream, intercepts);
@@ -85,6 +92,7 @@ const program = new Command('ovmigrate-cri')
   .option('--containerd <socket>', "containerd's CRI socket", DEFAULT_CONTAINERD)
   .option('--connect-timeout <seconds>', 'how long a call waits for containerd to come back (within its deadline) before failing UNAVAILABLE', seconds, 10)
   .option('--containerd-state <dir>', "containerd's state directory (its task bundles)", CONTAINERD_STATE)
+  .option('--checkpoint-notes <dir>', 'where each checkpoint underway is noted, for the next start to resume what a killed one paused', CHECKPOINT_NOTES)
   .addOption(new Option('--log-level <level>', 'winston log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
   .action(async (o: Options) => {
     setLogLevel(o.logLevel);

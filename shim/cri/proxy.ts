@@ -43,6 +43,8 @@ export class CriProxy {
   private readonly server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_CRI_MESSAGE,
     'grpc.max_send_message_length': MAX_CRI_MESSAGE,
+    // channelz's per-call tracking (on by default in grpc-js) serves no one here: no channelz service is registered.
+    'grpc.enable_channelz': 0,
   });
 
   constructor(private readonly upstream: Upstream, private readonly intercepts: Intercepts = new Map()) {
@@ -83,7 +85,12 @@ export class CriProxy {
     const handle = this.intercepts.get(path) ?? forwardAll;
     return (call, callback) => {
       const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
+      // grpc-js (1.10+) emits 'cancelled' after every call's status too: only a call not yet answered is aborted
+      // (an abort builds a DOMException with its stack, for each of the kubelet's polls).
+      let answered = false;
+      call.on('cancelled', () => {
+        if (!answered) abort.abort();
+      });
       const ctx: InterceptContext = {
         path,
         metadata: call.metadata,
@@ -93,10 +100,12 @@ export class CriProxy {
       };
       handle(call.request, ctx).then(
         (reply) => {
+          answered = true;
           call.sendMetadata(reply.headers);
           callback(null, reply.response, reply.trailers);
         },
         (err: unknown) => {
+          answered = true;
           if (err instanceof UpstreamStatusError && err.headers) call.sendMetadata(err.headers);
           const status = serverError(err);
           if (!(err instanceof UpstreamStatusError)) log.warn(`cri: ${path} failed in the proxy: ${logSafe(errorMessage(err))}`);

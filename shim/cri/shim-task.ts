@@ -22,6 +22,7 @@ const method = <Req extends object, Res extends object>(name: string, req: strin
 const PAUSE = method<M.PauseRequest, M.Empty>('Pause', 'PauseRequest', 'google.protobuf.Empty');
 const RESUME = method<M.ResumeRequest, M.Empty>('Resume', 'ResumeRequest', 'google.protobuf.Empty');
 const CHECKPOINT = method<{ id: string; path: string; options?: AnyMessage }, M.Empty>('Checkpoint', 'CheckpointTaskRequest', 'google.protobuf.Empty');
+const STATE = method<M.StateRequest, M.StateResponse>('State', 'StateRequest', 'StateResponse');
 const CONNECT = method<M.ConnectRequest, M.ConnectResponse>('Connect', 'ConnectRequest', 'ConnectResponse');
 
 /**
@@ -40,6 +41,11 @@ export class ShimTask {
     }
     if (!address.startsWith('unix://')) throw new BadDataError(`shim address of container ${id} is ${JSON.stringify(address)}, not unix://`);
     return new ShimTask(await TtrpcClient.connect(address.slice('unix://'.length)), id);
+  }
+
+  /** The init's state: PAUSED when someone (the user, with ctr task pause) paused it through the shim. */
+  state(): Promise<M.StateResponse> {
+    return STATE.call(this.client, { id: this.id, exec_id: '' });
   }
 
   pause(): Promise<M.Empty> {

@@ -64,6 +64,7 @@ export class Upstream {
       'grpc.max_reconnect_backoff_ms': 1000,
       'grpc.max_receive_message_length': MAX_CRI_MESSAGE,
       'grpc.max_send_message_length': MAX_CRI_MESSAGE,
+      'grpc.enable_channelz': 0,
     });
   }
 
