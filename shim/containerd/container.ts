@@ -237,8 +237,7 @@ export class Container {
   /** Checkpoints the running container where containerd asks (runc's image_path option, else the request's path); the target. */
   async checkpointTo(checkpointer: Checkpointer, req: CheckpointTaskRequest): Promise<string> {
     if (!this.init.started || this.init.exit) throw new FailedPreconditionError(`container ${this.id} is not running`);
-    const any = req.options?.type_url ? unpackAny(req.options) : undefined;
-    const options = (any?.typeUrl === OVMIGRATE_ARCHIVE_OPTIONS ? { archive: checkArchiveOptions(any.message) } : any?.message ?? {}) as CheckpointOptions & { image_path?: string };
+    const options = checkpointRequestOptions(req);
     const target = String(options.image_path || req.path);
     if (!target) throw new InvalidArgumentError('checkpoint needs a path');
     await checkpointer.checkpoint({
@@ -257,4 +256,10 @@ function runtimeBinary(options: AnyMessage | null): string {
   if (!options?.type_url) return 'runc';
   const { message } = unpackAny(options);
   return typeof message.binary_name === 'string' && message.binary_name ? message.binary_name : 'runc';
+}
+
+/** A CheckpointTaskRequest's options: runc's (containerd's CheckpointOptions, image_path among them) or ours from the CRI layer (an archive the host writes). */
+export function checkpointRequestOptions(req: Pick<CheckpointTaskRequest, 'options'>): CheckpointOptions & { image_path?: string } {
+  const any = req.options?.type_url ? unpackAny(req.options) : undefined;
+  return (any?.typeUrl === OVMIGRATE_ARCHIVE_OPTIONS ? { archive: checkArchiveOptions(any.message) } : any?.message ?? {}) as CheckpointOptions & { image_path?: string };
 }

@@ -5,6 +5,8 @@ import { TtrpcServer, type Handler } from '../../../common/ttrpc/index.js';
 import type { BackendClient } from '../../../shim/channel/client.js';
 import { TASK_SERVICE, decode, encode } from '../../../shim/containerd/api.js';
 import { type BackendAccess, Checkpointer } from '../../../shim/containerd/checkpoint.js';
+import { checkpointRequestOptions } from '../../../shim/containerd/container.js';
+import type { CheckpointTaskRequest } from '../../../shim/containerd/task-messages.js';
 import { Freezer } from '../../../shim/containerd/freezer.js';
 import type { Runc } from '../../../shim/containerd/runc.js';
 import { taskError } from '../../../shim/containerd/service.js';
@@ -100,7 +102,7 @@ export class FakeTaskShim {
       Pause: handler(t('PauseRequest'), 'google.protobuf.Empty', async () => (await this.freezer.pause(), {})),
       Resume: handler(t('ResumeRequest'), 'google.protobuf.Empty', async () => (await this.freezer.resume(), {})),
       Checkpoint: handler(t('CheckpointTaskRequest'), 'google.protobuf.Empty', async (r) => {
-        await this.checkpointer.checkpoint({ id, bundle, runc: runc.runc, cgroup: `/k8s/${id}`, target: String(r.path), options: {}, freezer: this.freezer });
+        await this.checkpointer.checkpoint({ id, bundle, runc: runc.runc, cgroup: `/k8s/${id}`, target: String(r.path), options: checkpointRequestOptions(r as Pick<CheckpointTaskRequest, 'options'>), freezer: this.freezer });
         return {};
       }),
     });
