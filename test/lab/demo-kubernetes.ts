@@ -80,7 +80,6 @@ export async function kubernetesDemo(containerd: NodeContainerd = '1.6'): Promis
 
     say(`restore in ${b} with crictl runp, create (the archive as image) and start: ovmigrate-cri unpacks it, our shim restores the container`);
     // A standalone kubelet ends pods it did not make (restore-pod.ts): B's steps aside for the crictl restore.
-    await inNode(b, 'pidof kubelet');
     await stopKubelet(b);
     const restored = await waiting('the restore', () => restoreWithCrictl(b, carried, 'restored'));
     await inNode(b, `crictl ps; grep 'CreateContainer restores' ${GUEST_CRI_LOG}`);
