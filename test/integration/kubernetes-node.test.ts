@@ -141,7 +141,8 @@ describe('lab Kubernetes nodes (lab up --kubernetes on containerd 1.6 and 2.4: o
       it('a static pod with a counter comes up Running through the kubelet and ovmigrate-cri, on the CNI bridge, and counts', async function () {
         this.timeout(1_200_000);
         const t0 = Date.now();
-        const ctr = await until('the counter container Running (crictl through ovmigrate-cri)', async () => (await running()) || undefined, 1_080_000);
+        // A crictl that times out while the node's shims start (minutes under TCG on a loaded host) is asked again.
+        const ctr = await until('the counter container Running (crictl through ovmigrate-cri)', async () => (await running().catch(() => '')) || undefined, 1_080_000);
         console.log(`      static pod ${pod()} Running ${((Date.now() - t0) / 1000).toFixed(0)} s after this test began`);
         const pods = JSON.parse(await guestSh(name(), `crictl pods --name ${pod()} --state Ready -o json`)) as { items: { id: string; metadata: { namespace: string } }[] };
         assert.equal(pods.items.length, 1);
