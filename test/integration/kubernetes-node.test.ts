@@ -223,7 +223,8 @@ describe('lab Kubernetes nodes (lab up --kubernetes on containerd 1.6 and 2.4: o
         const { container } = await restoreWithCrictl(b, pair.carried.archive, 'restored');
         console.log(`      restored in ${b} in ${((Date.now() - t0) / 1000).toFixed(0)} s (runp, create, start); the archive's counter was at ${pair.carried.n}`);
         assert.equal(JSON.parse(await guestSh(b, `crictl -t 300s inspect -o json ${container}`, 400)).status.state, 'CONTAINER_RUNNING');
-        assert.match(await guestSh(b, `cat ${GUEST_CRI_LOG}`), /CreateContainer restores counter from /);
+        // The name is the checkpointed container's CRI name (counter_<pod>_<namespace>_<uid>_<attempt>).
+        assert.match(await guestSh(b, `cat ${GUEST_CRI_LOG}`), /CreateContainer restores counter_counter-\S+ from \S+kubelet-checkpoint\.tar/);
         const first = await counterValues(b, container);
         await new Promise((r) => setTimeout(r, 3000));
         const seq = await counterValues(b, container);
