@@ -10,7 +10,7 @@ MOCHA := node_modules/.bin/mocha --reporter dist/test/helpers/timed-reporter.js 
 all: build
 
 help:
-	@echo "make demo   move a container between two lab guests through containerd: checkpoint from outside the first, restore in the second"
+	@echo "make demo   move a container between two lab guests through containerd: checkpoint from outside the first, restore in the second; then the same between two Kubernetes nodes (kubelet API checkpoint, crictl restore)"
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
 	@echo "make kernels  the dump, container dump, inspect, memory and ps suites on a Debian 6.12 guest pair"
@@ -78,6 +78,8 @@ fuzz: deps build
 demo: deps build
 	$(LAB) lab prepare >/dev/null
 	$(LAB) lab demo
+	$(LAB) lab components kubernetes cri-tools checkpointctl >/dev/null
+	$(LAB) lab demo --kubernetes
 
 bench: deps build
 	node dist/test/bench/hostile.bench.js

@@ -108,8 +108,12 @@ export function labCommand(): Command {
 
   lab.command('demo')
     .description('two guests: a process checkpointed from outside the first (from its RAM), restored by CRIU in the second')
-    .option('--kubernetes', "the Kubernetes path instead: a static pod's container in a lab node checkpointed through the kubelet API")
-    .action((o: { kubernetes?: boolean }) => (o.kubernetes ? kubernetesDemo() : demo()));
+    .option('--kubernetes', "the Kubernetes path instead: a static pod's container checkpointed through the kubelet API in node A, restored with crictl in node B")
+    .addOption(new Option('--containerd <version>', "the nodes' containerd (with --kubernetes; 2 is v2.4)").choices([...NODE_CONTAINERDS]))
+    .action((o: { kubernetes?: boolean; containerd?: NodeContainerd }) => {
+      if (o.containerd && !o.kubernetes) throw new InvalidArgumentError('--containerd goes with --kubernetes');
+      return o.kubernetes ? kubernetesDemo(o.containerd) : demo();
+    });
 
   return lab;
 }

@@ -62,7 +62,9 @@ export function nodeDirs(guest: string): NodeDirs {
 export async function prepareNode(guest: string, containerd: NodeContainerd): Promise<NodeDirs> {
   if (!NODE_CONTAINERDS.includes(containerd)) throw new InvalidArgumentError(`--containerd ${String(containerd)}: give ${NODE_CONTAINERDS.join(' or ')}`);
   const tools = NODE_TOOLS.map((t) => componentBinary(t));
-  if (NODE_CRI[containerd].v2Program) componentBinary(NODE_CRI[containerd].v2Program!);
+  // A 2.x node's containerd too: missing, it fails here (naming `lab components`), not in the booted guest.
+  const v2 = NODE_CRI[containerd].v2Program;
+  if (v2) componentBinary(v2);
   for (const plugin of CNI_PLUGINS) {
     if (!fs.existsSync(path.join(CNI_BIN_DIR, plugin))) {
       throw new NotFoundError(`CNI plugin ${plugin} not in ${CNI_BIN_DIR} (apt-get install containernetworking-plugins)`);
