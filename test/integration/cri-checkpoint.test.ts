@@ -49,7 +49,8 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
   };
   const state = async (id: string) => (await sh(`crictl inspect -o go-template --template '{{.status.state}}' ${id}`)).trim();
   const count = async (id: string) => Number((await sh(`crictl exec ${id} sh -c 'wc -l < /tmp/count'`)).trim());
-  const tripped = async () => (await sh(`test -e ${TRIPWIRE} && echo yes || echo no`)).trim() === 'yes';
+  /** Who ran criu in the guest (the tripwire's notes), or '' when nobody did. */
+  const tripped = async () => (await sh(`cat ${TRIPWIRE} 2>/dev/null; true`)).trim();
   /** The directory's entries (hidden ones too): nothing at the location, no staging left. */
   const outEntries = async () => (await sh(`ls -A ${OUT}`)).split('\n').filter(Boolean);
 
@@ -106,7 +107,11 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
     execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'hog'), path.join(__dirname, '..', '..', '..', 'test', 'programs', 'hog.c')]);
     [a] = await suite.guests();
     await sh(`mkdir -p /etc/ovmigrate ${OUT} && echo '${JSON.stringify({ images })}' > /etc/ovmigrate/shim.json`);
-    await sh(`printf '#!/bin/sh\\ntouch ${TRIPWIRE}\\nexit 1\\n' > /run/criu-tripwire && chmod +x /run/criu-tripwire && mount --bind /run/criu-tripwire "$(command -v criu)"`);
+    // The tripwire notes who ran it (its argv and three ancestors' command lines), for the failure message.
+    fs.writeFileSync(path.join(share, 'criu-tripwire'), [
+      '#!/bin/sh', `{ echo "criu $*"; p=$PPID; for i in 1 2 3; do tr '\\0' ' ' < /proc/$p/cmdline; echo; p=$(cut -d' ' -f4 /proc/$p/stat); done; } >> ${TRIPWIRE}`, 'exit 1', '',
+    ].join('\n'), { mode: 0o755 });
+    await sh(`cp ${share}/criu-tripwire /run/criu-tripwire && chmod +x /run/criu-tripwire && mount --bind /run/criu-tripwire "$(command -v criu)"`);
     backend = new ServedBackend(a.name, images, suite.hostDir('staging'));
     await backend.start();
     fs.writeFileSync(path.join(share, 'pod.json'), JSON.stringify({
@@ -152,8 +157,10 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
     const cpu = Object.fromEntries(Object.keys(before).map((k) => [k, ((after[k] - before[k]) / hz).toFixed(2)]));
     console.log(`      guest CPU seconds for a 64 MiB container's checkpoint (${ms} ms): ovmigrate-cri ${cpu.cri}, shim ${cpu.shim}, relay ${cpu.relay}`);
 
-    assert.ok(!(await tripped()), 'criu was not run in the guest');
+    assert.equal(await tripped(), '', 'criu was not run in the guest');
     assert.notEqual((await result('criu --version')).code, 0, 'criu cannot run in the guest');
+    assert.match(await tripped(), /^criu --version$/m, 'the tripwire notes who ran criu');
+    await sh(`rm ${TRIPWIRE}`); // this test's own call: later checks look for any other
     assert.ok(backend.log.some((l) => l.includes(c1) && /checkpoint/i.test(l)), 'the host backend made the images');
 
     assert.equal((await sh(`stat -c %a ${OUT}/c1.tar`)).trim(), '600');
@@ -230,7 +237,7 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
     } finally {
       await sh(`rm -f ${OUT}/c1-guest.tar; crictl exec ${c1} rm -f /big`);
     }
-    assert.ok(!(await tripped()), 'criu was not run in the guest');
+    assert.equal(await tripped(), '', 'criu was not run in the guest');
     assert.deepEqual(await outEntries(), ['c1.tar']);
     await runs(c1, 'after the checkpoints');
   });
