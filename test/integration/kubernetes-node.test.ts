@@ -192,7 +192,8 @@ describe('lab Kubernetes nodes (lab up --kubernetes on containerd 1.6 and 2.4: o
         await new Promise((r) => setTimeout(r, 3000));
         assert.ok((await counterValues(name(), ctr)).length > first, 'the counter goes on after the checkpoint');
         // For the restore in B.
-        const carried = await carryArchive(name(), archive, pair.b!, 'kubelet-checkpoint.tar');
+        // Named by its node: each node both sends an archive and receives the other's through the same files share.
+        const carried = await carryArchive(name(), archive, pair.b!, `kubelet-checkpoint-${pair.label}.tar`);
         pair.carried = { archive: carried, n: archivedCount(carried) };
         assert.ok(pair.carried.n > 0, 'the archive holds the counter file');
       });
@@ -242,7 +243,7 @@ describe('lab Kubernetes nodes (lab up --kubernetes on containerd 1.6 and 2.4: o
         console.log(`      restored in ${b} in ${((Date.now() - t0) / 1000).toFixed(0)} s (runp, create, start); the archive's counter was at ${pair.carried.n}`);
         assert.equal(JSON.parse(await guestSh(b, `crictl -t 300s inspect -o json ${container}`, 400)).status.state, 'CONTAINER_RUNNING');
         // The name is the checkpointed container's CRI name (counter_<pod>_<namespace>_<uid>_<attempt>).
-        assert.match(await guestSh(b, `cat ${GUEST_CRI_LOG}`), /CreateContainer restores counter_counter-\S+ from \S+kubelet-checkpoint\.tar/);
+        assert.match(await guestSh(b, `cat ${GUEST_CRI_LOG}`), new RegExp(`CreateContainer restores counter_counter-\\S+ from \\S+kubelet-checkpoint-${pair.label}\\.tar`));
         const first = await counterValues(b, container);
         await new Promise((r) => setTimeout(r, 3000));
         const seq = await counterValues(b, container);
