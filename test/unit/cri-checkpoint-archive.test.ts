@@ -8,6 +8,7 @@ import { checkLocation, configDump, criContainerName, goTime, writeArchive, writ
 import { encodeCri, goJson } from '../../shim/cri/cri-messages.js';
 import { overlayUpperDir, writeRootfsDiff } from '../../shim/cri/rootfs-diff.js';
 import { TarWriter } from '../../common/tar/index.js';
+import { requireRoot } from '../helpers/cli.js';
 
 /** `tar -tv` of an archive, one line per entry: "<type><mode> <size> <name>[ -> target]". */
 function listing(file: string): string[] {
@@ -172,7 +173,7 @@ describe('CRI checkpoint archive (containerd 2.x layout)', () => {
     assert.throws(() => overlayUpperDir('/run/containerd/d x/rootfs', mountinfo), UnsupportedError);
     assert.throws(() => overlayUpperDir('/nowhere', mountinfo), /no file system is mounted/);
 
-    if (process.getuid?.() !== 0) this.skip();
+    requireRoot(this); // whiteouts are character devices: mknod needs root
     const upper = path.join(tmp, 'upper');
     fs.mkdirSync(path.join(upper, 'etc', 'opq'), { recursive: true });
     fs.writeFileSync(path.join(upper, 'etc', 'new'), 'x');
