@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { guestSh } from './cli.js';
@@ -80,6 +81,25 @@ export class PoolSuite {
   /** Like guestSh, with the script's shell (and so what it starts) in the suite's cgroup. */
   sh = (guest: string, script: string, timeoutS?: number): Promise<string> =>
     guestSh(guest, `echo $$ > /sys/fs/cgroup${this.cgroup}/sh/cgroup.procs\n${script}`, timeoutS);
+
+  /**
+   * Starts `command` in `guest` in a cgroup of its own under the suite's (NAME), its cwd `dir`/cwd-NAME, its output
+   * appended to `dir`/NAME.log; its pid once it has printed a line and had a second more.
+   */
+  async startProgram(guest: string, name: string, command: string): Promise<number> {
+    const [cg, share] = [`/sys/fs/cgroup${this.cgroup}/${name}`, this.dir];
+    const pid = Number((await this.sh(guest, `
+      mkdir -p ${cg} ${share}/cwd-${name}; cd ${share}/cwd-${name}
+      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; exec ${command}' >> ${share}/${name}.log 2>&1 </dev/null &
+      for i in $(seq 100); do [ -s ${share}/${name}.log ] && break; sleep 0.1; done
+      sleep 1; head -1 ${cg}/cgroup.procs`)).trim());
+    assert.ok(pid > 1, `${name} started`);
+    return pid;
+  }
+
+  /** Freezes (1) or thaws (0) a program's cgroup (startProgram's NAME) and waits until the kernel says so. */
+  freeze = (guest: string, name: string, on: 0 | 1): Promise<string> => this.sh(guest,
+    `echo ${on} > /sys/fs/cgroup${this.cgroup}/${name}/cgroup.freeze; while ! grep -q 'frozen ${on}' /sys/fs/cgroup${this.cgroup}/${name}/cgroup.events; do sleep 0.1; done`);
 
   /**
    * Removes what the suite started in each of its guests: its containerd

@@ -35,19 +35,9 @@ for (const kernel of POOL_KERNELS) {
     let b: UpResult;
     const pids = new Map<string, number>();
 
-    /** Starts a program in guest A in a cgroup of its own, cwd in the share, output appended to NAME.log. */
-    async function start(name: string, command: string): Promise<number> {
-      const pid = Number((await sh(a.name, `
-        mkdir -p /sys/fs/cgroup${cg}/${name} ${share}/cwd-${name}; cd ${share}/cwd-${name}
-        setsid sh -c 'echo $$ > /sys/fs/cgroup${cg}/${name}/cgroup.procs; exec ${command}' >> ${share}/${name}.log 2>&1 </dev/null &
-        for i in $(seq 100); do [ -s ${share}/${name}.log ] && break; sleep 0.1; done
-        sleep 1; head -1 /sys/fs/cgroup${cg}/${name}/cgroup.procs`)).trim());
-      assert.ok(pid > 1, `${name} started`);
-      return pid;
-    }
-
-    const freeze = (name: string, on: 0 | 1) => sh(a.name,
-      `echo ${on} > /sys/fs/cgroup${cg}/${name}/cgroup.freeze; while ! grep -q 'frozen ${on}' /sys/fs/cgroup${cg}/${name}/cgroup.events; do sleep 0.1; done`);
+    /** Programs run in guest A, each in a cgroup of its own, cwd and NAME.log in the share. */
+    const start = (name: string, command: string) => suite.startProgram(a.name, name, command);
+    const freeze = (name: string, on: 0 | 1) => suite.freeze(a.name, name, on);
     const log = (name: string) => fs.readFileSync(path.join(share, `${name}.log`), 'utf8');
 
     before(async function () {
