@@ -31,6 +31,8 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   { name: 'FDINFO', magic: 0x56213732, header: 'common', entry: 'fdinfo_entry', file: 'fdinfo-ID.img' },
   { name: 'FILES', magic: 0x56303138, header: 'common', entry: 'file_entry', file: 'files.img' },
   { name: 'PIPES_DATA', magic: 0x56453709, header: 'common', entry: 'pipe_data_entry', extraBytesField: 'bytes', file: 'pipes-data.img' },
+  { name: 'FIFO_DATA', magic: 0x59333054, header: 'common', entry: 'pipe_data_entry', extraBytesField: 'bytes', file: 'fifo-data.img' },
+  { name: 'FILE_LOCKS', magic: 0x54323616, header: 'common', entry: 'file_lock_entry', file: 'filelocks.img' },
   { name: 'SK_QUEUES', magic: 0x56264026, header: 'common', entry: 'sk_packet_entry', extraBytesField: 'length', file: 'sk-queues.img' },
   { name: 'SECCOMP', magic: 0x64413049, header: 'common', entry: 'seccomp_entry', file: 'seccomp.img' },
   { name: 'CGROUP', magic: 0x59383330, header: 'common', entry: 'cgroup_entry', file: 'cgroup.img' },

@@ -50,10 +50,13 @@ export class FileTable {
   /** files.img entries, in the order written. */
   readonly entries: Record<string, unknown>[] = [];
   readonly pipesData: { entry: Record<string, unknown>; data: Buffer }[] = [];
+  readonly fifoData: { entry: Record<string, unknown>; data: Buffer }[] = [];
   readonly skQueues: { entry: Record<string, unknown>; data: Buffer }[] = [];
   readonly problems: DumpProblem[] = [];
   /** Pipes whose contents are dumped, by inode number. */
   readonly pipesDumped = new Set<bigint>();
+  /** FIFOs whose contents are dumped, by inode number. */
+  readonly fifosDumped = new Set<bigint>();
   /** Unix sockets dumped, by inode number, to check their peers at the end. */
   readonly unix = new Map<bigint, { id: number; sk: UnixSocket; task: string; fd: string }>();
 
@@ -77,6 +80,11 @@ export class FileTable {
 
   get netNamespaces(): { tree: ReadonlySet<bigint>; own: boolean } | undefined {
     return this.o.netNamespaces;
+  }
+
+  /** The tree's mount namespace is dumped: files name their mount. */
+  get mntIds(): boolean {
+    return this.o.mntIds;
   }
 
   get tcpClose(): boolean {
