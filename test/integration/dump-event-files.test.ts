@@ -10,6 +10,9 @@ import { PoolSuite } from '../helpers/pool-suite.js';
 
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 const NSEC = 1_000_000_000;
+/** files.c's directory: a tmpfs in both guests, made the same before the program starts and before the restore. */
+const FILES_DIR = '/dev/shm/ovm-files';
+const FILES_DIR_SETUP = `rm -rf ${FILES_DIR}; mkdir -p ${FILES_DIR} && : > ${FILES_DIR}/watched && : > ${FILES_DIR}/lock && mkfifo ${FILES_DIR}/fifo`;
 
 type TimerEntry = { type: string; id: number; tfd: { ticks: number; vsec: number; vnsec: number; isec: number; insec: number } };
 
@@ -44,7 +47,7 @@ function timerfdDifferences(ours: Json[], criu: Json[]): void {
 
 // One program on each kernel; guest A for the dumps (ovmigrate's and CRIU's of the same frozen tree), guest B for the restore.
 for (const kernel of POOL_KERNELS) {
-  describe(`ovmigrate dump: eventfd, epoll, signalfd and timerfd${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
+  describe(`ovmigrate dump: eventfd, epoll, signalfd, timerfd, inotify, FIFOs and file locks${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
     const suite = new PoolSuite(`dumpevents${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
     const sh = suite.sh;
     const cg = suite.cgroup;
@@ -53,6 +56,9 @@ for (const kernel of POOL_KERNELS) {
     let b: UpResult;
     let pid: number;
     let fdsLine: number[];
+    /** files.c beside events.c, dumped in the same run: its process and the child holding the flock. */
+    let filesPid: number;
+    let filesChild: number;
     const log = (name = 'events') => fs.readFileSync(path.join(share, `${name}.log`), 'utf8');
 
     /** Starts a program in guest A in a cgroup of its own, output appended to NAME.log; its pid once it has printed a line. */
@@ -70,6 +76,7 @@ for (const kernel of POOL_KERNELS) {
       requirePrograms(this, ['qemu-system-x86_64', 'gcc', 'criu', 'crit']);
       share = suite.dir;
       execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'events'), path.join(PROGRAMS, 'events.c')]);
+      execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'files'), path.join(PROGRAMS, 'files.c')]);
       [a, b] = await suite.guests();
       // Pids far above guest B's own (and the dump suite's), so the restored process finds its pid free there.
       await sh(a.name, 'echo 32000 > /proc/sys/kernel/ns_last_pid');
@@ -77,6 +84,11 @@ for (const kernel of POOL_KERNELS) {
       await sh(a.name, `for i in $(seq 100); do grep -q '^tick' ${share}/events.log && break; sleep 0.1; done`);
       fdsLine = /^start ([\d ]+)$/m.exec(log())![1].split(' ').map(Number);
       await sh(a.name, `echo 1 > /sys/fs/cgroup${cg}/events/cgroup.freeze; while ! grep -q 'frozen 1' /sys/fs/cgroup${cg}/events/cgroup.events; do sleep 0.1; done; sleep 0.5`);
+      await sh(a.name, FILES_DIR_SETUP);
+      filesPid = await start('files', `${share}/files ${FILES_DIR}`);
+      await sh(a.name, `for i in $(seq 100); do grep -q '^start' ${share}/files.log && break; sleep 0.1; done`);
+      filesChild = Number(/^start \d+ (\d+)$/m.exec(log('files'))![1]);
+      await sh(a.name, `echo 1 > /sys/fs/cgroup${cg}/files/cgroup.freeze; while ! grep -q 'frozen 1' /sys/fs/cgroup${cg}/files/cgroup.events; do sleep 0.1; done; sleep 0.5`);
     });
     after(() => suite.leave());
 
@@ -120,6 +132,47 @@ for (const kernel of POOL_KERNELS) {
       assert.ok(Number(values[3]) > 3000 && Number(values[3]) <= 3600, `the absolute timer is still about an hour ahead (${values[3]} s)`);
       assert.equal(values[4], '200000000', 'the periodic timer keeps its interval');
       await sh(b.name, `kill -9 ${pid}`);
+    });
+
+    it('files: inotify on tmpfs, a FIFO with data and locks held by a process and its child equal CRIU\'s own dump, field by field', async () => {
+      const ours = path.join(share, 'files-ours');
+      const theirs = path.join(share, 'files-criu');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(filesPid), '-D', ours, '--leave-running']);
+      await sh(a.name, `mkdir ${theirs} && criu dump -t ${filesPid} -D ${theirs} --leave-running --file-locks --freeze-cgroup /sys/fs/cgroup${cg}/files -o dump.log` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
+      assertSameDump(ours, theirs);
+      const decode = (name: string) => JSON.parse(execFileSync('crit', ['decode', '-i', path.join(ours, name)], { encoding: 'utf8' })) as { entries: Record<string, Json>[] };
+      const ify = decode('files.img').entries.find((e) => e.type === 'INOTIFY')!.ify as { wd: { wd: number; mask: string | number; f_handle: { path: string } }[] };
+      assert.deepEqual(ify.wd.map((w) => [w.wd, Number(w.mask), w.f_handle.path]).sort(), [[2, 0x100, FILES_DIR], [3, 0x2, `${FILES_DIR}/watched`]]);
+      const locks = decode('filelocks.img').entries.map((l) => [l.flag, l.pid, l.start, l.len].map(Number));
+      assert.deepEqual(locks.sort(), [[1, filesPid, 0, 10], [2, filesChild, 0, 0]].sort(), 'the POSIX lock of the process and the flock of its child');
+      const fifo = decode('fifo-data.img').entries;
+      assert.equal(fifo.length, 1);
+    });
+
+    it('files restored by stock CRIU in guest B: a new inotify event arrives, the FIFO data reads back, both locks are still held', async () => {
+      const dir = path.join(share, 'files-final');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(filesPid), '-D', dir]);
+      const before = log('files').length;
+      // Guest B's tmpfs has the same names (tmpfs contents are not carried when the mount namespace is not dumped).
+      await sh(b.name, `${FILES_DIR_SETUP}; criu restore -D ${dir} -d --file-locks -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 1;` +
+        ` touch ${FILES_DIR}/after; echo more >> ${FILES_DIR}/watched; sleep 0.5; kill -USR1 ${filesPid}; sleep 1.5`, 120);
+      const held = await sh(b.name, `python3 -c "
+import fcntl
+f = open('${FILES_DIR}/lock', 'r+')
+for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)), ('posix', lambda: fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0))):
+    try:
+        take(); print(name, 'free')
+    except OSError:
+        print(name, 'held')
+"`);
+      await sh(b.name, `kill -9 ${filesPid} ${filesChild}`);
+      const after = log('files').slice(before);
+      assert.match(after, /^inotify 2 100 after$/m, `the directory's watch reports a file created after the restore:\n${after}`);
+      assert.match(after, /^inotify 3 2 -$/m, 'the file\'s watch reports its change');
+      assert.match(after, /^fifo queued-in-fifo$/m, 'the FIFO\'s queued data reads back');
+      assert.match(held, /flock held/, 'the child\'s flock is still held');
+      assert.match(held, /posix held/, 'the POSIX lock is still held');
     });
 
     it('refuses an epoll whose target file only another task still holds, as criu dump does, before writing anything', async () => {
