@@ -1,6 +1,7 @@
 import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 import { PathRoot, dPath } from '../linux/d-path.js';
+import { isPseudoFile } from '../linux/deleted-file.js';
 import { elfBuildId } from '../linux/elf-build-id.js';
 import { FileIdentity, pathIdentity } from '../linux/file-identity.js';
 import { fileOwner } from '../linux/file-owner.js';
@@ -10,6 +11,7 @@ import { PageInfo } from '../linux/pages.js';
 import { S_IFMT, S_IFREG } from '../linux/stat.js';
 import { UnixSocket } from '../linux/unix-sockets.js';
 import { fdDumper } from './fds/index.js';
+import { GhostFiles } from './ghost-files.js';
 import { IdAllocator } from './ids.js';
 import { DumpProblem } from './problem.js';
 
@@ -53,6 +55,8 @@ export class FileTable {
   readonly fifoData: { entry: Record<string, unknown>; data: Buffer }[] = [];
   readonly skQueues: { entry: Record<string, unknown>; data: Buffer }[] = [];
   readonly problems: DumpProblem[] = [];
+  /** Deleted files' contents and the remaps to them. */
+  readonly ghosts = new GhostFiles();
   /** Pipes whose contents are dumped, by inode number. */
   readonly pipesDumped = new Set<bigint>();
   /** FIFOs whose contents are dumped, by inode number. */
@@ -100,8 +104,15 @@ export class FileTable {
   /** reg_file_entry of a path (criu/files-reg.c dump_one_reg_file); `dataInode` is where its contents are (overlayfs' real inode). */
   regEntry(id: number, path: KObject, identity: FileIdentity, flags: number, pos: bigint, owner: Record<string, number>, task: string,
     object: string | undefined, dataInode = identity.inode): void {
-    const name = dPath(path, this.o.root);
-    if (name.endsWith(' (deleted)')) this.problems.push(new DumpProblem(task, 'deleted-file', `${name} is deleted (not supported yet)`, { object }));
+    let name = dPath(path, this.o.root);
+    if (name.endsWith(' (deleted)') && isPseudoFile(path)) {
+      this.problems.push(new DumpProblem(task, 'deleted-file', `${name} is an internal shared memory file (not supported yet)`, { object }));
+    } else if (name.endsWith(' (deleted)')) {
+      // criu/files-reg.c: the entry keeps the old name, a ghost file the contents.
+      name = name.slice(0, -' (deleted)'.length);
+      const problem = this.ghosts.remap(id, identity, dataInode, name, task, object);
+      if (problem) this.problems.push(problem);
+    }
     const mode = identity.mode;
     const reg: Record<string, unknown> = { id, flags, pos, fown: owner, name, mode, ...(this.o.mntIds ? { mnt_id: identity.mntId } : {}) };
     // Size (and build-id) let restore check it reopens the same file; not for files only appended to (logs).

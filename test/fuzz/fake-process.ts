@@ -17,6 +17,9 @@ import { KERNEL_STRUCTS } from '../unit/helpers/kernel-structs.js';
 import { Fields } from '../unit/helpers/kernel-types.js';
 import { FakeVfs } from '../unit/helpers/fake-vfs.js';
 import { EVENT_STRUCTS, fakeTimekeeper } from '../unit/helpers/event-structs.js';
+import { FILE_OBJECT_STRUCTS } from '../unit/helpers/file-object-structs.js';
+import { fileLocks } from '../../introspect/linux/file-locks.js';
+import { inotifyWatches } from '../../introspect/linux/inotify.js';
 
 const VM_READ = 0x1n, VM_EXEC = 0x4n;
 /** Where FakeKernel's heap starts (guest-physical): every object, page table and page lies above. */
@@ -26,16 +29,18 @@ const HEAP_START = 0x40_0000;
  * One process of everything the dump reads, in a fake kernel: VMAs in a
  * maple tree, page tables and resident pages, a file mapping with its page
  * cache, an fd table holding a pipe and a tmpfs file, the pipe's ring, a
- * tmpfs superblock, a mount namespace, and event files (eventfd,
- * signalfd, timerfd, an epoll) with the guest's timekeeper. `heap` is the range of guest RAM
+ * tmpfs superblock, a mount namespace, event files (eventfd,
+ * signalfd, timerfd, an epoll) with the guest's timekeeper, an inotify
+ * watching the tmpfs file, and a POSIX lock and an flock on it. `heap` is the range of guest RAM
  * those objects take, for a fuzzer to corrupt.
  */
 export function fakeProcess() {
   // The members memory planning reads besides the maps' (mmState).
-  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
     ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
-  const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops'].map((n) => [n, k.symbol(n)]));
+  const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops', 'inotify_fops'].map((n) => [n, k.symbol(n)]));
+  const shmemEncodeFh = k.symbol('shmem_encode_fh');
   const mono = 5000n * 1_000_000_000n;
   fakeTimekeeper(k, mono, 1n << 60n);
   const pipefsDname = k.symbol('pipefs_dname');
@@ -72,6 +77,7 @@ export function fakeProcess() {
 
   // A tmpfs with one file, mounted on /run/data, and a file open on it.
   const tmpSb = vfs.superBlock('tmpfs', 0x2a);
+  k.write(tmpSb, 'super_block', { s_export_op: k.new('export_operations', { encode_fh: shmemEncodeFh }) });
   const tmpPage = k.allocPage();
   k.put(tmpPage.va, Buffer.from('tmpfs bytes'));
   k.write(tmpPage.page, 'page', { index: 0 });
@@ -79,6 +85,7 @@ export function fakeProcess() {
   const tmpRoot = vfs.dentry('/', undefined, { d_inode: k.new('inode', { i_mode: 0o041777, i_sb: tmpSb }) });
   k.write(tmpSb, 'super_block', { s_root: tmpRoot });
   const tmpFile = vfs.dentry('note', tmpRoot, { d_inode: tmpFileInode });
+  k.write(tmpFileInode, 'inode', { 'i_dentry.first': k.addr('dentry', tmpFile, 'd_u.d_alias') });
   k.link(k.addr('dentry', tmpRoot, 'd_subdirs'), [k.addr('dentry', tmpFile, 'd_child')]);
   const tmpMount = vfs.mount(tmpRoot, tmpSb, { mnt_id: 30, mnt_devname: k.cstr('tmpfs') }, { mount: vfs.rootMount, at: vfs.path('run/data') });
   const ns = k.new('mnt_namespace');
@@ -99,16 +106,33 @@ export function fakeProcess() {
   k.write(ep, 'eventpoll', { 'rbr.rb_root.rb_node': items[0] });
   const files = [app, pipeFile, vfs.file(tmpFile, tmpMount), eventfd, anon('signalfd', k.new('signalfd_ctx', { 'sigmask.sig[0]': ~(1n << 9n) & ((1n << 64n) - 1n) })),
     anon('timerfd', k.new('timerfd_ctx', { clockid: 1, 't.tmr.node.expires': mono - 1000n, expired: 1, ticks: 1, tintv: 300n })), anon('eventpoll', ep)];
+  // 7 an inotify watching the tmpfs file (wd 1); a POSIX lock of this files table and an flock on that file (fd 2).
+  const group = k.new('fsnotify_group', { 'inotify_data.idr.idr_next': 2 });
+  const conn = k.new('fsnotify_mark_connector', { type: 0, obj: k.addr('inode', tmpFileInode, 'i_fsnotify_marks') });
+  k.write(tmpFileInode, 'inode', { i_fsnotify_marks: conn });
+  const mark = k.new('inotify_inode_mark', { 'fsn_mark.mask': 0x102, 'fsn_mark.group': group, 'fsn_mark.connector': conn, wd: 1 });
+  k.link(k.addr('fsnotify_group', group, 'marks_list'), [k.addr('inotify_inode_mark', mark, 'fsn_mark.g_list')]);
+  files.push(anon('inotify', group));
+  const filesStruct = k.alloc(k.types.sizeof('files_struct'), 8);
+  const lockCtx = k.new('file_lock_context');
+  k.write(tmpFileInode, 'inode', { i_flctx: lockCtx });
+  const tmpOpen = files[2];
+  const posix = k.new('file_lock', { fl_flags: 1, fl_type: 1, fl_owner: filesStruct, fl_file: tmpOpen, fl_start: 0, fl_end: 9 });
+  const flock = k.new('file_lock', { fl_flags: 2, fl_type: 0, fl_owner: tmpOpen, fl_file: tmpOpen, fl_start: 0, fl_end: 0x7fffffffffffffffn });
+  k.link(k.addr('file_lock_context', lockCtx, 'flc_posix'), [k.addr('file_lock', posix, 'fl_list')]);
+  k.link(k.addr('file_lock_context', lockCtx, 'flc_flock'), [k.addr('file_lock', flock, 'fl_list')]);
+  k.link(k.addr('file_lock_context', lockCtx, 'flc_lease'), []);
   const fd = k.alloc(64 * 8, 8);
   files.forEach((f, i) => k.u64(fd + BigInt(i * 8), f));
   const openFds = k.alloc(8, 8);
-  k.put(openFds, Buffer.from([0b1111111]));
+  k.put(openFds, Buffer.from([0b11111111]));
   const fdt = k.new('fdtable', { max_fds: 64, fd, open_fds: openFds, close_on_exec: k.alloc(8, 8) });
-  const task = k.new('task_struct', { pid: 50, mm, files: k.new('files_struct', { fdt }), nsproxy: k.new('nsproxy', { mnt_ns: ns }) });
+  k.write(filesStruct, 'files_struct', { fdt });
+  const task = k.new('task_struct', { pid: 50, mm, files: filesStruct, nsproxy: k.new('nsproxy', { mnt_ns: ns }) });
 
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
-  return { k, prog, vfs, task, mm, pgd, pipeInode, tmpSb, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+  return { k, prog, vfs, task, mm, pgd, pipeInode, tmpSb, inotify: files[7], tmpOpen, filesStruct, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
 }
 
 export type FakeProcess = ReturnType<typeof fakeProcess>;
@@ -147,7 +171,10 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
       const files = new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 });
       return planMemory(task, task.member('mm').deref(), files, 'pid 50');
     },
-    // Every fd through its dumper (files.img entries): the event files' readers, the epoll's rbtree, the guest's clocks.
+    () => inotifyWatches(KObject.struct(prog, 'file', p.inotify)),
+    () => fileLocks(KObject.struct(prog, 'file', p.tmpOpen), p.filesStruct),
+    // Every fd through its dumper (files.img entries): the event files' readers, the epoll's rbtree, the guest's clocks,
+    // the inotify's watch (its path and file handle).
     () => new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 }).fdinfo(task, 'pid 50'),
   ];
   return readers.filter((r) => typedOnly(r)).length;

@@ -89,14 +89,17 @@ describe('introspection of corrupted guest RAM', function () {
     requirePrograms(this, ['qemu-system-x86_64', 'gcc']);
     const [guest] = await suite.guests();
     pid = Number((await guestSh(guest.name, 'cd /tmp; exec 3>/tmp/fz; setsid sh -c "sleep 1000" 3>&3 </dev/null >/dev/null 2>&1 & echo $!')).trim());
-    // A frozen tree for the dump: two processes with a pipe and a socket pair in flight, a file open on tmpfs, cwd on tmpfs.
+    // A frozen tree for the dump: two processes with a pipe and a socket pair in flight, a file open on tmpfs (with an flock),
+    // cwd on tmpfs, a FIFO with data, a deleted file, and an inotify watching the tmpfs (fd 8).
     const share = suite.dir;
     execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'ipc'), path.join(PROGRAMS, 'ipc.c')]);
     const cg = `/sys/fs/cgroup${suite.cgroup}/dumpfz`;
+    const inotify = 'import ctypes, os, sys; l = ctypes.CDLL(None); os.dup2(l.inotify_init(), 8); l.inotify_add_watch(8, b"/dev/shm/fz", 0x100); os.execv(sys.argv[1], sys.argv[1:])';
     dumpPid = Number((await guestSh(guest.name, `
-      mkdir -p ${cg} /dev/shm/fz; cd /dev/shm/fz; echo data > /dev/shm/fz/open
-      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; exec ${share}/ipc 5</dev/shm/fz/open' > /dev/shm/fz/ipc.log 2>&1 </dev/null &
-      sleep 2; head -1 ${cg}/cgroup.procs`)).trim());
+      mkdir -p ${cg} /dev/shm/fz; cd /dev/shm/fz; echo data > /dev/shm/fz/open; echo gone > /dev/shm/fz/gone; mkfifo /dev/shm/fz/fifo
+      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; exec 5</dev/shm/fz/open 6<>/dev/shm/fz/fifo 7</dev/shm/fz/gone; echo queued >&6; flock -s 5;
+        exec python3 -c '"'"'${inotify}'"'"' ${share}/ipc' > /dev/shm/fz/ipc.log 2>&1 </dev/null &
+      sleep 2; rm /dev/shm/fz/gone; head -1 ${cg}/cgroup.procs`)).trim());
     assert.ok(dumpPid > 1, 'the ipc tree started');
     await guestSh(guest.name, `echo 1 > ${cg}/cgroup.freeze; while ! grep -q 'frozen 1' ${cg}/cgroup.events; do sleep 0.1; done`);
     await guestSh(guest.name, 'sync; sleep 1');
@@ -208,6 +211,7 @@ describe('introspection of corrupted guest RAM', function () {
           add('file', file);
           add('dentry', file.member('f_path.dentry').deref());
           add('inode', file.member('f_inode').deref());
+          if (file.member('f_inode').deref().member('i_flctx').value() !== 0n) add('file_lock_context', file.member('f_inode').deref().member('i_flctx').deref());
           if (file.member('private_data').value() !== 0n) {
             objects.push({ what: 'private_data', address: file.member('private_data').value(), size: 512, pointers: [...Array(64).keys()].map((i) => i * 8) });
           }

@@ -11,6 +11,8 @@ export const FILE_OBJECT_STRUCTS: StructDecls = {
   inode: [...(KERNEL_STRUCTS.inode as Fields), ['i_generation', 'u32'], ['i_fsnotify_marks', '*fsnotify_mark_connector'],
     ['i_flctx', '*file_lock_context'], ['i_dentry', 'hlist_head']],
   hlist_head: [['first', '*hlist_node']],
+  dentry: [...(KERNEL_STRUCTS.dentry as Fields), ['d_u', 'dentry_u']],
+  dentry_u: { fields: [['d_alias', 'hlist_node']], union: true },
   hlist_node: [['next', '*hlist_node'], ['pprev', 'ptr']],
   super_block: [...(KERNEL_STRUCTS.super_block as Fields), ['s_export_op', '*export_operations']],
   export_operations: [['encode_fh', 'ptr'], ['fh_to_dentry', 'ptr']],
