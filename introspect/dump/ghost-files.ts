@@ -1,3 +1,4 @@
+import { BadDataError, UnsupportedError } from '../../common/errors.js';
 import { encodeImage, makeEntry } from '../criu/index.js';
 import { KObject } from '../kernel/object.js';
 import { deletedFileData, flatten } from '../linux/deleted-file.js';
@@ -37,12 +38,20 @@ export class GhostFiles {
     if ((identity.mode & S_IFMT) !== S_IFREG) return refuse('is not a regular file (only deleted regular files are supported)');
     if (inodeLinks(inode) > 0) return refuse('still has another name (CRIU would link it back at dump time, which needs the guest\'s file system: not supported)');
     const size = Number(inode.member('i_size').value());
+    if (size < 0) throw new BadDataError(`${inode.path}.i_size is ${size}`);
     if (size > GHOST_LIMIT) return refuse(`is ${size} bytes, more than the ghost limit of ${GHOST_LIMIT}`);
     const key = `${identity.dev}:${identity.ino}`;
     let id = this.ids.get(key);
     if (id === undefined) {
       id = this.ids.size + 1;
-      const data = deletedFileData(dataInode, size, `${name} (deleted)`);
+      let data;
+      try {
+        data = deletedFileData(dataInode, size, `${name} (deleted)`);
+      } catch (err) {
+        // Contents not in RAM (swapped out, or never read into the page cache): this file, this task.
+        if (err instanceof UnsupportedError) return refuse(`cannot be carried: ${err.message}`);
+        throw err;
+      }
       this.ids.set(key, id);
       this.images.push({ file: `ghost-file-${id.toString(16)}.img`, data: ghostImage(inode, identity, size, data) });
     }

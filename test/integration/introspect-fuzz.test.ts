@@ -195,6 +195,9 @@ describe('introspection of corrupted guest RAM', function () {
       assert.ok(mounts(leader, taskRoot(leader)).length > 3);
       assert.ok(tmpfsEntries(leader.member('fs').deref().member('pwd.dentry').deref().member('d_sb').deref()).length >= 3, 'the tmpfs of /dev/shm');
       const work = { count: () => prog.mem.reads, perCase: WORK_FACTOR * (prog.mem.reads - r0), what: 'reads of guest memory' };
+      // The corruptions below reach the file walkers too: the clean tree holds a FIFO, a lock, a deleted file and an inotify.
+      const clean = fs.readdirSync(path.join(out, 'clean'));
+      for (const image of ['fifo-data.img', 'filelocks.img', 'remap-fpath.img', 'ghost-file-1.img']) assert.ok(clean.includes(image), `${image} in ${clean.join(' ')}`);
       fs.rmSync(path.join(out, 'clean'), { recursive: true });
       const tree = treeOfPid(prog, dumpPid);
       const objects: Target[] = [];

@@ -63,5 +63,7 @@ describe('deleted open files (ghost files)', () => {
     assert.match(new GhostFiles().remap(1, big.identity, big.obj, '/x', 'pid 1 (t)', 'fd 3')!.text, /more than the ghost limit/);
     const disk = deleted(3 * 4096, { 0: 'data' }, false);
     assertOvmError(() => deletedFileData(disk.obj, 3 * 4096, '/x'), UnsupportedError);
+    assert.match(new GhostFiles().remap(1, disk.identity, disk.obj, '/x', 'pid 1 (t)', 'fd 3')!.text,
+      /^pid 1 \(t\) fd 3: \/x \(deleted\) cannot be carried: .*not in the guest's page cache/);
   });
 });
