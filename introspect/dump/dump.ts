@@ -141,10 +141,13 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     budget.charge(walked.runs.length, walked.runs.pages * 4096, t.who);
     Object.assign(t.memory, { runs: walked.runs, pagemap: walked.pagemap, pagesScanned: walked.scanned });
   }
+  // Shared memory objects after every task's pages, as criu/cr-dump.c cr_dump_shmem follows the tasks.
+  const shmem = files.shmem.plan(problems);
+  for (const s of shmem) budget.charge(s.runs.length, s.runs.pages * 4096, `shared memory ${s.shmid}`);
   const walkMs = now() - tWalk;
   if (problems.length) throw new DumpRefusedError(tree.root.pid, problems);
   const tPlan = now();
-  progress(`planned ${tree.processes.length} processes, ${tasks.reduce((n, t) => n + (t.memory?.runs.length ?? 0), 0)} page runs in ${(tPlan - t0).toFixed(0)} ms`);
+  progress(`planned ${tree.processes.length} processes, ${tasks.reduce((n, t) => n + (t.memory?.runs.length ?? 0), 0) + shmem.reduce((n, s) => n + s.runs.length, 0)} page runs in ${(tPlan - t0).toFixed(0)} ms`);
 
   const out = ImageDir.create(dir);
   const writer = new PageWriter(prog, pages, out, progress);
@@ -155,6 +158,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
       throwIfAborted(opts.signal, t.who);
       if (t.memory) await writer.write(t.proc, t.memory, t.pagesId);
     }
+    for (const s of shmem) await writer.writeShmem(s, ++pagesId);
     const tMem = now();
     const check = await verify(tree, writer, budget, walkMs, opts.pause);
     writer.finishPagemaps();

@@ -11,6 +11,7 @@ import { S_IFMT, S_IFREG } from '../linux/stat.js';
 import { UnixSocket } from '../linux/unix-sockets.js';
 import { fdDumper } from './fds/index.js';
 import { IdAllocator } from './ids.js';
+import { ShmemTable } from './shmem.js';
 import { DumpProblem } from './problem.js';
 
 /** include/uapi/linux/fcntl.h */
@@ -56,6 +57,8 @@ export class FileTable {
   readonly pipesDumped = new Set<bigint>();
   /** Unix sockets dumped, by inode number, to check their peers at the end. */
   readonly unix = new Map<bigint, { id: number; sk: UnixSocket; task: string; fd: string }>();
+  /** Shared memory objects met through fds and mappings (memfds, MAP_SHARED|MAP_ANONYMOUS). */
+  readonly shmem = new ShmemTable();
 
   constructor(private readonly o: FileTableOptions) {}
 

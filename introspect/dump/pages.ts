@@ -9,6 +9,7 @@ import { WalkMeter } from './budget.js';
 import { MemoryPlan, planPages } from './memory.js';
 import { DumpProblem } from './problem.js';
 import { Run, diffRuns } from './run-list.js';
+import { ShmemPlan } from './shmem.js';
 import { DumpProcess } from './tree.js';
 
 /**
@@ -26,6 +27,12 @@ interface Written {
   fd: number;
   proc: DumpProcess;
   plan: MemoryPlan;
+}
+
+/** A shared memory object's pages image being written. */
+interface WrittenShmem {
+  fd: number;
+  plan: ShmemPlan;
 }
 
 function now(): number {
@@ -52,6 +59,7 @@ export class PageWriter {
   /** Wall time the page copies took, in ms (reads and writes overlap). */
   copyMs = 0;
   private readonly written = new Map<number, Written>();
+  private readonly shmem = new Map<number, WrittenShmem>();
   private readonly free: Buffer[] = Array.from({ length: BUFFERS }, () => Buffer.allocUnsafe(CHUNK));
   private bytes = 0;
   private nextProgress = PROGRESS_EVERY;
@@ -65,6 +73,14 @@ export class PageWriter {
     const fd = this.out.open(`pages-${pagesId}.img`);
     this.written.set(pagesId, { fd, proc, plan });
     await this.copy(fd, plan.runs, proc.pid, 0);
+    this.pagesWritten += plan.runs.pages;
+  }
+
+  /** Streams a shared memory object's pages into pages-<pagesId>.img (criu/shmem.c dump_one_shmem). */
+  async writeShmem(plan: ShmemPlan, pagesId: number): Promise<void> {
+    const fd = this.out.open(`pages-${pagesId}.img`);
+    this.shmem.set(pagesId, { fd, plan });
+    await this.copy(fd, plan.runs, 0, 0);
     this.pagesWritten += plan.runs.pages;
   }
 
@@ -128,6 +144,7 @@ export class PageWriter {
   async recheck(meter: WalkMeter): Promise<number> {
     let moved = 0;
     for (const w of this.written.values()) moved += await this.recheckOne(w, meter);
+    for (const w of this.shmem.values()) moved += await this.recheckShmem(w);
     return moved;
   }
 
@@ -151,16 +168,37 @@ export class PageWriter {
     return diff.movedPages;
   }
 
+  /** A shared memory object's page cache walked again: pages that moved (or came and went) are copied anew. */
+  private async recheckShmem(w: WrittenShmem): Promise<number> {
+    const again = w.plan.replan();
+    if (again.runs.equals(w.plan.runs)) return 0;
+    const diff = diffRuns(w.plan.runs, again.runs);
+    if (!diff.sameSet) {
+      this.pagesWritten += again.runs.pages - w.plan.runs.pages;
+      w.plan = again;
+      fs.ftruncateSync(w.fd, 0);
+      await this.copy(w.fd, again.runs, 0, 0);
+      return again.runs.pages;
+    }
+    for (const m of diff.moved) await this.copy(w.fd, [m], 0, m.at);
+    w.plan = again;
+    return diff.movedPages;
+  }
+
   /** Writes every pagemap-PID.img for the runs as verified, and closes the pages images. */
   finishPagemaps(): void {
     for (const [pagesId, { proc, plan }] of this.written) {
       this.out.image('PAGEMAP', [makeEntry('pagemap_head', { pages_id: pagesId }), ...plan.pagemap.map((e) => makeEntry('pagemap_entry', e))], proc.vpid);
     }
+    for (const [pagesId, { plan }] of this.shmem) {
+      this.out.image('PAGEMAP', [makeEntry('pagemap_head', { pages_id: pagesId }), ...plan.pagemap.map((e) => makeEntry('pagemap_entry', e))], `shmem-${plan.shmid}`);
+    }
     this.close();
   }
 
   close(): void {
-    for (const w of this.written.values()) fs.closeSync(w.fd);
+    for (const w of [...this.written.values(), ...this.shmem.values()]) fs.closeSync(w.fd);
     this.written.clear();
+    this.shmem.clear();
   }
 }

@@ -2,6 +2,7 @@ import { cgroupImage } from './cgroup.js';
 import { descriptorsFile } from './descriptors.js';
 import { filesImages } from './files.js';
 import { inventoryImage } from './inventory.js';
+import { memfdImage } from './memfd.js';
 import { namespaceImages } from './namespaces.js';
 import { pstreeImage } from './pstree.js';
 import { seccompImage } from './seccomp.js';
@@ -10,4 +11,5 @@ import { TreePart } from './tree-part.js';
 export { TreePart } from './tree-part.js';
 
 /** What is dumped of the whole tree, after every process (task-parts/index.ts). Pages and stats-dump follow in dump.ts. */
-export const TREE_PARTS: readonly TreePart[] = [inventoryImage, pstreeImage, filesImages, seccompImage, cgroupImage, namespaceImages, descriptorsFile];
+export const TREE_PARTS: readonly TreePart[] = [inventoryImage, pstreeImage, filesImages, seccompImage, cgroupImage, namespaceImages, descriptorsFile,
+  memfdImage];
