@@ -124,11 +124,10 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     problems.push(...(dumped.problems ?? []));
   };
   const tasks: TaskDump[] = [];
-  let pagesId = 0;
   for (const proc of tree.processes) {
     const task: TaskDump = { proc, who: `pid ${proc.pid} (${taskIdentity(proc.leader).comm})`, ids: {}, newFilesTable: false, cgSet: 0, pagesId: 0 };
     for (const part of proc.zombie ? ZOMBIE_PARTS : TASK_PARTS) take(part.dump(ctx, task));
-    if (task.memory) task.pagesId = ++pagesId;
+    if (task.memory) task.pagesId = files.shmem.newPagesId();
     tasks.push(task);
   }
   for (const part of TREE_PARTS) take(part.dump(ctx, tasks));
@@ -158,7 +157,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
       throwIfAborted(opts.signal, t.who);
       if (t.memory) await writer.write(t.proc, t.memory, t.pagesId);
     }
-    for (const s of shmem) await writer.writeShmem(s, ++pagesId);
+    for (const s of shmem) await writer.writeShmem(s);
     const tMem = now();
     const check = await verify(tree, writer, budget, walkMs, opts.pause);
     writer.finishPagemaps();

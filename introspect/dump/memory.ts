@@ -104,17 +104,17 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
     let status: number;
     const name = file ? undefined : anonVmaName(vma, mm);
     if (file && shmSb !== undefined && fileSuperblock(file) === shmSb) {
-      // criu/proc_parse.c handle_vma: shm_mnt's files are memfds (file mappings) or anonymous shared memory, SysV's
-      // segments among them; shmid is the inode number (for SysV the IPC id), the contents are dumped once per object.
-      const obj = files.shmem.mapped(file, pgoff + end - start, who);
+      // shm_mnt's files: CRIU 3.17 maps memfds and MAP_SHARED|MAP_ANONYMOUS memory alike as memfd file mappings
+      // (shmid = the MEMFD file id), a SysV segment as anonymous shared memory with shmid = its IPC id (newseg's i_ino).
+      const obj = files.shmem.mapped(file, who);
       entry.pgoff = pgoff;
-      if (obj.kind === 'memfd') {
+      if (obj.kind !== 'sysv') {
         status = VMA_AREA_REGULAR | VMA_AREA_MEMFD | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
         entry.shmid = BigInt(mappedMemfdId(files, file, who));
         entry.fdflags = mappedFileFlags(file);
       } else {
         flags |= MAP.ANONYMOUS;
-        status = VMA_AREA_REGULAR | VMA_ANON_SHARED | (obj.kind === 'sysv' ? VMA_AREA_SYSVIPC : 0);
+        status = VMA_AREA_REGULAR | VMA_ANON_SHARED | VMA_AREA_SYSVIPC;
         entry.shmid = obj.ino;
       }
     } else if (file) {

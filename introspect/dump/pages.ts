@@ -76,12 +76,14 @@ export class PageWriter {
     this.pagesWritten += plan.runs.pages;
   }
 
-  /** Streams a shared memory object's pages into pages-<pagesId>.img (criu/shmem.c dump_one_shmem). */
-  async writeShmem(plan: ShmemPlan, pagesId: number): Promise<void> {
-    const fd = this.out.open(`pages-${pagesId}.img`);
-    this.shmem.set(pagesId, { fd, plan });
+  /**
+   * Streams a shared memory object's pages into its pages-N.img (criu/shmem.c).
+   * CRIU's stats count only the tasks' pages as pages_written: these are not counted.
+   */
+  async writeShmem(plan: ShmemPlan): Promise<void> {
+    const fd = this.out.open(`pages-${plan.pagesId}.img`);
+    this.shmem.set(plan.pagesId, { fd, plan });
     await this.copy(fd, plan.runs, 0, 0);
-    this.pagesWritten += plan.runs.pages;
   }
 
   /** Copies runs, in order, from guest RAM into the image from `position` on. */
@@ -174,7 +176,6 @@ export class PageWriter {
     if (again.runs.equals(w.plan.runs)) return 0;
     const diff = diffRuns(w.plan.runs, again.runs);
     if (!diff.sameSet) {
-      this.pagesWritten += again.runs.pages - w.plan.runs.pages;
       w.plan = again;
       fs.ftruncateSync(w.fd, 0);
       await this.copy(w.fd, again.runs, 0, 0);

@@ -22,10 +22,10 @@ export interface ShmemObject {
   size: bigint;
   uid: number;
   gid: number;
-  /** memfd: the name given to memfd_create, without "memfd:". */
-  name?: string;
-  /** memfd: F_GET_SEALS (shmem_inode_info.seals). */
-  seals?: number;
+  /** The dentry's name: "memfd:NAME", "dev/zero", "SYSV<key>". */
+  name: string;
+  /** F_GET_SEALS (shmem_inode_info.seals): F_SEAL_SEAL alone unless a memfd allows sealing. */
+  seals: number;
 }
 
 const MEMFD_PREFIX = 'memfd:';
@@ -49,11 +49,9 @@ export function shmemObject(file: KObject): ShmemObject {
     size: inode.member('i_size').value(),
     uid: inode.member('i_uid.val').num(),
     gid: inode.member('i_gid.val').num(),
+    name,
+    seals: containerOf(file.prog, inode.address, 'shmem_inode_info', 'vfs_inode').member('seals').num(),
   };
-  if (kind === 'memfd') {
-    obj.name = name.slice(MEMFD_PREFIX.length);
-    obj.seals = containerOf(file.prog, inode.address, 'shmem_inode_info', 'vfs_inode').member('seals').num();
-  }
   return obj;
 }
 

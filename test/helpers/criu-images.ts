@@ -130,9 +130,6 @@ function withoutLegitimateDifferences(images: Map<string, Json[]>, dropPages: Ma
     if (name.startsWith('pagemap-')) {
       // Where CRIU splits runs of pages into pagemap entries follows its page pipes' sizes; and see injectedPage().
       const drop = dropPages.get(Number(/^pagemap-(\d+)\.img$/.exec(name)?.[1]));
-      // Shared memory objects are numbered after the tasks in each dumper's own order (CRIU's: its shmem hash table);
-      // their pages are compared by object below.
-      if (name.startsWith('pagemap-shmem-')) e[0] = { pages_id: 'after the tasks\' pages' };
       const pages = mergedPagemap(e).flatMap((r) => Array.from({ length: r.nr_pages }, (_, i) => ({ vaddr: r.vaddr + i * 4096, flags: r.flags })));
       const kept = pages.filter((p) => p.vaddr !== drop);
       dropped += pages.length - kept.length;

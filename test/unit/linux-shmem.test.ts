@@ -33,7 +33,7 @@ describe('shared memory objects on a fake kernel', () => {
     const anon = shmemFile(k, 'dev/zero', { ino: 8n, size: 16384n });
     const sysv = shmemFile(k, 'SYSV00001234', { ino: 32769n, size: 8192n, fop: sysvFops });
     const m = shmemObject(file(k, memfd));
-    assert.deepEqual({ ...m, inode: undefined }, { kind: 'memfd', inode: undefined, ino: 7n, size: 12288n, uid: 1000, gid: 100, name: 'ovm-shmem', seals: SEALS });
+    assert.deepEqual({ ...m, inode: undefined }, { kind: 'memfd', inode: undefined, ino: 7n, size: 12288n, uid: 1000, gid: 100, name: 'memfd:ovm-shmem', seals: SEALS });
     assert.equal(shmemObject(file(k, anon)).kind, 'anon');
     assert.deepEqual([shmemObject(file(k, sysv)).kind, shmemObject(file(k, sysv)).ino], ['sysv', 32769n], 'SysV: the IPC id is the inode number');
   });
@@ -70,30 +70,32 @@ describe('shared memory objects on a fake kernel', () => {
     });
   });
 
-  it('a dump meets each object once: memfd inode ids in the order met, anonymous extents from every mapping, swap as a problem', () => {
+  it('a dump meets each object once: memfd inode ids and pages ids in the order met, the anonymous one as memfd "/dev/zero", swap as a problem', () => {
     const k = new FakeKernel();
     const pages = new Map([[0n, cachedPage(k, 0n, 'a')], [1n, cachedPage(k, 1n, 'b')], [3n, cachedPage(k, 3n, 'c')]]);
     const anon = shmemFile(k, 'dev/zero', { ino: 20n, size: 4n * 4096n, xaHead: xarray(k, pages, 6) });
     const memfd = shmemFile(k, 'memfd:m', { ino: 10n, size: 4096n });
     const swapped = shmemFile(k, 'memfd:s', { ino: 30n, size: 4096n, xaHead: (0x99n << 1n) | 1n });
+    const sysv = shmemFile(k, 'SYSV00000001', { ino: 40n, size: 4096n });
     const t = new ShmemTable();
     assert.equal(t.memfdInodeId(file(k, memfd), 'pid 1 (x)'), 1);
-    assert.equal(t.memfdInodeId(file(k, swapped), 'pid 1 (x)'), 2);
+    assert.equal(t.memfdInodeId(file(k, anon), 'pid 1 (x)'), 2);
+    assert.equal(t.newPagesId(), 3, 'the first task\'s pages come after the objects its mappings met');
+    assert.equal(t.memfdInodeId(file(k, swapped), 'pid 1 (x)'), 3);
     assert.equal(t.memfdInodeId(file(k, memfd), 'pid 2 (y)'), 1, 'the same inode through another fd');
-    // Two tasks map the anonymous object, the second further into it (pgoff + length).
-    t.mapped(file(k, anon), 2n * 4096n, 'pid 1 (x)');
-    t.mapped(file(k, anon), 4n * 4096n, 'pid 2 (y)');
+    assert.equal(t.mapped(file(k, sysv), 'pid 2 (y)').kind, 'anon', 'no f_op symbol here: named by its dentry alone it is not SysV');
     const problems: { text: string }[] = [];
     const plans = t.plan(problems as never);
-    assert.deepEqual(plans.map((p) => [p.shmid, p.pagemap]), [
-      [10n, []],
-      [20n, [{ vaddr: 0n, nr_pages: 2, flags: 4 }, { vaddr: 3n * 4096n, nr_pages: 1, flags: 4 }]],
+    assert.deepEqual(plans.map((p) => [p.shmid, p.pagesId, p.pagemap]), [
+      [10n, 1, []],
+      [20n, 2, [{ vaddr: 0n, nr_pages: 2, flags: 4 }, { vaddr: 3n * 4096n, nr_pages: 1, flags: 4 }]],
     ]);
     assert.equal(plans[1].runs.pages, 3);
     assert.match(problems.map((p) => p.text).join('\n'), /pid 1 \(x\) shared memory 30: .*swapped out/);
     assert.deepEqual(t.memfdInodes(), [
       { name: 'm', uid: 1000, gid: 100, size: 4096n, shmid: 10, seals: SEALS, inode_id: 1 },
-      { name: 's', uid: 1000, gid: 100, size: 4096n, shmid: 30, seals: SEALS, inode_id: 2 },
+      { name: '/dev/zero', uid: 1000, gid: 100, size: 16384n, shmid: 20, seals: SEALS, inode_id: 2 },
+      { name: 's', uid: 1000, gid: 100, size: 4096n, shmid: 30, seals: SEALS, inode_id: 3 },
     ]);
   });
 
