@@ -140,7 +140,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     budget.charge(walked.runs.length, walked.runs.pages * 4096, t.who);
     Object.assign(t.memory, { runs: walked.runs, pagemap: walked.pagemap, pagesScanned: walked.scanned });
   }
-  // Shared memory objects after every task's pages, as criu/cr-dump.c cr_dump_shmem follows the tasks.
+  // The pages of the shared memory objects the tasks met (memfds, anonymous shared memory), each once.
   const shmem = files.shmem.plan(problems);
   for (const s of shmem) budget.charge(s.runs.length, s.runs.pages * 4096, `shared memory ${s.shmid}`);
   const walkMs = now() - tWalk;

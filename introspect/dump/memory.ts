@@ -106,12 +106,13 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
     if (file && shmSb !== undefined && fileSuperblock(file) === shmSb) {
       // shm_mnt's files: CRIU 3.17 maps memfds and MAP_SHARED|MAP_ANONYMOUS memory alike as memfd file mappings
       // (shmid = the MEMFD file id), a SysV segment as anonymous shared memory with shmid = its IPC id (newseg's i_ino).
+      // A SysV VMA of a tree outside its IPC namespace's dump carries no pages (criu/shmem.c add_shmem_area, cr_dump_shmem).
       const obj = files.shmem.mapped(file, who);
       entry.pgoff = pgoff;
+      entry.fdflags = mappedFileFlags(file);
       if (obj.kind !== 'sysv') {
         status = VMA_AREA_REGULAR | VMA_AREA_MEMFD | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
         entry.shmid = BigInt(mappedMemfdId(files, file, who));
-        entry.fdflags = mappedFileFlags(file);
       } else {
         flags |= MAP.ANONYMOUS;
         status = VMA_AREA_REGULAR | VMA_ANON_SHARED | VMA_AREA_SYSVIPC;

@@ -1,9 +1,10 @@
 import { KObject } from '../../kernel/object.js';
 import { pathIdentity } from '../../linux/file-identity.js';
 import { openFileState } from '../../linux/open-file.js';
+import { fileSuperblock, shmSuperblock } from '../../linux/vma-state.js';
 import type { FileTable } from '../files.js';
 import { fileFlags } from './anon-flags.js';
-import { FdDumper } from './fd-dumper.js';
+import { FdDumper, fdProblem } from './fd-dumper.js';
 
 const NO_OWNER = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
 
@@ -19,6 +20,8 @@ function memfdEntry(files: FileTable, id: number, file: KObject, flags: number, 
 export const memfdFd: FdDumper = {
   kinds: ['memfd'],
   dump(files, fd) {
+    // MFD_HUGETLB memfds live on hugetlbfs, not on shm_mnt: CRIU 3.17 has hugetlb_flag for them, not done here.
+    if (fileSuperblock(fd.file) !== shmSuperblock(fd.file)) return { problems: [fdProblem(fd, `${fd.name} is a hugetlbfs memfd (not supported yet)`)] };
     const { id, fresh } = files.ids.fileId(fd.file.address, fd.identity);
     if (fresh) files.entries.push(memfdEntry(files, id, fd.file, fileFlags(fd.file), openFileState(fd.file).pos, files.fown(fd.file), fd.task));
     return { opened: { id, type: 'MEMFD' } };
