@@ -89,13 +89,14 @@ describe('introspection of corrupted guest RAM', function () {
     requirePrograms(this, ['qemu-system-x86_64', 'gcc']);
     const [guest] = await suite.guests();
     pid = Number((await guestSh(guest.name, 'cd /tmp; exec 3>/tmp/fz; setsid sh -c "sleep 1000" 3>&3 </dev/null >/dev/null 2>&1 & echo $!')).trim());
-    // A frozen tree for the dump: two processes with a pipe and a socket pair in flight, a file open on tmpfs, cwd on tmpfs.
+    // A frozen tree for the dump: two processes with a pipe and a socket pair in flight, a file open on tmpfs, cwd on tmpfs;
+    // below its root, a parent and child sharing anonymous memory, a memfd and a /dev/shm file (test/programs/shmem.c).
     const share = suite.dir;
-    execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'ipc'), path.join(PROGRAMS, 'ipc.c')]);
+    for (const name of ['ipc', 'shmem']) execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, name), path.join(PROGRAMS, `${name}.c`)]);
     const cg = `/sys/fs/cgroup${suite.cgroup}/dumpfz`;
     dumpPid = Number((await guestSh(guest.name, `
       mkdir -p ${cg} /dev/shm/fz; cd /dev/shm/fz; echo data > /dev/shm/fz/open
-      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; exec ${share}/ipc 5</dev/shm/fz/open' > /dev/shm/fz/ipc.log 2>&1 </dev/null &
+      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; ${share}/shmem /dev/shm/fz/shm > /dev/null & exec ${share}/ipc 5</dev/shm/fz/open' > /dev/shm/fz/ipc.log 2>&1 </dev/null &
       sleep 2; head -1 ${cg}/cgroup.procs`)).trim());
     assert.ok(dumpPid > 1, 'the ipc tree started');
     await guestSh(guest.name, `echo 1 > ${cg}/cgroup.freeze; while ! grep -q 'frozen 1' ${cg}/cgroup.events; do sleep 0.1; done`);
@@ -192,6 +193,7 @@ describe('introspection of corrupted guest RAM', function () {
       assert.ok(mounts(leader, taskRoot(leader)).length > 3);
       assert.ok(tmpfsEntries(leader.member('fs').deref().member('pwd.dentry').deref().member('d_sb').deref()).length >= 3, 'the tmpfs of /dev/shm');
       const work = { count: () => prog.mem.reads, perCase: WORK_FACTOR * (prog.mem.reads - r0), what: 'reads of guest memory' };
+      assert.ok(fs.readdirSync(path.join(out, 'clean')).filter((f) => f.startsWith('pagemap-shmem-')).length >= 2, 'the tree\'s shared memory is in the dump');
       fs.rmSync(path.join(out, 'clean'), { recursive: true });
       const tree = treeOfPid(prog, dumpPid);
       const objects: Target[] = [];
@@ -200,7 +202,14 @@ describe('introspection of corrupted guest RAM', function () {
         add('task_struct', p.leader);
         const mm = p.leader.member('mm').deref();
         add('mm_struct', mm);
-        for (const vma of forEachVma(mm)) add('vm_area_struct', vma);
+        for (const vma of forEachVma(mm)) {
+          add('vm_area_struct', vma);
+          // Mapped files' inodes and page caches: shared memory's pages are read from there (pagemap-shmem).
+          if (vma.member('vm_file').value() === 0n) continue;
+          const inode = vma.member('vm_file').deref().member('f_inode').deref();
+          add('inode', inode);
+          add('address_space', inode.member('i_mapping').deref());
+        }
         // The top page table: its entries lead every walk of the tree's memory.
         objects.push({ what: 'pgd', address: mm.member('pgd').value(), size: 4096, pointers: [...Array(512).keys()].map((i) => i * 8) });
         for (const f of openFiles(p.leader, taskRoot(p.leader))) {
