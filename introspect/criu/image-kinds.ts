@@ -26,7 +26,9 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   { name: 'CORE', magic: 0x55053847, header: 'common', entry: 'core_entry', file: 'core-ID.img' },
   { name: 'IDS', magic: 0x54432030, header: 'common', entry: 'task_kobj_ids_entry', file: 'ids-ID.img' },
   { name: 'MM', magic: 0x57492820, header: 'common', entry: 'mm_entry', file: 'mm-ID.img' },
+  // A shared memory object's is the same image, as pagemap-shmem-SHMID.img (ID "shmem-SHMID").
   { name: 'PAGEMAP', magic: 0x56084025, header: 'common', entry: 'pagemap_entry', head: 'pagemap_head', file: 'pagemap-ID.img' },
+  { name: 'MEMFD_INODE', magic: 0x48453499, header: 'common', entry: 'memfd_inode_entry', file: 'memfd.img' },
   { name: 'FS', magic: 0x51403912, header: 'common', entry: 'fs_entry', file: 'fs-ID.img' },
   { name: 'FDINFO', magic: 0x56213732, header: 'common', entry: 'fdinfo_entry', file: 'fdinfo-ID.img' },
   { name: 'FILES', magic: 0x56303138, header: 'common', entry: 'file_entry', file: 'files.img' },

@@ -124,11 +124,10 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     problems.push(...(dumped.problems ?? []));
   };
   const tasks: TaskDump[] = [];
-  let pagesId = 0;
   for (const proc of tree.processes) {
     const task: TaskDump = { proc, who: `pid ${proc.pid} (${taskIdentity(proc.leader).comm})`, ids: {}, newFilesTable: false, cgSet: 0, pagesId: 0 };
     for (const part of proc.zombie ? ZOMBIE_PARTS : TASK_PARTS) take(part.dump(ctx, task));
-    if (task.memory) task.pagesId = ++pagesId;
+    if (task.memory) task.pagesId = files.shmem.newPagesId();
     tasks.push(task);
   }
   for (const part of TREE_PARTS) take(part.dump(ctx, tasks));
@@ -141,10 +140,13 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     budget.charge(walked.runs.length, walked.runs.pages * 4096, t.who);
     Object.assign(t.memory, { runs: walked.runs, pagemap: walked.pagemap, pagesScanned: walked.scanned });
   }
+  // The pages of the shared memory objects the tasks met (memfds, anonymous shared memory), each once.
+  const shmem = files.shmem.plan(problems);
+  for (const s of shmem) budget.charge(s.runs.length, s.runs.pages * 4096, `shared memory ${s.shmid}`);
   const walkMs = now() - tWalk;
   if (problems.length) throw new DumpRefusedError(tree.root.pid, problems);
   const tPlan = now();
-  progress(`planned ${tree.processes.length} processes, ${tasks.reduce((n, t) => n + (t.memory?.runs.length ?? 0), 0)} page runs in ${(tPlan - t0).toFixed(0)} ms`);
+  progress(`planned ${tree.processes.length} processes, ${tasks.reduce((n, t) => n + (t.memory?.runs.length ?? 0), 0) + shmem.reduce((n, s) => n + s.runs.length, 0)} page runs in ${(tPlan - t0).toFixed(0)} ms`);
 
   const out = ImageDir.create(dir);
   const writer = new PageWriter(prog, pages, out, progress);
@@ -155,6 +157,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
       throwIfAborted(opts.signal, t.who);
       if (t.memory) await writer.write(t.proc, t.memory, t.pagesId);
     }
+    for (const s of shmem) await writer.writeShmem(s);
     const tMem = now();
     const check = await verify(tree, writer, budget, walkMs, opts.pause);
     writer.finishPagemaps();

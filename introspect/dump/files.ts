@@ -13,6 +13,7 @@ import { UnixSocket } from '../linux/unix-sockets.js';
 import { fdDumper } from './fds/index.js';
 import { GhostFiles } from './ghost-files.js';
 import { IdAllocator } from './ids.js';
+import { ShmemTable } from './shmem.js';
 import { DumpProblem } from './problem.js';
 
 /** include/uapi/linux/fcntl.h */
@@ -63,6 +64,8 @@ export class FileTable {
   readonly fifosDumped = new Set<bigint>();
   /** Unix sockets dumped, by inode number, to check their peers at the end. */
   readonly unix = new Map<bigint, { id: number; sk: UnixSocket; task: string; fd: string }>();
+  /** Shared memory objects met through fds and mappings (memfds, MAP_SHARED|MAP_ANONYMOUS). */
+  readonly shmem = new ShmemTable();
 
   constructor(private readonly o: FileTableOptions) {}
 

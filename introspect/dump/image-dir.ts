@@ -44,7 +44,7 @@ export class ImageDir {
   }
 
   /** Writes a whole image of a kind from the table (criu/index.ts), file name from the kind's pattern. */
-  image(kind: string, entries: ImageEntry[], id?: number | bigint): string {
+  image(kind: string, entries: ImageEntry[], id?: number | bigint | string): string {
     const k = kindByName(kind);
     if (!k) throw new NotFoundError(`no CRIU image kind ${kind}`);
     const name = id === undefined ? k.file : k.file.replace('ID', String(id));

@@ -9,6 +9,7 @@ import { isCharDevice, mappedFileFlags } from '../linux/open-file.js';
 import { PageInfo } from '../linux/pages.js';
 import { fileSuperblock, shmSuperblock, vmaState } from '../linux/vma-state.js';
 import { FileTable } from './files.js';
+import { mappedMemfdId } from './fds/memfd.js';
 import { WalkMeter } from './budget.js';
 import { DumpProblem } from './problem.js';
 import { RunList } from './run-list.js';
@@ -23,7 +24,10 @@ const VMA_AREA_VDSO = 1 << 3;
 const VMA_AREA_HEAP = 1 << 5;
 const VMA_FILE_PRIVATE = 1 << 6;
 const VMA_FILE_SHARED = 1 << 7;
+const VMA_ANON_SHARED = 1 << 8;
 const VMA_ANON_PRIVATE = 1 << 9;
+const VMA_AREA_SYSVIPC = 1 << 10;
+const VMA_AREA_MEMFD = 1 << 14;
 const VMA_AREA_VVAR = 1 << 12;
 /** criu/include/pagemap.h */
 const PE_LAZY = 2;
@@ -99,9 +103,23 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
     if (bits.madv) entry.madv = bits.madv;
     let status: number;
     const name = file ? undefined : anonVmaName(vma, mm);
-    if (file) {
-      if (shmSb !== undefined && fileSuperblock(file) === shmSb) problem('shmem', 'shared memory (MAP_SHARED|MAP_ANONYMOUS, memfd or SysV) is not supported yet');
-      else if (isCharDevice(file)) problem('device-mapping', 'a mapping of a device is not supported');
+    if (file && shmSb !== undefined && fileSuperblock(file) === shmSb) {
+      // shm_mnt's files: CRIU 3.17 maps memfds and MAP_SHARED|MAP_ANONYMOUS memory alike as memfd file mappings
+      // (shmid = the MEMFD file id), a SysV segment as anonymous shared memory with shmid = its IPC id (newseg's i_ino).
+      // A SysV VMA of a tree outside its IPC namespace's dump carries no pages (criu/shmem.c add_shmem_area, cr_dump_shmem).
+      const obj = files.shmem.mapped(file, who);
+      entry.pgoff = pgoff;
+      entry.fdflags = mappedFileFlags(file);
+      if (obj.kind !== 'sysv') {
+        status = VMA_AREA_REGULAR | VMA_AREA_MEMFD | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
+        entry.shmid = BigInt(mappedMemfdId(files, file, who));
+      } else {
+        flags |= MAP.ANONYMOUS;
+        status = VMA_AREA_REGULAR | VMA_ANON_SHARED | VMA_AREA_SYSVIPC;
+        entry.shmid = obj.ino;
+      }
+    } else if (file) {
+      if (isCharDevice(file)) problem('device-mapping', 'a mapping of a device is not supported');
       status = VMA_AREA_REGULAR | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
       entry.pgoff = pgoff;
       entry.shmid = BigInt(files.special(file, who, object));

@@ -9,6 +9,7 @@ import { WalkMeter } from './budget.js';
 import { MemoryPlan, planPages } from './memory.js';
 import { DumpProblem } from './problem.js';
 import { Run, diffRuns } from './run-list.js';
+import { ShmemPlan } from './shmem.js';
 import { DumpProcess } from './tree.js';
 
 /**
@@ -26,6 +27,12 @@ interface Written {
   fd: number;
   proc: DumpProcess;
   plan: MemoryPlan;
+}
+
+/** A shared memory object's pages image being written. */
+interface WrittenShmem {
+  fd: number;
+  plan: ShmemPlan;
 }
 
 function now(): number {
@@ -52,6 +59,7 @@ export class PageWriter {
   /** Wall time the page copies took, in ms (reads and writes overlap). */
   copyMs = 0;
   private readonly written = new Map<number, Written>();
+  private readonly shmem = new Map<number, WrittenShmem>();
   private readonly free: Buffer[] = Array.from({ length: BUFFERS }, () => Buffer.allocUnsafe(CHUNK));
   private bytes = 0;
   private nextProgress = PROGRESS_EVERY;
@@ -66,6 +74,16 @@ export class PageWriter {
     this.written.set(pagesId, { fd, proc, plan });
     await this.copy(fd, plan.runs, proc.pid, 0);
     this.pagesWritten += plan.runs.pages;
+  }
+
+  /**
+   * Streams a shared memory object's pages into its pages-N.img (criu/shmem.c).
+   * CRIU's stats count only the tasks' pages as pages_written: these are not counted.
+   */
+  async writeShmem(plan: ShmemPlan): Promise<void> {
+    const fd = this.out.open(`pages-${plan.pagesId}.img`);
+    this.shmem.set(plan.pagesId, { fd, plan });
+    await this.copy(fd, plan.runs, 0, 0);
   }
 
   /** Copies runs, in order, from guest RAM into the image from `position` on. */
@@ -128,6 +146,7 @@ export class PageWriter {
   async recheck(meter: WalkMeter): Promise<number> {
     let moved = 0;
     for (const w of this.written.values()) moved += await this.recheckOne(w, meter);
+    for (const w of this.shmem.values()) moved += await this.recheckShmem(w);
     return moved;
   }
 
@@ -151,16 +170,36 @@ export class PageWriter {
     return diff.movedPages;
   }
 
+  /** A shared memory object's page cache walked again: pages that moved (or came and went) are copied anew. */
+  private async recheckShmem(w: WrittenShmem): Promise<number> {
+    const again = w.plan.replan();
+    if (again.runs.equals(w.plan.runs)) return 0;
+    const diff = diffRuns(w.plan.runs, again.runs);
+    if (!diff.sameSet) {
+      w.plan = again;
+      fs.ftruncateSync(w.fd, 0);
+      await this.copy(w.fd, again.runs, 0, 0);
+      return again.runs.pages;
+    }
+    for (const m of diff.moved) await this.copy(w.fd, [m], 0, m.at);
+    w.plan = again;
+    return diff.movedPages;
+  }
+
   /** Writes every pagemap-PID.img for the runs as verified, and closes the pages images. */
   finishPagemaps(): void {
     for (const [pagesId, { proc, plan }] of this.written) {
       this.out.image('PAGEMAP', [makeEntry('pagemap_head', { pages_id: pagesId }), ...plan.pagemap.map((e) => makeEntry('pagemap_entry', e))], proc.vpid);
     }
+    for (const [pagesId, { plan }] of this.shmem) {
+      this.out.image('PAGEMAP', [makeEntry('pagemap_head', { pages_id: pagesId }), ...plan.pagemap.map((e) => makeEntry('pagemap_entry', e))], `shmem-${plan.shmid}`);
+    }
     this.close();
   }
 
   close(): void {
-    for (const w of this.written.values()) fs.closeSync(w.fd);
+    for (const w of [...this.written.values(), ...this.shmem.values()]) fs.closeSync(w.fd);
     this.written.clear();
+    this.shmem.clear();
   }
 }

@@ -1,5 +1,7 @@
 import { walkRange } from '../../introspect/arch/x86-64.js';
+import { BadDataError } from '../../common/errors.js';
 import { FileTable } from '../../introspect/dump/files.js';
+import { DumpProblem } from '../../introspect/dump/problem.js';
 import { IdAllocator } from '../../introspect/dump/ids.js';
 import { planMemory } from '../../introspect/dump/memory.js';
 import { KObject } from '../../introspect/kernel/object.js';
@@ -12,6 +14,7 @@ import { pipeContents } from '../../introspect/linux/pipes.js';
 import { tmpfsEntries } from '../../introspect/linux/tmpfs.js';
 import { readUserMemory } from '../../introspect/linux/user-memory.js';
 import { mmWithVmas } from '../unit/helpers/fake-maple.js';
+import { cachedPage, xarray } from '../unit/helpers/fake-tmpfs.js';
 import { FakeKernel } from '../unit/helpers/fake-program.js';
 import { KERNEL_STRUCTS } from '../unit/helpers/kernel-structs.js';
 import { Fields } from '../unit/helpers/kernel-types.js';
@@ -21,7 +24,7 @@ import { FILE_OBJECT_STRUCTS } from '../unit/helpers/file-object-structs.js';
 import { fileLocks } from '../../introspect/linux/file-locks.js';
 import { inotifyWatches } from '../../introspect/linux/inotify.js';
 
-const VM_READ = 0x1n, VM_EXEC = 0x4n;
+const VM_READ = 0x1n, VM_WRITE = 0x2n, VM_EXEC = 0x4n, VM_SHARED = 0x8n, VM_MAYSHARE = 0x80n;
 /** Where FakeKernel's heap starts (guest-physical): every object, page table and page lies above. */
 const HEAP_START = 0x40_0000;
 
@@ -53,9 +56,21 @@ export function fakeProcess() {
   k.write(cached.page, 'page', { index: 0 });
   const appInode = vfs.inode(0o100755, 1234n, { i_mapping: k.new('address_space', { 'i_pages.xa_head': cached.page }) });
   const app = vfs.file(vfs.dentry('app', vfs.path('usr/bin'), { d_inode: appInode }), vfs.rootMount, { f_mapping: k.ptr('inode', appInode, 'i_mapping') });
+  // Shared memory on shm_mnt: MAP_SHARED|MAP_ANONYMOUS with three pages in its page cache and a hole, and a sealed memfd.
+  const shmSb = vfs.superBlock('tmpfs', 0x5);
+  k.u64(k.symbol('shm_mnt', 8), k.new('vfsmount', { mnt_sb: shmSb }));
+  const shmFile = (name: string, ino: bigint, size: bigint, xaHead: bigint) => {
+    const inode = k.addr('shmem_inode_info', k.new('shmem_inode_info', { seals: 1 }), 'vfs_inode');
+    k.write(inode, 'inode', { i_mode: 0o100777, i_ino: ino, i_size: size, i_sb: shmSb, i_mapping: k.new('address_space', { 'i_pages.xa_head': xaHead }) });
+    return vfs.file(vfs.dentry(name, vfs.rootDentry, { d_inode: inode }), vfs.rootMount, { f_mode: 3, f_mapping: k.ptr('inode', inode, 'i_mapping') });
+  };
+  const anonShared = shmFile('dev/zero', 4242n, 0x4000n, xarray(k, new Map([0n, 1n, 2n].map((i) => [i, cachedPage(k, i, `shared ${i}`)])), 6));
+  const memfd = shmFile('memfd:fz', 4343n, 0x1000n, cachedPage(k, 0n, 'memfd 0'));
   const { mm } = mmWithVmas(k, [
     { start: 0x400000n, end: 0x401000n, values: { vm_file: app, vm_flags: VM_READ | VM_EXEC } },
     { start: 0x555000n, end: 0x558000n },
+    { start: 0x600000n, end: 0x604000n, values: { vm_file: anonShared, vm_flags: VM_READ | VM_WRITE | VM_SHARED | VM_MAYSHARE } },
+    { start: 0x700000n, end: 0x701000n, values: { vm_file: memfd, vm_flags: VM_READ | VM_WRITE | VM_SHARED | VM_MAYSHARE } },
     { start: 0x7ffe000n, end: 0x7fff000n },
   ], { pgd: pgd.va, task_size: 0x7ffffffff000n, flags: 1, exe_file: app, start_brk: 0x555000n, brk: 0x558000n, start_stack: 0x7ffe800n });
   for (const va of [0x555000n, 0x557000n, 0x7ffe000n]) {
@@ -170,6 +185,15 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
     () => {
       const files = new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 });
       return planMemory(task, task.member('mm').deref(), files, 'pid 50');
+    },
+    // The shared memory objects the mappings name, once each: their page caches (pagemap-shmem) and memfd inodes.
+    () => {
+      const files = new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 });
+      planMemory(task, task.member('mm').deref(), files, 'pid 50');
+      const problems: DumpProblem[] = [];
+      const plans = files.shmem.plan(problems);
+      if (problems.length) throw new BadDataError(problems[0].text);
+      return [plans, files.shmem.memfdInodes()];
     },
     () => inotifyWatches(KObject.struct(prog, 'file', p.inotify)),
     () => fileLocks(KObject.struct(prog, 'file', p.tmpOpen), p.filesStruct),

@@ -59,7 +59,12 @@ export function mergedPagemap(entries: Json[]): { vaddr: number; nr_pages: numbe
 
 /** The dumped pages of a process by virtual address (pagemap-PID.img with its pages-ID.img). */
 export function dumpedPages(dir: string, pid: number): Map<number, Buffer> {
-  const image = decodeImage(fs.readFileSync(path.join(dir, `pagemap-${pid}.img`)));
+  return pagemapPages(dir, `pagemap-${pid}.img`, String(pid));
+}
+
+/** The pages a pagemap image and its pages-ID.img hold, by vaddr (for pagemap-shmem-SHMID.img, the offset in the object). */
+export function pagemapPages(dir: string, pagemap: string, pid = pagemap): Map<number, Buffer> {
+  const image = decodeImage(fs.readFileSync(path.join(dir, pagemap)));
   const entries = image.entries.map((_, i) => entryObject(image, i)) as unknown as { pages_id?: number; vaddr: string; nr_pages: number }[];
   const data = fs.readFileSync(path.join(dir, `pages-${entries[0].pages_id}.img`));
   const pages = new Map<number, Buffer>();
@@ -124,7 +129,7 @@ function withoutLegitimateDifferences(images: Map<string, Json[]>, dropPages: Ma
     }
     if (name.startsWith('pagemap-')) {
       // Where CRIU splits runs of pages into pagemap entries follows its page pipes' sizes; and see injectedPage().
-      const drop = dropPages.get(Number(/pagemap-(\d+)/.exec(name)![1]));
+      const drop = dropPages.get(Number(/^pagemap-(\d+)\.img$/.exec(name)?.[1]));
       const pages = mergedPagemap(e).flatMap((r) => Array.from({ length: r.nr_pages }, (_, i) => ({ vaddr: r.vaddr + i * 4096, flags: r.flags })));
       const kept = pages.filter((p) => p.vaddr !== drop);
       dropped += pages.length - kept.length;
@@ -239,6 +244,13 @@ export function assertSameDump(ours: string, theirs: string, known: KnownDiffere
       for (const area of rseq) if (area >= va && area < va + 4096) { other.fill(0, area - va, area - va + 8); own.fill(0, area - va, area - va + 8); }
       assert.ok(own.equals(other), `pid ${p.pid}: page 0x${va.toString(16)} differs`);
     }
+  }
+  const shmem = fs.readdirSync(theirs).filter((f) => f.startsWith('pagemap-shmem-'));
+  for (const f of shmem) {
+    const mine = pagemapPages(ours, f);
+    const criu = pagemapPages(theirs, f);
+    assert.deepEqual([...mine.keys()], [...criu.keys()], `${f}: the same pages`);
+    for (const [off, page] of mine) assert.ok(Buffer.from(page).equals(Buffer.from(criu.get(off)!)), `${f}: page at offset 0x${off.toString(16)} differs`);
   }
   const tarballs = (d: string) => fs.readdirSync(d).filter((f) => f.endsWith('.tar.gz.img')).sort();
   assert.deepEqual(tarballs(ours), tarballs(theirs), 'the same tmpfs tarballs');

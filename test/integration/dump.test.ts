@@ -22,6 +22,7 @@ const WORKLOADS: Workload[] = [
   { name: 'threads', args: () => '' },
   { name: 'ipc', args: () => '' },
   { name: 'avx', args: () => '' },
+  { name: 'shmem', args: () => '/dev/shm/ovm-shmem' },
 ];
 
 // Every case on each kernel: the 6.12 guests (kernel differences read from BTF) are their own pair.
@@ -74,7 +75,10 @@ for (const kernel of POOL_KERNELS) {
       const dir = path.join(share, 'ipc-ours');
       const names = fs.readdirSync(dir).filter((f) => !f.startsWith('pages-'));
       assert.ok(names.includes('sk-queues.img') && names.includes('pipes-data.img'));
-      for (const name of names) {
+      // The shared memory images too (memfd.img, pagemap-shmem-*.img).
+      const shmem = fs.readdirSync(path.join(share, 'shmem-ours')).filter((f) => f === 'memfd.img' || f.startsWith('pagemap-shmem-'));
+      assert.ok(shmem.length >= 3, `memfd.img and a pagemap-shmem image each for the anonymous memory and the memfd: ${shmem}`);
+      for (const name of [...names, ...shmem.map((f) => path.join('..', 'shmem-ours', f))]) {
         const raw = fs.readFileSync(path.join(dir, name));
         const image = decodeImage(raw, name);
         assert.ok(encodeImage(image.kind.name, image.entries).equals(raw), `${name} through our reader`);
@@ -163,6 +167,27 @@ for (const kernel of POOL_KERNELS) {
       const after = log('avx').slice(before);
       assert.match(after, /^\.{5,}$/, 'the register check passes after every sleep in guest B');
       await sh(b.name, `kill -9 ${pids.get('avx')}`);
+    });
+
+    it('shmem: restored in guest B, the shared contents hold and the child still writes where the parent reads', async () => {
+      const pid = pids.get('shmem')!;
+      const dir = path.join(share, 'shmem-final');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
+      const before = log('shmem');
+      const gens = (text: string) => [...text.matchAll(/^see (\d+) (\d+) (\d+) (\d+)$/gm)].map((m) => m.slice(1).map(Number));
+      const was = gens(before).at(-1)!;
+      // The /dev/shm file is a file on guest A's tmpfs: carried over to guest B as a runtime would carry /dev/shm.
+      await sh(a.name, `cp /dev/shm/ovm-shmem ${share}/ovm-shmem.copy`);
+      await sh(b.name, `cp ${share}/ovm-shmem.copy /dev/shm/ovm-shmem && criu restore -D ${dir} -d -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 3`, 120);
+      const after = log('shmem').slice(before.length);
+      const now = gens(after);
+      assert.ok(now.length > 3, `the parent runs in guest B:\n${after.slice(0, 300)}`);
+      assert.doesNotMatch(after, /^contents bad$/m, 'the contents filled before the fork are all there (anonymous, memfd, /dev/shm; memfd seals)');
+      assert.match(after, /^contents ok$/m);
+      for (let i = 0; i < 4; i++) assert.ok(now[0][i] >= was[i], `region ${i} restored at generation ${now[0][i]} (was ${was[i]})`);
+      const last = now.at(-1)!;
+      assert.ok(last.every((g, i) => g > now[0][i]), `the child's writes reach the parent in every region (anonymous, memfd mapping, memfd fd, /dev/shm): ${now[0]} -> ${last}`);
+      await sh(b.name, `kill -9 -${pid}`);
     });
 
     it('refuses what it cannot dump, before writing anything, and leaves the tree running', async () => {

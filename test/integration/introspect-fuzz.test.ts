@@ -90,14 +90,15 @@ describe('introspection of corrupted guest RAM', function () {
     const [guest] = await suite.guests();
     pid = Number((await guestSh(guest.name, 'cd /tmp; exec 3>/tmp/fz; setsid sh -c "sleep 1000" 3>&3 </dev/null >/dev/null 2>&1 & echo $!')).trim());
     // A frozen tree for the dump: two processes with a pipe and a socket pair in flight, a file open on tmpfs (with an flock),
-    // cwd on tmpfs, a FIFO with data, a deleted file, and an inotify watching the tmpfs (fd 8).
+    // cwd on tmpfs, a FIFO with data, a deleted file, and an inotify watching the tmpfs (fd 8); below its root, a parent and
+    // child sharing anonymous memory, a memfd and a /dev/shm file (test/programs/shmem.c).
     const share = suite.dir;
-    execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'ipc'), path.join(PROGRAMS, 'ipc.c')]);
+    for (const name of ['ipc', 'shmem']) execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, name), path.join(PROGRAMS, `${name}.c`)]);
     const cg = `/sys/fs/cgroup${suite.cgroup}/dumpfz`;
     const inotify = 'import ctypes, os, sys; l = ctypes.CDLL(None); os.dup2(l.inotify_init(), 8); l.inotify_add_watch(8, b"/dev/shm/fz", 0x100); os.execv(sys.argv[1], sys.argv[1:])';
     dumpPid = Number((await guestSh(guest.name, `
       mkdir -p ${cg} /dev/shm/fz; cd /dev/shm/fz; echo data > /dev/shm/fz/open; echo gone > /dev/shm/fz/gone; mkfifo /dev/shm/fz/fifo
-      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; exec 5</dev/shm/fz/open 6<>/dev/shm/fz/fifo 7</dev/shm/fz/gone; echo queued >&6; flock -s 5;
+      setsid sh -c 'echo $$ > ${cg}/cgroup.procs; ${share}/shmem /dev/shm/fz/shm > /dev/null & exec 5</dev/shm/fz/open 6<>/dev/shm/fz/fifo 7</dev/shm/fz/gone; echo queued >&6; flock -s 5;
         exec python3 -c '"'"'${inotify}'"'"' ${share}/ipc' > /dev/shm/fz/ipc.log 2>&1 </dev/null &
       sleep 2; rm /dev/shm/fz/gone; head -1 ${cg}/cgroup.procs`)).trim());
     assert.ok(dumpPid > 1, 'the ipc tree started');
@@ -195,9 +196,11 @@ describe('introspection of corrupted guest RAM', function () {
       assert.ok(mounts(leader, taskRoot(leader)).length > 3);
       assert.ok(tmpfsEntries(leader.member('fs').deref().member('pwd.dentry').deref().member('d_sb').deref()).length >= 3, 'the tmpfs of /dev/shm');
       const work = { count: () => prog.mem.reads, perCase: WORK_FACTOR * (prog.mem.reads - r0), what: 'reads of guest memory' };
-      // The corruptions below reach the file walkers too: the clean tree holds a FIFO, a lock, a deleted file and an inotify.
+      // The corruptions below reach the file and shared-memory walkers too: the clean tree holds a FIFO, a lock, a deleted
+      // file, an inotify and shared memory.
       const clean = fs.readdirSync(path.join(out, 'clean'));
       for (const image of ['fifo-data.img', 'filelocks.img', 'remap-fpath.img', 'ghost-file-1.img']) assert.ok(clean.includes(image), `${image} in ${clean.join(' ')}`);
+      assert.ok(clean.filter((f) => f.startsWith('pagemap-shmem-')).length >= 2, 'the tree\'s shared memory is in the dump');
       fs.rmSync(path.join(out, 'clean'), { recursive: true });
       const tree = treeOfPid(prog, dumpPid);
       const objects: Target[] = [];
@@ -206,7 +209,14 @@ describe('introspection of corrupted guest RAM', function () {
         add('task_struct', p.leader);
         const mm = p.leader.member('mm').deref();
         add('mm_struct', mm);
-        for (const vma of forEachVma(mm)) add('vm_area_struct', vma);
+        for (const vma of forEachVma(mm)) {
+          add('vm_area_struct', vma);
+          // Mapped files' inodes and page caches: shared memory's pages are read from there (pagemap-shmem).
+          if (vma.member('vm_file').value() === 0n) continue;
+          const inode = vma.member('vm_file').deref().member('f_inode').deref();
+          add('inode', inode);
+          add('address_space', inode.member('i_mapping').deref());
+        }
         // The top page table: its entries lead every walk of the tree's memory.
         objects.push({ what: 'pgd', address: mm.member('pgd').value(), size: 4096, pointers: [...Array(512).keys()].map((i) => i * 8) });
         for (const f of openFiles(p.leader, taskRoot(p.leader))) {

@@ -24,7 +24,7 @@ describe('the dump tables', () => {
     assert.equal(new Set(kinds).size, kinds.length);
     assert.equal(fdDumper('pipe')?.kinds.includes('pipe'), true);
     assert.equal(fdDumper('anon-inode'), undefined, 'a kind with no row is refused');
-    for (const kind of ['eventfd', 'epoll', 'signalfd', 'timerfd'] as const) assert.ok(fdDumper(kind)?.kinds.includes(kind), kind);
+    for (const kind of ['eventfd', 'epoll', 'signalfd', 'timerfd', 'memfd'] as const) assert.ok(fdDumper(kind)?.kinds.includes(kind), kind);
   });
 
   it('gives each kind of namespace at most one dumper, of a kind ids.ts numbers', () => {

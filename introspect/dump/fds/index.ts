@@ -5,6 +5,7 @@ import { FdDumper } from './fd-dumper.js';
 import { fifoFd } from './fifo.js';
 import { inetSocketFd } from './inet-socket.js';
 import { inotifyDumper } from './inotify.js';
+import { memfdFd } from './memfd.js';
 import { netlinkSocketFd } from './netlink-socket.js';
 import { pipeFd } from './pipe.js';
 import { regularFd } from './regular.js';
@@ -19,6 +20,7 @@ export const FD_DUMPERS: readonly FdDumper[] = [regularFd, pipeFd, unixSocketFd,
   eventFdDumper, eventpollDumper, signalFdDumper, timerFdDumper,
   fifoFd,
   inotifyDumper,
+  memfdFd,
 ];
 
 const byKind = new Map<FileKind, FdDumper>(FD_DUMPERS.flatMap((d) => d.kinds.map((k) => [k, d] as [FileKind, FdDumper])));

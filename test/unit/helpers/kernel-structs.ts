@@ -72,6 +72,7 @@ export const KERNEL_STRUCTS: StructDecls = {
     ['i_pipe', '*pipe_inode_info'],
   ],
   super_block: [['s_dev', 'u32'], ['s_flags', 'u64'], ['s_type', '*file_system_type'], ['s_root', '*dentry'], ['s_fs_info', 'ptr']],
+  shmem_inode_info: [['lock', 'u32'], ['seals', 'u32'], ['flags', 'u64'], ['vfs_inode', 'inode']],
   shmem_sb_info: [['max_blocks', 'u64'], ['max_inodes', 'u64'], ['uid', 'kuid_t'], ['gid', 'kgid_t'], ['mode', 'u16'], ['huge', 'u8'], ['full_inums', 'bool']],
   proc_fs_info: [['pid_gid', 'kgid_t'], ['hide_pid', 'u32'], ['pidonly', 'u32']],
   pts_mount_opts: [['setuid', 'u32:1'], ['setgid', 'u32:1'], ['uid', 'kuid_t'], ['gid', 'kgid_t'], ['mode', 'u16'], ['ptmxmode', 'u16'], ['max', 's32']],
