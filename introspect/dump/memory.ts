@@ -2,6 +2,7 @@ import { BadDataError } from '../../common/errors.js';
 import { walkRange } from '../arch/x86-64.js';
 import { vdsoPagePhys } from '../arch/x86-vdso.js';
 import { KObject } from '../kernel/object.js';
+import { fileKind } from '../linux/files.js';
 import { VM, anonVmaName, forEachVma } from '../linux/mm.js';
 import { mmLayout } from '../linux/mm-fields.js';
 import { mmState, savedAuxv, taskMm } from '../linux/mm-state.js';
@@ -9,6 +10,7 @@ import { isCharDevice, mappedFileFlags } from '../linux/open-file.js';
 import { PageInfo } from '../linux/pages.js';
 import { fileSuperblock, shmSuperblock, vmaState } from '../linux/vma-state.js';
 import { FileTable } from './files.js';
+import { IO_URING_REFUSAL } from './fds/io-uring.js';
 import { WalkMeter } from './budget.js';
 import { DumpProblem } from './problem.js';
 import { RunList } from './run-list.js';
@@ -99,6 +101,7 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
     if (bits.madv) entry.madv = bits.madv;
     let status: number;
     const name = file ? undefined : anonVmaName(vma, mm);
+    if (file && fileKind(file, '') === 'io-uring') { problem('io-uring', IO_URING_REFUSAL); continue; }
     if (file) {
       if (shmSb !== undefined && fileSuperblock(file) === shmSb) problem('shmem', 'shared memory (MAP_SHARED|MAP_ANONYMOUS, memfd or SysV) is not supported yet');
       else if (isCharDevice(file)) problem('device-mapping', 'a mapping of a device is not supported');

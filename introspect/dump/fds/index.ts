@@ -3,6 +3,7 @@ import { eventFdDumper } from './eventfd.js';
 import { eventpollDumper } from './eventpoll.js';
 import { FdDumper } from './fd-dumper.js';
 import { inetSocketFd } from './inet-socket.js';
+import { ioUringFd } from './io-uring.js';
 import { netlinkSocketFd } from './netlink-socket.js';
 import { pipeFd } from './pipe.js';
 import { regularFd } from './regular.js';
@@ -14,7 +15,8 @@ export { FdDumper, FdDumped, FdToDump, FdType, fdProblem } from './fd-dumper.js'
 
 /** Every kind of open file the dump knows, one dumper each; a kind not here is refused. */
 export const FD_DUMPERS: readonly FdDumper[] = [regularFd, pipeFd, unixSocketFd, inetSocketFd, netlinkSocketFd,
-  eventFdDumper, eventpollDumper, signalFdDumper, timerFdDumper];
+  eventFdDumper, eventpollDumper, signalFdDumper, timerFdDumper,
+  ioUringFd];
 
 const byKind = new Map<FileKind, FdDumper>(FD_DUMPERS.flatMap((d) => d.kinds.map((k) => [k, d] as [FileKind, FdDumper])));
 
