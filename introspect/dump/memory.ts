@@ -10,7 +10,7 @@ import { isCharDevice, mappedFileFlags } from '../linux/open-file.js';
 import { PageInfo } from '../linux/pages.js';
 import { fileSuperblock, shmSuperblock, vmaState } from '../linux/vma-state.js';
 import { FileTable } from './files.js';
-import { IO_URING_REFUSAL } from './fds/io-uring.js';
+import { IO_URING_REFUSAL } from './io-uring.js';
 import { WalkMeter } from './budget.js';
 import { DumpProblem } from './problem.js';
 import { RunList } from './run-list.js';

@@ -14,12 +14,12 @@ export interface SeccompImageFilter {
 
 /** What a thread's core image says of seccomp, or why it cannot. */
 export interface ThreadSeccomp {
-  /** thread_core fields: seccomp_mode and seccomp_filter (the index of its newest filter); empty when none. */
+  /** thread_core fields: seccomp_mode and seccomp_filter (the index of its oldest filter, see seccompFilters); empty when none. */
   fields: Record<string, unknown>;
   problem?: string;
 }
 
-/** Every filter of the tree, in seccomp.img's order, and each thread's part of it. */
+/** Every filter of the tree, in seccomp.img's order, and each thread's part of it (by tid in the initial namespace). */
 export interface SeccompFilters {
   filters: SeccompImageFilter[];
   threads: Map<number, ThreadSeccomp>;
@@ -67,8 +67,10 @@ const cache = new WeakMap<DumpTree, SeccompFilters>();
  * The seccomp filters of a tree as criu dump writes them
  * (criu/seccomp.c collect_filters, dump_seccomp_filters): threads in the
  * order of their pids in the initial namespace, each chain written from
- * its oldest filter to its newest, each filter naming the one before as
- * prev; forked processes sharing a chain each get a copy, as in criu.
+ * its newest filter to its oldest, each naming the one written before it
+ * (the next newer) as prev, and the thread naming its oldest: restore
+ * (seccomp_prepare_threads) installs from there along prev, oldest
+ * first. Forked processes sharing a chain each get a copy, as in criu.
  * Zombies hold none. Computed once per tree: the core images need the
  * indexes, seccomp.img the filters.
  */
@@ -95,7 +97,7 @@ export function seccompFilters(tree: DumpTree): SeccompFilters {
       continue;
     }
     const first = filters.length;
-    for (const f of [...t.chain].reverse()) {
+    for (const f of t.chain) {
       const flags = (f.log ? SECCOMP_FILTER_FLAG_LOG : 0) | (t.tsync ? SECCOMP_FILTER_FLAG_TSYNC : 0);
       filters.push({ filter: f.insns, ...(filters.length > first ? { prev: filters.length - 1 } : {}), flags });
     }

@@ -190,7 +190,8 @@ for (const kernel of POOL_KERNELS) {
         ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
       assertSameDump(ours, theirs, { [`core-${pid}.img`]: timerDifferences });
       const images = decodeDir(ours);
-      // The leader's chain (oldest first: sysinfo, then getcpu naming it prev), then the thread's copy of the first, its own: not TSYNC.
+      // The leader's chain as criu writes it (getcpu's, then sysinfo's naming it prev; the thread installs from sysinfo's along prev),
+      // then the thread's copy of the first filter: the chains differ, so no TSYNC.
       const filters = (images.get('seccomp.img')![0] as { seccomp_filters: { prev?: number; flags: number }[] }).seccomp_filters;
       assert.deepEqual(filters.map((f) => [f.prev ?? null, Number(f.flags)]), [[null, 0], [0, 0], [null, 0]], JSON.stringify(filters));
       const core = (p: number) => images.get(`core-${p}.img`)![0] as { thread_core: { seccomp_mode?: string; seccomp_filter?: number } };

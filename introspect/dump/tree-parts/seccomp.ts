@@ -4,7 +4,7 @@ import { TreePart } from './tree-part.js';
 /**
  * seccomp.img: one entry holding every filter of the tree (criu/seccomp.c
  * dump_seccomp_filters), empty when no task runs under seccomp. The core
- * images name their threads' newest filter by its index here.
+ * images name their threads' first filter to install by its index here.
  */
 export const seccompImage: TreePart = {
   name: 'seccomp',
