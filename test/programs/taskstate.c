@@ -6,7 +6,10 @@
  *   helper thread shares it) fails sysinfo() with EDOM; the second, on the
  *   main thread only, fails getcpu() with ERANGE. Everything else passes.
  * - ITIMER_REAL every 250 ms (SIGALRM counted), ITIMER_VIRTUAL (500 s,
- *   then every 1 s) and ITIMER_PROF (1000 s) armed, never reached.
+ *   then every 1 s) and ITIMER_PROF (every 1000 s) armed, never reached.
+ *   All periodic: criu 3.17's restore leaves a one-shot interval timer
+ *   disarmed (criu/cr-restore.c decode_itimer zeroes a timer without an
+ *   interval), whatever the image holds.
  * - A periodic CLOCK_MONOTONIC POSIX timer (200 ms, SIGRTMIN, sival_ptr
  *   0x1234abcd) and a one-shot CLOCK_REALTIME SIGEV_NONE one an hour ahead.
  * It prints "start ZOMBIE THREAD" once; on SIGUSR1 a "state" line: the
@@ -103,7 +106,7 @@ int main(void) {
     return 1;
   }
 
-  struct itimerval real = {{0, 250000}, {0, 250000}}, virt = {{1, 0}, {500, 0}}, prof = {{0, 0}, {1000, 0}};
+  struct itimerval real = {{0, 250000}, {0, 250000}}, virt = {{1, 0}, {500, 0}}, prof = {{1000, 0}, {1000, 0}};
   if (setitimer(ITIMER_REAL, &real, NULL) || setitimer(ITIMER_VIRTUAL, &virt, NULL) || setitimer(ITIMER_PROF, &prof, NULL)) return 1;
 
   timer_t periodic, none;
