@@ -60,7 +60,9 @@ function readTimer(timer: KObject, clocks: GuestClocks): PosixTimer {
   const id = timer.member('it_id').num();
   const clockId = timer.member('it_clock').num();
   const notify = timer.member('it_sigev_notify').num();
-  const info = timer.member('sigq').deref().member('info');
+  // A pointer to a preallocated sigqueue, embedded in the timer by later kernels ("posix-timers: Embed sigqueue in struct k_itimer").
+  const sigq = timer.member('sigq');
+  const info = (sigq.type.kind === 'ptr' ? sigq.deref() : sigq).member('info');
   const interval = timer.member('it_interval').value();
   if (interval < 0n) throw new BadDataError(`${timer.path}.it_interval is ${interval}`);
   const last = timer.member('it_overrun_last').value();
