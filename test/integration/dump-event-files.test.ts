@@ -176,13 +176,10 @@ for (const kernel of POOL_KERNELS) {
       await sh(b.name, `kill -9 ${pid}`);
     });
 
-    /** Freezes the cgroup a program was started in by start(). */
-    const freeze = (name: string) => sh(a.name, `echo 1 > /sys/fs/cgroup${cg}/${name}/cgroup.freeze; while ! grep -q 'frozen 1' /sys/fs/cgroup${cg}/${name}/cgroup.events; do sleep 0.1; done; sleep 0.5`);
-
     it('task state: two stacked seccomp filters, interval and POSIX timers and a zombie, the same images as CRIU\'s (times as listed), restored by stock CRIU in guest B where the timers fire and the filters hold', async () => {
       const pid = await start('taskstate', `${share}/taskstate`);
       const [, zombie, thread] = /^start (\d+) (\d+)$/m.exec(log('taskstate'))!.map(Number);
-      await freeze('taskstate');
+      await suite.freeze(a.name, 'taskstate', 1);
       const ours = path.join(share, 'taskstate-ours');
       const theirs = path.join(share, 'taskstate-criu');
       await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--leave-running']);
