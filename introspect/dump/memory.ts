@@ -2,6 +2,7 @@ import { BadDataError } from '../../common/errors.js';
 import { walkRange } from '../arch/x86-64.js';
 import { vdsoPagePhys } from '../arch/x86-vdso.js';
 import { KObject } from '../kernel/object.js';
+import { fileKind } from '../linux/files.js';
 import { VM, anonVmaName, forEachVma } from '../linux/mm.js';
 import { mmLayout } from '../linux/mm-fields.js';
 import { mmState, savedAuxv, taskMm } from '../linux/mm-state.js';
@@ -10,6 +11,7 @@ import { PageInfo } from '../linux/pages.js';
 import { fileSuperblock, shmSuperblock, vmaState } from '../linux/vma-state.js';
 import { FileTable } from './files.js';
 import { mappedMemfdId } from './fds/memfd.js';
+import { IO_URING_REFUSAL } from './io-uring.js';
 import { WalkMeter } from './budget.js';
 import { DumpProblem } from './problem.js';
 import { RunList } from './run-list.js';
@@ -103,6 +105,7 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
     if (bits.madv) entry.madv = bits.madv;
     let status: number;
     const name = file ? undefined : anonVmaName(vma, mm);
+    if (file && fileKind(file, '') === 'io-uring') { problem('io-uring', IO_URING_REFUSAL); continue; }
     if (file && shmSb !== undefined && fileSuperblock(file) === shmSb) {
       // shm_mnt's files: CRIU 3.17 maps memfds and MAP_SHARED|MAP_ANONYMOUS memory alike as memfd file mappings
       // (shmid = the MEMFD file id), a SysV segment as anonymous shared memory with shmid = its IPC id (newseg's i_ino).

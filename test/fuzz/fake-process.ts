@@ -23,6 +23,11 @@ import { EVENT_STRUCTS, fakeTimekeeper } from '../unit/helpers/event-structs.js'
 import { FILE_OBJECT_STRUCTS } from '../unit/helpers/file-object-structs.js';
 import { fileLocks } from '../../introspect/linux/file-locks.js';
 import { inotifyWatches } from '../../introspect/linux/inotify.js';
+import { fakeTaskState, taskStateStructs } from '../unit/helpers/task-state-structs.js';
+import { seccompState } from '../../introspect/linux/seccomp.js';
+import { processItimers } from '../../introspect/linux/itimers.js';
+import { posixTimers } from '../../introspect/linux/posix-timers.js';
+import { guestClocks } from '../../introspect/linux/clocks.js';
 
 const VM_READ = 0x1n, VM_WRITE = 0x2n, VM_EXEC = 0x4n, VM_SHARED = 0x8n, VM_MAYSHARE = 0x80n;
 /** Where FakeKernel's heap starts (guest-physical): every object, page table and page lies above. */
@@ -39,7 +44,7 @@ const HEAP_START = 0x40_0000;
  */
 export function fakeProcess() {
   // The members memory planning reads besides the maps' (mmState).
-  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
     ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
   const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops', 'inotify_fops'].map((n) => [n, k.symbol(n)]));
@@ -143,7 +148,7 @@ export function fakeProcess() {
   k.put(openFds, Buffer.from([0b11111111]));
   const fdt = k.new('fdtable', { max_fds: 64, fd, open_fds: openFds, close_on_exec: k.alloc(8, 8) });
   k.write(filesStruct, 'files_struct', { fdt });
-  const task = k.new('task_struct', { pid: 50, mm, files: filesStruct, nsproxy: k.new('nsproxy', { mnt_ns: ns }) });
+  const task = k.new('task_struct', { pid: 50, mm, files: filesStruct, nsproxy: k.new('nsproxy', { mnt_ns: ns }), ...fakeTaskState(k, mono) });
 
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
@@ -200,6 +205,8 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
     // Every fd through its dumper (files.img entries): the event files' readers, the epoll's rbtree, the guest's clocks,
     // the inotify's watch (its path and file handle).
     () => new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 }).fdinfo(task, 'pid 50'),
+    // Task state: the seccomp chain, the interval timers, the POSIX timer list.
+    () => [seccompState(task), processItimers(task, guestClocks(prog)), posixTimers(task, guestClocks(prog))],
   ];
   return readers.filter((r) => typedOnly(r)).length;
 }

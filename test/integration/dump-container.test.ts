@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { buildCheckpointArchive } from '../helpers/checkpoint-archive.js';
-import { assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
+import { Json, assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { POOL_KERNELS } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
@@ -92,9 +92,9 @@ for (const kernel of POOL_KERNELS) {
 
     // One container per kind of state, each dumped twice (against runc's dump, then to move it) and restored once:
     // the plain shell loop is the multi-process container's init, the pod's network namespace the mounts container's.
-    it('a shell loop writing into its rootfs, with several processes in a cgroup namespace of its own: same images as runc checkpoint, continues under runc restore in guest B', async () => {
-      // An empty path makes ctr add the namespace rather than join one.
-      const init = await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & ${LOOP('/tmp/count')}`, '--with-ns cgroup:');
+    it('a shell loop writing into its rootfs, with several processes in a cgroup namespace of its own and containerd\'s default seccomp profile: same images as runc checkpoint, continues under runc restore in guest B', async () => {
+      // An empty path makes ctr add the namespace rather than join one; --seccomp is containerd's default profile (RuntimeDefault's).
+      const init = await run('multi', `(${LOOP('/tmp/a')}) & (${LOOP('/tmp/b')}) & ${LOOP('/tmp/count')}`, '--with-ns cgroup: --seccomp');
       await freezeAndShare('multi');
       await compareWithRunc('multi');
       const descriptors = JSON.parse(fs.readFileSync(path.join(share, 'multi-ours', 'descriptors.json'), 'utf8')) as string[];
@@ -107,6 +107,11 @@ for (const kernel of POOL_KERNELS) {
       assert.equal((await guestSh(b.name, 'runc exec multi cat /proc/1/comm')).trim(), 'sh', "the restored init is pid 1 of the container's pid namespace");
       assert.equal((await guestSh(b.name, 'runc ps multi | tail -n +2 | wc -l')).trim(), '3', 'init and its two children');
       assert.equal((await guestSh(b.name, 'runc exec multi cat /proc/1/cgroup')).trim(), '0::/', 'its cgroup namespace is rooted at its cgroup again');
+      const ours = decodeDir(path.join(share, 'multi-ours'));
+      const live = (ours.get('pstree.img') as { pid: number }[]).filter((p) => !isZombie(ours, p.pid));
+      const filters = (ours.get('seccomp.img')![0] as { seccomp_filters?: Json[] }).seccomp_filters ?? [];
+      assert.equal(filters.length, live.length, 'the profile\'s filter, once per process as criu writes it');
+      assert.match(await guestSh(b.name, 'runc exec multi grep Seccomp: /proc/1/status'), /^Seccomp:\s+2$/m, 'the restored init runs under the filter');
     });
 
     it('a tmpfs mount and a bind mount, in an existing network namespace (a pod\'s): tmpfs contents and the bind continue, the external netns joined again on restore', async () => {

@@ -3,12 +3,30 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
-import { Json, assertSameDump } from '../helpers/criu-images.js';
+import { Json, assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
 import { POOL_KERNELS } from '../helpers/guest-pool.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
+/** Two io_uring rings (io_uring_setup through syscall()): the first's fd kept, the second only mapped, its fd closed. */
+const URING_C = `#include <linux/io_uring.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+  struct io_uring_params p1 = {0}, p2 = {0};
+  int kept = syscall(SYS_io_uring_setup, 4, &p1), mapped = syscall(SYS_io_uring_setup, 4, &p2);
+  if (kept < 0 || mapped < 0) { perror("io_uring_setup"); return 1; }
+  void *ring = mmap(NULL, p2.sq_off.array + p2.sq_entries * 4, PROT_READ | PROT_WRITE, MAP_SHARED, mapped, IORING_OFF_SQ_RING);
+  if (ring == MAP_FAILED) { perror("mmap"); return 1; }
+  close(mapped);
+  printf("uring %d %p\\n", kept, ring);
+  fflush(stdout);
+  for (;;) pause();
+}
+`;
 const NSEC = 1_000_000_000;
 /** files.c's directory: a tmpfs in both guests, made the same before the program starts and before the restore. */
 const FILES_DIR = '/dev/shm/ovm-files';
@@ -45,6 +63,39 @@ function timerfdDifferences(ours: Json[], criu: Json[]): void {
   }
 }
 
+type Itimer = { isec: number; iusec: number; vsec: number; vusec: number };
+type Posix = { it_id: number; isec: number; insec: number; vsec: number; vnsec: number };
+type Timers = { real: Itimer; virt: Itimer; prof: Itimer; posix?: Posix[] };
+
+/**
+ * Timer values that differ from criu dump's, with why: time left is
+ * measured at each dump's own instant, and CRIU's comes later (for
+ * ITIMER_VIRTUAL and ITIMER_PROF its parasite's own CPU time counts too);
+ * a periodic POSIX timer whose signal is pending is forwarded past each
+ * dump's now, so both read less than one interval, in no set order.
+ * Intervals, ids and everything else must be equal.
+ */
+function timerDifferences(ours: Json[], criu: Json[]): void {
+  const mine = (ours[0] as { tc: { timers: Timers } }).tc.timers;
+  const theirs = (criu[0] as { tc: { timers: Timers } }).tc.timers;
+  for (const kind of ['real', 'virt', 'prof'] as const) {
+    const us = (t: Itimer) => Number(t.vsec) * 1e6 + Number(t.vusec);
+    const ahead = us(mine[kind]) - us(theirs[kind]);
+    assert.ok(ahead >= 0 && ahead < 600e6, `ITIMER ${kind}: ${us(mine[kind])} us left at our dump, ${us(theirs[kind])} at CRIU's, later`);
+    Object.assign(mine[kind], { vsec: theirs[kind].vsec, vusec: theirs[kind].vusec });
+  }
+  assert.deepEqual((mine.posix ?? []).map((p) => p.it_id), (theirs.posix ?? []).map((p) => p.it_id), 'the same POSIX timers, in the same order');
+  (theirs.posix ?? []).forEach((t, i) => {
+    const o = mine.posix![i];
+    const ns = (sec: number, nsec: number) => Number(sec) * NSEC + Number(nsec);
+    const interval = ns(t.isec, t.insec);
+    const [l, r] = [ns(o.vsec, o.vnsec), ns(t.vsec, t.vnsec)];
+    if (interval > 0) assert.ok(l > 0 && l <= interval && r > 0 && r <= interval, `POSIX timer ${t.it_id}: ${l} and ${r} ns left, within an interval`);
+    else assert.ok(l >= r && l - r < 600 * NSEC, `POSIX timer ${t.it_id}: ${l} ns left at our dump, ${r} at CRIU's, later`);
+    Object.assign(o, { vsec: t.vsec, vnsec: t.vnsec });
+  });
+}
+
 // One program on each kernel; guest A for the dumps (ovmigrate's and CRIU's of the same frozen tree), guest B for the restore.
 for (const kernel of POOL_KERNELS) {
   describe(`ovmigrate dump: eventfd, epoll, signalfd, timerfd, inotify, FIFOs, file locks and deleted files${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
@@ -77,6 +128,9 @@ for (const kernel of POOL_KERNELS) {
       share = suite.dir;
       execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'events'), path.join(PROGRAMS, 'events.c')]);
       execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'files'), path.join(PROGRAMS, 'files.c')]);
+      execFileSync('gcc', ['-O1', '-static', '-pthread', '-o', path.join(share, 'taskstate'), path.join(PROGRAMS, 'taskstate.c')]);
+      fs.writeFileSync(path.join(share, 'uring.c'), URING_C);
+      execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'uring'), path.join(share, 'uring.c')]);
       [a, b] = await suite.guests();
       // Pids far above guest B's own (and the dump suite's), so the restored process finds its pid free there.
       await sh(a.name, 'echo 32000 > /proc/sys/kernel/ns_last_pid');
@@ -162,6 +216,59 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
       assert.match(after, /^mapped mapped-contents$/m, 'the mapping of a deleted file');
       assert.match(held, /flock held/, 'the child\'s flock is still held');
       assert.match(held, /posix held/, 'the POSIX lock is still held');
+    });
+
+    it('task state: two stacked seccomp filters, interval and POSIX timers and a zombie, the same images as CRIU\'s (times as listed), restored by stock CRIU in guest B where the timers fire and the filters hold', async () => {
+      const pid = await start('taskstate', `${share}/taskstate`);
+      const [, zombie, thread] = /^start (\d+) (\d+)$/m.exec(log('taskstate'))!.map(Number);
+      await suite.freeze(a.name, 'taskstate', 1);
+      const ours = path.join(share, 'taskstate-ours');
+      const theirs = path.join(share, 'taskstate-criu');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--leave-running']);
+      await sh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --freeze-cgroup /sys/fs/cgroup${cg}/taskstate -o dump.log` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
+      assertSameDump(ours, theirs, { [`core-${pid}.img`]: timerDifferences });
+      const images = decodeDir(ours);
+      // The leader's chain as criu writes it (getcpu's, then sysinfo's naming it prev; the thread installs from sysinfo's along prev),
+      // then the thread's copy of the first filter: the chains differ, so no TSYNC.
+      const filters = (images.get('seccomp.img')![0] as { seccomp_filters: { prev?: number; flags: number }[] }).seccomp_filters;
+      assert.deepEqual(filters.map((f) => [f.prev ?? null, Number(f.flags)]), [[null, 0], [0, 0], [null, 0]], JSON.stringify(filters));
+      const core = (p: number) => images.get(`core-${p}.img`)![0] as { thread_core: { seccomp_mode?: string; seccomp_filter?: number } };
+      assert.deepEqual([core(pid).thread_core.seccomp_mode, core(pid).thread_core.seccomp_filter], ['filter', 1]);
+      assert.deepEqual([core(thread).thread_core.seccomp_mode, core(thread).thread_core.seccomp_filter], ['filter', 2]);
+      assert.ok(isZombie(images, zombie), 'the zombie child is in the tree');
+
+      const dir = path.join(share, 'taskstate-final');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
+      const before = log('taskstate').length;
+      await sh(b.name, `criu restore -D ${dir} -d -o restore.log || { tail -20 ${dir}/restore.log; exit 1; }; sleep 2; kill -USR1 ${pid}; sleep 1.5; kill -USR1 ${pid}; sleep 1`, 120);
+      const states = [...log('taskstate').slice(before).matchAll(
+        /^state alarms (\d+) rt (\d+) main (\d+) (\d+) thread (\d+) (\d+) real ([\d.]+) virt ([\d.]+)\/(\d+) prof ([\d.]+) none (\d+)$/gm)].map((m) => m.slice(1).map(Number));
+      assert.equal(states.length, 2, log('taskstate').slice(before));
+      const [first, second] = states;
+      assert.ok(second[0] > first[0], `ITIMER_REAL still fires (${first[0]} then ${second[0]} SIGALRMs)`);
+      assert.ok(second[1] > first[1], `the periodic POSIX timer still fires (${first[1]} then ${second[1]})`);
+      assert.deepEqual(second.slice(2, 6), [33, 34, 33, 0], 'sysinfo fails with EDOM on both threads, getcpu with ERANGE on the main thread only');
+      assert.equal(second[6], 0.25, 'ITIMER_REAL keeps its interval');
+      assert.ok(second[7] > 400 && second[7] <= 500 && second[8] === 1, `ITIMER_VIRTUAL is still armed (${second[7]} s left, every ${second[8]} s)`);
+      assert.ok(second[9] > 900 && second[9] <= 1000, `ITIMER_PROF is still armed (${second[9]} s)`);
+      assert.ok(second[10] > 3000 && second[10] < 3600, `the SIGEV_NONE timer is still about an hour ahead (${second[10]} s)`);
+      const stat = (await sh(b.name, `cat /proc/${zombie}/stat`)).split(' ');
+      assert.deepEqual([stat[2], Number(stat[3])], ['Z', pid], 'the zombie is a zombie of the program again');
+      assert.match(await sh(b.name, `grep Seccomp /proc/${pid}/status`), /^Seccomp:\s+2$/m);
+      await sh(b.name, `kill -9 ${pid}`);
+    });
+
+    it('refuses io_uring by name, an fd or only a mapping, with a hint, before writing anything', async () => {
+      const pid = await start('uring', `${share}/uring`);
+      const [, fd, ring] = /^uring (\d+) 0x([0-9a-f]+)$/m.exec(log('uring'))!;
+      const dir = path.join(share, 'uring-img');
+      const r = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`pid ${pid} \\(uring\\) fd ${fd}: an io_uring \\(anon_inode:\\[io_uring\\]\\).*UV_USE_IO_URING=0`));
+      assert.match(r.stderr, new RegExp(`pid ${pid} \\(uring\\) mapping 0x${ring}-0x[0-9a-f]+: an io_uring`));
+      assert.ok(!fs.existsSync(dir), 'no image directory');
+      await sh(a.name, `kill -9 ${pid}`);
     });
 
     it('refuses an epoll whose target file only another task still holds, as criu dump does, before writing anything', async () => {

@@ -5,10 +5,12 @@ import { rbInOrder } from '../../introspect/kernel/rbtree.js';
 import { fileOwner } from '../../introspect/linux/file-owner.js';
 import { openFileState, userInode } from '../../introspect/linux/open-file.js';
 import { inodeMtimeSec } from '../../introspect/linux/stat.js';
-import { armedTimers } from '../../introspect/linux/timers.js';
+import { guestClocks } from '../../introspect/linux/clocks.js';
+import { posixTimers } from '../../introspect/linux/posix-timers.js';
 import { assertOvmError } from './helpers/assert-ovm.js';
 import { FakeKernel } from './helpers/fake-program.js';
 import { KERNEL_STRUCTS } from './helpers/kernel-structs.js';
+import { taskStateKernel } from './helpers/task-state-structs.js';
 import { Fields, StructDecls } from './helpers/kernel-types.js';
 
 type Decls = StructDecls;
@@ -38,23 +40,19 @@ describe('readers follow the layout in the BTF (6.1 and 6.12)', () => {
   });
 
   it('posix_timers: a list_head (6.1) or an hlist_head (6.12)', () => {
-    const structs = (head: string): Decls => ({
-      cpu_itimer: [['expires', 'u64'], ['incr', 'u64']],
-      hrtimer: [['node', 'u64'], ['state', 'u8']],
-      signal_struct: [['nr_threads', 's32'], ['it', 'cpu_itimer[2]'], ['real_timer', 'hrtimer'], ['posix_timers', head]],
-      hlist_head: [['first', 'ptr']],
-      task_struct: [...fields('task_struct').filter(([n]) => n !== 'signal'), ['signal', '*signal_struct']],
-    });
-    for (const head of ['list_head', 'hlist_head']) {
-      const k = new FakeKernel({ structs: structs(head) });
+    for (const head of ['list_head', 'hlist_head'] as const) {
+      const k = taskStateKernel(1_000_000_000n, head);
       const signal = k.new('signal_struct');
       const timers = k.addr('signal_struct', signal, 'posix_timers');
       if (head === 'list_head') k.write(timers, 'list_head', { next: timers, prev: timers });
       const task = KObject.struct(k.program(), 'task_struct', k.new('task_struct', { signal }));
-      assert.equal(armedTimers(task).posix, false, `empty ${head}`);
-      const timer = k.new('list_head');
-      k.write(timers, head, head === 'list_head' ? { next: timer, prev: timer } : { first: timer });
-      assert.equal(armedTimers(task).posix, true, `${head} with a timer`);
+      const clocks = guestClocks(k.program());
+      assert.equal(posixTimers(task, clocks).length, 0, `empty ${head}`);
+      const timer = k.new('k_itimer', { it_id: 3, it_clock: 1, sigq: k.new('sigqueue') });
+      const link = k.addr('k_itimer', timer, 'list');
+      if (head === 'list_head') k.link(timers, [link]);
+      else k.write(timers, head, { first: link });
+      assert.deepEqual(posixTimers(task, clocks).map((t) => t.id), [3], `${head} with a timer`);
     }
   });
 

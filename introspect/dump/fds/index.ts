@@ -6,6 +6,7 @@ import { fifoFd } from './fifo.js';
 import { inetSocketFd } from './inet-socket.js';
 import { inotifyDumper } from './inotify.js';
 import { memfdFd } from './memfd.js';
+import { ioUringFd } from './io-uring.js';
 import { netlinkSocketFd } from './netlink-socket.js';
 import { pipeFd } from './pipe.js';
 import { regularFd } from './regular.js';
@@ -21,6 +22,7 @@ export const FD_DUMPERS: readonly FdDumper[] = [regularFd, pipeFd, unixSocketFd,
   fifoFd,
   inotifyDumper,
   memfdFd,
+  ioUringFd,
 ];
 
 const byKind = new Map<FileKind, FdDumper>(FD_DUMPERS.flatMap((d) => d.kinds.map((k) => [k, d] as [FileKind, FdDumper])));

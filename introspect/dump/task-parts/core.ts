@@ -6,13 +6,19 @@ import { rlimits } from '../../linux/rlimits.js';
 import { rseqState } from '../../linux/rseq.js';
 import { SIGKILL, SIGSTOP, savedBlockedMask, sharedQueuedSignals, sigactions, threadQueuedSignals } from '../../linux/signals.js';
 import { threadAttributes } from '../../linux/thread-attributes.js';
-import { armedTimers } from '../../linux/timers.js';
+import { guestClocks } from '../../linux/clocks.js';
+import { Itimer, processItimers } from '../../linux/itimers.js';
+import { posixTimers } from '../../linux/posix-timers.js';
+import { pidNumbers } from '../../linux/tasks.js';
 import { DumpContext, TaskDump } from '../context.js';
 import { Dumped } from '../planned-image.js';
 import { DumpProblem } from '../problem.js';
+import { ThreadSeccomp, seccompFilters } from '../seccomp-filters.js';
 import { criuThreadInfo } from '../thread-info.js';
+import { DumpProcess } from '../tree.js';
 import { TaskPart } from './task-part.js';
 
+const NSEC = 1_000_000_000n;
 /** include/uapi/linux/signal.h */
 const SS_DISABLE = 2;
 /** include/uapi/linux/sched.h */
@@ -66,26 +72,47 @@ function rseq(t: KObject, ip: bigint): { entry?: Record<string, unknown>; abortI
 }
 
 /** What the core image of a thread cannot represent. */
-function threadProblems(t: KObject, who: string): DumpProblem[] {
+function threadProblems(t: KObject, who: string, seccomp: ThreadSeccomp | undefined): DumpProblem[] {
   const a = threadAttributes(t);
   const problems: DumpProblem[] = [];
-  if (a.seccompMode !== 0) problems.push(new DumpProblem(who, 'seccomp', 'runs under seccomp (not supported yet)', { sentence: true }));
+  if (seccomp?.problem) problems.push(new DumpProblem(who, 'seccomp', seccomp.problem, { sentence: true }));
   if (a.policy === SCHED_DEADLINE) problems.push(new DumpProblem(who, 'sched-deadline', 'runs under SCHED_DEADLINE', { sentence: true }));
   return problems;
 }
 
-/** What the process-wide state cannot represent: armed interval or POSIX timers. */
-function processProblems(leader: KObject, who: string): DumpProblem[] {
-  const timers = armedTimers(leader);
-  const problems: DumpProblem[] = [];
-  const say = (detail: string) => problems.push(new DumpProblem(who, 'timer', detail, { sentence: true }));
-  if (timers.real) say('has an armed ITIMER_REAL (setitimer/alarm): not supported yet');
-  if (timers.profOrVirtual) say('has an armed ITIMER_PROF or ITIMER_VIRTUAL: not supported yet');
-  if (timers.posix) say('has POSIX timers (timer_create): not supported yet');
-  return problems;
+/** ns as itimer_entry's seconds and microseconds (getitimer's timeval, truncated). */
+function itimer(t: Itimer): Record<string, unknown> {
+  return { isec: t.interval / NSEC, iusec: (t.interval % NSEC) / 1000n, vsec: t.value / NSEC, vusec: (t.value % NSEC) / 1000n };
 }
 
-function threadCore(t: KObject, leader: boolean): { threadInfo: Record<string, unknown>; threadCore: Record<string, unknown> } {
+/**
+ * tc.timers (criu/parasite-syscall.c encode_itimer, encode_posix_timer):
+ * getitimer() of the three interval timers and, oldest first, every POSIX
+ * timer with what timer_gettime() and timer_getoverrun() return; a thread
+ * target is named by its pid in the tree's namespace.
+ */
+function taskTimers(proc: DumpProcess, who: string): { timers?: Record<string, unknown>; problems: DumpProblem[] } {
+  const clocks = guestClocks(proc.leader.prog);
+  const it = processItimers(proc.leader, clocks);
+  const problems: DumpProblem[] = [];
+  const posix = posixTimers(proc.leader, clocks).map((p) => {
+    if (p.unsupported) problems.push(new DumpProblem(who, 'timer', p.unsupported));
+    let notify: Record<string, unknown> = {};
+    if (p.notifyPid) {
+      const i = proc.tids.indexOf(pidNumbers(p.notifyPid)[0]);
+      if (i < 0) problems.push(new DumpProblem(who, 'timer', `POSIX timer ${p.id} signals a thread that is not one of its own`));
+      else notify = { notify_thread_id: proc.vtids[i] };
+    }
+    return {
+      it_id: p.id, clock_id: p.clockId, si_signo: p.signo, it_sigev_notify: p.notify, sival_ptr: p.sivalPtr, overrun: p.overrun,
+      isec: p.interval / NSEC, insec: p.interval % NSEC, vsec: p.value / NSEC, vnsec: p.value % NSEC, ...notify,
+    };
+  });
+  if (problems.length) return { problems };
+  return { timers: { real: itimer(it.real), virt: itimer(it.virt), prof: itimer(it.prof), ...(posix.length ? { posix } : {}) }, problems };
+}
+
+function threadCore(t: KObject, leader: boolean, seccomp: Record<string, unknown>): { threadInfo: Record<string, unknown>; threadCore: Record<string, unknown> } {
   const a = threadAttributes(t);
   const threadInfo = criuThreadInfo(t);
   const gpregs = threadInfo.gpregs as Record<string, unknown>;
@@ -108,15 +135,15 @@ function threadCore(t: KObject, leader: boolean): { threadInfo: Record<string, u
       ...(a.pdeathSignal !== 0 ? { pdeath_sig: a.pdeathSignal } : {}),
       signals_p: signalQueue(threadQueuedSignals(t)),
       creds: creds(t),
+      ...seccomp,
       comm: a.comm,
       ...(r.entry ? { rseq_entry: r.entry } : {}),
     },
   };
 }
 
-function taskCore(leader: KObject, cgSet: number): Record<string, unknown> {
+function taskCore(leader: KObject, cgSet: number, timers: Record<string, unknown>): Record<string, unknown> {
   const p = processAttributes(leader);
-  const zero = { isec: 0, iusec: 0, vsec: 0, vusec: 0 };
   // Every signal but SIGKILL and SIGSTOP, as rt_sigaction() reports it (criu/cr-restore.c wants SIGMAX - 2 entries).
   const sigs = sigactions(leader).filter((sa) => sa.signal !== SIGKILL && sa.signal !== SIGSTOP).map((sa) => ({
     sigaction: sa.handler, flags: sa.flags, restorer: sa.restorer, mask: sa.mask, compat_sigaction: false,
@@ -128,7 +155,7 @@ function taskCore(leader: KObject, cgSet: number): Record<string, unknown> {
     flags: p.flags,
     blk_sigset: savedBlockedMask(leader),
     comm: threadAttributes(leader).comm,
-    timers: { real: zero, virt: zero, prof: zero },
+    timers,
     rlimits: { rlimits: rlimits(leader) },
     cg_set: cgSet,
     signals_s: signalQueue(sharedQueuedSignals(leader)),
@@ -146,17 +173,19 @@ function taskCore(leader: KObject, cgSet: number): Record<string, unknown> {
  */
 export const coreImages: TaskPart = {
   name: 'core',
-  dump(_ctx: DumpContext, task: TaskDump): Dumped {
+  dump(ctx: DumpContext, task: TaskDump): Dumped {
     const { proc, who } = task;
     const problems: DumpProblem[] = [];
-    proc.threads.forEach((t, i) => problems.push(...threadProblems(t, i === 0 ? who : `thread ${proc.tids[i]} of ${who}`)));
-    problems.push(...processProblems(proc.leader, who));
-    if (problems.length) return { problems };
+    const seccomp = seccompFilters(ctx.tree).threads;
+    proc.threads.forEach((t, i) => problems.push(...threadProblems(t, i === 0 ? who : `thread ${proc.tids[i]} of ${who}`, seccomp.get(proc.tids[i]))));
+    const timers = taskTimers(proc, who);
+    problems.push(...timers.problems);
+    if (problems.length || !timers.timers) return { problems };
     const images = proc.threads.map((t, i) => {
       const leader = i === 0;
-      const { threadInfo, threadCore: tcore } = threadCore(t, leader);
+      const { threadInfo, threadCore: tcore } = threadCore(t, leader, seccomp.get(proc.tids[i])?.fields ?? {});
       const entry: Record<string, unknown> = { mtype: 'X86_64', thread_info: threadInfo };
-      if (leader) entry.tc = taskCore(t, task.cgSet);
+      if (leader) entry.tc = taskCore(t, task.cgSet, timers.timers!);
       entry.thread_core = tcore;
       return { kind: 'CORE', id: proc.vtids[i], entries: [entry] };
     });
