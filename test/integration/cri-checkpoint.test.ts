@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { requirePrograms } from '../helpers/cli.js';
@@ -72,13 +73,38 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
     return id;
   }
 
+  /** Guest CPU ticks (utime + stime) of ovmigrate-cri, the relay, and the shim of container `id` (its node and its subreaper). */
+  async function pathCpuTicks(id: string): Promise<Record<string, number>> {
+    const out = await sh(`
+      for p in $(ls /proc | grep -E '^[0-9]+$'); do
+        # Not this shell nor its subshells: their command line holds the patterns below.
+        [ "$p" = "$$" ] && continue
+        [ "$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status 2>/dev/null)" = "$$" ] && continue
+        cmd=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) || continue
+        case "$cmd" in
+          *dist/shim/cri/main.js*) k=cri ;;
+          *relay-main.js*) k=relay ;;
+          *"-id ${id}"*) k=shim ;;
+          *) continue ;;
+        esac
+        echo "$k $(cut -d' ' -f14,15 /proc/$p/stat 2>/dev/null)"
+      done`);
+    const ticks: Record<string, number> = { cri: 0, relay: 0, shim: 0 };
+    for (const line of out.split('\n').filter(Boolean)) {
+      const [k, u, s] = line.split(' ');
+      ticks[k] += Number(u) + Number(s);
+    }
+    return ticks;
+  }
+
   before(async function () {
-    requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'python3', 'tar', 'busybox']);
+    requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'python3', 'tar', 'busybox', 'gcc']);
     checkpointctl = await components.program('checkpointctl', 'checkpointctl', this);
     await components.ready('cri-tools', this);
     share = suite.dir;
     images = path.join(share, 'images');
     fs.mkdirSync(images);
+    execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'hog'), path.join(__dirname, '..', '..', '..', 'test', 'programs', 'hog.c')]);
     [a] = await suite.guests();
     await sh(`mkdir -p /etc/ovmigrate ${OUT} && echo '${JSON.stringify({ images })}' > /etc/ovmigrate/shim.json`);
     // The tripwire notes who ran it (its argv and three ancestors' command lines), for the failure message.
@@ -117,12 +143,19 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
   let c1 = '';
 
   it('crictl -t 60s checkpoint --export: the archive of containerd 2.x (0600), checkpointctl names container, image and engine; CRIU not run; the container runs on', async () => {
-    // A small container: what these tests prove does not depend on its size (the guest CPU of a 64 MiB one's
-    // checkpoints, by each way the archive is made, is measured in `make bench`: test/bench/cri-guest.bench.ts).
-    c1 = await container('counter', LOOP);
+    // 64 MiB touched by a helper process: the pages cross the guest (shim copy, tar), measured below.
+    c1 = await container('counter', `/hog 64 >/dev/null & ${LOOP}`, { mounts: [{ container_path: '/hog', host_path: `${share}/hog`, readonly: true }] });
     await sh(`for i in $(seq 100); do crictl exec ${c1} test -s /tmp/count && break; sleep 0.5; done`);
+    await sh('sleep 2');
+    const before = await pathCpuTicks(c1);
+    const t0 = Date.now();
     const r = await result(`crictl -t 60s checkpoint --export=${OUT}/c1.tar ${c1}`, 120);
+    const ms = Date.now() - t0;
     assert.equal(r.code, 0, r.out);
+    const after = await pathCpuTicks(c1);
+    const hz = Number((await sh('getconf CLK_TCK')).trim()) || 100;
+    const cpu = Object.fromEntries(Object.keys(before).map((k) => [k, ((after[k] - before[k]) / hz).toFixed(2)]));
+    console.log(`      guest CPU seconds for a 64 MiB container's checkpoint (${ms} ms): ovmigrate-cri ${cpu.cri}, shim ${cpu.shim}, relay ${cpu.relay}`);
 
     assert.equal(await tripped(), '', 'criu was not run in the guest');
     assert.notEqual((await result('criu --version')).code, 0, 'criu cannot run in the guest');
@@ -162,13 +195,21 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
   });
 
   it('the host writes the archive: linked when the location is on the share\'s mount, copied by the kernel elsewhere; a log too large for one backend request takes the images through the guest', async () => {
-    // One checkpoint of c1 into `location`, and how the archive was made (the proxy's log line).
-    const checkpoint = async (location: string) => {
+    // Guest CPU of one checkpoint of c1 (64 MiB) into `location`, and how the archive was made (the proxy's log line).
+    const measure = async (location: string) => {
+      const before = await pathCpuTicks(c1);
+      const t0 = Date.now();
       const r = await result(`crictl -t 120s checkpoint --export=${location} ${c1}`, 200);
+      const ms = Date.now() - t0;
       assert.equal(r.code, 0, r.out);
+      const after = await pathCpuTicks(c1);
+      const hz = Number((await sh('getconf CLK_TCK')).trim()) || 100;
+      const cpu = Object.fromEntries(Object.keys(before).map((k) => [k, (after[k] - before[k]) / hz]));
       const line = (await sh(`grep -F '${location} in' ${GUEST_CRI_LOG} | tail -1`)).trim();
-      return { byHost: line.includes('the archive written by the host') };
+      return { ms, cpu, total: cpu.cri + cpu.shim + cpu.relay, byHost: line.includes('the archive written by the host') };
     };
+    const shown = (m: { ms: number; cpu: Record<string, number>; total: number }) =>
+      `${m.ms} ms; ovmigrate-cri ${m.cpu.cri.toFixed(2)}, shim ${m.cpu.shim.toFixed(2)}, relay ${m.cpu.relay.toFixed(2)}: ${m.total.toFixed(2)} s`;
     const top = async (file: string) => [...new Set((await sh(`tar -tf ${file}`)).split('\n').filter(Boolean).map((e) => e.split('/')[0]))].sort();
     const layout = ['checkpoint', 'config.dump', 'container.log', 'rootfs-diff.tar', 'spec.dump', 'stats-dump', 'status.dump'];
     assert.match(await sh(`grep -F '${OUT}/c1.tar in' ${GUEST_CRI_LOG}`), /the archive written by the host/, 'the first archive (guest tmpfs) was the host\'s, copied');
@@ -176,7 +217,8 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
     // On the share's mount: a hard link to the host's file, no byte of it through the guest.
     const onShare = path.join(share, 'kubelet-checkpoints');
     fs.mkdirSync(onShare);
-    const linked = await checkpoint(`${onShare}/c1.tar`);
+    const linked = await measure(`${onShare}/c1.tar`);
+    console.log(`      guest CPU, location on the share (linked): ${shown(linked)}`);
     assert.ok(linked.byHost, 'the host wrote the archive');
     assert.deepEqual(fs.readdirSync(onShare), ['c1.tar'], 'no staging left');
     assert.equal(fs.statSync(path.join(onShare, 'c1.tar')).mode & 0o777, 0o600);
@@ -187,7 +229,8 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
     // A rw layer past what one backend request carries: the images come through the guest, which writes the archive.
     await sh(`crictl exec ${c1} sh -c 'head -c 1300000 /dev/urandom > /big'`);
     try {
-      const guest = await checkpoint(`${OUT}/c1-guest.tar`);
+      const guest = await measure(`${OUT}/c1-guest.tar`);
+      console.log(`      guest CPU, metadata too large for the host (images through the guest, as before): ${shown(guest)}`);
       assert.ok(!guest.byHost, 'the guest wrote the archive');
       assert.deepEqual(await top(`${OUT}/c1-guest.tar`), layout);
       assert.match(await sh(`tar -xOf ${OUT}/c1-guest.tar rootfs-diff.tar | tar -t`), /^big$/m, 'the large file in the rw layer');
