@@ -75,16 +75,19 @@ describe('ovmigrate serve on a virtiofs share: a guest holding an image director
     const [cp] = await calls([{ call: 'checkpoint', id: 'sleeper', cgroup: CGROUP, config: '{}' }]);
     const { name } = ok(cp) as { name: string };
     const dir = path.join(images, name);
+    // The guest's subdirectory, made from the host side of the share (the same directory the guest sees).
+    fs.mkdirSync(path.join(dir, 'sub'));
+    for (let i = 0; i < FILES; i++) fs.writeFileSync(path.join(dir, 'sub', `n${i}`), '');
     // The attacker's working directory is its handle on the image directory, wherever the host moves it.
     await sh(`
-      rm -f /tmp/vfs-attacker.pid
-      setsid node ${ATTACKER} ${dir} ${FILES} ${victim} /tmp/vfs-attacker.pid </dev/null >/tmp/vfs-attacker.out 2>&1 &
+      rm -f /tmp/vfs-attacker.pid /tmp/vfs-attacker.stop
+      setsid node ${ATTACKER} ${dir} ${FILES} ${victim} /tmp/vfs-attacker.pid /tmp/vfs-attacker.stop </dev/null >/tmp/vfs-attacker.out 2>&1 &
       for i in $(seq 3000); do [ -s /tmp/vfs-attacker.pid ] && break; sleep 0.1; done
       [ -s /tmp/vfs-attacker.pid ] || { cat /tmp/vfs-attacker.out; exit 1; }`);
     const [released] = await calls([{ call: 'release', name }]);
     await sleep(1000);
     const kept = fs.readdirSync(victim).length;
-    const attacker = await sh('cat /tmp/vfs-attacker.out');
+    const attacker = await sh('touch /tmp/vfs-attacker.stop; sleep 0.5; cat /tmp/vfs-attacker.out');
     assert.equal(kept, FILES, `${FILES - kept} host files deleted through the guest's symlink (attacker: ${attacker.trim()}; release: ${JSON.stringify(released)})`);
     ok(released);
     assert.ok(!fs.readdirSync(images).includes(name), 'gone from the share');

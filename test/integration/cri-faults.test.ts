@@ -8,8 +8,7 @@ import { guestPool } from '../helpers/guest-pool.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
-import { GUEST_CRI_LOG, GUEST_CRI_PID, GUEST_CRI_SOCKET, startGuestCri } from '../lab/cri-node.js';
-import { projectRoot } from '../lab/paths.js';
+import { GUEST_CRI_LOG, GUEST_CRI_PID, startGuestCri } from '../lab/cri-node.js';
 
 /** A counter appending to a file of the container's rootfs every 0.2 s. */
 const LOOP = 'i=0; while true; do i=$((i+1)); echo $i >> /tmp/count; echo $i; sleep 0.2; done';
@@ -17,8 +16,6 @@ const LOOP = 'i=0; while true; do i=$((i+1)); echo $i >> /tmp/count; echo $i; sl
 const OUT = '/var/lib/ovm-crifault';
 const NODE_NETWORK = 2;
 const CONTAINER_PID = 1;
-/** A build of ovmigrate-cri to compare the polling cost with (OVMIGRATE_CRI_BEFORE=<checkout with dist/>); none by default. */
-const BEFORE = process.env.OVMIGRATE_CRI_BEFORE;
 
 /**
  * Proxy faults of `crictl checkpoint` through ovmigrate-cri, in the pooled
@@ -172,40 +169,5 @@ describe('ovmigrate-cri faults in a lab guest (containerd 1.6): backend down, a 
     assert.deepEqual(await outEntries(), [], 'no staging, no partial archive, no archive');
     assert.deepEqual(await notes(), [], 'the note is gone');
     await runs(counter, 'after the restart');
-  });
-
-  it('CPU of ovmigrate-cri under kubelet-style polling, beside containerd\'s for the same calls (reported, not asserted)', async () => {
-    const poll = path.join(projectRoot, 'dist', 'test', 'bench', 'cri-poll-main.js');
-    const containerdPid = '$(pgrep -o -x containerd)';
-    /** CPU seconds of ovmigrate-cri and containerd over `rounds` polling rounds through `socket`. */
-    const measure = async (socket: string, pidFile: string, rounds: number) =>
-      JSON.parse(await sh(`node ${poll} ${socket} $(cat ${pidFile}),${containerdPid} ${rounds}`, 900)) as { calls: number; cpuS: number[] };
-    const idle = async (pidFile: string) => {
-      const t = await sh(`p=$(cat ${pidFile}); a=$(cut -d' ' -f14,15 /proc/$p/stat); sleep 10; b=$(cut -d' ' -f14,15 /proc/$p/stat); echo $a $b`);
-      const [u0, s0, u1, s1] = t.trim().split(/\s+/).map(Number);
-      return (u1 + s1 - u0 - s0) / 10;
-    };
-    const report = async (what: string, socket: string, pidFile: string) => {
-      const idleBefore = await idle(pidFile);
-      const m = await measure(socket, pidFile, 20);
-      const idleAfter = await idle(pidFile);
-      const per100 = (s: number) => ((s * 1000 * 100) / m.calls).toFixed(0);
-      console.log(`      ${what}: ${per100(m.cpuS[0])} ms CPU per 100 calls, containerd ${per100(m.cpuS[1])} ms (${m.calls} calls, TCG guest);`
-        + ` idle ${idleBefore.toFixed(1)}% of a CPU before, ${idleAfter.toFixed(1)}% after`);
-    };
-    // The node's ovmigrate-cri, whatever the test before left.
-    await startGuestCri(a.name, { work: path.join(guestPool.paths().share, '.cri-images'), line: '1.6' });
-    await report('ovmigrate-cri (this build)', GUEST_CRI_SOCKET, GUEST_CRI_PID);
-    if (BEFORE) {
-      const sock = '/run/ovm-crifault-before.sock';
-      await sh(`setsid node ${BEFORE}/dist/shim/cri/main.js --listen ${sock} --containerd /run/containerd/containerd.sock </dev/null >/run/ovm-crifault-before.log 2>&1 &
-        echo $! > /run/ovm-crifault-before.pid
-        for i in $(seq 600); do [ -S ${sock} ] && break; sleep 0.5; done`, 400);
-      try {
-        await report(`ovmigrate-cri (${BEFORE})`, sock, '/run/ovm-crifault-before.pid');
-      } finally {
-        await sh(`kill $(cat /run/ovm-crifault-before.pid); rm -f ${sock} /run/ovm-crifault-before.pid`).catch(() => undefined);
-      }
-    }
   });
 });
