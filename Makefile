@@ -15,7 +15,7 @@ help:
 	@echo "make demo   move a container between two lab guests through containerd: checkpoint from outside the first, restore in the second; then the same between two Kubernetes nodes (kubelet API checkpoint, crictl restore)"
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
-	@echo "make kernels  the dump, container dump, inspect, memory and ps suites on a Debian 6.12 guest pair"
+	@echo "make kernels  the dump (processes, events, sockets, servers), container dump, inspect, memory and ps suites on a Debian 6.12 guest pair"
 	@echo "make build  compile TypeScript into dist/"
 	@echo "make components  build the pinned Go components (containerd 2.x, crictl, critest, checkpointctl, kubelet; test/lab/components.json) into the cache, and check them"
 	@echo "make conformance  critest (cri-tools' CRI conformance suite) against containerd 1.6 on this host, directly and through ovmigrate-cri: the same specs must pass"
