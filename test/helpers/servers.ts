@@ -58,10 +58,12 @@ elif kind == 'hold':
         c = conn(ports[name]); c.sendall(request); c.recv(65536); held.append(c); lines.append(name + ' connected')
     # psql waits on a pipe that never delivers: its backend idles in the server with the connection open.
     held.append(subprocess.Popen('sleep 1000000 | psql -h 127.0.0.1 -p %s -U postgres -q' % ports['postgres'], shell=True))
-    time.sleep(1)
-    out = subprocess.run(['psql', '-h', '127.0.0.1', '-p', ports['postgres'], '-U', 'postgres', '-Atc',
-                          "select count(*) from pg_stat_activity where backend_type = 'client backend'"], capture_output=True, text=True).stdout.strip()
-    if out == '2': lines.append('postgres connected')
+    # Its backend and the one answering this count; psql may take long to start in a loaded TCG guest.
+    for i in range(120):
+        out = subprocess.run(['psql', '-h', '127.0.0.1', '-p', ports['postgres'], '-U', 'postgres', '-Atc',
+                              "select count(*) from pg_stat_activity where backend_type = 'client backend'"], capture_output=True, text=True).stdout.strip()
+        if out == '2': lines.append('postgres connected'); break
+        time.sleep(0.5)
     print('\\n'.join(lines), flush=True)
     while True: time.sleep(1000)
 `;

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cli, requirePrograms } from '../helpers/cli.js';
-import { assertSameDump } from '../helpers/criu-images.js';
+import { assertSameDump, decodeDir } from '../helpers/criu-images.js';
 import { POOL_KERNELS } from '../helpers/guest-pool.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
@@ -66,6 +66,9 @@ for (const kernel of POOL_KERNELS) {
       const ours = path.join(share, `${s.name}-ours`);
       const r = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--leave-running', '--tcp-close']);
       assert.equal(r.code, 0, `ovmigrate dump of ${s.name}: ${r.stderr}`);
+      // The held client's connection was in the frozen server: dumped ESTABLISHED, for restore to close (--tcp-close).
+      const inet = (decodeDir(ours).get('files.img') as { isk?: { state: number; src_port: number } }[]).flatMap((f) => (f.isk ? [f.isk] : []));
+      assert.ok(inet.some((e) => e.state === 1 && e.src_port === PORTS[s.name]), `${s.name}: a client's connection in the images: ${JSON.stringify(inet)}`);
       if (compared.has(s.name)) {
         const theirs = path.join(share, `${s.name}-criu`);
         await sh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --tcp-close --freeze-cgroup /sys/fs/cgroup${cg}/${s.name} -o dump.log` +
