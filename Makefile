@@ -1,6 +1,8 @@
 # ovmigrate: `make demo` and `make test` do all set-up on a fresh Debian 12 machine (as root).
 SHELL := /bin/bash
-APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmod cpio dwarves tar gcc libc6-dev python3 iproute2 procps util-linux containernetworking-plugins curl
+APT_PACKAGES := qemu-system-x86 containerd runc criu busybox-static iptables kmod cpio dwarves tar gcc libc6-dev python3 iproute2 procps util-linux containernetworking-plugins curl redis-server nginx postgresql
+# Packages whose postinst would start and enable a service on this machine: the tests run them only in lab guests.
+SERVICE_PACKAGES := redis-server nginx postgresql
 # The test lab's CLI: ovmigrate's commands plus `lab` (guests for the tests and the demo).
 LAB := node dist/test/lab/cli/main.js
 MOCHA := node_modules/.bin/mocha --reporter dist/test/helpers/timed-reporter.js --exit --forbid-only --require dist/test/helpers/root-hooks.js
@@ -13,19 +15,26 @@ help:
 	@echo "make demo   move a container between two lab guests through containerd: checkpoint from outside the first, restore in the second; then the same between two Kubernetes nodes (kubelet API checkpoint, crictl restore)"
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
-	@echo "make kernels  the dump, container dump, inspect, memory and ps suites on a Debian 6.12 guest pair"
+	@echo "make kernels  the dump (processes, events, sockets, servers), container dump, inspect, memory and ps suites on a Debian 6.12 guest pair"
 	@echo "make build  compile TypeScript into dist/"
 	@echo "make components  build the pinned Go components (containerd 2.x, crictl, critest, checkpointctl, kubelet; test/lab/components.json) into the cache, and check them"
 	@echo "make conformance  critest (cri-tools' CRI conformance suite) against containerd 1.6 on this host, directly and through ovmigrate-cri: the same specs must pass"
 	@echo "make bench  benchmarks, with ratios against baselines measured in the same run"
 	@echo "make fuzz   the fuzzers with 10,000 cases each (OVMIGRATE_FUZZ_CASES=N for another count, OVMIGRATE_FUZZ_SEED=S to replay one)"
 
-# Debian packages: installed only when one is missing (apt-get update first, as a fresh machine needs).
+# Debian packages: installed only when one is missing (apt-get update first, as a fresh machine needs). The servers among
+# them are for lab guests (which see this machine's /): a policy-rc.d that denies (101) keeps their postinst from starting
+# them here, and they are disabled again after (one already there, e.g. a container image's, is left as it is).
 deps: node_modules/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		own=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; own=1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
+		[ -z "$$own" ] || rm -f /usr/sbin/policy-rc.d; \
+		for p in $$missing; do case " $(SERVICE_PACKAGES) " in *" $$p "*) \
+			systemctl disable -q $$p >/dev/null 2>&1; update-rc.d $$p disable >/dev/null 2>&1;; esac; done; \
+		exit $$rc; \
 	fi
 
 node_modules/.installed: package.json package-lock.json
@@ -65,7 +74,7 @@ test: deps build
 	OVMIGRATE_TEST_KERNELS=$${OVMIGRATE_TEST_KERNELS:-6.1} $(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' $(INTEGRATION_SUITES) 'dist/test/components/**/*.test.js'
 
 # The kernel-parameterised suites (dump, container dump, inspect, memory, ps) on a Debian 6.12 guest pair.
-KERNEL_SUITES := dump dump-event-files dump-sockets dump-container introspect-inspect introspect-memory introspect-ps
+KERNEL_SUITES := dump dump-event-files dump-sockets dump-servers dump-container introspect-inspect introspect-memory introspect-ps
 kernels: deps build
 	$(LAB) lab prepare --kernel 6.12 >/dev/null
 	OVMIGRATE_TEST_KERNELS=6.12 $(MOCHA) --timeout 600000 $(foreach s,$(KERNEL_SUITES),dist/test/integration/$(s).test.js)
@@ -92,6 +101,7 @@ bench: deps build
 	$(LAB) lab prepare >/dev/null
 	node dist/test/bench/introspect.bench.js
 	node dist/test/bench/dump.bench.js
+	node dist/test/bench/redis.bench.js
 	node dist/test/bench/shim.bench.js
 	node dist/test/bench/cri-poll.bench.js
 	$(LAB) lab components >/dev/null

@@ -86,6 +86,8 @@ class GuestPool {
   paths(): { root: string; share: string; virtiofs: string } {
     if (!this.dirs) {
       const root = fs.mkdtempSync(`/var/tmp/ovmigrate-pool-${process.pid}-`);
+      // Servers that drop root (postgres) reach their data on the share through it, in the host and in the guests.
+      fs.chmodSync(root, 0o711);
       const share = path.join(root, 'share');
       const virtiofs = path.join(root, 'virtiofs');
       fs.mkdirSync(share);
