@@ -109,7 +109,8 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
     if (file && shmSb !== undefined && fileSuperblock(file) === shmSb) {
       // shm_mnt's files: CRIU 3.17 maps memfds and MAP_SHARED|MAP_ANONYMOUS memory alike as memfd file mappings
       // (shmid = the MEMFD file id), a SysV segment as anonymous shared memory with shmid = its IPC id (newseg's i_ino).
-      // A SysV VMA of a tree outside its IPC namespace's dump carries no pages (criu/shmem.c add_shmem_area, cr_dump_shmem).
+      // A SysV segment lives in its IPC namespace, whose segments are not dumped yet: refused, as criu dump refuses one
+      // outside a dumped IPC namespace (an attach by id would only restore where that segment exists).
       const obj = files.shmem.mapped(file, who);
       entry.pgoff = pgoff;
       entry.fdflags = mappedFileFlags(file);
@@ -117,6 +118,7 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
         status = VMA_AREA_REGULAR | VMA_AREA_MEMFD | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
         entry.shmid = BigInt(mappedMemfdId(files, file, who));
       } else {
+        problem('sysv-shm', `a SysV shared memory segment (shmid ${obj.ino}): the segments of an IPC namespace are not dumped yet`);
         flags |= MAP.ANONYMOUS;
         status = VMA_AREA_REGULAR | VMA_ANON_SHARED | VMA_AREA_SYSVIPC;
         entry.shmid = obj.ino;
