@@ -15,7 +15,9 @@
  * ticks over the call, a process that ended counted in its parent's
  * children's ticks.
  *
- * `--size MiB` (default 256) and `--reps N` (default 3) change the run;
+ * `--size MiB` (default 256) and `--reps N` (default 3) change the run,
+ * `--node NAME` the guest's name (default kbench); `--no-baseline` measures
+ * our side only (no runc pod, no CRIU in the guest);
  * `--dry-run` prints the pods, the node's set-up and the calls, and boots nothing.
  */
 import { execFileSync } from 'node:child_process';
@@ -29,7 +31,6 @@ import { KUBELET_CHECKPOINT_DIR, STATIC_POD_DIR, checkpointUrl, nodeDirs, nodeLo
 import { down, up } from '../lab/lab.js';
 import { median } from './median.js';
 
-const NODE = 'kbench';
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 const DEFAULT_REPS = 3;
 const DEFAULT_MIB = 256;
@@ -188,6 +189,11 @@ function parseCheckpoint(out: string): { ns: number; ticks: number; bytes: numbe
   return { ns, ticks, bytes, programs };
 }
 
+function textOption(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? fallback : process.argv[i + 1] ?? fallback;
+}
+
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   if (i < 0) return fallback;
@@ -200,42 +206,45 @@ const sec = (v: number) => `${v.toFixed(2)} s`;
 const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 
 /** The table: medians of each measure, the ratio runc / ours, whether the issue's goal is met, then where each side's guest CPU went. */
-function report(runc: Subject, ovm: Subject, mib: number, reps: number, loadAtStart: string): void {
+function report(subjects: Subject[], mib: number, reps: number, loadAtStart: string): void {
   const m = (s: Subject, k: 'totalS' | 'frozenS' | 'guestCpuS') => median(s.samples.map((x) => x[k]));
-  const w = Math.max(runc.label.length, ovm.label.length, 12);
+  const [runc, ovm] = subjects.length === 2 ? subjects : [undefined, subjects[0]];
+  const w = Math.max(...subjects.map((s) => s.label.length), 12);
   const lines = [
     '',
     `kubelet POST /checkpoint of a ${mib} MiB container (busybox + hog), containerd 2.4 node (TCG), kubelet checkpoint dir on the VM's share`,
     `medians of ${reps}; host: ${os.cpus().length} CPUs, load average (1, 5, 15 min) ${loadAtStart} at the start, ${load()} at the end`,
     '',
-    `  ${''.padEnd(10)}  ${runc.label.padStart(w)}  ${ovm.label.padStart(w)}  ratio`,
+    `  ${''.padEnd(10)}  ${subjects.map((s) => s.label.padStart(w)).join('  ')}${runc ? '  ratio' : ''}`,
   ];
-  const ratios: Record<string, number> = {};
   for (const [label, k] of [['total', 'totalS'], ['frozen', 'frozenS'], ['guest CPU', 'guestCpuS']] as const) {
-    const a = m(runc, k);
     const b = m(ovm, k);
-    ratios[k] = a / b;
+    if (!runc) {
+      lines.push(`  ${label.padEnd(10)}  ${sec(b).padStart(w)}`);
+      continue;
+    }
+    const a = m(runc, k);
     // A ratio over a handful of ticks says little: below 0.05 s it is a bound.
     const ratio = b >= 0.05 ? `${(a / b).toFixed(1)}x` : `> ${(a / 0.05).toFixed(0)}x (ours under 0.05 s)`;
     lines.push(`  ${label.padEnd(10)}  ${sec(a).padStart(w)}  ${sec(b).padStart(w)}  ${ratio}`);
   }
-  const totalOk = ratios.totalS >= 5;
-  const cpuShare = m(ovm, 'guestCpuS') / m(runc, 'guestCpuS');
-  lines.push(
-    '',
-    `  goal "total at least 5x faster": ${ratios.totalS.toFixed(1)}x, ${totalOk ? 'met' : 'NOT met'}`,
-    `  goal "guest CPU near zero": ours ${sec(m(ovm, 'guestCpuS'))}, ${(cpuShare * 100).toFixed(1)}% of the in-guest path's`,
-    '',
-    `  guest CPU per program, mean of ${reps} (s):`,
-  );
-  for (const s of [runc, ovm]) {
+  if (runc) {
+    const total = m(runc, 'totalS') / m(ovm, 'totalS');
+    const cpuShare = m(ovm, 'guestCpuS') / m(runc, 'guestCpuS');
+    lines.push(
+      '',
+      `  goal "total at least 5x faster": ${total.toFixed(1)}x, ${total >= 5 ? 'met' : 'NOT met'}`,
+      `  goal "guest CPU near zero": ours ${sec(m(ovm, 'guestCpuS'))}, ${(cpuShare * 100).toFixed(1)}% of the in-guest path's`,
+    );
+  }
+  lines.push('', `  guest CPU per program, mean of ${reps} (s):`);
+  for (const s of subjects) {
     const sum = new Map<string, number>();
     for (const x of s.samples) for (const [n, v] of x.programs) sum.set(n, (sum.get(n) ?? 0) + v / s.samples.length);
     const top = [...sum].filter(([, v]) => v >= 0.01).sort((a, b) => b[1] - a[1]);
     lines.push(`    ${s.label}: ${top.map(([n, v]) => `${n} ${v.toFixed(2)}`).join(', ') || '(none over 0.01 s)'}`);
   }
-  lines.push(`  archive size: ${runc.label} ${(median(runc.samples.map((x) => x.bytes)) / 2 ** 20).toFixed(1)} MiB, ` +
-    `${ovm.label} ${(median(ovm.samples.map((x) => x.bytes)) / 2 ** 20).toFixed(1)} MiB`);
+  lines.push(`  archive size: ${subjects.map((s) => `${s.label} ${(median(s.samples.map((x) => x.bytes)) / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
   console.log(lines.join('\n'));
 }
 
@@ -243,6 +252,8 @@ async function main(): Promise<void> {
   const dryRun = process.argv.includes('--dry-run');
   const mib = option('--size', DEFAULT_MIB);
   const reps = option('--reps', DEFAULT_REPS);
+  const NODE = textOption('--node', 'kbench');
+  const baseline = !process.argv.includes('--no-baseline');
   const loadAtStart = load();
   const progress = (s: string) => log.info(`bench: ${s}`);
   const dirs = nodeDirs(NODE);
@@ -253,6 +264,8 @@ async function main(): Promise<void> {
     { label: 'ovmigrate', pod: hogPod('hog-ovm', hog, mib), runtimeType: 'io.containerd.ovmigrate.v1', samples: [] },
   ];
   const [runc, ovm] = subjects;
+  // --no-baseline: our side alone (where the guest's CPU goes, without minutes of CRIU in the guest).
+  const measured = baseline ? subjects : [ovm];
   const shareCheckpoints = `set -e
     mkdir -p ${onShare} && chmod 0700 ${onShare}
     rm -rf ${KUBELET_CHECKPOINT_DIR} && ln -s ${onShare} ${KUBELET_CHECKPOINT_DIR}`;
@@ -277,17 +290,19 @@ async function main(): Promise<void> {
     const ids = new Map<Subject, string>();
     progress(`${ovm.pod.name} on the default runtime (ours), touching ${mib} MiB`);
     ids.set(ovm, (await guestScript(NODE, startPodScript(dirs.files, ovm.pod, mib), SLOW_MS)).trim());
-    progress('containerd restarted with runc as its default runtime (a standalone kubelet cannot pick a runtime handler per pod)');
-    await guestScript(NODE, defaultRuntimeScript('runc', runc.runtimeType), SLOW_MS);
-    progress(`${runc.pod.name} on runc, touching ${mib} MiB`);
-    ids.set(runc, (await guestScript(NODE, startPodScript(dirs.files, runc.pod, mib), SLOW_MS)).trim());
-    for (const s of subjects) {
+    if (baseline) {
+      progress('containerd restarted with runc as its default runtime (a standalone kubelet cannot pick a runtime handler per pod)');
+      await guestScript(NODE, defaultRuntimeScript('runc', runc.runtimeType), SLOW_MS);
+      progress(`${runc.pod.name} on runc, touching ${mib} MiB`);
+      ids.set(runc, (await guestScript(NODE, startPodScript(dirs.files, runc.pod, mib), SLOW_MS)).trim());
+    }
+    for (const s of measured) {
       const info = await guestScript(NODE, `crictl inspect ${ids.get(s)}`, 120_000);
       if (!info.includes(`"runtimeType": "${s.runtimeType}"`)) throw new Error(`${s.pod.name} does not run on ${s.runtimeType}`);
     }
 
     for (let rep = 1; rep <= reps; rep++) {
-      for (const s of subjects) {
+      for (const s of measured) {
         const id = ids.get(s)!;
         await guestScript(NODE, `crictl exec ${id} sh -c ': > /gaps'`, 120_000);
         const r = parseCheckpoint(await guestScript(NODE, checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name)), SLOW_MS));
@@ -299,7 +314,7 @@ async function main(): Promise<void> {
           `archive ${(r.bytes / 2 ** 20).toFixed(1)} MiB (load ${load()})`);
       }
     }
-    report(runc, ovm, mib, reps, loadAtStart);
+    report(measured, mib, reps, loadAtStart);
   } catch (err) {
     process.stderr.write(await nodeLogs(NODE).catch(() => ''));
     throw err;

@@ -33,11 +33,12 @@ export class DemoStory {
   async waiting<T>(what: string, step: () => Promise<T>): Promise<T> {
     const t0 = Date.now();
     const seconds = () => Math.round((Date.now() - t0) / 1000);
+    let minutes = 0;
     // Ends in \r: the next log line (longer, with its timestamp) writes over it.
     const tick = setInterval(() => {
       const s = seconds();
       if (this.tty) process.stderr.write(`\r   ${what}: ${s} s\r`);
-      else if (s % 60 === 0) log.info(`   ${what}: ${s} s`);
+      else if (Math.floor(s / 60) > minutes) log.info(`   ${what}: ${++minutes} min`);
     }, 1000);
     try {
       return await step();
