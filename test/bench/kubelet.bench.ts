@@ -26,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { log } from '../../common/log.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
+import { componentBinary } from '../lab/components/index.js';
 import { guestScript } from '../lab/containerd.js';
 import { KUBELET_CHECKPOINT_DIR, STATIC_POD_DIR, checkpointUrl, nodeDirs, nodeLogs, type StaticPod } from '../lab/kubernetes/index.js';
 import { down, up } from '../lab/lab.js';
@@ -83,14 +84,18 @@ function hogPod(name: string, hog: string, mib: number): StaticPod & { manifest:
  * client, makes no RuntimeClass manager, and sends every sandbox with the
  * empty handler (containerd's default runtime), whatever the manifest says.
  * So the runc pod is made after this. Running pods stay on their runtimes
- * (containerd reconnects to their shims).
+ * (containerd reconnects to their shims). The runc shim is the pinned
+ * containerd 2.3's (the 2.4 build is the daemon only): the one on the shims'
+ * PATH is Debian's 1.6 shim, which a 2.x daemon cannot start
+ * ("type with url ...: not found").
  */
-function defaultRuntimeScript(runtime: string, type: string): string {
+function defaultRuntimeScript(runtime: string, type: string, shim: string): string {
   return `set -e
     cfg=/etc/containerd/config.toml
     grep -qF '.runtimes."${runtime}"]' $cfg || cat >> $cfg <<'OVM_EOF'
 [${RUNTIME_TABLE}.runtimes."${runtime}"]
   runtime_type = "${type}"
+  runtime_path = "${shim}"
 OVM_EOF
     sed -i 's/^  default_runtime_name = .*/  default_runtime_name = "${runtime}"/' $cfg
     # By its command line: the 2.4 build's program (and comm) is containerd-2.4.
@@ -275,7 +280,7 @@ async function main(): Promise<void> {
       console.log(`# checkpoint: ${checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name))}\n`);
     }
     console.log(`# the kubelet's checkpoints on the share:\n${shareCheckpoints}\n`);
-    console.log(`# ${ovm.pod.name} first, then containerd's default runtime to runc:\n${defaultRuntimeScript('runc', runc.runtimeType)}\n`);
+    console.log(`# ${ovm.pod.name} first, then containerd's default runtime to runc:\n${defaultRuntimeScript('runc', runc.runtimeType, componentBinary('containerd-shim-runc-v2'))}\n`);
     console.log(`# a pod: ${startPodScript(dirs.files, runc.pod, mib)}`);
     return;
   }
@@ -292,7 +297,7 @@ async function main(): Promise<void> {
     ids.set(ovm, (await guestScript(NODE, startPodScript(dirs.files, ovm.pod, mib), SLOW_MS)).trim());
     if (baseline) {
       progress('containerd restarted with runc as its default runtime (a standalone kubelet cannot pick a runtime handler per pod)');
-      await guestScript(NODE, defaultRuntimeScript('runc', runc.runtimeType), SLOW_MS);
+      await guestScript(NODE, defaultRuntimeScript('runc', runc.runtimeType, componentBinary('containerd-shim-runc-v2')), SLOW_MS);
       progress(`${runc.pod.name} on runc, touching ${mib} MiB`);
       ids.set(runc, (await guestScript(NODE, startPodScript(dirs.files, runc.pod, mib), SLOW_MS)).trim());
     }
