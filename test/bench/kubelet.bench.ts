@@ -242,12 +242,15 @@ function report(subjects: Subject[], mib: number, reps: number, loadAtStart: str
       `  goal "guest CPU near zero": ours ${sec(m(ovm, 'guestCpuS'))}, ${(cpuShare * 100).toFixed(1)}% of the in-guest path's`,
     );
   }
-  lines.push('', `  guest CPU per program, mean of ${reps} (s):`);
+  // A task's times are its runtime on a vCPU, which under TCG on a loaded host includes the vCPU thread's time off the
+  // host's CPUs: their sum can exceed /proc/stat's busy ticks. Their shares say where the guest's CPU went.
+  lines.push('', `  guest CPU per program, mean of ${reps} (s, and share of all tasks' time):`);
   for (const s of subjects) {
     const sum = new Map<string, number>();
     for (const x of s.samples) for (const [n, v] of x.programs) sum.set(n, (sum.get(n) ?? 0) + v / s.samples.length);
-    const top = [...sum].filter(([, v]) => v >= 0.01).sort((a, b) => b[1] - a[1]);
-    lines.push(`    ${s.label}: ${top.map(([n, v]) => `${n} ${v.toFixed(2)}`).join(', ') || '(none over 0.01 s)'}`);
+    const all = [...sum.values()].reduce((a, b) => a + b, 0);
+    const top = [...sum].filter(([, v]) => v >= 0.01 && v >= all / 200).sort((a, b) => b[1] - a[1]);
+    lines.push(`    ${s.label}: ${top.map(([n, v]) => `${n} ${v.toFixed(2)} (${((100 * v) / all).toFixed(0)}%)`).join(', ') || '(none over 0.01 s)'}`);
   }
   lines.push(`  archive size: ${subjects.map((s) => `${s.label} ${(median(s.samples.map((x) => x.bytes)) / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
   console.log(lines.join('\n'));
