@@ -7,8 +7,15 @@ import {
 import type { Relay } from './relay.js';
 import type { PortIO } from './virtio-port.js';
 
-/** Between polls of the port while nothing waits for the host... */
+/** Between polls of the port while no host is there (a call waits for one, held by the relay)... */
 const IDLE_POLL_MS = 100;
+/**
+ * ...while the host is there and nothing waits for it: it sends nothing
+ * unasked, and a call going out polls at once, finding a host that left
+ * then (a read of 0 fails what was forwarded, UNAVAILABLE). Ten wake-ups a
+ * second here were the relay's guest CPU over a whole checkpoint.
+ */
+const UP_IDLE_POLL_MS = 1000;
 /** ...and while something does: an answer waits for the next poll. */
 const BUSY_POLL_MS = 5;
 /**
@@ -106,7 +113,7 @@ export class PortLink {
     const quiet = this.state.kind === 'up' && !this.heard && this.out.length === 0;
     this.busyPollMs = waiting && quiet ? Math.min(this.busyPollMs * 2, MAX_BUSY_POLL_MS) : BUSY_POLL_MS;
     this.heard = false;
-    this.schedule(waiting ? this.busyPollMs : IDLE_POLL_MS);
+    this.schedule(waiting ? this.busyPollMs : this.state.kind === 'up' ? UP_IDLE_POLL_MS : IDLE_POLL_MS);
   }
 
   private schedule(ms: number): void {

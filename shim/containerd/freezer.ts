@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ExternalError, NotFoundError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
-import type { Runc } from './runc.js';
+import type { FreezeOps } from './cgroup-freeze.js';
 
 /**
  * In the bundle while a checkpoint holds the container frozen: written
@@ -14,7 +14,6 @@ export const FROZEN_MARKER = 'ovmigrate-frozen.json';
 /** Pauses between thaw attempts: a cgroup still settling its freeze may refuse the first. */
 const THAW_RETRY_MS = [100, 500];
 
-type FreezeRunc = Pick<Runc, 'pause' | 'resume' | 'state'>;
 
 /**
  * The freeze state of one container and the turn-taking around it. A
@@ -27,7 +26,7 @@ export class Freezer {
   /** The user's Pause, as last asked through this shim. */
   private userPaused = false;
 
-  constructor(private readonly runc: FreezeRunc, readonly id: string, readonly bundle: string) {}
+  constructor(private readonly runc: FreezeOps, readonly id: string, readonly bundle: string) {}
 
   /** Runs fn once every earlier exclusive operation on this container has ended. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -84,7 +83,7 @@ export class Freezer {
   }
 
   /** Thaws a container a checkpoint left frozen (its marker in the bundle); true when there was one. */
-  static async thawLeftover(runc: FreezeRunc, id: string, bundle: string): Promise<boolean> {
+  static async thawLeftover(runc: FreezeOps, id: string, bundle: string): Promise<boolean> {
     const marker = markerPath(bundle);
     let text: string;
     try {
@@ -118,7 +117,7 @@ function markerPath(bundle: string): string {
 }
 
 /** runc resume until the container is not paused; a container runc no longer knows needs no thaw. */
-async function thawWithRetries(runc: FreezeRunc, id: string): Promise<void> {
+async function thawWithRetries(runc: FreezeOps, id: string): Promise<void> {
   let last: unknown;
   for (let attempt = 0; attempt <= THAW_RETRY_MS.length; attempt++) {
     if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, THAW_RETRY_MS[attempt - 1]));

@@ -47,9 +47,14 @@ export function overlayUpperDir(rootfs: string, mountinfo = fs.readFileSync('/pr
 /**
  * The directories under `upper` overlayfs marks opaque (trusted.overlay.opaque,
  * or user.overlay.opaque with userxattr), relative. Node cannot read xattrs;
- * python3 is in every guest the shim runs in (its subreaper helper).
+ * python3 is in every guest the shim runs in (its subreaper helper). A python
+ * start is most of a small checkpoint's guest CPU under TCG: an upper
+ * directory with no directory in it has no opaque one, and python runs
+ * without its site module (-S), which this needs no part of.
  */
 export async function opaqueDirs(upper: string): Promise<Set<string>> {
+  const top = await fs.promises.readdir(upper, { withFileTypes: true });
+  if (!top.some((d) => d.isDirectory())) return new Set();
   const script = `
 import os, sys
 root = sys.argv[1]
@@ -65,7 +70,7 @@ for d, subdirs, _ in os.walk(root):
                 pass
 `;
   try {
-    const { stdout } = await run('python3', ['-c', script, upper], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run('python3', ['-S', '-c', script, upper], { maxBuffer: 64 * 1024 * 1024 });
     return new Set(stdout.split('\0').filter(Boolean));
   } catch (err) {
     throw new ExternalError(`listing the opaque directories of ${upper}: ${errorMessage(err)}`, { cause: err });

@@ -10,21 +10,31 @@
  * ratios. The kubelet's checkpoint directory is on the VM's share for both,
  * as a node whose checkpoints the host takes away has it.
  *
+ * Where the guest's CPU went is told per program (containerd, the shims,
+ * runc, CRIU, ovmigrate-cri, the relay, the kubelet): each process's CPU
+ * ticks over the call, a process that ended counted in its parent's
+ * children's ticks.
+ *
+ * `--size MiB` (default 256) and `--reps N` (default 3) change the run,
+ * `--node NAME` the guest's name (default kbench); `--no-baseline` measures
+ * our side only (no runc pod, no CRIU in the guest);
  * `--dry-run` prints the pods, the node's set-up and the calls, and boots nothing.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { log } from '../../common/log.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
+import { componentBinary } from '../lab/components/index.js';
 import { guestScript } from '../lab/containerd.js';
 import { KUBELET_CHECKPOINT_DIR, STATIC_POD_DIR, checkpointUrl, nodeDirs, nodeLogs, type StaticPod } from '../lab/kubernetes/index.js';
 import { down, up } from '../lab/lab.js';
 import { median } from './median.js';
 
-const NODE = 'kbench';
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
-const REPS = 3;
-const HOG_MIB = 256;
+const DEFAULT_REPS = 3;
+const DEFAULT_MIB = 256;
 /** containerd 2.x's CRI runtime table in the node's config (test/lab/cri-config.ts). */
 const RUNTIME_TABLE = "plugins.'io.containerd.cri.v1.runtime'.containerd";
 /** TCG on a loaded host: a pod start, a checkpoint, may take minutes. */
@@ -34,6 +44,10 @@ interface Sample {
   totalS: number;
   frozenS: number;
   guestCpuS: number;
+  /** The archive's size in bytes. */
+  bytes: number;
+  /** Guest CPU seconds per program (PER_PROGRAM's names). */
+  programs: Map<string, number>;
 }
 
 interface Subject {
@@ -43,9 +57,9 @@ interface Subject {
   samples: Sample[];
 }
 
-/** A static pod of one container running the hog over 256 MiB, logging its wake-up gaps into /gaps. */
-function hogPod(name: string, hog: string): StaticPod & { manifest: string } {
-  const pod: StaticPod = { name, containers: [{ name, image: BUSYBOX_IMAGE, command: ['/hog', String(HOG_MIB), '/gaps'] }] };
+/** A static pod of one container running the hog over `mib` MiB, logging its wake-up gaps into /gaps. */
+function hogPod(name: string, hog: string, mib: number): StaticPod & { manifest: string } {
+  const pod: StaticPod = { name, containers: [{ name, image: BUSYBOX_IMAGE, command: ['/hog', String(mib), '/gaps'] }] };
   const manifest = JSON.stringify({
     apiVersion: 'v1',
     kind: 'Pod',
@@ -64,19 +78,29 @@ function hogPod(name: string, hog: string): StaticPod & { manifest: string } {
 }
 
 /**
- * The node's containerd again with another default runtime: the kubelet
- * (standalone, no API server) has no RuntimeClass to pick one per pod, so the
- * runc pod is made after this. Running pods stay on their runtimes.
+ * The node's containerd again with another default runtime. A pod picks a
+ * runtime handler by runtimeClassName only through a RuntimeClass object,
+ * which the kubelet looks up in the API server: a standalone kubelet has no
+ * client, makes no RuntimeClass manager, and sends every sandbox with the
+ * empty handler (containerd's default runtime), whatever the manifest says.
+ * So the runc pod is made after this. Running pods stay on their runtimes
+ * (containerd reconnects to their shims). The runc shim is the pinned
+ * containerd 2.3's (the 2.4 build is the daemon only): the one on the shims'
+ * PATH is Debian's 1.6 shim, which a 2.x daemon cannot start
+ * ("type with url ...: not found").
  */
-function defaultRuntimeScript(runtime: string, type: string): string {
+function defaultRuntimeScript(runtime: string, type: string, shim: string): string {
   return `set -e
     cfg=/etc/containerd/config.toml
     grep -qF '.runtimes."${runtime}"]' $cfg || cat >> $cfg <<'OVM_EOF'
 [${RUNTIME_TABLE}.runtimes."${runtime}"]
   runtime_type = "${type}"
+  runtime_path = "${shim}"
 OVM_EOF
     sed -i 's/^  default_runtime_name = .*/  default_runtime_name = "${runtime}"/' $cfg
-    pid=$(cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(containerd)" {print $1; exit}')
+    # By its command line: the 2.4 build's program (and comm) is containerd-2.4.
+    pid=$(ps -eo pid=,args= | awk '$3 == "--config" && $4 == "'$cfg'" {print $1; exit}')
+    [ -n "$pid" ] || { echo "no containerd running with --config $cfg" >&2; exit 1; }
     cmd=$(tr '\\0' ' ' < /proc/$pid/cmdline)
     p=$(tr '\\0' '\\n' < /proc/$pid/environ | sed -n 's/^PATH=//p')
     kill $pid
@@ -87,43 +111,169 @@ OVM_EOF
 }
 
 /** Places a static pod and waits until its container runs and the hog has touched its memory; prints the container's id. */
-function startPodScript(files: string, pod: StaticPod): string {
+function startPodScript(files: string, pod: StaticPod, mib: number): string {
   const name = pod.containers[0].name;
   return `set -e
     cp ${files}/${pod.name}.json ${STATIC_POD_DIR}/.${pod.name}.new && mv ${STATIC_POD_DIR}/.${pod.name}.new ${STATIC_POD_DIR}/${pod.name}.json
     until id=$(crictl ps --name '^${name}$' --state Running -q) && [ -n "$id" ]; do sleep 2; done
-    until crictl logs $id 2>&1 | grep -q 'hog ${HOG_MIB} MiB'; do sleep 1; done
+    until crictl logs $id 2>&1 | grep -q 'hog ${mib} MiB'; do sleep 1; done
     echo $id`;
 }
 
 /**
+ * Each process's CPU ticks into /run/bench-cpu.$1 ("pid self children") and
+ * its command line into /run/bench-ps.$1. One awk over one cat: /proc/PID/stat
+ * may vanish between the glob and the read.
+ */
+const SNAPSHOT = `snap() {
+      ps -eo pid=,args= > /run/bench-ps.$1
+      cat /proc/[0-9]*/stat 2>/dev/null | awk '{ s = $0; j = 0; while ((k = index(substr(s, j + 1), ")")) > 0) j += k
+        n = split(substr(s, j + 2), f, " "); print $1, f[12] + f[13], f[14] + f[15] }' > /run/bench-cpu.$1
+    }`;
+
+/**
+ * Ticks per program between the snapshots 0 and 1, as "cpu TICKS NAME" lines:
+ * a process alive at both, the growth of its own and (as NAME+children) of
+ * its reaped children's; one started in between, all of it; the measuring
+ * shell (pid \`self\`) left out.
+ * A node program is named by its script under dist/.
+ */
+const PER_PROGRAM = `awk -v self=$$ '
+      FILENAME == ARGV[1] { b[$1] = $2; bc[$1] = $3; next }
+      FILENAME == ARGV[2] { a[$1] = $2; ac[$1] = $3; next }
+      { pid = $1; prog = $2; if (prog ~ /(^|\\/)node$/) prog = $3
+        if (prog ~ /\\/dist\\//) sub(/.*\\/dist\\//, "", prog); else sub(/.*\\//, "", prog); name[pid] = prog }
+      END { for (p in a) { if (p == self) continue
+              d = (p in b) ? a[p] - b[p] : a[p]; if (d > 0) t[name[p]] += d
+              d = (p in b) ? ac[p] - bc[p] : ac[p]; if (d > 0) t[name[p] "+children"] += d }
+            for (n in t) print "cpu", t[n], n }' /run/bench-cpu.0 /run/bench-cpu.1 /run/bench-ps.1`;
+
+/**
  * One checkpoint through the kubelet API, timed in the guest; guest CPU from
- * /proc/stat (all CPUs, not idle or iowait), in USER_HZ ticks. The archive is
- * removed afterwards. Prints "<ns> <ticks> <archive>".
+ * /proc/stat (all CPUs, not idle or iowait), in USER_HZ ticks, and per
+ * program. The archive is removed afterwards. Prints "<ns> <ticks> <archive>",
+ * then the per-program lines.
  */
 function checkpointScript(url: string): string {
   return `set -e
     busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+    ${SNAPSHOT}
+    snap 0
     c0=$(busy); t0=$(date +%s%N)
     out=$(curl -sk -X POST '${url}')
     t1=$(date +%s%N); c1=$(busy)
+    snap 1
     loc=$(echo "$out" | sed -n 's/.*"items":\\["\\([^"]*\\)".*/\\1/p')
     [ -n "$loc" ] && [ -s "$loc" ] || { echo "no archive: $out" >&2; exit 1; }
+    size=$(stat -c %s "$loc")
     rm -f "$loc"
-    echo $((t1 - t0)) $((c1 - c0)) "$loc"`;
+    echo $((t1 - t0)) $((c1 - c0)) $size "$loc"
+    ${PER_PROGRAM}`;
+}
+
+/** A node program's script path as a reader knows it. */
+const PROGRAM_NAMES: Record<string, string> = {
+  'shim/containerd/main.js': 'containerd-shim-ovmigrate-v1',
+  'shim/cri/main.js': 'ovmigrate-cri',
+  'shim/channel/relay-main.js': 'relay',
+};
+
+function parseCheckpoint(out: string): { ns: number; ticks: number; bytes: number; programs: Map<string, number> } {
+  const lines = out.trim().split('\n');
+  const at = lines.findIndex((l) => /^\d+ \d+ \d+ /.test(l));
+  if (at < 0) throw new Error(`no measurement in the checkpoint's output: ${out}`);
+  const [ns, ticks, bytes] = lines[at].split(' ').map(Number);
+  const programs = new Map<string, number>();
+  for (const l of lines.slice(at + 1)) {
+    const m = /^cpu (\d+) (.+)$/.exec(l);
+    if (!m) continue;
+    const [prog, children] = m[2].split('+');
+    const name = (PROGRAM_NAMES[prog] ?? prog) + (children ? `'s ${children}` : '');
+    programs.set(name, (programs.get(name) ?? 0) + Number(m[1]) / 100);
+  }
+  return { ns, ticks, bytes, programs };
+}
+
+function textOption(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? fallback : process.argv[i + 1] ?? fallback;
+}
+
+function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} takes a positive integer`);
+  return v;
+}
+
+const sec = (v: number) => `${v.toFixed(2)} s`;
+const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
+
+/** The table: medians of each measure, the ratio runc / ours, whether the issue's goal is met, then where each side's guest CPU went. */
+function report(subjects: Subject[], mib: number, reps: number, loadAtStart: string): void {
+  const m = (s: Subject, k: 'totalS' | 'frozenS' | 'guestCpuS') => median(s.samples.map((x) => x[k]));
+  const [runc, ovm] = subjects.length === 2 ? subjects : [undefined, subjects[0]];
+  const w = Math.max(...subjects.map((s) => s.label.length), 12);
+  const lines = [
+    '',
+    `kubelet POST /checkpoint of a ${mib} MiB container (busybox + hog), containerd 2.4 node (TCG), kubelet checkpoint dir on the VM's share`,
+    `medians of ${reps}; host: ${os.cpus().length} CPUs, load average (1, 5, 15 min) ${loadAtStart} at the start, ${load()} at the end`,
+    '',
+    `  ${''.padEnd(10)}  ${subjects.map((s) => s.label.padStart(w)).join('  ')}${runc ? '  ratio' : ''}`,
+  ];
+  for (const [label, k] of [['total', 'totalS'], ['frozen', 'frozenS'], ['guest CPU', 'guestCpuS']] as const) {
+    const b = m(ovm, k);
+    if (!runc) {
+      lines.push(`  ${label.padEnd(10)}  ${sec(b).padStart(w)}`);
+      continue;
+    }
+    const a = m(runc, k);
+    // A ratio over a handful of ticks says little: below 0.05 s it is a bound.
+    const ratio = b >= 0.05 ? `${(a / b).toFixed(1)}x` : `> ${(a / 0.05).toFixed(0)}x (ours under 0.05 s)`;
+    lines.push(`  ${label.padEnd(10)}  ${sec(a).padStart(w)}  ${sec(b).padStart(w)}  ${ratio}`);
+  }
+  if (runc) {
+    const total = m(runc, 'totalS') / m(ovm, 'totalS');
+    const cpuShare = m(ovm, 'guestCpuS') / m(runc, 'guestCpuS');
+    lines.push(
+      '',
+      `  goal "total at least 5x faster": ${total.toFixed(1)}x, ${total >= 5 ? 'met' : 'NOT met'}`,
+      `  goal "guest CPU near zero": ours ${sec(m(ovm, 'guestCpuS'))}, ${(cpuShare * 100).toFixed(1)}% of the in-guest path's`,
+    );
+  }
+  // A task's times are its runtime on a vCPU, which under TCG on a loaded host includes the vCPU thread's time off the
+  // host's CPUs: their sum can exceed /proc/stat's busy ticks. Their shares say where the guest's CPU went.
+  lines.push('', `  guest CPU per program, mean of ${reps} (s, and share of all tasks' time):`);
+  for (const s of subjects) {
+    const sum = new Map<string, number>();
+    for (const x of s.samples) for (const [n, v] of x.programs) sum.set(n, (sum.get(n) ?? 0) + v / s.samples.length);
+    const all = [...sum.values()].reduce((a, b) => a + b, 0);
+    const top = [...sum].filter(([, v]) => v >= 0.01 && v >= all / 200).sort((a, b) => b[1] - a[1]);
+    lines.push(`    ${s.label}: ${top.map(([n, v]) => `${n} ${v.toFixed(2)} (${((100 * v) / all).toFixed(0)}%)`).join(', ') || '(none over 0.01 s)'}`);
+  }
+  lines.push(`  archive size: ${subjects.map((s) => `${s.label} ${(median(s.samples.map((x) => x.bytes)) / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
+  console.log(lines.join('\n'));
 }
 
 async function main(): Promise<void> {
   const dryRun = process.argv.includes('--dry-run');
-  const progress = (s: string) => process.stderr.write(`bench: ${s}\n`);
+  const mib = option('--size', DEFAULT_MIB);
+  const reps = option('--reps', DEFAULT_REPS);
+  const NODE = textOption('--node', 'kbench');
+  const baseline = !process.argv.includes('--no-baseline');
+  const loadAtStart = load();
+  const progress = (s: string) => log.info(`bench: ${s}`);
   const dirs = nodeDirs(NODE);
   const hog = path.join(dirs.files, 'hog');
   const onShare = path.join(dirs.images, 'kubelet-checkpoints');
   const subjects: Subject[] = [
-    { label: 'runc + CRIU in the guest', pod: hogPod('hog-runc', hog), runtimeType: 'io.containerd.runc.v2', samples: [] },
-    { label: 'ovmigrate', pod: hogPod('hog-ovm', hog), runtimeType: 'io.containerd.ovmigrate.v1', samples: [] },
+    { label: 'runc + CRIU in the guest', pod: hogPod('hog-runc', hog, mib), runtimeType: 'io.containerd.runc.v2', samples: [] },
+    { label: 'ovmigrate', pod: hogPod('hog-ovm', hog, mib), runtimeType: 'io.containerd.ovmigrate.v1', samples: [] },
   ];
   const [runc, ovm] = subjects;
+  // --no-baseline: our side alone (where the guest's CPU goes, without minutes of CRIU in the guest).
+  const measured = baseline ? subjects : [ovm];
   const shareCheckpoints = `set -e
     mkdir -p ${onShare} && chmod 0700 ${onShare}
     rm -rf ${KUBELET_CHECKPOINT_DIR} && ln -s ${onShare} ${KUBELET_CHECKPOINT_DIR}`;
@@ -133,51 +283,46 @@ async function main(): Promise<void> {
       console.log(`# checkpoint: ${checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name))}\n`);
     }
     console.log(`# the kubelet's checkpoints on the share:\n${shareCheckpoints}\n`);
-    console.log(`# ${ovm.pod.name} first, then containerd's default runtime to runc:\n${defaultRuntimeScript('runc', runc.runtimeType)}\n`);
-    console.log(`# a pod: ${startPodScript(dirs.files, runc.pod)}`);
+    console.log(`# ${ovm.pod.name} first, then containerd's default runtime to runc:\n${defaultRuntimeScript('runc', runc.runtimeType, componentBinary('containerd-shim-runc-v2'))}\n`);
+    console.log(`# a pod: ${startPodScript(dirs.files, runc.pod, mib)}`);
     return;
   }
+  // The hog's memory, CRIU's images of it on the guest's tmpfs, the node's programs.
+  const memoryMiB = Math.max(3072, 1536 + 3 * mib);
   try {
-    progress(`booting ${NODE}, a Kubernetes node on containerd 2.x (3 GiB): the kubelet on ovmigrate-cri, ovmigrate serve for it`);
-    await up(NODE, { kubernetes: '2', memoryMiB: 3072 });
+    progress(`booting ${NODE}, a Kubernetes node on containerd 2.4 (${memoryMiB} MiB): the kubelet on ovmigrate-cri, ovmigrate serve for it`);
+    await up(NODE, { kubernetes: '2', memoryMiB });
     execFileSync('gcc', ['-O1', '-static', '-o', hog, path.join(PROGRAMS, 'hog.c')]);
     for (const s of subjects) fs.writeFileSync(path.join(dirs.files, `${s.pod.name}.json`), (s.pod as StaticPod & { manifest: string }).manifest);
     await guestScript(NODE, shareCheckpoints, 60_000);
     const ids = new Map<Subject, string>();
-    progress(`${ovm.pod.name} on the default runtime (ours)`);
-    ids.set(ovm, (await guestScript(NODE, startPodScript(dirs.files, ovm.pod), SLOW_MS)).trim());
-    progress('containerd again with runc as its default runtime');
-    await guestScript(NODE, defaultRuntimeScript('runc', runc.runtimeType), SLOW_MS);
-    progress(`${runc.pod.name} on runc`);
-    ids.set(runc, (await guestScript(NODE, startPodScript(dirs.files, runc.pod), SLOW_MS)).trim());
-    for (const s of subjects) {
+    progress(`${ovm.pod.name} on the default runtime (ours), touching ${mib} MiB`);
+    ids.set(ovm, (await guestScript(NODE, startPodScript(dirs.files, ovm.pod, mib), SLOW_MS)).trim());
+    if (baseline) {
+      progress('containerd restarted with runc as its default runtime (a standalone kubelet cannot pick a runtime handler per pod)');
+      await guestScript(NODE, defaultRuntimeScript('runc', runc.runtimeType, componentBinary('containerd-shim-runc-v2')), SLOW_MS);
+      progress(`${runc.pod.name} on runc, touching ${mib} MiB`);
+      ids.set(runc, (await guestScript(NODE, startPodScript(dirs.files, runc.pod, mib), SLOW_MS)).trim());
+    }
+    for (const s of measured) {
       const info = await guestScript(NODE, `crictl inspect ${ids.get(s)}`, 120_000);
       if (!info.includes(`"runtimeType": "${s.runtimeType}"`)) throw new Error(`${s.pod.name} does not run on ${s.runtimeType}`);
     }
 
-    for (let rep = 1; rep <= REPS; rep++) {
-      for (const s of subjects) {
-        progress(`${s.label} #${rep}`);
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const s of measured) {
         const id = ids.get(s)!;
         await guestScript(NODE, `crictl exec ${id} sh -c ': > /gaps'`, 120_000);
-        const out = (await guestScript(NODE, checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name)), SLOW_MS)).trim().split('\n').pop()!;
-        const [ns, ticks] = out.split(' ').map(Number);
-        // The longest wake-up gap the hog logged while the checkpoint ran (it wakes every 20 ms).
-        const gap = Number((await guestScript(NODE, `crictl exec ${id} sort -n /gaps | tail -1`, 120_000)).trim() || NaN);
-        s.samples.push({ totalS: ns / 1e9, guestCpuS: ticks / 100, frozenS: gap / 1000 });
+        const r = parseCheckpoint(await guestScript(NODE, checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name)), SLOW_MS));
+        // The longest wake-up gap the hog logged while the checkpoint ran (it wakes every 20 ms; gaps over 100 ms are logged).
+        const gap = Number((await guestScript(NODE, `crictl exec ${id} sh -c 'sort -n /gaps | tail -1'`, 120_000)).trim() || 0);
+        const sample: Sample = { totalS: r.ns / 1e9, guestCpuS: r.ticks / 100, frozenS: gap / 1000, bytes: r.bytes, programs: r.programs };
+        s.samples.push(sample);
+        progress(`${s.label} #${rep}/${reps}: total ${sec(sample.totalS)}, frozen ${sec(sample.frozenS)}, guest CPU ${sec(sample.guestCpuS)}, ` +
+          `archive ${(r.bytes / 2 ** 20).toFixed(1)} MiB (load ${load()})`);
       }
     }
-
-    const m = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]));
-    const sec = (v: number) => `${v.toFixed(2)} s`;
-    console.log(`kubelet: POST /checkpoint of a ${HOG_MIB} MiB container (busybox + hog), containerd 2.x node, archive on the VM's share; medians of ${REPS}`);
-    for (const [label, k] of [['total', 'totalS'], ['frozen', 'frozenS'], ['guest CPU', 'guestCpuS']] as const) {
-      const a = m(runc.samples, k);
-      const b = m(ovm.samples, k);
-      // Guest CPU of ours is near zero: a ratio over a count of ticks that small says nothing.
-      const ratio = b >= 0.05 ? `${(a / b).toFixed(1)}x` : `> ${(a / 0.05).toFixed(0)}x (ours under 0.05 s)`;
-      console.log(`  ${label.padEnd(10)} ${runc.label} ${sec(a).padStart(9)}   ${ovm.label} ${sec(b).padStart(9)}   ratio ${ratio}`);
-    }
+    report(measured, mib, reps, loadAtStart);
   } catch (err) {
     process.stderr.write(await nodeLogs(NODE).catch(() => ''));
     throw err;
@@ -187,6 +332,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error(err);
+  log.error(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
   process.exitCode = 1;
 });

@@ -10,6 +10,9 @@ export const CONTAINERD_V2_SOCKET = '/run/containerd/containerd.sock';
 /** The containerd namespace of CRI pods and containers. */
 export const CRI_NAMESPACE = 'k8s.io';
 
+/** Seconds containerd 2.x may take to answer: a TCG guest on a host at load 20 took over two minutes. */
+const START_TIMEOUT_S = 300;
+
 /** The system directories a guest's shims search after ours. */
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -93,6 +96,7 @@ export async function startGuestContainerdV2(guest: string, o: { cni?: CniDirs; 
     mkdir -p /etc/containerd && cat > /etc/containerd/config.toml <<'OVM_EOF'
 ${containerdV2Config(o)}OVM_EOF
     PATH=${path.dirname(p.containerd)}:${SHIM_BIN}:$PATH setsid ${p.containerd} --config /etc/containerd/config.toml </dev/null >/run/containerd.log 2>&1 &
-    for i in $(seq 300); do ${p.crictl} -r unix://${CONTAINERD_V2_SOCKET} version >/dev/null 2>&1 && exit 0; sleep 0.2; done
-    tail -20 /run/containerd.log; exit 1`, 120_000);
+    end=$(($(date +%s) + ${START_TIMEOUT_S}))
+    while [ $(date +%s) -lt $end ]; do ${p.crictl} -r unix://${CONTAINERD_V2_SOCKET} version >/dev/null 2>&1 && exit 0; sleep 0.2; done
+    tail -20 /run/containerd.log; exit 1`, (START_TIMEOUT_S + 60) * 1000);
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { AlreadyExistsError, BadDataError, FailedPreconditionError, InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import { checkLocation, configDump, criContainerName, goTime, writeArchive, writeExclusive } from '../../shim/cri/checkpoint-archive.js';
 import { encodeCri, goJson } from '../../shim/cri/cri-messages.js';
-import { overlayUpperDir, writeRootfsDiff } from '../../shim/cri/rootfs-diff.js';
+import { opaqueDirs, overlayUpperDir, writeRootfsDiff } from '../../shim/cri/rootfs-diff.js';
 import { TarWriter } from '../../common/tar/index.js';
 import { requireRoot } from '../helpers/cli.js';
 
@@ -184,6 +184,16 @@ describe('CRI checkpoint archive (containerd 2.x layout)', () => {
     await tarOf(out, (tar) => writeRootfsDiff(tar, upper));
     const names = listing(out).map((l) => l.split(' ').slice(2).join(' '));
     assert.deepEqual(names, ['etc/', 'etc/.wh.gone', 'etc/link -> new', 'etc/new', 'etc/opq/', ...(opaque ? ['etc/opq/.wh..wh..opq'] : [])]);
+
+    // Files alone at the top (a counter's /count): no directory, so none opaque, and no python to ask.
+    const flat = path.join(tmp, 'flat');
+    fs.mkdirSync(flat);
+    fs.writeFileSync(path.join(flat, 'count'), '1\n');
+    execFileSync('mknod', [path.join(flat, 'gone'), 'c', '0', '0']);
+    assert.deepEqual([...await opaqueDirs(flat)], []);
+    const flatOut = path.join(tmp, 'flat.tar');
+    await tarOf(flatOut, (tar) => writeRootfsDiff(tar, flat));
+    assert.deepEqual(listing(flatOut).map((l) => l.split(' ').slice(2).join(' ')), ['count', '.wh.gone']);
   });
 });
 

@@ -151,6 +151,25 @@ describe('guest channel relay start-up: the host sees only frames it serves', fu
     assert.ok(reads < 80, `${reads} reads of the port during a call of 1 s`);
   });
 
+  it('an idle link with its host up reads the port about once a second, and a call then goes through at once', async function () {
+    this.timeout(10_000);
+    const relay = new Relay();
+    start(relay);
+    assert.equal(await echo(relay, 'warm'), 'warm');
+    let reads = 0;
+    const read = channel.read.bind(channel);
+    channel.read = (buf: Buffer) => {
+      reads++;
+      return read(buf);
+    };
+    await sleep(2500);
+    assert.ok(reads <= 5, `${reads} reads of the port in 2.5 s of nothing to do`);
+    const t0 = Date.now();
+    assert.equal(await echo(relay, 'next'), 'next');
+    // Not at the next idle poll, a second away.
+    assert.ok(Date.now() - t0 < 800, `answered ${Date.now() - t0} ms after the call`);
+  });
+
   it('a relay started after another (its ids reserved) goes on on the same host connection with larger ids', async () => {
     let reserved = 1;
     const first = new Relay({ reserveStreamIds: (below) => (reserved = below) });
