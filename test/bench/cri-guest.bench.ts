@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { guestSh } from '../helpers/cli.js';
+import { pathCpuTicks } from '../helpers/cri-path-cpu.js';
 import { downTestGuests, labUp } from '../helpers/lab-guests.js';
 import { ServedBackend } from '../helpers/served-backend.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
@@ -77,29 +78,7 @@ async function main(): Promise<void> {
     await sh(`crictl -t 300s start ${id}`);
     await sh(`for i in $(seq 600); do [ "$(cat /sys/fs/cgroup/ovm-cribench/${id}/memory.current 2>/dev/null || echo 0)" -gt ${HOG_MIB << 20} ] && break; sleep 0.5; done; sleep 2`);
 
-    /** Guest CPU ticks (utime + stime) of ovmigrate-cri, the relay, and the container's shim (node and subreaper). */
-    const ticks = async (): Promise<Record<string, number>> => {
-      const out = await sh(`
-        for p in $(ls /proc | grep -E '^[0-9]+$'); do
-          # Not this shell nor its subshells: their command line holds the patterns below.
-          [ "$p" = "$$" ] && continue
-          [ "$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status 2>/dev/null)" = "$$" ] && continue
-          cmd=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) || continue
-          case "$cmd" in
-            *dist/shim/cri/main.js*) k=cri ;;
-            *relay-main.js*) k=relay ;;
-            *"-id ${id}"*) k=shim ;;
-            *) continue ;;
-          esac
-          echo "$k $(cut -d' ' -f14,15 /proc/$p/stat 2>/dev/null)"
-        done`);
-      const t: Record<string, number> = { cri: 0, relay: 0, shim: 0 };
-      for (const line of out.split('\n').filter(Boolean)) {
-        const [k, u, s] = line.split(' ');
-        t[k] += Number(u) + Number(s);
-      }
-      return t;
-    };
+    const ticks = () => pathCpuTicks(sh, id);
     const hz = Number((await sh('getconf CLK_TCK')).trim()) || 100;
     const checkpoint = async (location: string): Promise<Sample> => {
       const before = await ticks();

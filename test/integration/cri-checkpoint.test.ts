@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { requirePrograms } from '../helpers/cli.js';
+import { pathCpuTicks } from '../helpers/cri-path-cpu.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { components } from '../helpers/components.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
@@ -73,30 +74,6 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
     return id;
   }
 
-  /** Guest CPU ticks (utime + stime) of ovmigrate-cri, the relay, and the shim of container `id` (its node and its subreaper). */
-  async function pathCpuTicks(id: string): Promise<Record<string, number>> {
-    const out = await sh(`
-      for p in $(ls /proc | grep -E '^[0-9]+$'); do
-        # Not this shell nor its subshells: their command line holds the patterns below.
-        [ "$p" = "$$" ] && continue
-        [ "$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status 2>/dev/null)" = "$$" ] && continue
-        cmd=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) || continue
-        case "$cmd" in
-          *dist/shim/cri/main.js*) k=cri ;;
-          *relay-main.js*) k=relay ;;
-          *"-id ${id}"*) k=shim ;;
-          *) continue ;;
-        esac
-        echo "$k $(cut -d' ' -f14,15 /proc/$p/stat 2>/dev/null)"
-      done`);
-    const ticks: Record<string, number> = { cri: 0, relay: 0, shim: 0 };
-    for (const line of out.split('\n').filter(Boolean)) {
-      const [k, u, s] = line.split(' ');
-      ticks[k] += Number(u) + Number(s);
-    }
-    return ticks;
-  }
-
   before(async function () {
     requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'python3', 'tar', 'busybox', 'gcc']);
     checkpointctl = await components.program('checkpointctl', 'checkpointctl', this);
@@ -147,12 +124,12 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
     c1 = await container('counter', `/hog 64 >/dev/null & ${LOOP}`, { mounts: [{ container_path: '/hog', host_path: `${share}/hog`, readonly: true }] });
     await sh(`for i in $(seq 100); do crictl exec ${c1} test -s /tmp/count && break; sleep 0.5; done`);
     await sh('sleep 2');
-    const before = await pathCpuTicks(c1);
+    const before = await pathCpuTicks(sh, c1);
     const t0 = Date.now();
     const r = await result(`crictl -t 60s checkpoint --export=${OUT}/c1.tar ${c1}`, 120);
     const ms = Date.now() - t0;
     assert.equal(r.code, 0, r.out);
-    const after = await pathCpuTicks(c1);
+    const after = await pathCpuTicks(sh, c1);
     const hz = Number((await sh('getconf CLK_TCK')).trim()) || 100;
     const cpu = Object.fromEntries(Object.keys(before).map((k) => [k, ((after[k] - before[k]) / hz).toFixed(2)]));
     console.log(`      guest CPU seconds for a 64 MiB container's checkpoint (${ms} ms): ovmigrate-cri ${cpu.cri}, shim ${cpu.shim}, relay ${cpu.relay}`);
@@ -197,12 +174,12 @@ describe('ovmigrate-cri CheckpointContainer in a lab guest (containerd 1.6): the
   it('the host writes the archive: linked when the location is on the share\'s mount, copied by the kernel elsewhere; a log too large for one backend request takes the images through the guest', async () => {
     // Guest CPU of one checkpoint of c1 (64 MiB) into `location`, and how the archive was made (the proxy's log line).
     const measure = async (location: string) => {
-      const before = await pathCpuTicks(c1);
+      const before = await pathCpuTicks(sh, c1);
       const t0 = Date.now();
       const r = await result(`crictl -t 120s checkpoint --export=${location} ${c1}`, 200);
       const ms = Date.now() - t0;
       assert.equal(r.code, 0, r.out);
-      const after = await pathCpuTicks(c1);
+      const after = await pathCpuTicks(sh, c1);
       const hz = Number((await sh('getconf CLK_TCK')).trim()) || 100;
       const cpu = Object.fromEntries(Object.keys(before).map((k) => [k, (after[k] - before[k]) / hz]));
       const line = (await sh(`grep -F '${location} in' ${GUEST_CRI_LOG} | tail -1`)).trim();
