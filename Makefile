@@ -105,6 +105,7 @@ bench: deps build
 	node dist/test/bench/shim.bench.js
 	node dist/test/bench/cri-poll.bench.js
 	$(LAB) lab components >/dev/null
+	node dist/test/bench/cri-forward.bench.js
 	node dist/test/bench/cri-guest.bench.js
 	node dist/test/bench/kubelet.bench.js
 

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http2 from 'node:http2';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FailedPreconditionError } from '../../common/errors.js';
 import { CriProxyRig, criProxyRig } from './helpers/cri-proxy-rig.js';
 import { quietLogs } from './helpers/quiet-logs.js';
-import { CRI_METHODS, CriProxy, Upstream, methodPath, setString, getString, type Intercepts } from '../../shim/cri/index.js';
+import { CRI_METHODS, CriProxy, MAX_CRI_MESSAGE, Upstream, frameMessage, methodPath, setString, getString, type Intercepts } from '../../shim/cri/index.js';
 
 const raw = (b: Buffer): Buffer => b;
 const VERSION = '/runtime.v1.RuntimeService/Version';
@@ -14,6 +16,7 @@ const STATUS = '/runtime.v1.RuntimeService/ContainerStatus';
 const EXEC_SYNC = '/runtime.v1.RuntimeService/ExecSync';
 const EVENTS = '/runtime.v1.RuntimeService/GetContainerEvents';
 const CHECKPOINT = '/runtime.v1.RuntimeService/CheckpointContainer';
+const STOP = '/runtime.v1.RuntimeService/StopContainer';
 
 /** What the fake containerd saw of each call. */
 interface Seen {
@@ -76,6 +79,27 @@ function unary(client: grpc.Client, p: string, request: Buffer, opts: { metadata
   });
 }
 
+/** One call by hand over HTTP/2, to see the wire: response headers, DATA bytes, trailers. */
+function h2Call(socket: string, p: string, body: Buffer) {
+  return new Promise<{ headers: http2.IncomingHttpHeaders; data: Buffer; trailers?: http2.IncomingHttpHeaders }>((resolve, reject) => {
+    const session = http2.connect('http://localhost', { createConnection: () => net.connect(socket) });
+    session.on('error', reject);
+    const stream = session.request({ ':method': 'POST', ':path': p, 'content-type': 'application/grpc', te: 'trailers' });
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    const data: Buffer[] = [];
+    stream.on('response', (h) => (headers = h));
+    stream.on('trailers', (t) => (trailers = t));
+    stream.on('data', (c: Buffer) => data.push(c));
+    stream.on('error', reject);
+    stream.on('close', () => {
+      session.close();
+      resolve({ headers, data: Buffer.concat(data), trailers });
+    });
+    stream.end(body);
+  });
+}
+
 function readStream(client: grpc.Client, request: string, take?: number) {
   return new Promise<{ messages: Buffer[]; status: grpc.StatusObject; call: grpc.ClientReadableStream<Buffer> }>((resolve) => {
     const messages: Buffer[] = [];
@@ -94,6 +118,8 @@ describe('CRI proxy: forwarding as bytes (fake containerd)', () => {
   let rig: CriProxyRig;
   let client: grpc.Client;
   const seen = new Map<string, Seen>();
+  /** What the slow intercept (StopContainer) saw: its deadline, and when its signal fired. */
+  const slow: { deadline?: grpc.Deadline; aborted?: Promise<void> } = {};
   quietLogs();
 
   before(async () => {
@@ -101,6 +127,11 @@ describe('CRI proxy: forwarding as bytes (fake containerd)', () => {
     const intercepts: Intercepts = new Map([[CHECKPOINT, async (request, ctx) => {
       if (getString(request, 1) === 'refuse') throw new FailedPreconditionError('container refuse: not running');
       return ctx.forward(setString(request, 2, '/rewritten/location.tar'));
+    }], [STOP, async (_request, ctx) => {
+      slow.deadline = ctx.deadline;
+      slow.aborted = new Promise((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
+      await slow.aborted;
+      throw new Error('aborted');
     }]]);
     rig = await criProxyRig(dir, (socket) => fakeContainerd(socket, seen), () => intercepts);
     client = rig.client;
@@ -198,5 +229,65 @@ describe('CRI proxy: forwarding as bytes (fake containerd)', () => {
     assert.throws(() => new CriProxy(upstream, new Map([[EVENTS, noop]])), /only unary/);
     assert.throws(() => new CriProxy(upstream, new Map([['/runtime.v1.RuntimeService/Nope', noop]])), /not a method/);
     upstream.close();
+  });
+
+  it('passes a trailers-only answer through as one: the status in the response headers, no DATA, no trailers', async () => {
+    const r = await h2Call(path.join(dir, 'cri.sock'), STATUS, frameMessage(Buffer.from([0x0a, 0x01, 0x78])));
+    assert.equal(r.headers['grpc-status'], String(grpc.status.NOT_FOUND));
+    assert.equal(decodeURIComponent(String(r.headers['grpc-message'])), 'an error occurred when try to find container "nope": not found');
+    assert.equal(r.headers['x-why'], 'missing');
+    assert.equal(r.data.length, 0);
+    assert.equal(r.trailers, undefined);
+  });
+
+  it("an intercepted call gets the client's deadline, and its signal fires when the deadline runs out or the client cancels", async () => {
+    const deadline = Date.now() + 400;
+    const late = await unary(client, STOP, Buffer.from('x'), { deadline });
+    assert.equal(late.status.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.ok(Math.abs((slow.deadline as number) - deadline) < 200, `deadline ${String(slow.deadline)} vs ${deadline}`);
+    await slow.aborted;
+    slow.aborted = undefined;
+    const cancelled = await unary(client, STOP, Buffer.from('y'), { started: (c) => setTimeout(() => c.cancel(), 200) });
+    assert.equal(cancelled.status.code, grpc.status.CANCELLED);
+    await slow.aborted;
+  });
+
+  it('refuses an intercepted message over MAX_CRI_MESSAGE or compressed, by its prefix, with a status naming why', async () => {
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(MAX_CRI_MESSAGE + 1, 1);
+    const big = await h2Call(path.join(dir, 'cri.sock'), CHECKPOINT, prefix);
+    assert.equal(big.headers['grpc-status'], String(grpc.status.RESOURCE_EXHAUSTED));
+    assert.match(decodeURIComponent(String(big.headers['grpc-message'])), new RegExp(`${MAX_CRI_MESSAGE + 1} bytes`));
+    const zipped = await h2Call(path.join(dir, 'cri.sock'), CHECKPOINT, Buffer.from([1, 0, 0, 0, 1, 0]));
+    assert.equal(zipped.headers['grpc-status'], String(grpc.status.UNIMPLEMENTED));
+    assert.match(String(zipped.headers['grpc-message']), /compressed/);
+  });
+
+  it('frames an intercept\'s answer: one length-prefixed message, then grpc-status 0 in the trailers', async () => {
+    const r = await h2Call(path.join(dir, 'cri.sock'), CHECKPOINT, frameMessage(setString(Buffer.alloc(0), 1, 'ctr2')));
+    assert.equal(r.headers[':status'], 200);
+    assert.equal(r.headers['content-type'], 'application/grpc');
+    assert.deepEqual(r.data, Buffer.alloc(5), 'an empty CheckpointContainerResponse, framed');
+    assert.equal(r.trailers?.['grpc-status'], '0');
+  });
+
+  it('a call that cannot reach containerd gets UNAVAILABLE naming the socket, forwarded or intercepted', async () => {
+    const other = fs.mkdtempSync(path.join(os.tmpdir(), 'ovm-cri-down-'));
+    const upstream = new Upstream(path.join(other, 'gone.sock'), { connectTimeoutMs: 300 });
+    const proxy = new CriProxy(upstream, new Map([[CHECKPOINT, (request, ctx) => ctx.forward(request)]]));
+    await proxy.listen(path.join(other, 'cri.sock'));
+    const c = new grpc.Client(`unix://${path.join(other, 'cri.sock')}`, grpc.credentials.createInsecure());
+    try {
+      for (const p of [VERSION, CHECKPOINT]) {
+        const r = await unary(c, p, Buffer.from('a'));
+        assert.equal(r.status.code, grpc.status.UNAVAILABLE, p);
+        assert.match(r.status.details, /gone\.sock is unreachable/, p);
+      }
+    } finally {
+      c.close();
+      await proxy.close(100);
+      upstream.close();
+      fs.rmSync(other, { recursive: true, force: true });
+    }
   });
 });
