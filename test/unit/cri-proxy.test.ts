@@ -290,4 +290,16 @@ describe('CRI proxy: forwarding as bytes (fake containerd)', () => {
       fs.rmSync(other, { recursive: true, force: true });
     }
   });
+
+  it('carries messages of several MiB both ways, forwarded and through an intercept, with flow control', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32BE(i, i);
+    const forwarded = await unary(client, VERSION, big);
+    assert.equal(forwarded.status.code, grpc.status.OK);
+    assert.ok(forwarded.response!.subarray(7).equals(big));
+    assert.ok(seen.get(VERSION)!.request.equals(big));
+    const viaIntercept = await unary(client, CHECKPOINT, Buffer.concat([setString(Buffer.alloc(0), 1, 'ctr3'), setString(Buffer.alloc(0), 5, big.toString('latin1'))]));
+    assert.equal(viaIntercept.status.code, grpc.status.OK);
+    assert.ok(seen.get(CHECKPOINT)!.request.length > big.length);
+  });
 });
