@@ -36,6 +36,9 @@ function serverError(err: unknown): grpc.StatusObject {
   return { code: statusOf(err) as number as grpc.status, details: statusMessageOf(err), metadata: new grpc.Metadata() };
 }
 
+const onClientStreamError = (err: Error) => log.debug(`cri: client stream: ${err.message}`);
+const ignore = () => undefined;
+
 const GRPC_HEADERS = { ':status': 200, 'content-type': 'application/grpc' };
 
 /** Ends a call that has sent nothing yet with a status alone (a trailers-only response). */
@@ -98,7 +101,7 @@ export class CriProxy {
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', (err) => log.debug(`cri: client stream: ${err.message}`));
+    stream.on('error', onClientStreamError);
     const path = headers[':path'] ?? '';
     if (!CRI_METHODS_BY_PATH.has(path)) {
       trailersOnly(stream, { code: grpc.status.UNIMPLEMENTED, details: `${path}: not a method of CRI runtime.v1`, metadata: new grpc.Metadata() });
@@ -189,11 +192,10 @@ export class CriProxy {
   }
 }
 
-
 /**
  * One forwarded call, the client's stream to containerd's and back, as
  * they are: request headers and data, response headers, data and trailers
- * (or a trailers-only response). pipe() holds either side to the other's
+ * (or a trailers-only response). pump() holds either side to the other's
  * pace. A client that leaves resets containerd's stream; containerd's reset
  * (or its connection lost) ends the client's call with a status.
  */
@@ -208,7 +210,7 @@ function relay(down: http2.ServerHttp2Stream, up: http2.ClientHttp2Stream): void
   down.once('close', () => {
     if (!up.closed) up.close(NGHTTP2_CANCEL);
   });
-  up.on('error', () => undefined); // the end is read in 'close'
+  up.on('error', ignore); // the end is read in 'close'
   up.once('response', (h) => {
     if (down.destroyed) return;
     const response: http2.OutgoingHttpHeaders = {};
