@@ -1,9 +1,9 @@
 /**
  * Every method of CRI runtime.v1 (k8s.io/cri-api pkg/apis/runtime/v1/api.proto,
- * as of cri-api v0.37.2), with its streaming kind. The proxy registers each one;
- * grpc-js has no fallback handler (it looks a path up in its handler map and
- * answers UNIMPLEMENTED before any interceptor runs), so a method added to the
- * API later is forwarded only once it has a row here.
+ * as of cri-api v0.37.2), with its streaming kind. The proxy forwards only
+ * these paths and answers UNIMPLEMENTED to any other (as the grpc-js server it
+ * replaced did), so a method added to the API later is forwarded only once it
+ * has a row here.
  */
 
 /** The two kinds the CRI uses: no method streams requests. */
