@@ -15,7 +15,7 @@ help:
 	@echo "make demo   move a container between two lab guests through containerd: checkpoint from outside the first, restore in the second; then the same between two Kubernetes nodes (kubelet API checkpoint, crictl restore)"
 	@echo "make test   install what is missing, build, run unit and integration tests"
 	@echo "make unit   unit tests only (no root, no guests)"
-	@echo "make kernels  the dump (processes, events, sockets, servers), container dump, inspect, memory and ps suites on a Debian 6.12 guest pair"
+	@echo "make kernels  the dump (processes, events, sockets, servers), container dump, inspect, memory and ps suites on a Debian 6.12 guest pair (KERNELS=\"6.12 6.1-rt 6.12-cloud\": on each of those builds)"
 	@echo "make build  compile TypeScript into dist/"
 	@echo "make components  build the pinned Go components (containerd 2.x, crictl, critest, checkpointctl, kubelet; test/lab/components.json) into the cache, and check them"
 	@echo "make conformance  critest (cri-tools' CRI conformance suite) against containerd 1.6 on this host, directly and through ovmigrate-cri: the same specs must pass"
@@ -73,11 +73,14 @@ test: deps build
 	$(LAB) lab prepare >/dev/null
 	OVMIGRATE_TEST_KERNELS=$${OVMIGRATE_TEST_KERNELS:-6.1} $(MOCHA) --timeout 600000 'dist/test/unit/**/*.test.js' $(INTEGRATION_SUITES) 'dist/test/components/**/*.test.js'
 
-# The kernel-parameterised suites (dump, container dump, inspect, memory, ps) on a Debian 6.12 guest pair.
+# The kernel-parameterised suites (dump, container dump, inspect, memory, ps) on guest pairs of each kernel in KERNELS
+# (default the Debian 6.12 generic build; any of the six: `make kernels KERNELS="6.12 6.1-rt 6.12-cloud"`).
 KERNEL_SUITES := dump dump-event-files dump-sockets dump-servers dump-container introspect-inspect introspect-memory introspect-ps
+KERNELS ?= 6.12
+comma := ,
 kernels: deps build
-	$(LAB) lab prepare --kernel 6.12 >/dev/null
-	OVMIGRATE_TEST_KERNELS=6.12 $(MOCHA) --timeout 600000 $(foreach s,$(KERNEL_SUITES),dist/test/integration/$(s).test.js)
+	$(foreach k,$(KERNELS),$(LAB) lab prepare --kernel $(k) >/dev/null && ) true
+	OVMIGRATE_TEST_KERNELS=$(subst $(eval) ,$(comma),$(strip $(KERNELS))) $(MOCHA) --timeout 600000 $(foreach s,$(KERNEL_SUITES),dist/test/integration/$(s).test.js)
 
 # cri-tools' conformance suite twice against a containerd 1.6 of the test's own on this host (CRI on, local images,
 # CNI bridge): at containerd's socket and through ovmigrate-cri; the counts and any difference are printed. Builds

@@ -2,6 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startGuestContainerd } from '../lab/containerd.js';
 import { startGuestCri } from '../lab/cri-node.js';
+import { rootShare } from '../lab/initramfs.js';
+import { ensureKernel } from '../lab/kernel.js';
+import { DEFAULT_KERNEL, kernelChoiceName, parseKernelChoice } from '../lab/kernel-packages.js';
 import { components } from './components.js';
 import { cli } from './cli.js';
 import { UpResult, labUp, testGuestName } from './lab-guests.js';
@@ -33,15 +36,25 @@ export interface PoolKey {
   kernel?: PoolKernel;
 }
 
-export type PoolKernel = '6.1' | '6.12';
+/** A lab kernel choice as `lab up --kernel` takes it (`6.1`, `6.12`, `6.1-rt`, `6.12-cloud`; kernel-packages.ts). */
+export type PoolKernel = string;
 /**
- * The kernels the kernel-parameterised suites run on (OVMIGRATE_TEST_KERNELS=6.12 for one of them): each has
- * its own pooled guests, which boot only when a suite of the run declares them.
+ * The kernels the kernel-parameterised suites run on (OVMIGRATE_TEST_KERNELS=6.12 for one of them, `6.12,6.1-rt`
+ * for several, any of the six builds): each has its own pooled guests, which boot only when a suite of the run
+ * declares them.
  */
-export const POOL_KERNELS: readonly PoolKernel[] = (process.env.OVMIGRATE_TEST_KERNELS ?? '6.1,6.12').split(',').map((k) => {
-  if (k !== '6.1' && k !== '6.12') throw new Error(`OVMIGRATE_TEST_KERNELS: ${k} is not 6.1 or 6.12`);
-  return k;
-});
+export const POOL_KERNELS: readonly PoolKernel[] = (process.env.OVMIGRATE_TEST_KERNELS ?? '6.1,6.12').split(',')
+  .map((k) => k.trim()).filter(Boolean).map((k) => kernelChoiceName(parseKernelChoice(k)));
+
+/** A kernel's part of a suite id or guest label: nothing for 6.1, else its letters and digits (`612`, `61rt`, `612cloud`). */
+export function kernelTag(kernel: PoolKernel): string {
+  return kernel === '6.1' ? '' : kernel.replace(/[^a-z0-9]/g, '');
+}
+
+/** A kernel's part of a suite title: nothing for 6.1, else ` (kernel 6.12-rt)`. */
+export function kernelTitle(kernel: PoolKernel): string {
+  return kernel === '6.1' ? '' : ` (kernel ${kernel})`;
+}
 
 /** Pooled guests' labels start with this, so the lab tests can tell them from their own. */
 export const POOL_LABEL = 'pool-';
@@ -51,7 +64,7 @@ const PARALLEL_BOOTS = 2;
 const BOOT_TIMEOUT_S = 300;
 
 function label(key: PoolKey): string {
-  const kernel = key.kernel && key.kernel !== '6.1' ? `-k${key.kernel.replace('.', '')}` : '';
+  const kernel = key.kernel && kernelTag(key.kernel) ? `-k${kernelTag(key.kernel)}` : '';
   return `${POOL_LABEL}p${key.paging ?? 5}${key.virtiofs ? '-vfs' : ''}${key.containerdVersion === '2' ? '-cd2' : ''}${kernel}-${key.slot ?? 'a'}`;
 }
 
@@ -176,7 +189,9 @@ class GuestPool {
     await this.bootSlot();
     let up: UpResult;
     try {
-      const args = ['--share', this.paths().share, '--boot-timeout', String(BOOT_TIMEOUT_S)];
+      // A kernel without 9p (Debian's cloud flavour) gets the pool's share over virtiofs, at the same path.
+      const shareFlag = await sharesOver9p(key.kernel) ? '--share' : '--virtiofs';
+      const args = [shareFlag, this.paths().share, '--boot-timeout', String(BOOT_TIMEOUT_S)];
       if (key.paging === 4) args.push('--paging', '4');
       if (key.virtiofs) args.push('--virtiofs', this.paths().virtiofs);
       if (key.kernel) args.push('--kernel', key.kernel);
@@ -239,4 +254,9 @@ export const guestPool = new GuestPool();
 function componentsOf(key: PoolKey): string[] {
   const line = key.containerdVersion ?? '1.6';
   return [...(line === '2' ? ['containerd', 'checkpointctl'] : []), ...(key.cri || line === '2' ? ['cri-tools:crictl'] : [])];
+}
+
+/** Whether guests of this kernel mount 9p shares (the lab's own test: its root share is 9p only where 9p exists). */
+async function sharesOver9p(kernel: PoolKernel = kernelChoiceName(DEFAULT_KERNEL)): Promise<boolean> {
+  return rootShare(await ensureKernel(parseKernelChoice(kernel))) === '9p';
 }

@@ -5,7 +5,7 @@ import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { buildCheckpointArchive } from '../helpers/checkpoint-archive.js';
 import { Json, assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
 import { UpResult } from '../helpers/lab-guests.js';
-import { POOL_KERNELS } from '../helpers/guest-pool.js';
+import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 
@@ -30,9 +30,9 @@ function assertCounting(file: string, before: number, what: string): void {
  */
 // On each kernel; the 6.12 pair is the dump suite's (a pooled guest runs containerd when any suite asks).
 for (const kernel of POOL_KERNELS) {
-  const on = kernel === '6.1' ? '' : ` (kernel ${kernel})`;
+  const on = kernelTitle(kernel);
   describe(`ovmigrate dump --container: runc containers from guest RAM, restored by runc and containerd in another guest${on}`, function () {
-    const suite = new PoolSuite(`dumpctr${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [
+    const suite = new PoolSuite(`dumpctr${kernelTag(kernel)}`, [
       { containerd: true, slot: 'a', kernel }, { containerd: true, slot: 'b', kernel },
     ]);
     const guestSh = suite.sh;

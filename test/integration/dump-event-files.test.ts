@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { Json, assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
-import { POOL_KERNELS } from '../helpers/guest-pool.js';
+import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 
@@ -98,8 +98,8 @@ function timerDifferences(ours: Json[], criu: Json[]): void {
 
 // One program on each kernel; guest A for the dumps (ovmigrate's and CRIU's of the same frozen tree), guest B for the restore.
 for (const kernel of POOL_KERNELS) {
-  describe(`ovmigrate dump: eventfd, epoll, signalfd, timerfd, inotify, FIFOs, file locks and deleted files${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
-    const suite = new PoolSuite(`dumpevents${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
+  describe(`ovmigrate dump: eventfd, epoll, signalfd, timerfd, inotify, FIFOs, file locks and deleted files${kernelTitle(kernel)}`, function () {
+    const suite = new PoolSuite(`dumpevents${kernelTag(kernel)}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
     const sh = suite.sh;
     const cg = suite.cgroup;
     let share: string;

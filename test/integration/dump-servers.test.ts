@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cli, requirePrograms } from '../helpers/cli.js';
 import { assertSameDump, decodeDir } from '../helpers/criu-images.js';
-import { POOL_KERNELS } from '../helpers/guest-pool.js';
+import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { PORTS, SERVERS, Server, setUpClient } from '../helpers/servers.js';
@@ -19,8 +19,8 @@ import { PORTS, SERVERS, Server, setUpClient } from '../helpers/servers.js';
  * object that stops them: those cases flip to full ones when that lands.
  */
 for (const kernel of POOL_KERNELS) {
-  describe(`ovmigrate dump: real servers (redis, nginx, postgres, python asyncio, node)${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
-    const suite = new PoolSuite(`servers${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
+  describe(`ovmigrate dump: real servers (redis, nginx, postgres, python asyncio, node)${kernelTitle(kernel)}`, function () {
+    const suite = new PoolSuite(`servers${kernelTag(kernel)}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
     const sh = suite.sh;
     const cg = suite.cgroup;
     // Field by field against CRIU for two servers in `make test` (each comparison is a CRIU dump in a TCG guest); all in `make kernels`.

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { decodeImage, encodeImage } from '../../introspect/criu/index.js';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { Json, assertSameDump, decodeDir } from '../helpers/criu-images.js';
-import { POOL_KERNELS } from '../helpers/guest-pool.js';
+import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 
@@ -31,8 +31,8 @@ interface InetEntry { id: number; family: number; type: number; proto: number; s
 
 // Guest A runs the program and both dumps (ours, then CRIU's), guest B restores with stock CRIU: the pool's dump pair.
 for (const kernel of POOL_KERNELS) {
-  describe(`ovmigrate dump: TCP, UDP and netlink sockets as CRIU writes them, restored by stock CRIU${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
-    const suite = new PoolSuite(`dumpsk${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
+  describe(`ovmigrate dump: TCP, UDP and netlink sockets as CRIU writes them, restored by stock CRIU${kernelTitle(kernel)}`, function () {
+    const suite = new PoolSuite(`dumpsk${kernelTag(kernel)}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
     const sh = suite.sh;
     const cg = suite.cgroup;
     let share: string;

@@ -6,7 +6,7 @@ import { decodeImage, encodeImage } from '../../introspect/criu/index.js';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { assertSameDump } from '../helpers/criu-images.js';
 import { UpResult } from '../helpers/lab-guests.js';
-import { POOL_KERNELS } from '../helpers/guest-pool.js';
+import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
@@ -27,8 +27,8 @@ const WORKLOADS: Workload[] = [
 
 // Every case on each kernel: the 6.12 guests (kernel differences read from BTF) are their own pair.
 for (const kernel of POOL_KERNELS) {
-  describe(`ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in another guest${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
-    const suite = new PoolSuite(`dump${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
+  describe(`ovmigrate dump: CRIU images from guest RAM, restored by stock CRIU in another guest${kernelTitle(kernel)}`, function () {
+    const suite = new PoolSuite(`dump${kernelTag(kernel)}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
     const sh = suite.sh;
     const cg = suite.cgroup;
     let share: string;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cliOk, requirePrograms } from '../helpers/cli.js';
 import { UpResult } from '../helpers/lab-guests.js';
-import { POOL_KERNELS } from '../helpers/guest-pool.js';
+import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 
 interface Inspect {
@@ -28,8 +28,8 @@ const hex = (v: string | bigint) => BigInt(v).toString(16);
 
 // On each kernel of the run; the 6.12 guest is the one the other suites' 6.12 cases share.
 for (const kernel of POOL_KERNELS) {
-  describe(`inspect from guest RAM matches the program and the guest's /proc${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
-    const suite = new PoolSuite(`inspect${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [{ kernel }]);
+  describe(`inspect from guest RAM matches the program and the guest's /proc${kernelTitle(kernel)}`, function () {
+    const suite = new PoolSuite(`inspect${kernelTag(kernel)}`, [{ kernel }]);
     let guest: UpResult;
     let pid: number;
     let fsBase: string;

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { attachGuest } from '../helpers/guest-ram.js';
 import { UpResult } from '../helpers/lab-guests.js';
-import { POOL_KERNELS } from '../helpers/guest-pool.js';
+import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { findTask } from '../../introspect/linux/tasks.js';
 import { readUserMemory } from '../../introspect/linux/user-memory.js';
@@ -42,8 +42,8 @@ with open(f'/proc/{pid}/maps') as maps, open(f'/proc/{pid}/mem', 'rb', buffering
 
 // On each kernel of the run; the 6.12 guest is the one the other suites' 6.12 cases share.
 for (const kernel of POOL_KERNELS) {
-  describe(`maps and read from guest RAM match /proc/PID/maps and /proc/PID/mem${kernel === '6.1' ? '' : ` (kernel ${kernel})`}`, function () {
-    const suite = new PoolSuite(`mem${kernel === '6.1' ? '' : kernel.replace('.', '')}`, [{ kernel }]);
+  describe(`maps and read from guest RAM match /proc/PID/maps and /proc/PID/mem${kernelTitle(kernel)}`, function () {
+    const suite = new PoolSuite(`mem${kernelTag(kernel)}`, [{ kernel }]);
     const guestSh = suite.sh;
     let guest: UpResult;
     let workload: number;
