@@ -49,6 +49,8 @@ export interface CheckpointRequest {
   config?: Uint8Array;
   /** Asks for one archive file instead of an image directory. */
   archive?: ArchiveRequest | null;
+  /** Established TCP connections are dumped for repair (criu --tcp-established); the shim kills the container afterwards. */
+  tcp_established?: boolean;
 }
 
 export interface ArchiveEntry {

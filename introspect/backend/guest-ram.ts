@@ -10,7 +10,13 @@ import { FileMemory } from '../memory/physical-memory.js';
 import { QmpPause } from '../qemu/vm-pause.js';
 
 /** Dumps the tree of a guest cgroup into `dir` (absent; created whole or not at all), within the request's deadline. */
-export type DumpFn = (cgroup: string, dir: string, container: ContainerSpec | undefined, signal?: AbortSignal) => Promise<DumpReport>;
+export type DumpFn = (cgroup: string, dir: string, container: ContainerSpec | undefined, signal?: AbortSignal, opts?: BackendDumpOptions) => Promise<DumpReport>;
+
+/** What the guest's request asks of the dump itself. */
+export interface BackendDumpOptions {
+  /** The shim kills the container after the checkpoint (containerd's open_tcp with exit): established TCP is repaired. */
+  tcpEstablished?: boolean;
+}
 
 export interface GuestRamSource {
   /** Opens the guest's RAM as it is laid out now (a restarted lab guest has a new file). */
@@ -49,9 +55,9 @@ export class GuestRam {
   constructor(private readonly source: GuestRamSource, private readonly now: () => number = Date.now) {}
 
   /** The dump function over this guest, for BackendService. */
-  readonly dump: DumpFn = (cgroup, dir, container, signal) => this.use(async (prog) => {
+  readonly dump: DumpFn = (cgroup, dir, container, signal, opts) => this.use(async (prog) => {
     const tree = await settle(() => live(prog, () => treeOfCgroup(prog, cgroup)), undefined, signal);
-    return dumpTree(prog, tree, dir, { container, signal, quota: this.source.quota, pause: this.pause(), progress: (line) => log.debug(logSafe(line)) });
+    return dumpTree(prog, tree, dir, { container, signal, tcpEstablished: opts?.tcpEstablished, quota: this.source.quota, pause: this.pause(), progress: (line) => log.debug(logSafe(line)) });
   });
 
   /** Attach again on the next request; RAM in use by a running dump is closed once it is done. */

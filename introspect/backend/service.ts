@@ -92,7 +92,7 @@ export class BackendService {
     const name = crypto.randomBytes(16).toString('hex');
     this.running++;
     try {
-      const report = await this.dump(cgroup, this.store.stagingPath(name), container, signal);
+      const report = await this.dump(cgroup, this.store.stagingPath(name), container, signal, req.tcp_established ? { tcpEstablished: true } : undefined);
       let archiveBytes = 0;
       try {
         if (archive) archiveBytes = await writeArchiveFile(this.store.stagingArchivePath(name), this.store.stagingPath(name), archive);

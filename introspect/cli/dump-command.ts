@@ -21,6 +21,7 @@ interface DumpCommandOptions extends MemorySourceOptions, QuotaOptions {
   imagesDir: string;
   leaveRunning?: boolean;
   tcpClose?: boolean;
+  tcpEstablished?: boolean;
   json?: boolean;
 }
 
@@ -53,10 +54,17 @@ export function dumpCommand(plugs: CliPlugs): Command {
     .requiredOption('-D, --images-dir <dir>', 'directory for the images (absent or empty)')
     .option('--leave-running', 'leave the tree running after the dump (default: kill it, as criu dump does)')
     .option('--tcp-close', 'dump connected TCP sockets for restore to close them (restore with criu restore --tcp-close)')
+    .option('--tcp-established', 'dump established TCP connections for repair (restore with criu restore --tcp-established); the tree is killed')
     .option('--json', 'print the report as JSON')
     .action(async (o: DumpCommandOptions) => {
       if ((o.pid === undefined) === (o.cgroup === undefined)) throw new InvalidArgumentError('give exactly one of --pid N or --cgroup PATH');
       if (!!o.container !== !!o.bundle) throw new InvalidArgumentError('--container and --bundle DIR go together');
+      // CRIU keeps repaired connections silent (TCP_REPAIR) until it kills the tree; from outside the guest they stay
+      // live, so the tree must never run on with them: killed right after the dump, still frozen.
+      if (o.tcpEstablished && o.leaveRunning) {
+        throw new InvalidArgumentError('--tcp-established with --leave-running: the dumped connections would go on talking in this guest while a restore repairs them elsewhere; the tree must be killed (drop --leave-running) or dumped with --tcp-close');
+      }
+      if (o.tcpEstablished && o.tcpClose) throw new InvalidArgumentError('give one of --tcp-close and --tcp-established');
       const container = o.bundle ? readContainerSpec(o.bundle) : undefined;
       const control = o.vm ? plugs.guestControl?.(o.vm) : undefined;
       if (!control && !o.leaveRunning) {
@@ -81,7 +89,7 @@ export function dumpCommand(plugs: CliPlugs): Command {
         }
         let report: DumpReport;
         try {
-          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, tcpClose: o.tcpClose, quota: quotaOf(o), progress: (line) => log.info(line) });
+          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, tcpClose: o.tcpClose, tcpEstablished: o.tcpEstablished, quota: quotaOf(o), progress: (line) => log.info(line) });
         } catch (err) {
           if (froze) await control!.thaw(cgroup);
           throw err;

@@ -1,7 +1,7 @@
 import protobuf from 'protobufjs';
 import { BadDataError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { loadProtos } from '../../common/proto.js';
-import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, ImageKind, kindByMagic, kindByName } from './image-kinds.js';
+import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, ImageKind, extraBytes, kindByMagic, kindByName } from './image-kinds.js';
 
 /** No entry of ours comes near this; a larger size in an image is corrupt. */
 const MAX_ENTRY = 64 << 20;
@@ -76,7 +76,7 @@ export function encodeImage(kindName: string, entries: ImageEntry[]): Buffer {
     const body = Buffer.from(type.encode(e.message).finish());
     parts.push(u32(body.length), body);
     if (kind.extraBytesField) {
-      const want = Number((e.message as unknown as Record<string, unknown>)[kind.extraBytesField] ?? 0);
+      const want = extraBytes(kind, e.message);
       const extra = e.extra ?? Buffer.alloc(0);
       if (extra.length !== want) throw new InvalidArgumentError(`${kind.name} entry ${i}: ${kind.extraBytesField} is ${want} but ${extra.length} bytes follow`);
       parts.push(extra);
@@ -117,7 +117,7 @@ export function decodeImage(buf: Buffer, what = 'image'): Image {
     off += size;
     const entry: ImageEntry = { message };
     if (kind.extraBytesField) {
-      const n = Number((message as unknown as Record<string, unknown>)[kind.extraBytesField] ?? 0);
+      const n = extraBytes(kind, message);
       if (off + n > buf.length) throw new BadDataError(`${what}: entry ${entries.length} announces ${n} bytes of data past the end`);
       entry.extra = Buffer.from(buf.subarray(off, off + n));
       off += n;

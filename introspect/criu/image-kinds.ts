@@ -14,8 +14,8 @@ export interface ImageKind {
   entry: string;
   /** Message type of a single first entry that differs from the rest (pagemap's head). */
   head?: string;
-  /** An entry is followed by raw bytes, their count in this field (pipes-data). */
-  extraBytesField?: string;
+  /** An entry is followed by raw bytes, their count in this field (pipes-data), or the sum of these fields (tcp-stream). */
+  extraBytesField?: string | readonly string[];
   /** File name, with ID standing for a pid or object id. */
   file: string;
 }
@@ -38,6 +38,7 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   { name: 'REMAP_FPATH', magic: 0x59133954, header: 'common', entry: 'remap_file_path_entry', file: 'remap-fpath.img' },
   { name: 'GHOST_FILE', magic: 0x52583605, header: 'common', entry: 'ghost_chunk_entry', head: 'ghost_file_entry', extraBytesField: 'len', file: 'ghost-file-ID.img' },
   { name: 'SK_QUEUES', magic: 0x56264026, header: 'common', entry: 'sk_packet_entry', extraBytesField: 'length', file: 'sk-queues.img' },
+  { name: 'TCP_STREAM', magic: 0x51465506, header: 'common', entry: 'tcp_stream_entry', extraBytesField: ['inq_len', 'outq_len'], file: 'tcp-stream-ID.img' },
   { name: 'SECCOMP', magic: 0x64413049, header: 'common', entry: 'seccomp_entry', file: 'seccomp.img' },
   { name: 'CGROUP', magic: 0x59383330, header: 'common', entry: 'cgroup_entry', file: 'cgroup.img' },
   { name: 'UTSNS', magic: 0x54473203, header: 'common', entry: 'utsns_entry', file: 'utsns-ID.img' },
@@ -54,4 +55,10 @@ export function kindByName(name: string): ImageKind | undefined {
 
 export function kindByMagic(magic: number): ImageKind | undefined {
   return IMAGE_KINDS.find((k) => k.magic === magic);
+}
+
+/** How many raw bytes follow an entry of a kind with extraBytesField. */
+export function extraBytes(kind: ImageKind, message: object): number {
+  const fields = typeof kind.extraBytesField === 'string' ? [kind.extraBytesField] : kind.extraBytesField ?? [];
+  return fields.reduce((n, f) => n + Number((message as Record<string, unknown>)[f] ?? 0), 0);
 }

@@ -43,6 +43,11 @@ export interface DumpOptions {
   signal?: AbortSignal;
   /** Dump connected TCP sockets for restore to close them, as `criu dump --tcp-close`; without it they are refused. */
   tcpClose?: boolean;
+  /**
+   * Dump established TCP sockets with their repair state and queued data, as `criu dump --tcp-established`.
+   * The caller guarantees the tree never runs on after the dump (it is killed): the sockets stay live in the guest.
+   */
+  tcpEstablished?: boolean;
 }
 
 export interface DumpReport {
@@ -102,6 +107,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     prog, ids, pages,
     netNamespaces: { tree: treeNets, own: netOf(tree.root.leader) !== netOf(init) },
     tcpClose: opts.tcpClose,
+    tcpEstablished: opts.tcpEstablished,
     root: ownMounts ? taskRoot(tree.root.leader) : taskRoot(init),
     mntIds: ownMounts,
     netNsId: (net) => ids.nsId(netNamespaceInum(KObject.struct(prog, 'net', net))),

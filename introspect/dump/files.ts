@@ -38,6 +38,8 @@ export interface FileTableOptions {
   netNamespaces?: { tree: ReadonlySet<bigint>; own: boolean };
   /** Connected TCP sockets are dumped for restore to close them (criu --tcp-close). */
   tcpClose?: boolean;
+  /** Established TCP sockets are dumped with their repair state and queues (criu --tcp-established). */
+  tcpEstablished?: boolean;
 }
 
 const NO_OWNER = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
@@ -55,6 +57,8 @@ export class FileTable {
   readonly pipesData: { entry: Record<string, unknown>; data: Buffer }[] = [];
   readonly fifoData: { entry: Record<string, unknown>; data: Buffer }[] = [];
   readonly skQueues: { entry: Record<string, unknown>; data: Buffer }[] = [];
+  /** tcp-stream images of established TCP sockets (--tcp-established), by socket inode number. */
+  readonly tcpStreams: { ino: bigint; entry: Record<string, unknown>; data: Buffer }[] = [];
   readonly problems: DumpProblem[] = [];
   /** Deleted files' contents and the remaps to them. */
   readonly ghosts = new GhostFiles();
@@ -96,6 +100,10 @@ export class FileTable {
 
   get tcpClose(): boolean {
     return this.o.tcpClose ?? false;
+  }
+
+  get tcpEstablished(): boolean {
+    return this.o.tcpEstablished ?? false;
   }
 
   /** fown_entry of a file (SIGIO owner), its pid in the tree's pid namespace. */

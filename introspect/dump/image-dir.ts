@@ -53,7 +53,7 @@ export class ImageDir {
   }
 
   /** Writes an image of plain objects, each made an entry of the kind's message type. */
-  objects(kind: string, objects: Record<string, unknown>[], id?: number | bigint): string {
+  objects(kind: string, objects: Record<string, unknown>[], id?: number | bigint | string): string {
     const k = kindByName(kind);
     if (!k) throw new NotFoundError(`no CRIU image kind ${kind}`);
     return this.image(kind, objects.map((o) => makeEntry(k.entry, o)), id);

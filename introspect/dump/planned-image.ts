@@ -9,7 +9,7 @@ import { DumpProblem } from './problem.js';
  * of the image set (a tmpfs tarball, descriptors.json).
  */
 export type PlannedImage =
-  | { kind: string; id?: number; entries: Record<string, unknown>[]; extra?: Buffer[] }
+  | { kind: string; id?: number | string; entries: Record<string, unknown>[]; extra?: Buffer[] }
   | { file: string; data: Buffer };
 
 /** What a dumper returns: the images it plans, and what it could not dump. */

@@ -174,6 +174,10 @@ export class Checkpointer {
     if (!images) throw new FailedPreconditionError(`the shim's config (${CONFIG_FILE}) names no "images" directory: where the host's image share is mounted`);
     // open_tcp, external_unix_sockets and file_locks only permit what CRIU would otherwise refuse (containerd sets
     // file_locks for every ctr containers checkpoint); the backend refuses such state itself, naming it.
+    // open_tcp reaches the backend only with exit: CRIU keeps dumped connections in repair mode, silent until it
+    // kills the tree; from outside the guest they stay live, so only a container killed at once may have them
+    // dumped for repair. Without exit the backend refuses connected TCP as before, naming each socket.
+    const tcpEstablished = !!(job.options.open_tcp && job.options.exit);
     const config = fs.readFileSync(path.join(job.bundle, 'config.json'));
     // Said here, before the freeze: the channel would only drop a request this large.
     if (config.length > MAX_CONFIG_BYTES) {
@@ -200,7 +204,8 @@ export class Checkpointer {
     let failure: unknown;
     try {
       const t = Date.now();
-      const reply = await backend.checkpoint({ id: job.id, cgroup: job.cgroup, config, archive: archiveReq }, { timeoutMs: shim.checkpointTimeoutMs });
+      const reply = await backend.checkpoint({ id: job.id, cgroup: job.cgroup, config, archive: archiveReq, ...(tcpEstablished ? { tcp_established: true } : {}) },
+        { timeoutMs: shim.checkpointTimeoutMs });
       backendMs = Date.now() - t;
       name = reply.name;
       if (!IMAGE_NAME.test(name)) throw new BadDataError(`the backend named its image directory ${JSON.stringify(name)}`);

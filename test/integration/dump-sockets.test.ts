@@ -12,6 +12,22 @@ import { PoolSuite } from '../helpers/pool-suite.js';
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 const PORT = 7401;
 const HTTP_PORT = 7480;
+/** tcp-queues' connections: 127.0.0.1:TCPQ_PORT and [::1]:TCPQ_PORT+1. */
+const TCPQ_PORT = 7420;
+
+/** test/programs/tcp-queues.c: byte k of a direction's stream (0 client to server, 1 back). */
+const pattern = (k: number, dir: number) => (k * 31 + (k >> 9) + dir * 101) & 0xff;
+const isStream = (b: Buffer, from: number, dir: number) => b.every((v, i) => v === pattern(from + i, dir));
+
+/**
+ * CRIU's network lock, in guest B: a repaired socket restored before its peer answers nothing but a RST to
+ * what reaches it; `criu dump --tcp-established` leaves such rules behind on the source for restore to find.
+ */
+const lockTcpq = (op: '-I' | '-D') => [TCPQ_PORT, TCPQ_PORT + 1].flatMap((p) => ['iptables', 'ip6tables']
+  .flatMap((ipt) => [`${ipt} ${op} INPUT -p tcp --dport ${p} -j DROP`, `${ipt} ${op} INPUT -p tcp --sport ${p} -j DROP`])).join('; ');
+
+interface TcpStream { inq_len: number; outq_len: number; unsq_len: number; inq_seq: number; outq_seq: number; opt_mask: number; nodelay?: boolean;
+  timestamp?: number; snd_wnd: number; rcv_wnd: number }
 
 /** A client in a guest: a line to a TCP port (v4 or v6), the answer printed; or one datagram. */
 const CLIENT = `
@@ -50,6 +66,7 @@ for (const kernel of POOL_KERNELS) {
       requirePrograms(this, ['qemu-system-x86_64', 'gcc', 'criu', 'crit']);
       share = suite.dir;
       execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'sockets'), path.join(PROGRAMS, 'sockets.c')]);
+      execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'tcp-queues'), path.join(PROGRAMS, 'tcp-queues.c')]);
       fs.writeFileSync(path.join(share, 'client.py'), CLIENT);
       [a, b] = await suite.guests();
       // Pids far above guest B's own (and the dump suite's), so the restored tree finds its pids free there.
@@ -121,6 +138,77 @@ for (const kernel of POOL_KERNELS) {
       assert.match(after, /^udp6 after-restore6$/m);
       assert.match(after, /^tick \d+$/m, 'it goes on ticking');
       await sh(b.name, `kill -9 ${pid}`);
+    });
+
+    it('tcp-queues: --tcp-established equals `criu dump --tcp-established` field by field; restored in guest B, every queued byte arrives and new data flows', async () => {
+      const pid = await start('tcpq', `${share}/tcp-queues ${TCPQ_PORT}`);
+      assert.match(log('tcpq'), /^queued v4 c2s=14000 s2c=1000\nqueued v6 c2s=14000 s2c=1000$/m);
+      await freeze('tcpq', 1);
+      const ours = path.join(share, 'tcpq-ours');
+      const theirs = path.join(share, 'tcpq-criu');
+      // Left running, the dumped connections would go on talking here while a restore repairs them elsewhere.
+      const refused = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--tcp-established', '--leave-running']);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /--tcp-established with --leave-running/);
+      assert.ok(!fs.existsSync(ours));
+      // CRIU first (it leaves the tree frozen as it found it, its sockets out of repair mode), then ours, which kills the tree.
+      await sh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --tcp-established --freeze-cgroup /sys/fs/cgroup${cg}/tcpq -o dump.log` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--tcp-established']);
+      const streams = fs.readdirSync(theirs).filter((f) => /^tcp-stream-[0-9a-f]+\.img$/.test(f)).sort();
+      assert.equal(streams.length, 4, 'both ends of both connections');
+      // TCP_TIMESTAMP is a clock (ms since boot plus the socket's tsoffset), read by ours after CRIU. And CRIU, leaving repair
+      // mode to let the tree run on, sends a window probe, which sets snd_wl1 to rcv_nxt - 1 (net/ipv4/tcp_output.c
+      // tcp_send_window_probe); its network lock drops the ACK that would move it back: ours may read that.
+      const known = Object.fromEntries(streams.map((f) => [f, (o: Json[], c: Json[]) => {
+        const [mine, criu] = [o[0] as { timestamp?: number; snd_wl1: number; inq_seq: number }, c[0] as { timestamp?: number; snd_wl1: number }];
+        if (mine.snd_wl1 !== criu.snd_wl1) {
+          assert.equal(mine.snd_wl1, (mine.inq_seq - 1) >>> 0, `${f}: snd_wl1 is CRIU's or what its window probe left`);
+          mine.snd_wl1 = criu.snd_wl1;
+        }
+        const ahead = ((mine.timestamp ?? 0) - (criu.timestamp ?? 0)) >>> 0;
+        assert.ok(mine.timestamp !== undefined && ahead < 600_000, `${f}: timestamp ${mine.timestamp} is CRIU's ${criu.timestamp} plus the time between the dumps`);
+        delete mine.timestamp;
+        delete criu.timestamp;
+      }]));
+      assertSameDump(ours, theirs, known);
+      for (const f of streams) {
+        const raw = fs.readFileSync(path.join(ours, f));
+        const image = decodeImage(raw, f);
+        assert.ok(encodeImage(image.kind.name, image.entries).equals(raw), `${f} through our reader`);
+      }
+
+      // What the images hold: per connection, the client's unread 1000 bytes and its unsent rest, the server's full receive queue.
+      const stream = (f: string) => {
+        const image = decodeImage(fs.readFileSync(path.join(ours, f)), f);
+        const e = image.entries[0].message as unknown as TcpStream;
+        const data = image.entries[0].extra!;
+        return { e, inq: data.subarray(0, e.inq_len), outq: data.subarray(e.inq_len) };
+      };
+      const all = streams.map(stream);
+      const clients = all.filter((s) => s.e.outq_len > 0);
+      assert.equal(clients.length, 2, 'each client has data queued to send');
+      for (const c of clients) {
+        const server = all.find((s) => s.e.inq_seq === ((c.e.outq_seq - c.e.outq_len) >>> 0));
+        assert.ok(server, 'the server received up to where the client\'s send queue starts');
+        if (!server) continue;
+        assert.deepEqual([c.e.inq_len, c.e.unsq_len, c.e.nodelay, c.e.opt_mask & 5], [1000, c.e.outq_len, true, 5], 'unread, unsent, TCP_NODELAY, timestamps and wscale');
+        assert.equal(server.e.inq_len + c.e.outq_len, 14000, 'every byte the client wrote is queued once');
+        assert.ok(isStream(server.inq, 0, 0) && isStream(c.outq, server.e.inq_len, 0), 'client to server: the stream from its first byte, in order');
+        assert.ok(isStream(c.inq, 0, 1), 'server to client: the 1000 bytes unread');
+        assert.ok(c.e.snd_wnd < c.e.unsq_len, 'the server\'s window does not take the unsent rest');
+      }
+
+      // Stock CRIU repairs the connections in guest B (its network locked while it does); after SIGUSR1 each side reads.
+      await sh(b.name, `${lockTcpq('-I')}; criu restore -D ${ours} -d --tcp-established -o restore.log; rc=$?; ${lockTcpq('-D')}` +
+        `; [ $rc = 0 ] || { grep Error ${ours}/restore.log | tail -20; exit 1; }; sleep 1; kill -USR1 ${pid}`, 120);
+      let done = '';
+      for (let i = 0; i < 60 && (done.match(/^(ok|bad) /gm) ?? []).length < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        done = log('tcpq');
+      }
+      assert.match(done, /^ok v4 c2s=14000 s2c=1000$/m, 'v4: every queued byte arrived in order, and new data went both ways');
+      assert.match(done, /^ok v6 c2s=14000 s2c=1000$/m, 'v6 too');
     });
 
     it('python3 -m http.server: dumped with its listener, restored in guest B, answers a client', async () => {

@@ -49,10 +49,12 @@ function fakeRunc(state = 'running', fail: { pause?: number; resume?: number; ki
 /** A backend that "dumps" by writing files into the share, or fails as told. */
 function fakeBackend(share: string, behaviour: { fail?: Error; name?: string; files?: string[] } = {}) {
   const released: string[] = [];
+  const requests: { tcp_established?: boolean }[] = [];
   let closed = false;
   const client = {
     hello: async () => ({ version: 'test', max_request_bytes: 1 << 20, max_concurrent_checkpoints: 2 }),
-    checkpoint: async () => {
+    checkpoint: async (req: { tcp_established?: boolean }) => {
+      requests.push(req);
       if (behaviour.fail) throw behaviour.fail;
       const name = behaviour.name ?? 'ab'.repeat(16);
       if (/^[0-9a-f]{32}$/.test(name)) {
@@ -64,7 +66,7 @@ function fakeBackend(share: string, behaviour: { fail?: Error; name?: string; fi
     release: async (name: string) => { released.push(name); },
     close: () => { closed = true; },
   };
-  return { client: client as unknown as BackendClient, released, closed: () => closed };
+  return { client: client as unknown as BackendClient, released, requests, closed: () => closed };
 }
 
 describe('shim checkpoint: out of the VM, with the container thawed and nothing partial left whatever fails', () => {
@@ -107,6 +109,16 @@ describe('shim checkpoint: out of the VM, with the container thawed and nothing 
     await withBackend(fakeBackend(share)).checkpoint(job(runc, { exit: true }));
     assert.deepEqual(calls, ['state', 'pause c1', 'kill c1 9 true', 'resume c1']);
     assert.equal(fs.readdirSync(target).length, 2);
+  });
+
+  it('open_tcp reaches the backend as tcp_established only with exit: dumped connections must never run on in the guest', async () => {
+    const exiting = fakeBackend(share);
+    await withBackend(exiting).checkpoint(job(fakeRunc().runc, { open_tcp: true, exit: true }));
+    fs.rmSync(target, { recursive: true });
+    fs.mkdirSync(target);
+    const running = fakeBackend(share, { name: 'cd'.repeat(16) });
+    await withBackend(running).checkpoint(job(fakeRunc().runc, { open_tcp: true }));
+    assert.deepEqual([exiting.requests[0].tcp_established, running.requests[0].tcp_established], [true, undefined]);
   });
 
   it('leaves a container containerd paused itself paused (containerd resumes it)', async () => {

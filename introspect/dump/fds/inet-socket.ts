@@ -1,5 +1,6 @@
 import { AF_INET6, InetSocket, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, inetSocket } from '../../linux/inet-sockets.js';
 import { openFileState } from '../../linux/open-file.js';
+import { tcpStream } from './tcp-stream.js';
 import { FdDumped, FdDumper, FdToDump, fdProblem } from './fd-dumper.js';
 import { socketNsId } from './socket-netns.js';
 import { DumpProblem } from '../problem.js';
@@ -21,13 +22,13 @@ function describe(sk: InetSocket): string {
 }
 
 /** What CRIU 3.17 refuses to dump, or would refuse to restore, of an inet socket (can_dump_inet_sk and the option readers). */
-function refusals(sk: InetSocket, fd: FdToDump, tcpClose: boolean): DumpProblem[] {
+function refusals(sk: InetSocket, fd: FdToDump, tcpClose: boolean, tcpEstablished: boolean): DumpProblem[] {
   const name = describe(sk);
   const out: string[] = [];
   if (sk.proto !== 'TCP' && sk.proto !== 'UDP') out.push(`${name}: only TCP and UDP sockets are supported (raw sockets are not)`);
   else if (sk.proto === 'TCP' && sk.state === TCP_LISTEN && sk.receiveQueued) out.push(`${name} has ${sk.receiveQueued} connections not yet accepted`);
-  else if (sk.proto === 'TCP' && CONNECTED.has(sk.state) && !tcpClose) {
-    out.push(`${name}: a connected TCP socket is dumped only for restore to close it (--tcp-close); --tcp-established is not supported`);
+  else if (sk.proto === 'TCP' && CONNECTED.has(sk.state) && !tcpClose && !tcpEstablished) {
+    out.push(`${name}: a connected TCP socket needs --tcp-close (restore closes it) or --tcp-established (restore repairs it; the tree must not run on)`);
   } else if (sk.proto === 'TCP' && sk.state !== TCP_LISTEN && sk.state !== TCP_CLOSE && !CONNECTED.has(sk.state)) out.push(`${name}: unknown state`);
   if (sk.corked) out.push(`${name} is corked (UDP_CORK)`);
   if (sk.extras.filter) out.push(`${name} has a socket filter attached (not supported)`);
@@ -48,8 +49,9 @@ function needsScopeId(words: number[]): boolean {
  * TCP and UDP sockets, v4 and v6 (criu/sk-inet.c do_dump_one_inet_fd): the
  * inet_sk_entry CRIU writes from sock_diag and getsockopt. A connected TCP
  * socket is written as CRIU does with --tcp-close (no tcp-stream image;
- * restore creates the socket and shuts it down); listening and bound
- * sockets restore as they were.
+ * restore creates the socket and shuts it down) or with --tcp-established
+ * (the same entry and a tcp-stream image: restore repairs the connection);
+ * listening and bound sockets restore as they were.
  */
 export const inetSocketFd: FdDumper = {
   kinds: ['inet-socket'],
@@ -57,9 +59,14 @@ export const inetSocketFd: FdDumper = {
     const { id, fresh } = files.ids.fileId(fd.file.address, fd.identity);
     if (!fresh) return { opened: { id, type: 'INETSK' } };
     const sk = inetSocket(fd.file);
-    const problems = refusals(sk, fd, files.tcpClose);
+    const problems = refusals(sk, fd, files.tcpClose, files.tcpEstablished);
     const ns = socketNsId(files, fd, sk.net, sk.hashed);
     if (ns.problem) problems.push(ns.problem);
+    // criu/sk-tcp.c dump_one_tcp: --tcp-close wins; a connection (dst_port set) gets its tcp-stream image.
+    if (!problems.length && files.tcpEstablished && !files.tcpClose && sk.proto === 'TCP' && sk.dstPort) {
+      const problem = tcpStream(files, fd, sk, describe(sk));
+      if (problem) problems.push(problem);
+    }
     if (problems.length) return { problems };
     const tcp = sk.proto === 'TCP';
     const isk: Record<string, unknown> = {

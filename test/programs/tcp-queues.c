@@ -1,0 +1,128 @@
+/*
+ * tcp-queues PORT: one TCP connection over loopback per family (127.0.0.1:PORT,
+ * [::1]:PORT+1), both ends in this process, with data queued both ways when it
+ * is checkpointed: the client writes more than the server's small receive
+ * buffer takes (that queue full, the rest unsent in the client's send queue),
+ * the server writes a little the client never reads.
+ * It then waits for SIGUSR1 (pause(): nothing in memory moves meanwhile);
+ * after it, each side reads every queued byte and checks it is the stream it
+ * was sent, in order, and new data goes both ways. One line per family:
+ * "queued v4 c2s=N s2c=M" at the start, "ok v4 ..." or "bad v4 ..." at the end.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/*
+ * Within the default send buffer (tcp_wmem[1], 16 KiB): CRIU 3.17 restores the
+ * send queue before the socket's SO_SNDBUF, and a larger one fails (EPIPE).
+ */
+#define C2S_BYTES 14000
+#define S2C_BYTES 1000
+
+struct conn { const char *name; int c, s; long c2s, s2c; };
+
+static volatile sig_atomic_t go;
+
+static void on_usr1(int sig) { (void)sig; go = 1; }
+
+static void die(const char *what) { printf("bad %s: %s\n", what, strerror(errno)); exit(1); }
+
+/* Byte k of a direction's stream: a position-dependent pattern, so a lost, doubled or reordered byte shows. */
+static unsigned char pattern(long k, int dir) { return (unsigned char)(k * 31 + (k >> 9) + dir * 101); }
+
+static void setup(struct conn *x, int family, int port) {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1, rcvbuf = 4096, sndbuf = 65536;
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET; a->sin_port = htons(port); a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6; a->sin6_port = htons(port); a->sin6_addr = in6addr_loopback;
+		len = sizeof(*a);
+	}
+	int l = socket(family, SOCK_STREAM, 0);
+	if (l < 0) die("socket");
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* A small receive buffer: the server's queue fills at a few KiB, the rest waits unsent in the client's. */
+	setsockopt(l, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (bind(l, (struct sockaddr *)&ss, len) || listen(l, 1)) die("listen");
+	x->c = socket(family, SOCK_STREAM, 0);
+	setsockopt(x->c, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	setsockopt(x->c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(x->c, (struct sockaddr *)&ss, len)) die("connect");
+	x->s = accept(l, NULL, NULL);
+	if (x->s < 0) die("accept");
+	close(l);
+	fcntl(x->c, F_SETFL, O_NONBLOCK);
+	unsigned char chunk[4096];
+	while (x->c2s < C2S_BYTES) {
+		size_t ask = C2S_BYTES - x->c2s < (long)sizeof(chunk) ? (size_t)(C2S_BYTES - x->c2s) : sizeof(chunk);
+		for (size_t i = 0; i < ask; i++) chunk[i] = pattern(x->c2s + i, 0);
+		ssize_t n = write(x->c, chunk, ask);
+		if (n < 0 && errno == EAGAIN) {
+			/* Let the stack settle (window probes, delayed ACKs), then try once more. */
+			usleep(200000);
+			n = write(x->c, chunk, ask);
+			if (n < 0 && errno == EAGAIN) break;
+		}
+		if (n <= 0) die("write c2s");
+		x->c2s += n;
+	}
+	for (int i = 0; i < S2C_BYTES; i++) chunk[i] = pattern(i, 1);
+	if (write(x->s, chunk, S2C_BYTES) != S2C_BYTES) die("write s2c");
+	x->s2c = S2C_BYTES;
+	fcntl(x->c, F_SETFL, 0);
+	printf("queued %s c2s=%ld s2c=%ld\n", x->name, x->c2s, x->s2c);
+}
+
+/* Reads exactly want bytes of direction dir's stream from fd; returns the offset of the first wrong byte, or -1. */
+static long drain(int fd, long want, int dir) {
+	unsigned char buf[65536];
+	long got = 0;
+	while (got < want) {
+		long ask = want - got < (long)sizeof(buf) ? want - got : (long)sizeof(buf);
+		ssize_t n = read(fd, buf, ask);
+		if (n <= 0) return got;
+		for (ssize_t i = 0; i < n; i++) if (buf[i] != pattern(got + i, dir)) return got + i;
+		got += n;
+	}
+	return -1;
+}
+
+static void check(struct conn *x) {
+	/* The server drains while the client's unsent rest still has to go out: both in one process, so in turns. */
+	long bad = drain(x->s, x->c2s, 0);
+	if (bad >= 0) { printf("bad %s c2s at byte %ld of %ld\n", x->name, bad, x->c2s); return; }
+	bad = drain(x->c, x->s2c, 1);
+	if (bad >= 0) { printf("bad %s s2c at byte %ld of %ld\n", x->name, bad, x->s2c); return; }
+	char line[32];
+	if (write(x->c, "after-c\n", 8) != 8 || read(x->s, line, 8) != 8 || memcmp(line, "after-c\n", 8)) { printf("bad %s: new data c->s\n", x->name); return; }
+	if (write(x->s, "after-s\n", 8) != 8 || read(x->c, line, 8) != 8 || memcmp(line, "after-s\n", 8)) { printf("bad %s: new data s->c\n", x->name); return; }
+	printf("ok %s c2s=%ld s2c=%ld\n", x->name, x->c2s, x->s2c);
+}
+
+int main(int argc, char **argv) {
+	int port = argc > 1 ? atoi(argv[1]) : 7420;
+	struct conn v4 = { .name = "v4" }, v6 = { .name = "v6" };
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGUSR1, on_usr1);
+	setup(&v4, AF_INET, port);
+	setup(&v6, AF_INET6, port + 1);
+	while (!go) pause();
+	check(&v4);
+	check(&v6);
+	return 0;
+}

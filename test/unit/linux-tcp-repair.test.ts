@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { BadDataError, UnsupportedError } from '../../common/errors.js';
+import { KObject } from '../../introspect/kernel/object.js';
+import { guestClocks } from '../../introspect/linux/clocks.js';
+import { PageInfo } from '../../introspect/linux/pages.js';
+import { TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, tcpRepairState } from '../../introspect/linux/tcp-repair.js';
+import { assertOvmError } from './helpers/assert-ovm.js';
+import { EVENT_STRUCTS, fakeTimekeeper } from './helpers/event-structs.js';
+import { FakeKernel } from './helpers/fake-program.js';
+import { TCP_STRUCTS, fakeTcpSocket } from './helpers/tcp-structs.js';
+
+const MONO = 5000n * 1_000_000_000n;
+
+function setup() {
+  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...TCP_STRUCTS } });
+  fakeTimekeeper(k, MONO, 1n << 60n);
+  const t = fakeTcpSocket(k);
+  const read = () => {
+    const prog = k.program();
+    return tcpRepairState(KObject.struct(prog, 'sock', t.sk), new PageInfo(prog), guestClocks(prog));
+  };
+  return { k, t, read };
+}
+
+describe('TCP repair state from guest RAM (fake kernel)', () => {
+  it('reads what CRIU reads under TCP_REPAIR: sequence numbers, queue lengths, options, window, and the queued bytes in order', () => {
+    const { t, read } = setup();
+    const r = read();
+    assert.deepEqual([r.inqLen, r.inqSeq, r.outqLen, r.outqSeq, r.unsqLen], [12, 1016, 7, 5007, 3]);
+    assert.equal(r.optMask, TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+    assert.deepEqual([r.sndWscale, r.rcvWscale, r.mssClamp, r.nodelay, r.cork], [7, 6, 65483, true, false]);
+    // TCP_TIMESTAMP: CLOCK_MONOTONIC in ms plus tsoffset.
+    assert.equal(r.timestamp, 5_000_000 + 100);
+    assert.deepEqual([r.sndWl1, r.sndWnd, r.maxWindow, r.rcvWnd, r.rcvWup], [1016, 3, 65535, 64000, 1016]);
+    // Receive: from copied_seq, the linear part then a page frag. Send: the partly acked skb from snd_una, then the write queue.
+    assert.equal(r.inq.toString(), t.inq);
+    assert.equal(r.outq.toString(), t.outq);
+  });
+
+  it('refuses what it cannot repair by name, and corrupt queues with typed errors', () => {
+    const { k, t, read } = setup();
+    k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 8 });
+    assertOvmError(read, UnsupportedError);
+    k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 1, urg_data: 0x100 | 65 });
+    assertOvmError(read, UnsupportedError);
+    k.write(t.sk, 'tcp_sock', { urg_data: 0 });
+    read();
+    // Sequence numbers that promise more than the skbs hold, or a queue longer than its qlen.
+    k.write(t.sk, 'tcp_sock', { rcv_nxt: 1017 });
+    assertOvmError(read, BadDataError);
+    k.write(t.sk, 'tcp_sock', { rcv_nxt: 1016, 'sk.sk_receive_queue.qlen': 1 });
+    assertOvmError(read, BadDataError);
+    k.write(t.sk, 'tcp_sock', { 'sk.sk_receive_queue.qlen': 2, write_seq: 5007 + (100 << 20) });
+    assertOvmError(read, BadDataError);
+  });
+});
