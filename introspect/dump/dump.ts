@@ -102,6 +102,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     prog, ids, pages,
     netNamespaces: { tree: treeNets, own: netOf(tree.root.leader) !== netOf(init) },
     tcpClose: opts.tcpClose,
+    sessionLeaders: new Set(tree.processes.filter((p) => p.vsid === p.vpid).map((p) => p.vpid)),
     root: ownMounts ? taskRoot(tree.root.leader) : taskRoot(init),
     mntIds: ownMounts,
     netNsId: (net) => ids.nsId(netNamespaceInum(KObject.struct(prog, 'net', net))),
