@@ -321,7 +321,7 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
       const root = await start('nested', `sh ${share}/nested.sh`);
       // The sleep that is pid 1 of the new namespace: two numbers on its NSpid line.
       const inner = Number((await sh(a.name, `for i in $(seq 100); do for p in $(cat /sys/fs/cgroup${cg}/nested/cgroup.procs); do
-        grep -qE '^NSpid:\s+[0-9]+\s+1$' /proc/$p/status && { echo $p; exit 0; }; done; sleep 0.1; done`)).trim());
+        grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' /proc/$p/status && { echo $p; exit 0; }; done; sleep 0.1; done`)).trim());
       assert.ok(inner > 1, 'the task in the nested namespace');
       const dir = path.join(share, 'nested-img');
       const r = await cli(['dump', '--vm', a.name, '--pid', String(root), '-D', dir]);
