@@ -37,6 +37,7 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   { name: 'FILE_LOCKS', magic: 0x54323616, header: 'common', entry: 'file_lock_entry', file: 'filelocks.img' },
   { name: 'REMAP_FPATH', magic: 0x59133954, header: 'common', entry: 'remap_file_path_entry', file: 'remap-fpath.img' },
   { name: 'GHOST_FILE', magic: 0x52583605, header: 'common', entry: 'ghost_chunk_entry', head: 'ghost_file_entry', extraBytesField: 'len', file: 'ghost-file-ID.img' },
+  { name: 'TTY_INFO', magic: 0x59453036, header: 'common', entry: 'tty_info_entry', file: 'tty-info.img' },
   { name: 'SK_QUEUES', magic: 0x56264026, header: 'common', entry: 'sk_packet_entry', extraBytesField: 'length', file: 'sk-queues.img' },
   { name: 'TCP_STREAM', magic: 0x51465506, header: 'common', entry: 'tcp_stream_entry', extraBytesField: ['inq_len', 'outq_len'], file: 'tcp-stream-ID.img' },
   { name: 'SECCOMP', magic: 0x64413049, header: 'common', entry: 'seccomp_entry', file: 'seccomp.img' },

@@ -22,9 +22,12 @@ export interface ContainerSpec {
   maskedPaths: Set<string>;
   /** Namespaces the container joins by path (a pod's network namespace): kind -> path. */
   joinedNamespaces: Map<string, string>;
+  /** process.terminal: the init's stdio are a pty slave runc made, not what runc was started with. */
+  terminal?: boolean;
 }
 
 interface OciConfig {
+  process?: { terminal?: boolean };
   mounts?: { destination?: string; type?: string; source?: string; options?: string[] }[];
   linux?: {
     maskedPaths?: string[];
@@ -69,7 +72,7 @@ export function parseContainerSpec(json: Buffer, where: string): ContainerSpec {
   for (const ns of list(config.linux?.namespaces)) {
     if (typeof ns?.type === 'string' && typeof ns.path === 'string' && ns.path) joinedNamespaces.set(ns.type, ns.path);
   }
-  return { externalMounts, maskedPaths, joinedNamespaces };
+  return { externalMounts, maskedPaths, joinedNamespaces, terminal: config.process?.terminal === true };
 }
 
 /** A config's array, or none when the field is absent or not an array (a guest may send anything). */
@@ -90,6 +93,9 @@ export function stdioTargets(init: KObject, root: PathRoot): string[] {
  * descriptors.json (runc): the targets of the init process's fds 0-2 as
  * readlink(/proc/PID/fd/N) shows them. runc restore turns each "pipe:[N]"
  * into an inherited fd, so the pipes reconnect to the new runtime's stdio.
+ * runc reads them (getPipeFds) as soon as its init starts, before the init
+ * of a terminal container swaps them for its pty: for containerd's shim,
+ * which hands runc no stdio then (pkg/process/init.go), /dev/null.
  */
 export function descriptorsJson(targets: string[]): Buffer {
   return Buffer.from(JSON.stringify(targets));

@@ -108,6 +108,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
     netNamespaces: { tree: treeNets, own: netOf(tree.root.leader) !== netOf(init) },
     tcpClose: opts.tcpClose,
     tcpEstablished: opts.tcpEstablished,
+    sessionLeaders: new Set(tree.processes.filter((p) => p.vsid === p.vpid).map((p) => p.vpid)),
     root: ownMounts ? taskRoot(tree.root.leader) : taskRoot(init),
     mntIds: ownMounts,
     netNsId: (net) => ids.nsId(netNamespaceInum(KObject.struct(prog, 'net', net))),

@@ -14,6 +14,7 @@ import { fdDumper } from './fds/index.js';
 import { GhostFiles } from './ghost-files.js';
 import { IdAllocator } from './ids.js';
 import { ShmemTable } from './shmem.js';
+import { TtyTable } from './ttys.js';
 import { DumpProblem } from './problem.js';
 
 /** include/uapi/linux/fcntl.h */
@@ -40,6 +41,8 @@ export interface FileTableOptions {
   tcpClose?: boolean;
   /** Established TCP sockets are dumped with their repair state and queues (criu --tcp-established). */
   tcpEstablished?: boolean;
+  /** The tree's session leaders (their pids there): a dumped tty's session must be one of them. */
+  sessionLeaders?: ReadonlySet<number>;
 }
 
 const NO_OWNER = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
@@ -70,6 +73,8 @@ export class FileTable {
   readonly unix = new Map<bigint, { id: number; sk: UnixSocket; task: string; fd: string }>();
   /** Shared memory objects met through fds and mappings (memfds, MAP_SHARED|MAP_ANONYMOUS). */
   readonly shmem = new ShmemTable();
+  /** Ttys' tty-info entries. */
+  readonly ttys = new TtyTable();
 
   constructor(private readonly o: FileTableOptions) {}
 
@@ -104,6 +109,11 @@ export class FileTable {
 
   get tcpEstablished(): boolean {
     return this.o.tcpEstablished ?? false;
+  }
+
+  /** Number of a struct pid in the tree's pid namespace, 0 if it has none there. */
+  vpid(pid: bigint): number {
+    return this.o.vpid(pid);
   }
 
   /** fown_entry of a file (SIGIO owner), its pid in the tree's pid namespace. */
@@ -169,6 +179,7 @@ export class FileTable {
 
   /** Checks what only the whole dump shows: every connected unix socket's peer is in it. */
   finish(): void {
+    this.problems.push(...this.ttys.finish(this.o.sessionLeaders));
     for (const { sk, task, fd } of this.unix.values()) {
       if (sk.peer !== 0n && !this.unix.has(sk.peer)) {
         this.problems.push(new DumpProblem(task, 'unix-socket',

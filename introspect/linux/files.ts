@@ -12,7 +12,8 @@ const KINDS_BY_MODE: Record<number, FileKind> = {
 
 export type FileKind = 'regular' | 'directory' | 'fifo' | 'pipe' | 'socket' | 'unix-socket' | 'inet-socket' | 'netlink-socket' | 'chardev' | 'tty' | 'blockdev'
   | 'symlink' | 'eventfd' | 'epoll' | 'signalfd' | 'timerfd' | 'memfd' | 'anon-inode' | 'unknown'
-  | 'inotify' | 'io-uring';
+  | 'inotify' | 'io-uring'
+  | 'fanotify';
 
 /** What the file operations of a struct file say it is, by the symbol its f_op points at. */
 const KINDS_BY_FOPS: Record<string, FileKind> = {
@@ -20,6 +21,7 @@ const KINDS_BY_FOPS: Record<string, FileKind> = {
   inotify_fops: 'inotify',
   tty_fops: 'tty', hung_up_tty_fops: 'tty', ptmx_fops: 'tty', console_fops: 'tty',
   io_uring_fops: 'io-uring',
+  fanotify_fops: 'fanotify',
 };
 
 /** One open file of a process, as /proc/PID/fd and fdinfo show it. */

@@ -17,6 +17,8 @@ import { mmWithVmas } from '../unit/helpers/fake-maple.js';
 import { cachedPage, xarray } from '../unit/helpers/fake-tmpfs.js';
 import { FakeKernel } from '../unit/helpers/fake-program.js';
 import { KERNEL_STRUCTS } from '../unit/helpers/kernel-structs.js';
+import { fakePtySlave, ttyStructs } from '../unit/helpers/tty-structs.js';
+import { ttyState } from '../../introspect/linux/tty.js';
 import { Fields } from '../unit/helpers/kernel-types.js';
 import { FakeVfs } from '../unit/helpers/fake-vfs.js';
 import { EVENT_STRUCTS, fakeTimekeeper } from '../unit/helpers/event-structs.js';
@@ -41,13 +43,13 @@ const HEAP_START = 0x40_0000;
  * cache, an fd table holding a pipe and a tmpfs file, the pipe's ring, a
  * tmpfs superblock, a mount namespace, event files (eventfd,
  * signalfd, timerfd, an epoll) with the guest's timekeeper, an inotify
- * watching the tmpfs file, a POSIX lock and an flock on it, and an established TCP socket with data queued
+ * watching the tmpfs file, a POSIX lock and an flock on it, a pty slave, and an established TCP socket with data queued
  * both ways (not in the fd table: its repair reader alone). `heap` is the range of guest RAM
  * those objects take, for a fuzzer to corrupt.
  */
 export function fakeProcess() {
   // The members memory planning reads besides the maps' (mmState).
-  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), ...TCP_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), ...ttyStructs(taskStateStructs()), ...TCP_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
     ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
   const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops', 'inotify_fops'].map((n) => [n, k.symbol(n)]));
@@ -136,6 +138,9 @@ export function fakeProcess() {
   const mark = k.new('inotify_inode_mark', { 'fsn_mark.mask': 0x102, 'fsn_mark.group': group, 'fsn_mark.connector': conn, wd: 1 });
   k.link(k.addr('fsnotify_group', group, 'marks_list'), [k.addr('inotify_inode_mark', mark, 'fsn_mark.g_list')]);
   files.push(anon('inotify', group));
+  // 8 pts/0, the controlling terminal of the task's session (its master outside, as `ctr run -t` leaves it).
+  const pty = fakePtySlave(k, vfs, 0x1234n);
+  files.push(pty.file);
   const filesStruct = k.alloc(k.types.sizeof('files_struct'), 8);
   const lockCtx = k.new('file_lock_context');
   k.write(tmpFileInode, 'inode', { i_flctx: lockCtx });
@@ -148,16 +153,18 @@ export function fakeProcess() {
   const fd = k.alloc(64 * 8, 8);
   files.forEach((f, i) => k.u64(fd + BigInt(i * 8), f));
   const openFds = k.alloc(8, 8);
-  k.put(openFds, Buffer.from([0b11111111]));
+  k.put(openFds, Buffer.from([0b11111111, 0b1]));
   const fdt = k.new('fdtable', { max_fds: 64, fd, open_fds: openFds, close_on_exec: k.alloc(8, 8) });
   k.write(filesStruct, 'files_struct', { fdt });
   // An established TCP connection with data queued both ways (the --tcp-established reader).
   const tcp = fakeTcpSocket(k);
-  const task = k.new('task_struct', { pid: 50, mm, files: filesStruct, nsproxy: k.new('nsproxy', { mnt_ns: ns }), ...fakeTaskState(k, mono) });
+  const taskState = fakeTaskState(k, mono);
+  k.write(BigInt(taskState.signal), 'signal_struct', { tty: pty.tty });
+  const task = k.new('task_struct', { pid: 50, mm, files: filesStruct, nsproxy: k.new('nsproxy', { mnt_ns: ns }), ...taskState });
 
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
-  return { k, prog, vfs, task, mm, pgd, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], tmpOpen, filesStruct, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+  return { k, prog, vfs, task, mm, pgd, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], tty: pty.file, tmpOpen, filesStruct, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
 }
 
 export type FakeProcess = ReturnType<typeof fakeProcess>;
@@ -214,6 +221,8 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
     () => [seccompState(task), processItimers(task, guestClocks(prog)), posixTimers(task, guestClocks(prog))],
     // An established TCP socket's repair state: its receive queue, retransmit rb-tree and write queue, skb frags.
     () => tcpRepairState(KObject.struct(prog, 'sock', p.tcpSk), pages, guestClocks(prog)),
+    // The pty slave's tty_struct: driver, termios, window size, session.
+    () => ttyState(KObject.struct(prog, 'file', p.tty), false),
   ];
   return readers.filter((r) => typedOnly(r)).length;
 }

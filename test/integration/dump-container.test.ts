@@ -12,6 +12,9 @@ import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
 /** A counter appending to a file of the container's rootfs every 0.2 s. */
 const LOOP = (file: string) => `i=0; while true; do i=$((i+1)); echo $i >> ${file}; sleep 0.2; done`;
 
+/** Takes a terminal's master from runc's --console-socket in a guest (it sees the checkout at the same path). */
+const CONSOLE_RECEIVER = path.resolve('test/lab/console-receiver.py');
+
 /** The numbers in a counter file: they must go up by one, across the checkpoint and restore. */
 function counts(file: string): number[] {
   return fs.readFileSync(file, 'utf8').trim().split('\n').map(Number);
@@ -69,12 +72,17 @@ for (const kernel of POOL_KERNELS) {
       assertSameDump(ours, theirs);
     }
 
-    /** The final dump (it kills the container in guest A) and `runc restore` in guest B. */
-    async function moveWithRunc(name: string): Promise<void> {
+    /**
+     * The final dump (it kills the container in guest A) and `runc restore` in guest B; with `console`, runc hands the
+     * terminal's new master to a receiver that copies what the container writes on it to that file of guest B.
+     */
+    async function moveWithRunc(name: string, console?: string): Promise<void> {
       const dir = path.join(share, `${name}-final`);
       await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/${name}`, '--container', '--bundle', bundle(name), '-D', dir]);
       assert.match(await ctr(a, 'task ls'), new RegExp(`^${name}\\s+\\d+\\s+STOPPED$`, 'm'), 'killed in guest A');
-      await guestSh(b.name, `runc restore -d --image-path ${dir} --work-path /tmp/rw-${name} --bundle ${bundle(name)} ${name} </dev/null >/tmp/restore-${name}.out 2>&1` +
+      const socket = `/tmp/console-${name}.sock`;
+      const receive = console ? `${CONSOLE_RECEIVER} ${socket} ${console} && ` : '';
+      await guestSh(b.name, `${receive}runc restore -d ${console ? `--console-socket ${socket} ` : ''}--image-path ${dir} --work-path /tmp/rw-${name} --bundle ${bundle(name)} ${name} </dev/null >/tmp/restore-${name}.out 2>&1` +
         ` || { cat /tmp/restore-${name}.out; tail -20 /tmp/rw-${name}/restore.log; exit 1; }; sleep 2.5`, 180);
       assert.match(await guestSh(b.name, 'runc list'), new RegExp(`^${name}\\s+\\d+\\s+running`, 'm'));
     }
@@ -178,6 +186,38 @@ for (const kernel of POOL_KERNELS) {
         .map((l) => /^(\d+) \((.*)\) (\S) (\d+) /.exec(l)!).map((m) => ({ pid: Number(m[1]), comm: m[2], state: m[3], ppid: Number(m[4]) }));
       assert.deepEqual(stat.find((p) => p.pid === z.pid), { pid: z.pid, comm: 'sh', state: 'Z', ppid: z.ppid }, 'the zombie is there again, under the same pid and parent');
       assert.deepEqual(stat.filter((p) => p.pid === z.ppid).map((p) => [p.comm, p.state]), [['sleep', 'S']], 'its parent is the sleep that never reaps it');
+    });
+
+    it('a container started with `ctr run -t` (a pty slave as stdio, its master in containerd\'s shim): the tty as runc checkpoint dumps it, restored by runc with a console socket in guest B, still writing to its terminal', async () => {
+      // ctr run -t wants a terminal of its own (script gives it one); with -d the shim keeps the master. The container
+      // sets the window size and termios of its terminal first, as a shell would.
+      const command = `stty rows 33 cols 77 -echo; i=0; while true; do i=$((i+1)); echo tick $i; echo $i >> /tmp/count; sleep 0.2; done`;
+      fs.writeFileSync(path.join(share, 'run-tty.sh'), `exec ctr -n ${ns} run -t -d ${BUSYBOX_IMAGE} tty sh -c '${command}'\n`);
+      await guestSh(a.name, `script -qec "sh ${share}/run-tty.sh" /dev/null </dev/null >/dev/null; sleep 1.5; mkdir -p ${bundle('tty')}; cp ${TASKS}/tty/config.json ${bundle('tty')}/`);
+      await freezeAndShare('tty');
+      await compareWithRunc('tty');
+      const ours = decodeDir(path.join(share, 'tty-ours'));
+      const [info] = ours.get('tty-info.img') as { type: string; sid: number; pgrp: number; pty: { index: number }; winsize: Json; termios: { c_lflag: number } }[];
+      assert.deepEqual([info.type, info.sid, info.pgrp, info.pty], ['PTY', 1, 1, { index: 0 }], 'pts/0, the terminal of the init\'s session and group');
+      assert.deepEqual(info.winsize, { ws_row: 33, ws_col: 77, ws_xpixel: 0, ws_ypixel: 0 });
+      assert.equal(info.termios.c_lflag & 0o10, 0, 'ECHO off');
+      const fds = (ours.get('fdinfo-2.img') ?? []) as { type: string; fd: number }[];
+      assert.deepEqual(fds.filter((f) => f.fd <= 2).map((f) => f.type), ['TTY', 'TTY', 'TTY']);
+      assert.deepEqual(JSON.parse(fs.readFileSync(path.join(share, 'tty-ours', 'descriptors.json'), 'utf8')), ['/dev/null', '/dev/null', '/dev/null'],
+        'as runc saw them when its init started, before the init took its pty (containerd\'s shim gives runc no stdio then)');
+      const before = counts(`${bundle('tty')}/rootfs/tmp/count`).length;
+      await moveWithRunc('tty', '/tmp/tty.out');
+      assertCounting(`${bundle('tty')}/rootfs/tmp/count`, before, 'the counter');
+      const ticks = async () => (await guestSh(b.name, 'cat /tmp/tty.out')).split('\n').map((l) => /^tick (\d+)\r?$/.exec(l)).filter(Boolean).map((m) => Number(m![1]));
+      const first = await ticks();
+      await guestSh(b.name, 'sleep 1');
+      const later = await ticks();
+      assert.ok(first.length > 0 && first[0] > before, `the restored loop writes on its new terminal, going on from ${before} (${first[0]})`);
+      assert.ok(later.length > first.length, `and keeps writing (${first.length} lines, then ${later.length})`);
+      assert.equal((await guestSh(b.name, 'runc exec tty stty -F /dev/pts/0 size </dev/null')).trim(), '33 77', 'window size restored');
+      assert.match(await guestSh(b.name, 'runc exec tty stty -F /dev/pts/0 </dev/null'), /-echo/, 'termios restored');
+      const stat = (await guestSh(b.name, 'runc exec tty cat /proc/1/stat </dev/null')).split(' ');
+      assert.deepEqual([stat[5], stat[6]], ['1', String(136 << 8)], 'the init leads its session again, with pts/0 as its controlling terminal');
     });
 
     it('refuses a container with an unsupported socket (raw ICMP: CRIU has no image for it) before writing anything, and leaves it running', async () => {

@@ -296,5 +296,43 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
         ` && echo dumped || { echo refused; grep -i error ${theirs}/dump.log | tail -3; }`, 120);
       assert.match(criu, /^refused/, criu);
     });
+
+    it('refuses a fanotify group by name (CRIU 3.17 dumps fanotify.img: not supported yet here), before writing anything', async () => {
+      fs.writeFileSync(path.join(share, 'fanotify.py'), [
+        'import ctypes, os, time',
+        'libc = ctypes.CDLL(None, use_errno=True)',
+        "fd = libc.fanotify_init(0, os.O_RDONLY)  # FAN_CLASS_NOTIF",
+        "print('fanotify', fd, flush=True)",
+        'while True: time.sleep(1)',
+      ].join('\n') + '\n');
+      const pid = await start('fanotify', `python3 ${share}/fanotify.py`);
+      const fd = Number(/^fanotify (\d+)$/m.exec(log('fanotify'))![1]);
+      assert.ok(fd > 2, log('fanotify'));
+      const dir = path.join(share, 'fanotify-img');
+      const r = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`pid ${pid} \\(python3\\) fd ${fd}: anon_inode:\\[fanotify\\] is a fanotify \\(not supported yet\\)`));
+      assert.ok(!fs.existsSync(dir), 'no image directory');
+      await sh(a.name, `kill -9 ${pid}`);
+    });
+
+    it('refuses a task in a nested pid namespace, naming it, as criu dump 3.17 does (criu/namespaces.c: "Can\'t dump nested pid namespace"), before writing anything', async () => {
+      fs.writeFileSync(path.join(share, 'nested.sh'), 'unshare -p -f sleep 100000 &\necho started\nexec sleep 100000\n');
+      const root = await start('nested', `sh ${share}/nested.sh`);
+      // The sleep that is pid 1 of the new namespace: two numbers on its NSpid line.
+      const inner = Number((await sh(a.name, `for i in $(seq 100); do for p in $(cat /sys/fs/cgroup${cg}/nested/cgroup.procs); do
+        grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' /proc/$p/status && { echo $p; exit 0; }; done; sleep 0.1; done`)).trim());
+      assert.ok(inner > 1, 'the task in the nested namespace');
+      const dir = path.join(share, 'nested-img');
+      const r = await cli(['dump', '--vm', a.name, '--pid', String(root), '-D', dir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`task ${inner} is in a nested pid namespace`));
+      assert.ok(!fs.existsSync(dir), 'no image directory');
+      const theirs = path.join(share, 'nested-criu');
+      const criu = await sh(a.name, `mkdir ${theirs}; criu dump -t ${root} -D ${theirs} --leave-running --freeze-cgroup /sys/fs/cgroup${cg}/nested -o dump.log` +
+        ` && echo dumped || { echo refused; grep 'dump nested pid namespace' ${theirs}/dump.log; }`, 120);
+      assert.match(criu, new RegExp(`^refused\\n.*Can't dump nested pid namespace for ${inner}$`, 'm'), criu);
+      await sh(a.name, `kill -9 $(cat /sys/fs/cgroup${cg}/nested/cgroup.procs)`);
+    });
   });
 }

@@ -12,6 +12,7 @@ import { pipeFd } from './pipe.js';
 import { regularFd } from './regular.js';
 import { signalFdDumper } from './signalfd.js';
 import { timerFdDumper } from './timerfd.js';
+import { ttyFd } from './tty.js';
 import { unixSocketFd } from './unix-socket.js';
 
 export { FdDumper, FdDumped, FdToDump, FdType, fdProblem } from './fd-dumper.js';
@@ -23,6 +24,7 @@ export const FD_DUMPERS: readonly FdDumper[] = [regularFd, pipeFd, unixSocketFd,
   inotifyDumper,
   memfdFd,
   ioUringFd,
+  ttyFd,
 ];
 
 const byKind = new Map<FileKind, FdDumper>(FD_DUMPERS.flatMap((d) => d.kinds.map((k) => [k, d] as [FileKind, FdDumper])));

@@ -5,6 +5,8 @@ import { TreePart } from './tree-part.js';
 export const descriptorsFile: TreePart = {
   name: 'descriptors',
   dump(ctx) {
-    return ctx.spec ? { images: [{ file: 'descriptors.json', data: descriptorsJson(stdioTargets(ctx.tree.root.leader, ctx.files.root)) }] } : {};
+    if (!ctx.spec) return {};
+    const targets = ctx.spec.terminal ? ['/dev/null', '/dev/null', '/dev/null'] : stdioTargets(ctx.tree.root.leader, ctx.files.root);
+    return { images: [{ file: 'descriptors.json', data: descriptorsJson(targets) }] };
   },
 };
