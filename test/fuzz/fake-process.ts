@@ -28,6 +28,8 @@ import { seccompState } from '../../introspect/linux/seccomp.js';
 import { processItimers } from '../../introspect/linux/itimers.js';
 import { posixTimers } from '../../introspect/linux/posix-timers.js';
 import { guestClocks } from '../../introspect/linux/clocks.js';
+import { sysvMsgQueues, sysvSems, sysvShms } from '../../introspect/linux/sysv-ipc.js';
+import { SYSV_STRUCTS, fakeSysv } from '../unit/helpers/sysv-ipc-structs.js';
 
 const VM_READ = 0x1n, VM_WRITE = 0x2n, VM_EXEC = 0x4n, VM_SHARED = 0x8n, VM_MAYSHARE = 0x80n;
 /** Where FakeKernel's heap starts (guest-physical): every object, page table and page lies above. */
@@ -39,12 +41,13 @@ const HEAP_START = 0x40_0000;
  * cache, an fd table holding a pipe and a tmpfs file, the pipe's ring, a
  * tmpfs superblock, a mount namespace, event files (eventfd,
  * signalfd, timerfd, an epoll) with the guest's timekeeper, an inotify
- * watching the tmpfs file, and a POSIX lock and an flock on it. `heap` is the range of guest RAM
+ * watching the tmpfs file, a POSIX lock and an flock on it, and an IPC
+ * namespace's SysV objects. `heap` is the range of guest RAM
  * those objects take, for a fuzzer to corrupt.
  */
 export function fakeProcess() {
   // The members memory planning reads besides the maps' (mmState).
-  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...SYSV_STRUCTS, ...taskStateStructs(), mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
     ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
   const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops', 'inotify_fops'].map((n) => [n, k.symbol(n)]));
@@ -150,9 +153,12 @@ export function fakeProcess() {
   k.write(filesStruct, 'files_struct', { fdt });
   const task = k.new('task_struct', { pid: 50, mm, files: filesStruct, nsproxy: k.new('nsproxy', { mnt_ns: ns }), ...fakeTaskState(k, mono) });
 
+  // An IPC namespace with SysV segments (on the shared memory files above), a semaphore set and a queue of messages.
+  const { ipcNs } = fakeSysv(k, [anonShared, memfd]);
+
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
-  return { k, prog, vfs, task, mm, pgd, pipeInode, tmpSb, inotify: files[7], tmpOpen, filesStruct, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tmpSb, inotify: files[7], tmpOpen, filesStruct, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
 }
 
 export type FakeProcess = ReturnType<typeof fakeProcess>;
@@ -201,6 +207,7 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
       return [plans, files.shmem.memfdInodes()];
     },
     () => inotifyWatches(KObject.struct(prog, 'file', p.inotify)),
+    () => [sysvShms, sysvSems, sysvMsgQueues].map((read) => read(KObject.struct(prog, 'ipc_namespace', p.ipcNs))),
     () => fileLocks(KObject.struct(prog, 'file', p.tmpOpen), p.filesStruct),
     // Every fd through its dumper (files.img entries): the event files' readers, the epoll's rbtree, the guest's clocks,
     // the inotify's watch (its path and file handle).
