@@ -107,8 +107,17 @@ export class ShmemTable {
    */
   plan(problems: DumpProblem[]): ShmemPlan[] {
     const out: ShmemPlan[] = [];
+    const named = new Map<bigint, Met>();
     for (const m of [...this.met.values()].sort((a, b) => (a.obj.ino < b.obj.ino ? -1 : 1))) {
       if (m.pagesId === undefined) continue;
+      // shm_mnt numbers its inodes from 1 in per-CPU batches and SysV ids count from 0: CRIU 3.17 names both
+      // pagemap-shmem-<number>.img, so a segment and a memfd or anonymous shared memory can want one file.
+      const other = named.get(m.obj.ino);
+      if (other) {
+        problems.push(new DumpProblem(m.who, 'shmem', `shared memory objects ${other.obj.name} and ${m.obj.name} would both be pagemap-shmem-${m.obj.ino}.img (CRIU 3.17 names SysV segments by IPC id and other shared memory by inode number)`, { object: `shared memory ${m.obj.ino}` }));
+        continue;
+      }
+      named.set(m.obj.ino, m);
       const pagesId = m.pagesId;
       const once = (): ShmemPlan => {
         const pages = shmemPages(m.obj, (m.obj.size + PAGE - 1n) / PAGE, { nodes: MAX_XA_NODES }, MAX_PAGES, m.who);

@@ -55,6 +55,8 @@ const MAX_IDS = 1 << 24;
 const MAX_NSEMS = 32000;
 /** A message is at most kernel.msgmax, a queue at most kernel.msgmnb: both are ints; 16 MiB bounds a queue read from RAM. */
 const MAX_QUEUE_BYTES = 16 << 20;
+/** All queues of a namespace together (msgmni queues of msgmnb bytes: 32000 x 16 KiB by default). */
+const MAX_NS_BYTES = 4 * MAX_QUEUE_BYTES;
 const PAGE = 4096;
 
 /** The kern_ipc_perm of each object of a kind in a namespace, in index order, checked against the namespace's count. */
@@ -128,9 +130,12 @@ export function sysvMsgQueues(ipcNs: KObject): SysvMsgQueue[] {
   const prog = ipcNs.prog;
   const msgHdr = prog.btf.sizeof(prog.btf.struct('msg_msg').id);
   const segHdr = prog.btf.sizeof(prog.btf.struct('msg_msgseg').id);
+  let all = 0n;
   return [...ipcObjects(ipcNs, 'msg')].map((perm) => {
     const q = containerOf(prog, perm.address, 'msg_queue', 'q_perm');
     const cbytes = q.member('q_cbytes').value();
+    all += cbytes;
+    if (all > BigInt(MAX_NS_BYTES)) throw new BadDataError(`${q.path}: the namespace's queues hold more than ${MAX_NS_BYTES} bytes`);
     const qnum = q.member('q_qnum').value();
     if (cbytes > BigInt(MAX_QUEUE_BYTES) || qnum > BigInt(MAX_QUEUE_BYTES)) throw new BadDataError(`${q.path} holds ${qnum} messages of ${cbytes} bytes`);
     const messages: SysvMsg[] = [];

@@ -182,10 +182,13 @@ export const SERVERS: Server[] = [
       execFileSync('setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', `${PG_BIN}/initdb`, '-D', data, '-A', 'trust', '-U', 'postgres',
         '--no-sync', '-E', 'UTF8', '--locale=C'], { stdio: 'ignore', cwd: '/' });
     },
-    // In an IPC namespace of its own, which the dump carries with its SysV segments (the interlock segment, and the
-    // dynamic shared memory made SysV too: POSIX DSM segments would be files of guest A's /dev/shm, which a runtime carries).
+    // In an IPC namespace of its own, which the dump carries with its SysV segments: all its shared memory is SysV
+    // (main and dynamic). POSIX DSM segments would be files of guest A's /dev/shm, which a runtime carries; and the
+    // default anonymous main memory is an shm_mnt inode whose number may equal a segment's IPC id, which CRIU 3.17's
+    // pagemap-shmem names cannot tell apart (refused by name).
     command: (share) => `unshare --ipc setpriv --reuid=postgres --regid=postgres --clear-groups ${PG_BIN}/postgres -D ${share}/pg -p ${PORTS.postgres}` +
-      ' -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c shared_buffers=1MB -c max_connections=8 -c fsync=off -c dynamic_shared_memory_type=sysv',
+      ' -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c shared_buffers=1MB -c max_connections=8 -c fsync=off' +
+      ' -c shared_memory_type=sysv -c dynamic_shared_memory_type=sysv',
     ready: waitPort(PORTS.postgres),
     store: (guest, sh) => sh(guest, psql("create table t (v text); insert into t values ('from guest A')")).then(() => undefined),
     // A new row goes in, and the one stored before the checkpoint is still there.
