@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { KnownDifferences } from './criu-images.js';
+import { Json, KnownDifferences } from './criu-images.js';
 
 /** Runs a script in a guest (PoolSuite.sh). */
 type Sh = (guest: string, script: string, timeoutS?: number) => Promise<string>;
@@ -30,6 +30,37 @@ export interface Server {
   /** Still refused on this branch: the object that stops it, and the refusal (pid: the server's) that must name it. */
   refused?: { object: string; pattern(pid: number): RegExp };
   knownDifferences?: KnownDifferences;
+}
+
+type Core = { tc?: { timers?: { real?: Record<string, number | string> }; signals_s?: { signals?: { siginfo: string }[] } } };
+const SIGALRM = 14;
+
+/**
+ * A one-shot ITIMER_REAL that fired between ovmigrate's dump and CRIU's,
+ * made after it of the same frozen tree (timers run while a cgroup is
+ * frozen, and under TCG CRIU's dump can take longer than the time left, as
+ * a postgres backend's statement timers do): ours has the time left, CRIU's
+ * a disarmed timer and the SIGALRM pending. Set aside only when the time
+ * left is shorter than the `elapsed` seconds between the two dumps.
+ */
+export function timersThatFired(criuDir: string, elapsed: number): KnownDifferences {
+  const settle = (ours: Json[], criu: Json[]) => {
+    const o = (ours[0] as Core | undefined)?.tc;
+    const c = (criu[0] as Core | undefined)?.tc;
+    const [or, cr] = [o?.timers?.real, c?.timers?.real];
+    if (!o || !c || !or || !cr) return;
+    const left = Number(or.vsec) + Number(or.vusec) / 1e6;
+    const oneShot = Number(or.isec) === 0 && Number(or.iusec) === 0;
+    const signals = c.signals_s?.signals ?? [];
+    const alarms = signals.filter((sig) => Buffer.from(sig.siginfo, 'base64').readInt32LE(0) === SIGALRM);
+    if (!oneShot || left <= 0 || left >= elapsed || Number(cr.vsec) !== 0 || Number(cr.vusec) !== 0 || alarms.length !== 1) return;
+    if ((o.signals_s?.signals ?? []).some((sig) => Buffer.from(sig.siginfo, 'base64').readInt32LE(0) === SIGALRM)) return;
+    Object.assign(cr, { vsec: or.vsec, vusec: or.vusec });
+    const rest = signals.filter((sig) => sig !== alarms[0]);
+    if (rest.length) c.signals_s!.signals = rest;
+    else delete c.signals_s!.signals;
+  };
+  return Object.fromEntries(fs.readdirSync(criuDir).filter((f) => /^core-\d+\.img$/.test(f)).map((f) => [f, settle]));
 }
 
 /**
