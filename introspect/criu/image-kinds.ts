@@ -44,6 +44,10 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   { name: 'CGROUP', magic: 0x59383330, header: 'common', entry: 'cgroup_entry', file: 'cgroup.img' },
   { name: 'UTSNS', magic: 0x54473203, header: 'common', entry: 'utsns_entry', file: 'utsns-ID.img' },
   { name: 'IPCNS_VAR', magic: 0x53115007, header: 'common', entry: 'ipc_var_entry', file: 'ipcns-var-ID.img' },
+  // SysV objects: sem and msg entries are followed by padded raw data (their files are written whole by namespaces/sysv-images.ts).
+  { name: 'IPCNS_SHM', magic: 0x46283044, header: 'common', entry: 'ipc_shm_entry', file: 'ipcns-shm-ID.img' },
+  { name: 'IPCNS_SEM', magic: 0x59573019, header: 'common', entry: 'ipc_sem_entry', file: 'ipcns-sem-ID.img' },
+  { name: 'IPCNS_MSG', magic: 0x55453737, header: 'common', entry: 'ipc_msg_entry', file: 'ipcns-msg-ID.img' },
   { name: 'MNTS', magic: 0x55563928, header: 'common', entry: 'mnt_entry', file: 'mountpoints-ID.img' },
   { name: 'PIDNS', magic: 0x61157326, header: 'common', entry: 'pidns_entry', file: 'pidns-ID.img' },
   { name: 'NETNS', magic: 0x55933752, header: 'common', entry: 'netns_entry', file: 'netns-ID.img' },

@@ -9,6 +9,8 @@ import { mmState, savedAuxv, taskMm } from '../linux/mm-state.js';
 import { isCharDevice, mappedFileFlags } from '../linux/open-file.js';
 import { PageInfo } from '../linux/pages.js';
 import { fileSuperblock, shmSuperblock, vmaState } from '../linux/vma-state.js';
+import { initIpcNs, sysvMappingNs } from '../linux/sysv-ipc.js';
+import { taskNsproxy } from '../linux/namespaces.js';
 import { FileTable } from './files.js';
 import { mappedMemfdId } from './fds/memfd.js';
 import { IO_URING_REFUSAL } from './io-uring.js';
@@ -109,8 +111,9 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
     if (file && shmSb !== undefined && fileSuperblock(file) === shmSb) {
       // shm_mnt's files: CRIU 3.17 maps memfds and MAP_SHARED|MAP_ANONYMOUS memory alike as memfd file mappings
       // (shmid = the MEMFD file id), a SysV segment as anonymous shared memory with shmid = its IPC id (newseg's i_ino).
-      // A SysV segment lives in its IPC namespace, whose segments are not dumped yet: refused, as criu dump refuses one
-      // outside a dumped IPC namespace (an attach by id would only restore where that segment exists).
+      // A SysV segment lives in its IPC namespace: dumped with it when the tree has its own (namespaces/ipc.ts), and
+      // refused in the host's, as criu dump refuses one outside a dumped IPC namespace (an attach by id would only
+      // restore where that segment exists).
       const obj = files.shmem.mapped(file, who);
       entry.pgoff = pgoff;
       entry.fdflags = mappedFileFlags(file);
@@ -118,7 +121,10 @@ export function planMemory(leader: KObject, mm: KObject, files: FileTable, who: 
         status = VMA_AREA_REGULAR | VMA_AREA_MEMFD | (shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE);
         entry.shmid = BigInt(mappedMemfdId(files, file, who));
       } else {
-        problem('sysv-shm', `a SysV shared memory segment (shmid ${obj.ino}): the segments of an IPC namespace are not dumped yet`);
+        const ns = sysvMappingNs(file);
+        if (ns === initIpcNs(mm.prog) || ns !== taskNsproxy(leader)?.member('ipc_ns').value()) {
+          problem('sysv-shm', `a SysV shared memory segment (shmid ${obj.ino}) of the host's IPC namespace: only a tree's own IPC namespace is dumped, with its segments (run it in one, e.g. unshare --ipc)`);
+        }
         flags |= MAP.ANONYMOUS;
         status = VMA_AREA_REGULAR | VMA_ANON_SHARED | VMA_AREA_SYSVIPC;
         entry.shmid = obj.ino;

@@ -1,6 +1,6 @@
 import { OvmError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
-import { ShmemObject, shmemObject, shmemPages } from '../linux/shmem.js';
+import { ShmemKind, ShmemObject, shmemObject, shmemPages } from '../linux/shmem.js';
 import { DumpProblem } from './problem.js';
 import { RunList } from './run-list.js';
 
@@ -38,7 +38,8 @@ export interface ShmemPlan {
  * one memfd.img entry each, contents in pagemap-shmem-INO.img (vaddr =
  * byte offset) and a pages image numbered when the inode is first met,
  * from the counter the tasks' pages images take theirs from. SysV
- * segments are the IPC namespace's, dumped with it.
+ * segments are the IPC namespace's, dumped with it (pagemap-shmem-ID.img
+ * named by the IPC id, their inode's number).
  */
 export class ShmemTable {
   private readonly met = new Map<bigint, Met>();
@@ -65,11 +66,22 @@ export class ShmemTable {
     return m.inodeId;
   }
 
-  private meet(file: KObject, who: string): Met {
+  /**
+   * The pages image of a SysV segment of a dumped IPC namespace (its
+   * shm_file), numbered when the namespace is dumped, after the tasks, as
+   * criu/ipc_ns.c dumps each segment's pages (in_pagemaps) then.
+   */
+  sysvPagesId(shmFile: KObject, who: string): number {
+    const m = this.meet(shmFile, who, 'sysv');
+    m.pagesId ??= this.newPagesId();
+    return m.pagesId;
+  }
+
+  private meet(file: KObject, who: string, kind?: ShmemKind): Met {
     const inode = file.member('f_inode').value();
     let m = this.met.get(inode);
     if (!m) {
-      m = { obj: shmemObject(file), who };
+      m = { obj: shmemObject(file, kind), who };
       this.met.set(inode, m);
     }
     return m;
@@ -95,8 +107,17 @@ export class ShmemTable {
    */
   plan(problems: DumpProblem[]): ShmemPlan[] {
     const out: ShmemPlan[] = [];
+    const named = new Map<bigint, Met>();
     for (const m of [...this.met.values()].sort((a, b) => (a.obj.ino < b.obj.ino ? -1 : 1))) {
       if (m.pagesId === undefined) continue;
+      // shm_mnt numbers its inodes from 1 in per-CPU batches and SysV ids count from 0: CRIU 3.17 names both
+      // pagemap-shmem-<number>.img, so a segment and a memfd or anonymous shared memory can want one file.
+      const other = named.get(m.obj.ino);
+      if (other) {
+        problems.push(new DumpProblem(m.who, 'shmem', `shared memory objects ${other.obj.name} and ${m.obj.name} would both be pagemap-shmem-${m.obj.ino}.img (CRIU 3.17 names SysV segments by IPC id and other shared memory by inode number)`, { object: `shared memory ${m.obj.ino}` }));
+        continue;
+      }
+      named.set(m.obj.ino, m);
       const pagesId = m.pagesId;
       const once = (): ShmemPlan => {
         const pages = shmemPages(m.obj, (m.obj.size + PAGE - 1n) / PAGE, { nodes: MAX_XA_NODES }, MAX_PAGES, m.who);

@@ -37,11 +37,15 @@ function isSysvFile(file: KObject): boolean {
   return SYSV_FOPS.some((name) => file.prog.symbols.lookup(name)?.address === fop);
 }
 
-/** The shmem object behind a struct file on shm_mnt (the caller checked the superblock). */
-export function shmemObject(file: KObject): ShmemObject {
+/**
+ * The shmem object behind a struct file on shm_mnt (the caller checked the
+ * superblock); `kind` for a SysV segment's own shm_file, whose f_op is
+ * shmem's (only the attached clones have shm_file_operations).
+ */
+export function shmemObject(file: KObject, kind?: ShmemKind): ShmemObject {
   const inode = file.member('f_inode').deref();
   const name = dentryName(file.member('f_path.dentry').deref());
-  const kind: ShmemKind = isSysvFile(file) ? 'sysv' : name.startsWith(MEMFD_PREFIX) ? 'memfd' : 'anon';
+  kind ??= isSysvFile(file) ? 'sysv' : name.startsWith(MEMFD_PREFIX) ? 'memfd' : 'anon';
   const obj: ShmemObject = {
     kind,
     inode,

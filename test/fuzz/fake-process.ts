@@ -32,6 +32,8 @@ import { posixTimers } from '../../introspect/linux/posix-timers.js';
 import { guestClocks } from '../../introspect/linux/clocks.js';
 import { tcpRepairState } from '../../introspect/linux/tcp-repair.js';
 import { TCP_STRUCTS, fakeTcpSocket } from '../unit/helpers/tcp-structs.js';
+import { sysvMsgQueues, sysvSems, sysvShms } from '../../introspect/linux/sysv-ipc.js';
+import { SYSV_STRUCTS, fakeSysv } from '../unit/helpers/sysv-ipc-structs.js';
 
 const VM_READ = 0x1n, VM_WRITE = 0x2n, VM_EXEC = 0x4n, VM_SHARED = 0x8n, VM_MAYSHARE = 0x80n;
 /** Where FakeKernel's heap starts (guest-physical): every object, page table and page lies above. */
@@ -43,13 +45,13 @@ const HEAP_START = 0x40_0000;
  * cache, an fd table holding a pipe and a tmpfs file, the pipe's ring, a
  * tmpfs superblock, a mount namespace, event files (eventfd,
  * signalfd, timerfd, an epoll) with the guest's timekeeper, an inotify
- * watching the tmpfs file, a POSIX lock and an flock on it, a pty slave, and an established TCP socket with data queued
- * both ways (not in the fd table: its repair reader alone). `heap` is the range of guest RAM
+ * watching the tmpfs file, a POSIX lock and an flock on it, a pty slave, an IPC namespace's SysV objects, and an
+ * established TCP socket with data queued both ways (not in the fd table: its repair reader alone). `heap` is the range of guest RAM
  * those objects take, for a fuzzer to corrupt.
  */
 export function fakeProcess() {
   // The members memory planning reads besides the maps' (mmState).
-  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), ...ttyStructs(taskStateStructs()), ...TCP_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), ...ttyStructs(taskStateStructs()), ...TCP_STRUCTS, ...SYSV_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
     ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
   const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops', 'inotify_fops'].map((n) => [n, k.symbol(n)]));
@@ -162,9 +164,12 @@ export function fakeProcess() {
   k.write(BigInt(taskState.signal), 'signal_struct', { tty: pty.tty });
   const task = k.new('task_struct', { pid: 50, mm, files: filesStruct, nsproxy: k.new('nsproxy', { mnt_ns: ns }), ...taskState });
 
+  // An IPC namespace with SysV segments (on the shared memory files above), a semaphore set and a queue of messages.
+  const { ipcNs } = fakeSysv(k, [anonShared, memfd]);
+
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
-  return { k, prog, vfs, task, mm, pgd, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], tty: pty.file, tmpOpen, filesStruct, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], tty: pty.file, tmpOpen, filesStruct, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
 }
 
 export type FakeProcess = ReturnType<typeof fakeProcess>;
@@ -213,6 +218,7 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
       return [plans, files.shmem.memfdInodes()];
     },
     () => inotifyWatches(KObject.struct(prog, 'file', p.inotify)),
+    () => [sysvShms, sysvSems, sysvMsgQueues].map((read) => read(KObject.struct(prog, 'ipc_namespace', p.ipcNs))),
     () => fileLocks(KObject.struct(prog, 'file', p.tmpOpen), p.filesStruct),
     // Every fd through its dumper (files.img entries): the event files' readers, the epoll's rbtree, the guest's clocks,
     // the inotify's watch (its path and file handle).

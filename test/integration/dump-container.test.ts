@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
@@ -8,6 +9,8 @@ import { UpResult } from '../helpers/lab-guests.js';
 import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
+
+const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 
 /** A counter appending to a file of the container's rootfs every 0.2 s. */
 const LOOP = (file: string) => `i=0; while true; do i=$((i+1)); echo $i >> ${file}; sleep 0.2; done`;
@@ -24,6 +27,13 @@ function assertCounting(file: string, before: number, what: string): void {
   const seq = counts(file);
   assert.deepEqual(seq, seq.map((_, i) => i + 1), `${what}: every number once, in order`);
   assert.ok(seq.length > before + 3, `${what}: counts on after the restore (${before} before, ${seq.length} now)`);
+}
+
+/** The checks test/programs/sysvipc.c logged ("sysv ok N"); a "sysv bad" line fails. */
+function sysvTicks(file: string): number[] {
+  const text = fs.readFileSync(file, 'utf8');
+  assert.doesNotMatch(text, /^sysv bad/m, text.slice(-300));
+  return [...text.matchAll(/^sysv ok (\d+)$/gm)].map((m) => Number(m[1]));
 }
 
 /**
@@ -88,7 +98,7 @@ for (const kernel of POOL_KERNELS) {
     }
 
     before(async function () {
-      requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip']);
+      requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip', 'gcc']);
       share = suite.dir;
       [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
       await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
@@ -122,19 +132,30 @@ for (const kernel of POOL_KERNELS) {
       assert.match(await guestSh(b.name, 'runc exec multi grep Seccomp: /proc/1/status'), /^Seccomp:\s+2$/m, 'the restored init runs under the filter');
     });
 
-    it('a tmpfs mount and a bind mount, in an existing network namespace (a pod\'s): tmpfs contents and the bind continue, the external netns joined again on restore', async () => {
+    it('a tmpfs mount and a bind mount, in an existing network namespace (a pod\'s), with SysV IPC objects in its own IPC namespace: tmpfs contents, the bind and the SysV objects continue, the external netns joined again on restore', async () => {
       const data = path.join(share, 'data');
       fs.mkdirSync(data);
+      // test/programs/sysvipc.c: segments (one removed while attached), a semaphore set and a queue of messages, checked every 0.3 s.
+      execFileSync('gcc', ['-O1', '-static', '-o', path.join(data, 'sysvipc'), path.join(PROGRAMS, 'sysvipc.c')]);
       await Promise.all([a, b].map((g) => guestSh(g.name, 'ip netns add pod1 && ip -n pod1 link set lo up')));
-      await run('mounts', `${LOOP('/scratch/count')} & ${LOOP('/data/count')}`,
+      await run('mounts', `/data/sysvipc /data/sysvipc.log & ${LOOP('/scratch/count')} & ${LOOP('/data/count')}`,
         `--mount type=tmpfs,destination=/scratch,options=size=8m --mount type=bind,src=${data},dst=/data,options=rbind:rw --with-ns network:/var/run/netns/pod1`);
       await freezeAndShare('mounts');
       await compareWithRunc('mounts');
       assert.ok(fs.readdirSync(path.join(share, 'mounts-ours')).some((f) => /^netns-\d+\.img$/.test(f)), 'a netns image naming the external namespace');
+      const ipc = decodeDir(path.join(share, 'mounts-ours'));
+      const [ipcShm, ipcSem, ipcMsg] = ['shm', 'sem', 'msg'].map((k) => [...ipc.entries()].find(([f]) => f.startsWith(`ipcns-${k}-`))?.[1] ?? []);
+      assert.deepEqual(ipcShm.map((e) => (e as { desc: { key: number } }).desc.key), [0x5157, 0], 'both segments, the removed one without its key');
+      assert.deepEqual((ipcSem[0] as { extra: number[] }).extra, [3, 1, 4, 1, 5], 'the semaphore values');
+      assert.equal((ipcMsg[0] as { qnum: number }).qnum, 3, 'the queued messages');
+      const sysvBefore = sysvTicks(path.join(data, 'sysvipc.log'));
       const scratch = Number((await guestSh(a.name, `cat /proc/${await initPid('mounts')}/root/scratch/count | wc -l`)).trim());
       const before = counts(`${data}/count`).length;
       await moveWithRunc('mounts');
       assertCounting(`${data}/count`, before, 'the bind mount');
+      const ticks = sysvTicks(path.join(data, 'sysvipc.log'));
+      assert.deepEqual(ticks, ticks.map((_, i) => i), 'the SysV program reads back its segments, semaphores and messages every time, across the restore');
+      assert.ok(ticks.length > sysvBefore.length + 3, `and goes on in guest B (${sysvBefore.length} checks before, ${ticks.length} now)`);
       const seq = (await guestSh(b.name, 'runc exec mounts cat /scratch/count')).trim().split('\n').map(Number);
       assert.deepEqual(seq, seq.map((_, i) => i + 1), 'the tmpfs file came back whole and goes on');
       assert.ok(seq.length > scratch, `the tmpfs counter goes on (${scratch} before, ${seq.length} now)`);

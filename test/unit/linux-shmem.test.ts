@@ -99,6 +99,26 @@ describe('shared memory objects on a fake kernel', () => {
     ]);
   });
 
+  it('a dumped IPC namespace\'s segments get pages images after the tasks\', no memfd entry; one that shares its number with another object is refused by name', () => {
+    const k = new FakeKernel();
+    const anon = shmemFile(k, 'dev/zero', { ino: 2n, size: 4096n, xaHead: cachedPage(k, 0n, 'anon') });
+    const seg = shmemFile(k, 'SYSV00005157', { ino: 1n, size: 5000n, xaHead: xarray(k, new Map([[1n, cachedPage(k, 1n, 'seg')]]), 0) });
+    const clash = shmemFile(k, 'SYSV00000000', { ino: 2n, size: 4096n });
+    const t = new ShmemTable();
+    assert.equal(t.memfdInodeId(file(k, anon), 'pid 1 (x)'), 1);
+    assert.equal(t.newPagesId(), 2);
+    assert.equal(t.sysvPagesId(file(k, seg), 'pid 1'), 3);
+    assert.equal(t.sysvPagesId(file(k, seg), 'pid 1'), 3, 'once however often it is met');
+    assert.equal(t.memfdInodes().length, 1, 'a segment is no memfd');
+    let problems: { text: string }[] = [];
+    assert.deepEqual(t.plan(problems as never).map((p) => [p.shmid, p.pagesId, p.pagemap]), [[1n, 3, [{ vaddr: 4096n, nr_pages: 1, flags: 4 }]], [2n, 1, [{ vaddr: 0n, nr_pages: 1, flags: 4 }]]]);
+    assert.deepEqual(problems, []);
+    t.sysvPagesId(file(k, clash), 'pid 1');
+    problems = [];
+    t.plan(problems as never);
+    assert.match(problems.map((p) => p.text).join('\n'), /would both be pagemap-shmem-2\.img/);
+  });
+
   it('memfd.img, a MEMFD file entry and pagemap-shmem round-trip through our codec', () => {
     const inode = makeEntry('memfd_inode_entry', { name: 'ovm-shmem', uid: 0, gid: 0, size: 12288n, shmid: 1234, seals: SEALS, inode_id: 1 });
     const raw = encodeImage('MEMFD_INODE', [inode]);

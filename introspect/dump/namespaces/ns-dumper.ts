@@ -19,5 +19,7 @@ export interface NsToDump {
 /** The dumper of one kind of namespace (criu/namespaces.c dump_namespaces). */
 export interface NsDumper {
   kind: NsKind;
+  /** Dumped for a plain process tree too (no container spec): criu dump carries such a namespace the same way. */
+  plainTree?: boolean;
   dump(ctx: DumpContext, ns: NsToDump): Dumped;
 }

@@ -5,6 +5,9 @@ import { nsDumper } from '../namespaces/index.js';
 import { PlannedImage } from '../planned-image.js';
 import { DumpProblem } from '../problem.js';
 import { TreePart } from './tree-part.js';
+import { ContainerSpec } from '../container.js';
+
+const PLAIN_TREE: ContainerSpec = { externalMounts: new Map(), maskedPaths: new Set(), joinedNamespaces: new Map() };
 
 /**
  * The namespace images a restore needs (criu/namespaces.c dump_namespaces):
@@ -34,18 +37,19 @@ export const namespaceImages: TreePart = {
       const id = mine[`${kind}_ns_id`] as number | undefined;
       if (id === undefined || id === ctx.rootIds[`${kind}_ns_id`]) continue;
       const own = (detail: string) => problems.push(new DumpProblem(who, `${kind}-namespace`, `is in its own ${kind} namespace${detail}`, { sentence: true }));
-      if (!ctx.spec) {
+      const dumper = nsDumper(kind);
+      if (!ctx.spec && !dumper?.plainTree) {
         own(': dump it as a container (--container --bundle DIR)');
         continue;
       }
-      const dumper = nsDumper(kind);
       if (!dumper) {
         own(' (not supported yet)');
         continue;
       }
       const nsproxy = taskNsproxy(root);
       if (!nsproxy) throw new BadDataError(`${who} has no nsproxy (it is exiting)`);
-      const out = dumper.dump(ctx, { id, root, nsproxy, who, spec: ctx.spec });
+      // A plain tree has nothing external to name.
+      const out = dumper.dump(ctx, { id, root, nsproxy, who, spec: ctx.spec ?? PLAIN_TREE });
       images.push(...(out.images ?? []));
       problems.push(...(out.problems ?? []));
     }
