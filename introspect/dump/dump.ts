@@ -43,6 +43,8 @@ export interface DumpOptions {
   signal?: AbortSignal;
   /** Dump connected TCP sockets for restore to close them, as `criu dump --tcp-close`; without it they are refused. */
   tcpClose?: boolean;
+  /** Dump the tree's own network namespace (links, addresses, routes), as `criu dump` without --empty-ns network; without it, as runc, it is left out. */
+  netNs?: boolean;
 }
 
 export interface DumpReport {
@@ -116,7 +118,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   const cgnsPrefix = nsRoot !== '/' && cgroupPath(tree.root.leader).startsWith(nsRoot) ? nsRoot.length : 0;
   // The walks of the page tables are metered: their cost follows what the guest mapped, not its RAM.
   const budget = DumpBudget.forMemory(prog.mem, opts.quota, opts.signal);
-  const ctx: DumpContext = { prog, tree, ids, pages, files, rootIds, spec: opts.container, cgnsPrefix, cgSets: new Map(), budget };
+  const ctx: DumpContext = { prog, tree, ids, pages, files, rootIds, spec: opts.container, cgnsPrefix, cgSets: new Map(), budget, netNsContents: opts.netNs };
   const problems: DumpProblem[] = [];
   const planned: PlannedImage[] = [];
   const take = (dumped: Dumped) => {

@@ -1,5 +1,6 @@
 import { BadDataError } from '../../../common/errors.js';
 import { taskNsproxy } from '../../linux/namespaces.js';
+import { ContainerSpec } from '../container.js';
 import { NS_KINDS } from '../ids.js';
 import { nsDumper } from '../namespaces/index.js';
 import { PlannedImage } from '../planned-image.js';
@@ -13,6 +14,8 @@ import { TreePart } from './tree-part.js';
  * (namespaces/index.ts), as runc has CRIU write them. Every process must
  * share the root's namespaces; a zombie has none left (exit_task_namespaces).
  */
+const NO_BUNDLE: ContainerSpec = { externalMounts: new Map(), maskedPaths: new Set(), joinedNamespaces: new Map() };
+
 export const namespaceImages: TreePart = {
   name: 'namespaces',
   dump(ctx, tasks) {
@@ -34,8 +37,10 @@ export const namespaceImages: TreePart = {
       const id = mine[`${kind}_ns_id`] as number | undefined;
       if (id === undefined || id === ctx.rootIds[`${kind}_ns_id`]) continue;
       const own = (detail: string) => problems.push(new DumpProblem(who, `${kind}-namespace`, `is in its own ${kind} namespace${detail}`, { sentence: true }));
-      if (!ctx.spec) {
-        own(': dump it as a container (--container --bundle DIR)');
+      // A process tree's own network namespace needs no bundle: nothing in it is given from outside.
+      const spec = ctx.spec ?? (kind === 'net' && ctx.netNsContents ? NO_BUNDLE : undefined);
+      if (!spec) {
+        own(`: dump it as a container (--container --bundle DIR)${kind === 'net' ? ' or with --net-ns' : ''}`);
         continue;
       }
       const dumper = nsDumper(kind);
@@ -45,7 +50,7 @@ export const namespaceImages: TreePart = {
       }
       const nsproxy = taskNsproxy(root);
       if (!nsproxy) throw new BadDataError(`${who} has no nsproxy (it is exiting)`);
-      const out = dumper.dump(ctx, { id, root, nsproxy, who, spec: ctx.spec });
+      const out = dumper.dump(ctx, { id, root, nsproxy, who, spec });
       images.push(...(out.images ?? []));
       problems.push(...(out.problems ?? []));
     }
