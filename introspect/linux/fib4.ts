@@ -7,7 +7,8 @@ export const RT_TABLE_MAIN = 254;
 const MAX_NODES = 1 << 16;
 /** Aliases on one leaf (one per tos/priority/table of a prefix). */
 const MAX_ALIASES = 1024;
-/** RTAX_MAX of 6.1 (enum rtattr_type_t of metrics), read from the array's BTF length. */
+/** Child slots read in all (a tnode has 1 << bits of them): a corrupt bits must not make the walk read gigabytes. */
+const MAX_SLOTS = 1 << 20;
 
 /** One IPv4 route of a table, what fib_dump_info puts in RTM_NEWROUTE. */
 export interface Route4 {
@@ -62,9 +63,12 @@ function* trieLeaves(table: KObject): Generator<KObject> {
   const ptrSize = 8n;
   const tnodeOff = BigInt(prog.btf.memberOffset('key_vector', 'tnode'));
   const root = prog.u64(kv0.address + tnodeOff, `${table.path}: trie root`);
-  let nodes = 0;
+  let slots = 0;
+  const seen = new Set<bigint>();
   const walk = function* (addr: bigint, parentPos: number, depth: number): Generator<KObject> {
-    if (++nodes > MAX_NODES) throw new BadDataError(`${table.path}: fib trie has more than ${MAX_NODES} nodes`);
+    if (seen.has(addr)) throw new BadDataError(`${table.path}: fib trie node 0x${addr.toString(16)} is reached twice`);
+    if (seen.size >= MAX_NODES) throw new BadDataError(`${table.path}: fib trie has more than ${MAX_NODES} nodes`);
+    seen.add(addr);
     if (depth > 33) throw new BadDataError(`${table.path}: fib trie deeper than 33 levels at 0x${addr.toString(16)}`);
     const kv = KObject.struct(prog, 'key_vector', addr);
     const bits = kv.member('bits').num();
@@ -74,6 +78,8 @@ function* trieLeaves(table: KObject): Generator<KObject> {
       return;
     }
     if (pos + bits > parentPos || bits > 31) throw new BadDataError(`${kv.path}: tnode pos ${pos} bits ${bits} under a parent at ${parentPos}`);
+    slots += 1 << bits;
+    if (slots > MAX_SLOTS) throw new BadDataError(`${table.path}: fib trie has more than ${MAX_SLOTS} child slots`);
     for (let i = 0n; i < 1n << BigInt(bits); i++) {
       const child = prog.u64(addr + tnodeOff + i * ptrSize, `${kv.path}.tnode[${i}]`);
       if (child !== 0n) yield* walk(child, pos, depth + 1);
