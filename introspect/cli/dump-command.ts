@@ -22,6 +22,7 @@ interface DumpCommandOptions extends MemorySourceOptions, QuotaOptions {
   leaveRunning?: boolean;
   tcpClose?: boolean;
   tcpEstablished?: boolean;
+  netNs?: boolean;
   json?: boolean;
 }
 
@@ -55,6 +56,7 @@ export function dumpCommand(plugs: CliPlugs): Command {
     .option('--leave-running', 'leave the tree running after the dump (default: kill it, as criu dump does)')
     .option('--tcp-close', 'dump connected TCP sockets for restore to close them (restore with criu restore --tcp-close)')
     .option('--tcp-established', 'dump established TCP connections for repair (restore with criu restore --tcp-established); the tree is killed')
+    .option('--net-ns', "dump the tree's own network namespace (loopback and veth links, addresses, routes), as criu dump does without --empty-ns network (runc always restores an empty one: restore with criu restore --veth-pair)")
     .option('--json', 'print the report as JSON')
     .action(async (o: DumpCommandOptions) => {
       if ((o.pid === undefined) === (o.cgroup === undefined)) throw new InvalidArgumentError('give exactly one of --pid N or --cgroup PATH');
@@ -89,7 +91,7 @@ export function dumpCommand(plugs: CliPlugs): Command {
         }
         let report: DumpReport;
         try {
-          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, tcpClose: o.tcpClose, tcpEstablished: o.tcpEstablished, quota: quotaOf(o), progress: (line) => log.info(line) });
+          report = await dumpTree(prog, await settle(select), o.imagesDir, { pause, freezingMs, container, tcpClose: o.tcpClose, tcpEstablished: o.tcpEstablished, netNs: o.netNs, quota: quotaOf(o), progress: (line) => log.info(line) });
         } catch (err) {
           if (froze) await control!.thaw(cgroup);
           throw err;

@@ -51,6 +51,7 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   { name: 'MNTS', magic: 0x55563928, header: 'common', entry: 'mnt_entry', file: 'mountpoints-ID.img' },
   { name: 'PIDNS', magic: 0x61157326, header: 'common', entry: 'pidns_entry', file: 'pidns-ID.img' },
   { name: 'NETNS', magic: 0x55933752, header: 'common', entry: 'netns_entry', file: 'netns-ID.img' },
+  { name: 'NETDEV', magic: 0x57373951, header: 'common', entry: 'net_device_entry', file: 'netdev-ID.img' },
   { name: 'STATS', magic: 0x57093306, header: 'service', entry: 'stats_entry', file: 'stats-dump' },
 ];
 

@@ -35,6 +35,8 @@ export interface DumpContext {
   cgSets: Map<number, CgroupSet>;
   /** What this dump may cost (budget.ts). */
   budget: DumpBudget;
+  /** Dump the tree's own network namespace's contents (links, addresses, routes) rather than leave it empty as runc does. */
+  netNsContents?: boolean;
 }
 
 /** One process being dumped, filled in by the task parts in table order. */

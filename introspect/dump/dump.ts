@@ -48,6 +48,8 @@ export interface DumpOptions {
    * The caller guarantees the tree never runs on after the dump (it is killed): the sockets stay live in the guest.
    */
   tcpEstablished?: boolean;
+  /** Dump the tree's own network namespace (links, addresses, routes), as `criu dump` without --empty-ns network; without it, as runc, it is left out. */
+  netNs?: boolean;
 }
 
 export interface DumpReport {
@@ -123,7 +125,7 @@ export async function dumpTree(prog: Program, tree: DumpTree, dir: string, opts:
   const cgnsPrefix = nsRoot !== '/' && cgroupPath(tree.root.leader).startsWith(nsRoot) ? nsRoot.length : 0;
   // The walks of the page tables are metered: their cost follows what the guest mapped, not its RAM.
   const budget = DumpBudget.forMemory(prog.mem, opts.quota, opts.signal);
-  const ctx: DumpContext = { prog, tree, ids, pages, files, rootIds, spec: opts.container, cgnsPrefix, cgSets: new Map(), budget };
+  const ctx: DumpContext = { prog, tree, ids, pages, files, rootIds, spec: opts.container, cgnsPrefix, cgSets: new Map(), budget, netNsContents: opts.netNs };
   const problems: DumpProblem[] = [];
   const planned: PlannedImage[] = [];
   const take = (dumped: Dumped) => {

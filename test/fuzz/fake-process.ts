@@ -34,6 +34,15 @@ import { tcpRepairState } from '../../introspect/linux/tcp-repair.js';
 import { TCP_STRUCTS, fakeTcpSocket } from '../unit/helpers/tcp-structs.js';
 import { sysvMsgQueues, sysvSems, sysvShms } from '../../introspect/linux/sysv-ipc.js';
 import { SYSV_STRUCTS, fakeSysv } from '../unit/helpers/sysv-ipc-structs.js';
+import { NET_ENUMS, NET_STRUCTS, fakeNetNs } from '../unit/helpers/fake-net.js';
+import { netDevices } from '../../introspect/linux/net-devices.js';
+import { inet4Addresses, inet6Addresses } from '../../introspect/linux/net-addresses.js';
+import { deviceSysctls, netnsSysctls } from '../../introspect/linux/net-sysctls.js';
+import { mainRoutes4 } from '../../introspect/linux/fib4.js';
+import { mainRoutes6 } from '../../introspect/linux/fib6.js';
+import { rules4 } from '../../introspect/linux/fib-rules.js';
+import { netfilterHooks } from '../../introspect/linux/netfilter.js';
+import { ifaddrImage, route6Image, routeImage, ruleImage } from '../../introspect/dump/namespaces/net-rtnl-images.js';
 
 const VM_READ = 0x1n, VM_WRITE = 0x2n, VM_EXEC = 0x4n, VM_SHARED = 0x8n, VM_MAYSHARE = 0x80n;
 /** Where FakeKernel's heap starts (guest-physical): every object, page table and page lies above. */
@@ -51,7 +60,7 @@ const HEAP_START = 0x40_0000;
  */
 export function fakeProcess() {
   // The members memory planning reads besides the maps' (mmState).
-  const k = new FakeKernel({ structs: { ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), ...ttyStructs(taskStateStructs()), ...TCP_STRUCTS, ...SYSV_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
+  const k = new FakeKernel({ enums: NET_ENUMS, structs: { ...NET_STRUCTS, ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), ...ttyStructs(taskStateStructs()), ...TCP_STRUCTS, ...SYSV_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
     ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
   const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops', 'inotify_fops'].map((n) => [n, k.symbol(n)]));
@@ -167,9 +176,12 @@ export function fakeProcess() {
   // An IPC namespace with SysV segments (on the shared memory files above), a semaphore set and a queue of messages.
   const { ipcNs } = fakeSysv(k, [anonShared, memfd]);
 
+  // A network namespace of its own: lo and a veth, addresses, both main tables, the default rules.
+  const { net } = fakeNetNs(k);
+
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
-  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], tty: pty.file, tmpOpen, filesStruct, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], tty: pty.file, tmpOpen, filesStruct, net, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
 }
 
 export type FakeProcess = ReturnType<typeof fakeProcess>;
@@ -220,6 +232,13 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
     () => inotifyWatches(KObject.struct(prog, 'file', p.inotify)),
     () => [sysvShms, sysvSems, sysvMsgQueues].map((read) => read(KObject.struct(prog, 'ipc_namespace', p.ipcNs))),
     () => fileLocks(KObject.struct(prog, 'file', p.tmpOpen), p.filesStruct),
+    // The network namespace as --net-ns dumps it: links and their sysctls, addresses, routes, rules, hooks, and the ip save images.
+    () => {
+      const net = KObject.struct(prog, 'net', p.net);
+      const devs = netDevices(net);
+      return [devs.map((d) => deviceSysctls(d.dev, 250n)), netnsSysctls(net, 250n), netfilterHooks(net), routeImage(mainRoutes4(net)),
+        route6Image(mainRoutes6(net)), ruleImage(rules4(net)), ifaddrImage(devs.flatMap((d) => inet4Addresses(d.dev)), devs.flatMap((d) => inet6Addresses(d.dev)), 250n)];
+    },
     // Every fd through its dumper (files.img entries): the event files' readers, the epoll's rbtree, the guest's clocks,
     // the inotify's watch (its path and file handle).
     () => new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 }).fdinfo(task, 'pid 50'),

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeImage, entryObject } from '../../introspect/criu/index.js';
+import { RAW_NET_IMAGE, assertSameNetImages } from './net-images.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -31,10 +32,10 @@ for p in sys.argv[1:]:
 json.dump(out, sys.stdout)
 `;
 
-/** Every image of a directory decoded by crit's reader, by file name (pages-*.img and tarballs are raw and left out). */
+/** Every image of a directory decoded by crit's reader, by file name (pages-*.img, tarballs and a netns's ip/iptables output are raw and left out). */
 export function decodeDir(dir: string): Map<string, Json[]> {
   const names = fs.readdirSync(dir).sort()
-    .filter((name) => !name.startsWith('pages-') && !name.endsWith('.tar.gz.img') && (name.endsWith('.img') || name === 'stats-dump'));
+    .filter((name) => !name.startsWith('pages-') && !name.endsWith('.tar.gz.img') && !RAW_NET_IMAGE.test(name) && (name.endsWith('.img') || name === 'stats-dump'));
   // crit 3.17 reads `size` bytes after each ipcns-shm entry even when in_pagemaps says the contents are elsewhere
   // (pycriu ipc_shm_handler): those images, criu's own too, go through our reader instead.
   const ours = (n: string) => n.startsWith('ipcns-shm-');
@@ -267,6 +268,7 @@ export function assertSameDump(ours: string, theirs: string, known: KnownDiffere
     assert.deepEqual([...mine.keys()], [...criu.keys()], `${f}: the same pages`);
     for (const [off, page] of mine) assert.ok(Buffer.from(page).equals(Buffer.from(criu.get(off)!)), `${f}: page at offset 0x${off.toString(16)} differs`);
   }
+  assertSameNetImages(ours, theirs);
   const tarballs = (d: string) => fs.readdirSync(d).filter((f) => f.endsWith('.tar.gz.img')).sort();
   assert.deepEqual(tarballs(ours), tarballs(theirs), 'the same tmpfs tarballs');
   for (const f of tarballs(theirs)) assert.deepEqual(tarballContents(path.join(ours, f)), tarballContents(path.join(theirs, f)), f);

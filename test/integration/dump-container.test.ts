@@ -104,7 +104,7 @@ for (const kernel of POOL_KERNELS) {
       await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
     });
     after(async () => {
-      await Promise.all([a, b].filter(Boolean).map((g) => guestSh(g.name, 'ip netns del pod1 2>/dev/null; true')));
+      await Promise.all([a, b].filter(Boolean).map((g) => guestSh(g.name, 'ip netns del pod1 2>/dev/null; ip netns del ovmnet 2>/dev/null; true')));
       await suite.leave();
     });
 
@@ -239,6 +239,42 @@ for (const kernel of POOL_KERNELS) {
       assert.match(await guestSh(b.name, 'runc exec tty stty -F /dev/pts/0 </dev/null'), /-echo/, 'termios restored');
       const stat = (await guestSh(b.name, 'runc exec tty cat /proc/1/stat </dev/null')).split(' ');
       assert.deepEqual([stat[5], stat[6]], ['1', String(136 << 8)], 'the init leads its session again, with pts/0 as its controlling terminal');
+    });
+
+    // runc passes empty_ns network on every checkpoint and restore (runc setEmptyNsMask): a runc container's own network
+    // namespace is never in CRIU's images nor restored from them, so the namespace's contents are shown on a process tree
+    // of its own network namespace, dumped with --net-ns and restored by criu itself.
+    it('a server in a network namespace of its own (an address on lo; a veth to the guest\'s namespace with IPv4 and IPv6 addresses and a default route), dumped with --net-ns: same images as criu dump, restored by criu restore --veth-pair in guest B, where it answers over the veth and on lo', async () => {
+      const www = path.join(share, 'www');
+      fs.mkdirSync(www);
+      fs.writeFileSync(path.join(www, 'x'), 'from the namespace\n');
+      await guestSh(a.name, `ip netns add ovmnet && ip link add ovmnet-h type veth peer name ovm0 netns ovmnet
+        ip addr add 10.77.0.1/24 dev ovmnet-h && ip link set ovmnet-h up
+        ip -n ovmnet link set lo up && ip -n ovmnet addr add 10.78.0.1/32 dev lo && ip -n ovmnet addr add 10.77.0.2/24 dev ovm0
+        ip -n ovmnet link set ovm0 up && ip -n ovmnet route add default via 10.77.0.1 && ip -n ovmnet -6 addr add fd77::2/64 dev ovm0 nodad
+        echo 31000 > /proc/sys/kernel/ns_last_pid`);
+      // Its pid from 31000 up (below pid_max 32768, apart from the other suites' ranges): restore needs it free in guest B.
+      const pid = await suite.startProgram(a.name, 'netsrv', `nsenter --net=/run/netns/ovmnet sh -c "echo serving; exec busybox httpd -f -p 8080 -h ${www}"`);
+      assert.equal((await guestSh(a.name, 'busybox wget -q -O - http://10.77.0.2:8080/x')).trim(), 'from the namespace');
+      const ours = path.join(share, 'netsrv-ours');
+      const theirs = path.join(share, 'netsrv-criu');
+      // Ours first: criu dump's network lock leaves nftables chains in the namespace, which ovmigrate then refuses.
+      await cliOk(['dump', '--vm', a.name, '--cgroup', `${suite.cgroup}/netsrv`, '--net-ns', '-D', ours, '--leave-running']);
+      await guestSh(a.name, `mkdir ${theirs} && criu dump -t ${pid} --leave-running -D ${theirs} -o dump.log || { tail -20 ${theirs}/dump.log; exit 1; }`, 180);
+      assertSameDump(ours, theirs);
+      const images = decodeDir(ours);
+      const netdev = [...images.entries()].find(([f]) => f.startsWith('netdev-'))![1] as { type: string; name: string; peer_nsid?: number }[];
+      assert.deepEqual(netdev.map((d) => [d.type, d.name, d.peer_nsid === undefined]), [['LOOPBACK', 'lo', false], ['VETH', 'ovm0', true]], "lo, and the veth whose peer is outside");
+      await guestSh(a.name, `kill ${pid}`);
+      await guestSh(b.name, `criu restore -D ${ours} -d --veth-pair ovm0=ovmnet-h -o /tmp/netsrv-restore.log || { tail -20 /tmp/netsrv-restore.log; exit 1; }
+        ip link set ovmnet-h up && ip addr add 10.77.0.1/24 dev ovmnet-h`, 180);
+      const inside = (cmd: string) => guestSh(b.name, `nsenter -t ${pid} -n ${cmd}`);
+      assert.match(await inside('ip -4 -o addr'), /lo\s+inet 127\.0\.0\.1\/8 .*\n.*lo\s+inet 10\.78\.0\.1\/32 .*\n.*ovm0\s+inet 10\.77\.0\.2\/24 /s, 'its IPv4 addresses');
+      assert.match(await inside('ip -6 -o addr'), /ovm0\s+inet6 fd77::2\/64 scope global/, 'its IPv6 address');
+      assert.equal((await inside('ip route')).trim(), 'default via 10.77.0.1 dev ovm0 \n10.77.0.0/24 dev ovm0 proto kernel scope link src 10.77.0.2', 'its routes');
+      assert.equal((await guestSh(b.name, 'busybox wget -q -O - http://10.77.0.2:8080/x')).trim(), 'from the namespace', 'TCP over the veth from guest B');
+      assert.equal((await inside('busybox wget -q -O - http://10.78.0.1:8080/x')).trim(), 'from the namespace', 'TCP to its address on lo');
+      await guestSh(b.name, `kill ${pid}`);
     });
 
     it('refuses a container with an unsupported socket (raw ICMP: CRIU has no image for it) before writing anything, and leaves it running', async () => {

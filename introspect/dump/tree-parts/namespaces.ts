@@ -1,11 +1,11 @@
 import { BadDataError } from '../../../common/errors.js';
 import { taskNsproxy } from '../../linux/namespaces.js';
+import { ContainerSpec } from '../container.js';
 import { NS_KINDS } from '../ids.js';
 import { nsDumper } from '../namespaces/index.js';
 import { PlannedImage } from '../planned-image.js';
 import { DumpProblem } from '../problem.js';
 import { TreePart } from './tree-part.js';
-import { ContainerSpec } from '../container.js';
 
 const PLAIN_TREE: ContainerSpec = { externalMounts: new Map(), maskedPaths: new Set(), joinedNamespaces: new Map() };
 
@@ -38,8 +38,9 @@ export const namespaceImages: TreePart = {
       if (id === undefined || id === ctx.rootIds[`${kind}_ns_id`]) continue;
       const own = (detail: string) => problems.push(new DumpProblem(who, `${kind}-namespace`, `is in its own ${kind} namespace${detail}`, { sentence: true }));
       const dumper = nsDumper(kind);
-      if (!ctx.spec && !dumper?.plainTree) {
-        own(': dump it as a container (--container --bundle DIR)');
+      // A plain tree's own namespace of a kind that needs nothing from a bundle (IPC; net with --net-ns) is dumped as criu dump does.
+      if (!ctx.spec && !dumper?.plainTree && !(kind === 'net' && ctx.netNsContents)) {
+        own(`: dump it as a container (--container --bundle DIR)${kind === 'net' ? ' or with --net-ns' : ''}`);
         continue;
       }
       if (!dumper) {
