@@ -42,7 +42,7 @@ describe('baseline: in-guest containerd checkpoint with runc and CRIU', function
   });
 
   it('checkpoints a running container with ctr task checkpoint, which keeps running', async () => {
-    await guestSh(guest, `ctr run -d ${BUSYBOX_IMAGE} counter sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'`);
+    await guestSh(guest, `ctr run -d ${BUSYBOX_IMAGE} counter sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done'`);
     await guestSh(guest, 'sleep 1');
     await guestSh(guest, 'ctr task checkpoint counter');
     assert.match(await guestSh(guest, 'ctr image ls -q'), /^containerd\.io\/checkpoint\/counter:/m);
@@ -56,8 +56,10 @@ describe('baseline: in-guest containerd checkpoint with runc and CRIU', function
     for (const img of ['inventory.img', 'pstree.img', 'core-1.img', 'mm-1.img', 'pagemap-1.img', 'pages-1.img', 'descriptors.json']) {
       assert.match(files, new RegExp(`^(\\./)?${img.replace('.', '\\.')}$`, 'm'), img);
     }
+    // The loop replaces the file whole (rename), so a read never sees it truncated half-way.
     const before = Number(await guestSh(guest, 'ctr task exec --exec-id c1 counter cat /tmp/count'));
     await guestSh(guest, 'sleep 1');
-    assert.ok(Number(await guestSh(guest, 'ctr task exec --exec-id c2 counter cat /tmp/count')) > before, 'the counter goes on');
+    const after = Number(await guestSh(guest, 'ctr task exec --exec-id c2 counter cat /tmp/count'));
+    assert.ok(before > 0 && after > before, `the counter goes on (${before}, then ${after})`);
   });
 });
