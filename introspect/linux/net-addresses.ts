@@ -4,18 +4,12 @@ import { KObject, listForEach } from '../kernel/object.js';
 /** More addresses on one device than any container has: a longer list is corrupt RAM. */
 const MAX_ADDRESSES = 4096;
 
-/** An IPv4 address of a device (struct in_ifaddr), what RTM_NEWADDR carries. */
-export interface Inet4Address {
+/** What an address of either family carries in RTM_NEWADDR besides the address itself. */
+interface AddressCommon {
   ifindex: number;
   prefixlen: number;
   /** IFA_F_* (32 bits; the ifaddrmsg keeps the low 8). */
   flags: number;
-  scope: number;
-  /** Network byte order, as the kernel keeps them. */
-  local: Buffer;
-  address: Buffer;
-  broadcast: Buffer;
-  label: string;
   proto: number;
   rtPriority: number;
   validLft: number;
@@ -25,21 +19,22 @@ export interface Inet4Address {
   tstamp: bigint;
 }
 
+/** An IPv4 address of a device (struct in_ifaddr), what RTM_NEWADDR carries. */
+export interface Inet4Address extends AddressCommon {
+  scope: number;
+  /** Network byte order, as the kernel keeps them. */
+  local: Buffer;
+  address: Buffer;
+  broadcast: Buffer;
+  label: string;
+}
+
 /** An IPv6 address of a device (struct inet6_ifaddr). */
-export interface Inet6Address {
-  ifindex: number;
-  prefixlen: number;
-  flags: number;
+export interface Inet6Address extends AddressCommon {
   /** IFA_HOST/IFA_LINK/... as the kernel keeps it (ipv6_addr_scope), not the RT_SCOPE_* of the message. */
   scope: number;
   address: Buffer;
   peer: Buffer;
-  proto: number;
-  rtPriority: number;
-  validLft: number;
-  preferredLft: number;
-  cstamp: bigint;
-  tstamp: bigint;
 }
 
 function be32(obj: KObject): Buffer {

@@ -1,7 +1,7 @@
 /** The guest's CRI layer: a runtime.v1 proxy in front of containerd's CRI, with a place for intercepts. */
 export { CRI_METHODS, CRI_METHODS_BY_PATH, CRI_PACKAGE, methodPath, type CriMethod, type CriStreaming } from './methods.js';
 export { CriProxy, type InterceptContext, type Intercepts, type UnaryIntercept } from './proxy.js';
-export { MAX_CRI_MESSAGE, Upstream, UpstreamStatusError, forwardable, type CallOptions, type UnaryReply, type UpstreamOptions, type UpstreamStream } from './upstream.js';
+export { MAX_CRI_MESSAGE, Upstream, UpstreamStatusError, type CallOptions, type UnaryReply, type UpstreamOptions, type UpstreamStream } from './upstream.js';
 export {
   GrpcWireError, MessageReader, decodeStatusMessage, encodeStatusMessage, formatTimeout, frameMessage, parseTimeout, statusOfTrailers, trailersOf,
 } from './grpc-wire.js';

@@ -44,14 +44,6 @@ export interface UpstreamStream extends AsyncIterable<Buffer> {
   cancel(): void;
 }
 
-/** A copy of a client's metadata fit to forward (headersOf drops the transport's own keys). */
-export function forwardable(metadata: grpc.Metadata): grpc.Metadata {
-  const out = metadata.clone();
-  const keep = headersOf(metadata);
-  for (const key of Object.keys(out.getMap())) if (!(key in keep)) out.remove(key);
-  return out;
-}
-
 export function deadlineMs(deadline: grpc.Deadline): number {
   return deadline instanceof Date ? deadline.getTime() : deadline;
 }
