@@ -10,7 +10,8 @@ interface SuiteTime {
 /**
  * mocha's spec reporter, plus where the run's time went: for each top-level
  * suite its wall time and the part of it spent outside test bodies (hooks:
- * boots, set-up, clean-up), so a slow `make test` shows its cause.
+ * boots, set-up, clean-up), so a slow `make test` shows its cause; then the
+ * failures once more, by name.
  */
 class TimedReporter extends Mocha.reporters.Spec {
   constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
@@ -43,6 +44,14 @@ class TimedReporter extends Mocha.reporters.Spec {
       console.log('\n  where the time went (seconds: suite, of it outside tests)');
       for (const t of slow) console.log(`  ${s(t.total ?? 0)} ${s((t.total ?? 0) - t.tests)}  ${t.title}`);
       console.log(`  ${s(Date.now() - runStart)} ${s(all - inTests)}  the whole run (root hooks: ${s(Date.now() - runStart - all).trim()})`);
+      // The failures again, last, so the tail of a long CI log names them.
+      const failed = (this as unknown as { failures: Mocha.Test[] }).failures;
+      if (failed.length === 0) return;
+      console.log(`\n  ${failed.length} failing (details above):`);
+      for (const t of failed) {
+        const first = String((t as Mocha.Test & { err?: Error }).err?.message ?? '').split('\n')[0].slice(0, 300);
+        console.log(`  - ${t.fullTitle()}\n      ${first}`);
+      }
     });
   }
 }
