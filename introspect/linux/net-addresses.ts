@@ -43,6 +43,13 @@ function be32(obj: KObject): Buffer {
   return b;
 }
 
+/** A device's ifindex as rtnetlink carries it: positive (dev_new_index never hands out 0 or less). */
+function ifindexOf(dev: KObject): number {
+  const ifindex = dev.member('ifindex').num();
+  if (ifindex <= 0) throw new BadDataError(`${dev.path}.ifindex is ${ifindex}`);
+  return ifindex;
+}
+
 function optional(obj: KObject, name: string): number {
   return obj.has(name) ? obj.member(name).num() : 0;
 }
@@ -51,7 +58,7 @@ function optional(obj: KObject, name: string): number {
 export function inet4Addresses(dev: KObject): Inet4Address[] {
   const inDev = dev.member('ip_ptr').value();
   if (inDev === 0n) return [];
-  const ifindex = dev.member('ifindex').num();
+  const ifindex = ifindexOf(dev);
   const out: Inet4Address[] = [];
   const seen = new Set<bigint>();
   let p = KObject.struct(dev.prog, 'in_device', inDev).member('ifa_list').value();
@@ -87,13 +94,15 @@ export function inet4Addresses(dev: KObject): Inet4Address[] {
 export function inet6Addresses(dev: KObject): Inet6Address[] {
   const idev = dev.member('ip6_ptr').value();
   if (idev === 0n) return [];
-  const ifindex = dev.member('ifindex').num();
+  const ifindex = ifindexOf(dev);
   const head = KObject.struct(dev.prog, 'inet6_dev', idev).member('addr_list').address;
   return [...listForEach(dev.prog, head, 'inet6_ifaddr', 'if_list', MAX_ADDRESSES)].map((ifa) => {
     if (ifa.member('idev').value() !== idev) throw new BadDataError(`${ifa.path}.idev is not ${dev.path}'s inet6_dev`);
+    const prefixlen = ifa.member('prefix_len').num();
+    if (prefixlen > 128) throw new BadDataError(`${ifa.path}.prefix_len is ${prefixlen}`);
     return {
       ifindex,
-      prefixlen: ifa.member('prefix_len').num(),
+      prefixlen,
       flags: ifa.member('flags').num(),
       scope: ifa.member('scope').num(),
       address: Buffer.from(ifa.prog.read(ifa.member('addr').address, 16, `${ifa.path}.addr`)),

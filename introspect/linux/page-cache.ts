@@ -1,16 +1,12 @@
 import { BadDataError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
 import { structPagePhys } from './pages.js';
+import { XA_CHUNK_MASK, isInternal, xarrayEntries } from './xarray.js';
 
-/** include/linux/xarray.h: 64 slots a node; internal entries end in binary 10. */
 /** Largest folio in pages (MAX_ORDER 10 on x86-64 6.1). */
 const MAX_FOLIO_PAGES = 1024n;
-const XA_CHUNK_MASK = 63n;
+/** A page cache's xarray covers 64-bit indices: 11 levels of 6 bits. */
 const MAX_XA_DEPTH = 11;
-
-function isInternal(entry: bigint): boolean {
-  return (entry & 3n) === 2n;
-}
 
 /**
  * The guest-physical address of page `index` of a file's page cache
@@ -78,57 +74,16 @@ export interface CachedRun {
 /**
  * The present entries of a file's page cache below index `end`, in index
  * order, visiting only the xa_nodes that exist (a sparse file costs what it
- * holds, not its size). Nodes are checked to nest by 6 bits of shift and
- * each visit is taken from `budget` (shared by the caller's walks); in a
- * real xarray every node leads to an entry, so a walk that visits more
- * than a path of nodes per entry found is a looping, shared or bloated
- * tree: all end in BadDataError.
+ * holds, not its size); each node visit is taken from `budget`, shared by
+ * the caller's walks. Bounded as xarrayEntries bounds any xarray.
  */
 export function* pageCacheRuns(mapping: KObject, end: bigint, budget: { nodes: number }): Generator<CachedRun> {
-  const prog = mapping.prog;
-  const slotsOff = BigInt(prog.btf.memberOffset('xa_node', 'slots'));
-  const shiftOff = BigInt(prog.btf.memberOffset('xa_node', 'shift'));
   const head = mapping.member('i_pages.xa_head').value();
-  let visited = 0;
-  let found = 0;
-  const leaf = (entry: bigint, index: bigint, count: bigint): CachedRun => {
+  const walk = { what: `page cache of ${mapping.path}`, maxLevels: MAX_XA_DEPTH + 1, end, budget };
+  for (const { index, count, entry } of xarrayEntries(mapping.prog, head, walk)) {
     if (count > MAX_FOLIO_PAGES) throw new BadDataError(`page cache entry 0x${entry.toString(16)} of ${mapping.path} covers ${count} pages`);
-    found++;
-    return { index, count, value: (entry & 1n) === 1n };
-  };
-  function* node(addr: bigint, base: bigint, depth: number, expected?: bigint): Generator<CachedRun> {
-    if (depth > MAX_XA_DEPTH) throw new BadDataError(`page cache of ${mapping.path} is deeper than ${MAX_XA_DEPTH}`);
-    if (++visited > (found + 1) * (MAX_XA_DEPTH + 1) || --budget.nodes < 0) throw new BadDataError(`page cache of ${mapping.path} has more xa_nodes than its pages could fill`);
-    const shift = BigInt(prog.read(addr + shiftOff, 1, 'xa_node.shift')[0]);
-    // A child's shift is its parent's less XA_CHUNK_SHIFT: this also rules out loops.
-    if (shift % 6n !== 0n || (expected !== undefined && shift !== expected)) {
-      throw new BadDataError(`xa_node at 0x${addr.toString(16)} of ${mapping.path} has shift ${shift}`);
-    }
-    const slots = prog.read(addr + slotsOff, 64 * 8, 'xa_node.slots');
-    for (let offset = 0; offset < 64; offset++) {
-      const index = base + (BigInt(offset) << shift);
-      if (index >= end) return;
-      const entry = slots.readBigUInt64LE(offset * 8);
-      if (entry === 0n) continue;
-      if (isInternal(entry)) {
-        // Siblings are counted with their head; retry and zero entries (below 4096) hold nothing.
-        if (entry > 4096n && shift > 0n) yield* node(entry - 2n, index, depth + 1, shift - 6n);
-        else if (entry > 4096n) throw new BadDataError(`xa_node at 0x${addr.toString(16)} of ${mapping.path} points below its last level`);
-        continue;
-      }
-      let siblings = 0n;
-      const sib = (BigInt(offset) << 2n) | 2n;
-      while (offset + 1 + Number(siblings) < 64 && slots.readBigUInt64LE((offset + 1 + Number(siblings)) * 8) === sib) siblings++;
-      yield leaf(entry, index, (siblings + 1n) << shift);
-    }
+    yield { index, count, value: (entry & 1n) === 1n };
   }
-  if (head === 0n) return;
-  if (!isInternal(head)) {
-    // xa_head holds index 0 itself.
-    if (end > 0n) yield leaf(head, 0n, 1n);
-    return;
-  }
-  if (head > 4096n) yield* node(head - 2n, 0n, 0);
 }
 
 /** The guest-physical address of each page of a run pageCacheRuns found, and its index. */
