@@ -91,9 +91,12 @@ export function inet6Addresses(dev: KObject): Inet6Address[] {
   const head = KObject.struct(dev.prog, 'inet6_dev', idev).member('addr_list').address;
   return [...listForEach(dev.prog, head, 'inet6_ifaddr', 'if_list', MAX_ADDRESSES)].map((ifa) => {
     if (ifa.member('idev').value() !== idev) throw new BadDataError(`${ifa.path}.idev is not ${dev.path}'s inet6_dev`);
+    // A u32 in inet6_ifaddr; ipv6_add_addr takes at most 128.
+    const prefixlen = ifa.member('prefix_len').num();
+    if (prefixlen > 128) throw new BadDataError(`${ifa.path}.prefix_len is ${prefixlen}`);
     return {
       ifindex,
-      prefixlen: ifa.member('prefix_len').num(),
+      prefixlen,
       flags: ifa.member('flags').num(),
       scope: ifa.member('scope').num(),
       address: Buffer.from(ifa.prog.read(ifa.member('addr').address, 16, `${ifa.path}.addr`)),
