@@ -47,11 +47,18 @@ function optional(obj: KObject, name: string): number {
   return obj.has(name) ? obj.member(name).num() : 0;
 }
 
+/** A device's ifindex: an int the kernel allocates from 1 (dev_index_reserve); anything else is corrupt RAM. */
+function deviceIndex(dev: KObject): number {
+  const ifindex = dev.member('ifindex').num();
+  if (ifindex <= 0) throw new BadDataError(`${dev.path}.ifindex is ${ifindex}`);
+  return ifindex;
+}
+
 /** The IPv4 addresses of a device (dev->ip_ptr->ifa_list), primary ones first as the kernel keeps them. */
 export function inet4Addresses(dev: KObject): Inet4Address[] {
   const inDev = dev.member('ip_ptr').value();
   if (inDev === 0n) return [];
-  const ifindex = dev.member('ifindex').num();
+  const ifindex = deviceIndex(dev);
   const out: Inet4Address[] = [];
   const seen = new Set<bigint>();
   let p = KObject.struct(dev.prog, 'in_device', inDev).member('ifa_list').value();
@@ -87,7 +94,7 @@ export function inet4Addresses(dev: KObject): Inet4Address[] {
 export function inet6Addresses(dev: KObject): Inet6Address[] {
   const idev = dev.member('ip6_ptr').value();
   if (idev === 0n) return [];
-  const ifindex = dev.member('ifindex').num();
+  const ifindex = deviceIndex(dev);
   const head = KObject.struct(dev.prog, 'inet6_dev', idev).member('addr_list').address;
   return [...listForEach(dev.prog, head, 'inet6_ifaddr', 'if_list', MAX_ADDRESSES)].map((ifa) => {
     if (ifa.member('idev').value() !== idev) throw new BadDataError(`${ifa.path}.idev is not ${dev.path}'s inet6_dev`);
