@@ -8,6 +8,11 @@ export const MAX_FILE_LOCKS = 1 << 16;
 const FL_POSIX = 1;
 const FL_FLOCK = 2;
 const FL_OFDLCK = 1024;
+/** A lease being broken, to be dropped (F_UNLCK) or downgraded (F_RDLCK): lease_breaking(). */
+const FL_DOWNGRADE_PENDING = 256;
+const FL_UNLOCK_PENDING = 512;
+const F_RDLCK = 0;
+const F_UNLCK = 2;
 /** include/linux/fs.h OFFSET_MAX: a lock "to EOF". */
 const OFFSET_MAX = 0x7fffffffffffffffn;
 
@@ -16,8 +21,10 @@ export type FileLockKind = 'posix' | 'flock' | 'ofd' | 'lease';
 /** One lock as fdinfo's "lock:" line shows it (fs/locks.c lock_get_status). */
 export interface FileLock {
   kind: FileLockKind;
-  /** F_RDLCK 0, F_WRLCK 1, F_UNLCK 2. */
+  /** F_RDLCK 0, F_WRLCK 1, F_UNLCK 2; of a lease being broken, the type it is broken to (target_leasetype, as F_GETLEASE answers). */
   type: number;
+  /** A lease with a break pending (fdinfo's "BREAKING"). */
+  breaking: boolean;
   start: bigint;
   /** Length, 0 up to EOF (criu's file_lock_entry.len). */
   len: bigint;
@@ -52,15 +59,17 @@ export function fileLocks(file: KObject, files: bigint, bound = MAX_FILE_LOCKS):
       if (owner !== files && owner !== file.address) continue;
       const flags = f('flags').num();
       const kind: FileLockKind = lease ? 'lease' : flags & FL_POSIX ? (flags & FL_OFDLCK ? 'ofd' : 'posix') : flags & FL_FLOCK ? 'flock' : 'lease';
-      const type = f('type').num();
+      let type = f('type').num();
+      const breaking = lease && (flags & (FL_DOWNGRADE_PENDING | FL_UNLOCK_PENDING)) !== 0;
+      if (breaking) type = flags & FL_UNLOCK_PENDING ? F_UNLCK : F_RDLCK;
       if (lease || kind === 'flock') {
-        out.push({ kind, type, start: 0n, len: 0n, owner });
+        out.push({ kind, type, breaking, start: 0n, len: 0n, owner });
         continue;
       }
       const start = fl.member('fl_start').value();
       const end = fl.member('fl_end').value();
       if (start < 0n || end < start - 1n) throw new BadDataError(`${fl.path}: lock from ${start} to ${end}`);
-      out.push({ kind, type, start, len: end === OFFSET_MAX ? 0n : end - start + 1n, owner });
+      out.push({ kind, type, breaking, start, len: end === OFFSET_MAX ? 0n : end - start + 1n, owner });
     }
   }
   return out;

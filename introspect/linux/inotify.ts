@@ -1,22 +1,17 @@
 import { BadDataError } from '../../common/errors.js';
-import { KObject, containerOf, listForEach } from '../kernel/object.js';
-import { anonContext } from './anon-file.js';
+import { KObject, containerOf } from '../kernel/object.js';
+import { FSNOTIFY_OBJ_TYPE_INODE, MAX_FSNOTIFY_MARKS, connectorInode, groupMarks, markIgnoreMask, notifyGroup } from './fsnotify-marks.js';
 
-/**
- * Most watches one inotify walks: the kernel bounds them per user by
- * fs.inotify.max_user_watches (8192 by default, up to about 10^6 on big
- * machines), so more is corrupt RAM.
- */
-export const MAX_INOTIFY_WATCHES = 1 << 20;
+/** Most watches one inotify walks (fs.inotify.max_user_watches bounds them per user). */
+export const MAX_INOTIFY_WATCHES = MAX_FSNOTIFY_MARKS;
 
 /** include/uapi/linux/inotify.h */
 const IN_ALL_EVENTS = 0xfff;
 const IN_EXCL_UNLINK = 0x04000000;
 const IN_ONESHOT = 0x80000000;
-/** include/linux/fsnotify_backend.h: inotify's flags of a mark, and the object type of an inode's connector. */
+/** include/linux/fsnotify_backend.h: inotify's flags of a mark. */
 const FSNOTIFY_MARK_FLAG_EXCL_UNLINK = 0x10;
 const FSNOTIFY_MARK_FLAG_IN_ONESHOT = 0x20;
-const FSNOTIFY_OBJ_TYPE_INODE = 0;
 
 /** One watch of an inotify (struct inotify_inode_mark), as its fdinfo's "inotify wd:" line shows it. */
 export interface InotifyWatch {
@@ -44,16 +39,10 @@ export interface Inotify {
  * the mask each shows in fdinfo (fs/notify/fdinfo.c inotify_fdinfo).
  */
 export function inotifyWatches(file: KObject, bound = MAX_INOTIFY_WATCHES): Inotify {
-  const group = anonContext(file, 'fsnotify_group');
+  const group = notifyGroup(file);
   const prog = file.prog;
   const watches: InotifyWatch[] = [];
-  for (const mark of listForEach(prog, group.member('marks_list').address, 'fsnotify_mark', 'g_list', bound)) {
-    const owner = mark.member('group').value();
-    if (owner !== group.address) throw new BadDataError(`${mark.path}.group is 0x${owner.toString(16)}, not its inotify's 0x${group.address.toString(16)}`);
-    // A mark being destroyed is detached first (fsnotify_detach_mark); fdinfo skips it too.
-    if (mark.member('connector').value() === 0n) continue;
-    const conn = mark.member('connector').deref();
-    const type = conn.member('type').num();
+  for (const { mark, connector: conn, objType: type } of groupMarks(group, bound)) {
     if (type !== FSNOTIFY_OBJ_TYPE_INODE) throw new BadDataError(`${conn.path}.type is ${type}: an inotify mark is on an inode`);
     const inode = connectorInode(conn);
     const wd = containerOf(prog, mark.address, 'inotify_inode_mark', 'fsn_mark').member('wd').num();
@@ -62,23 +51,6 @@ export function inotifyWatches(file: KObject, bound = MAX_INOTIFY_WATCHES): Inot
   }
   const nextWd = group.member('inotify_data.idr.idr_next').num();
   return { watches, nextWd };
-}
-
-/**
- * The inode a connector is attached to. 6.1 keeps a fsnotify_connp_t *
- * (the address of inode->i_fsnotify_marks); later kernels ("fsnotify:
- * pass object pointer to fsnotify_conn_*", a void *obj) the object itself.
- */
-function connectorInode(conn: KObject): KObject {
-  const obj = conn.member('obj');
-  const at = obj.value();
-  if (at === 0n) throw new BadDataError(`${obj.path} is NULL`);
-  const t = obj.type;
-  const pointee = t.kind === 'ptr' ? conn.prog.btf.resolve(t.type) : undefined;
-  if (pointee?.kind === 'void') return KObject.struct(conn.prog, 'inode', at);
-  const inode = containerOf(conn.prog, at, 'inode', 'i_fsnotify_marks');
-  if (inode.member('i_fsnotify_marks').value() !== conn.address) throw new BadDataError(`${inode.path}.i_fsnotify_marks is not ${conn.path}`);
-  return inode;
 }
 
 /**
@@ -95,6 +67,5 @@ function userMask(mark: KObject): { mask: number; ignoredMask: number } {
     const mask = (raw & IN_ALL_EVENTS) | (flags & FSNOTIFY_MARK_FLAG_EXCL_UNLINK ? IN_EXCL_UNLINK : 0) | (flags & FSNOTIFY_MARK_FLAG_IN_ONESHOT ? IN_ONESHOT : 0);
     return { mask: mask >>> 0, ignoredMask: 0 };
   }
-  if (mark.has('ignored_mask')) return { mask: raw & IN_ALL_EVENTS, ignoredMask: mark.member('ignored_mask').num() };
-  throw new BadDataError(`${mark.path}: neither ignore_mask nor ignored_mask in this kernel's fsnotify_mark`);
+  return { mask: raw & IN_ALL_EVENTS, ignoredMask: markIgnoreMask(mark) };
 }

@@ -25,6 +25,7 @@ import { EVENT_STRUCTS, fakeTimekeeper } from '../unit/helpers/event-structs.js'
 import { FILE_OBJECT_STRUCTS } from '../unit/helpers/file-object-structs.js';
 import { fileLocks } from '../../introspect/linux/file-locks.js';
 import { inotifyWatches } from '../../introspect/linux/inotify.js';
+import { fanotifyGroup } from '../../introspect/linux/fanotify.js';
 import { fakeTaskState, taskStateStructs } from '../unit/helpers/task-state-structs.js';
 import { seccompState } from '../../introspect/linux/seccomp.js';
 import { processItimers } from '../../introspect/linux/itimers.js';
@@ -54,7 +55,8 @@ const HEAP_START = 0x40_0000;
  * cache, an fd table holding a pipe and a tmpfs file, the pipe's ring, a
  * tmpfs superblock, a mount namespace, event files (eventfd,
  * signalfd, timerfd, an epoll) with the guest's timekeeper, an inotify
- * watching the tmpfs file, a POSIX lock and an flock on it, a pty slave, an IPC namespace's SysV objects, and an
+ * watching the tmpfs file, a POSIX lock, an flock and a lease being broken on it, a fanotify with an inode mark on it
+ * and a mount mark on its mount, a pty slave, an IPC namespace's SysV objects, and an
  * established TCP socket with data queued both ways (not in the fd table: its repair reader alone). `heap` is the range of guest RAM
  * those objects take, for a fuzzer to corrupt.
  */
@@ -63,7 +65,7 @@ export function fakeProcess() {
   const k = new FakeKernel({ enums: NET_ENUMS, structs: { ...NET_STRUCTS, ...EVENT_STRUCTS, ...FILE_OBJECT_STRUCTS, ...taskStateStructs(), ...ttyStructs(taskStateStructs()), ...TCP_STRUCTS, ...SYSV_STRUCTS, mm_struct: [...(KERNEL_STRUCTS.mm_struct as Fields), ['flags', 'u64'], ['task_size', 'u64'], ['exe_file', '*file'], ['saved_auxv', 'u64[48]'],
     ...(['start_code', 'end_code', 'start_data', 'end_data', 'arg_start', 'arg_end', 'env_start', 'env_end'].map((n) => [n, 'u64'] as [string, string]))] } });
   const pipefifoFops = k.symbol('pipefifo_fops');
-  const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops', 'inotify_fops'].map((n) => [n, k.symbol(n)]));
+  const fops = Object.fromEntries(['eventfd_fops', 'signalfd_fops', 'timerfd_fops', 'eventpoll_fops', 'inotify_fops', 'fanotify_fops'].map((n) => [n, k.symbol(n)]));
   const shmemEncodeFh = k.symbol('shmem_encode_fh');
   const mono = 5000n * 1_000_000_000n;
   fakeTimekeeper(k, mono, 1n << 60n);
@@ -160,11 +162,20 @@ export function fakeProcess() {
   const flock = k.new('file_lock', { fl_flags: 2, fl_type: 0, fl_owner: tmpOpen, fl_file: tmpOpen, fl_start: 0, fl_end: 0x7fffffffffffffffn });
   k.link(k.addr('file_lock_context', lockCtx, 'flc_posix'), [k.addr('file_lock', posix, 'fl_list')]);
   k.link(k.addr('file_lock_context', lockCtx, 'flc_flock'), [k.addr('file_lock', flock, 'fl_list')]);
-  k.link(k.addr('file_lock_context', lockCtx, 'flc_lease'), []);
+  // A read lease of that open file, being broken (FL_LEASE|FL_UNLOCK_PENDING).
+  const lease = k.new('file_lock', { fl_flags: 32 | 512, fl_type: 0, fl_owner: tmpOpen, fl_file: tmpOpen, fl_end: 0x7fffffffffffffffn });
+  k.link(k.addr('file_lock_context', lockCtx, 'flc_lease'), [k.addr('file_lock', lease, 'fl_list')]);
+  // 9 a fanotify group: a mark on the tmpfs file (the inotify's connector) and one on the tmpfs mount.
+  const fanGroup = k.new('fsnotify_group', { 'fanotify_data.flags': 3, 'fanotify_data.f_flags': 0x8000 });
+  const mountConn = k.new('fsnotify_mark_connector', { type: 1, obj: k.addr('mount', tmpMount, 'mnt_fsnotify_marks') });
+  k.write(tmpMount, 'mount', { mnt_fsnotify_marks: mountConn });
+  const fanMarks = [k.new('fsnotify_mark', { mask: 0x2, group: fanGroup, connector: conn }), k.new('fsnotify_mark', { mask: 0x8, group: fanGroup, connector: mountConn })];
+  k.link(k.addr('fsnotify_group', fanGroup, 'marks_list'), fanMarks.map((m) => k.addr('fsnotify_mark', m, 'g_list')));
+  files.push(anon('fanotify', fanGroup));
   const fd = k.alloc(64 * 8, 8);
   files.forEach((f, i) => k.u64(fd + BigInt(i * 8), f));
   const openFds = k.alloc(8, 8);
-  k.put(openFds, Buffer.from([0b11111111, 0b1]));
+  k.put(openFds, Buffer.from([0b11111111, 0b11]));
   const fdt = k.new('fdtable', { max_fds: 64, fd, open_fds: openFds, close_on_exec: k.alloc(8, 8) });
   k.write(filesStruct, 'files_struct', { fdt });
   // An established TCP connection with data queued both ways (the --tcp-established reader).
@@ -181,7 +192,7 @@ export function fakeProcess() {
 
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
-  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], tty: pty.file, tmpOpen, filesStruct, net, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], fanotify: files[9], tty: pty.file, tmpOpen, filesStruct, net, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
 }
 
 export type FakeProcess = ReturnType<typeof fakeProcess>;
@@ -230,6 +241,7 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
       return [plans, files.shmem.memfdInodes()];
     },
     () => inotifyWatches(KObject.struct(prog, 'file', p.inotify)),
+    () => fanotifyGroup(KObject.struct(prog, 'file', p.fanotify)),
     () => [sysvShms, sysvSems, sysvMsgQueues].map((read) => read(KObject.struct(prog, 'ipc_namespace', p.ipcNs))),
     () => fileLocks(KObject.struct(prog, 'file', p.tmpOpen), p.filesStruct),
     // The network namespace as --net-ns dumps it: links and their sysctls, addresses, routes, rules, hooks, and the ip save images.
@@ -240,7 +252,7 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
         route6Image(mainRoutes6(net)), ruleImage(rules4(net)), ifaddrImage(devs.flatMap((d) => inet4Addresses(d.dev)), devs.flatMap((d) => inet6Addresses(d.dev)), 250n)];
     },
     // Every fd through its dumper (files.img entries): the event files' readers, the epoll's rbtree, the guest's clocks,
-    // the inotify's watch (its path and file handle).
+    // the inotify's watch and the fanotify's marks (paths, file handles, the mount).
     () => new FileTable({ prog, ids: new IdAllocator(), pages, root, mntIds: false, netNsId: () => 1, vpid: () => 0 }).fdinfo(task, 'pid 50'),
     // Task state: the seccomp chain, the interval timers, the POSIX timer list.
     () => [seccompState(task), processItimers(task, guestClocks(prog)), posixTimers(task, guestClocks(prog))],

@@ -28,9 +28,17 @@ int main(void) {
 }
 `;
 const NSEC = 1_000_000_000;
-/** files.c's directory: a tmpfs in both guests, made the same before the program starts and before the restore. */
+/**
+ * files.c's directory: a tmpfs in both guests, made the same before the program starts and before the restore.
+ * A lease being broken is removed at the next lease operation past fs.lease-break-time (45 s): raised so the
+ * one files.c breaks stays breaking through both dumps, and through the restore, which breaks it again.
+ */
 const FILES_DIR = '/dev/shm/ovm-files';
-const FILES_DIR_SETUP = `rm -rf ${FILES_DIR}; mkdir -p ${FILES_DIR} && : > ${FILES_DIR}/watched && : > ${FILES_DIR}/lock && mkfifo ${FILES_DIR}/fifo`;
+const FILES_DIR_SETUP = `rm -rf ${FILES_DIR}; mkdir -p ${FILES_DIR} && : > ${FILES_DIR}/watched && : > ${FILES_DIR}/lock && mkfifo ${FILES_DIR}/fifo` +
+  ` && for f in rlease wlease blease; do : > ${FILES_DIR}/$f; done && echo 3600 > /proc/sys/fs/lease-break-time`;
+/** criu/include/file-lock.h: file_lock_entry.flag of a lease, and LEASE_BREAKING ORed into its type. */
+const FL_LEASE = 8;
+const LEASE_BREAKING = 4;
 
 type TimerEntry = { type: string; id: number; tfd: { ticks: number; vsec: number; vnsec: number; isec: number; insec: number } };
 
@@ -98,7 +106,7 @@ function timerDifferences(ours: Json[], criu: Json[]): void {
 
 // One program on each kernel; guest A for the dumps (ovmigrate's and CRIU's of the same frozen tree), guest B for the restore.
 for (const kernel of POOL_KERNELS) {
-  describe(`ovmigrate dump: eventfd, epoll, signalfd, timerfd, inotify, FIFOs, file locks and deleted files${kernelTitle(kernel)}`, function () {
+  describe(`ovmigrate dump: eventfd, epoll, signalfd, timerfd, inotify, fanotify, FIFOs, file locks, leases and deleted files${kernelTitle(kernel)}`, function () {
     const suite = new PoolSuite(`dumpevents${kernelTag(kernel)}`, [{ slot: 'a', kernel }, { slot: 'b', kernel }]);
     const sh = suite.sh;
     const cg = suite.cgroup;
@@ -160,11 +168,22 @@ for (const kernel of POOL_KERNELS) {
       const [, pipe, ev1, ev2, sock] = fdsLine;
       assert.deepEqual(epoll.tfd.map((t) => t.tfd).sort((x, y) => x - y), [pipe, ev2, sock].sort((x, y) => x - y),
         `the eventfd added as fd ${ev1} is watched through its dup, fd ${ev2}: ${JSON.stringify(epoll.tfd)}`);
-      // files.c: inotify on tmpfs (wd 1 was removed), a FIFO with data, a POSIX lock and a child's flock, deleted files.
+      // files.c: inotify on tmpfs (wd 1 was removed), a FIFO with data, a POSIX lock and a child's flock, leases, deleted files.
       const ify = files.entries.find((e) => e.type === 'INOTIFY')!.ify as { wd: { wd: number; mask: string | number; f_handle: { path: string } }[] };
       assert.deepEqual(ify.wd.map((w) => [w.wd, Number(w.mask), w.f_handle.path]).sort(), [[2, 0x100, FILES_DIR], [3, 0x2, `${FILES_DIR}/watched`]]);
-      const locks = decode('filelocks.img').entries.map((l) => [l.flag, l.pid, l.start, l.len].map(Number));
-      assert.deepEqual(locks.sort(), [[1, pid, 0, 10], [2, locker, 0, 0]].sort(), 'the POSIX lock of the process and the flock of its child');
+      const locks = decode('filelocks.img').entries.map((l) => [l.flag, l.type, l.pid, l.start, l.len].map(Number));
+      assert.deepEqual(locks.filter(([flag]) => flag !== FL_LEASE).map(([flag, , p, start, len]) => [flag, p, start, len]).sort(),
+        [[1, pid, 0, 10], [2, locker, 0, 0]].sort(), 'the POSIX lock of the process and the flock of its child');
+      // The read lease, the write lease and the read lease being broken to F_UNLCK, at the process's fds (its child shares the files).
+      assert.deepEqual(locks.filter(([flag]) => flag === FL_LEASE).map(([, type, p]) => [type, p]), [[0, pid], [1, pid], [LEASE_BREAKING | 2, pid]],
+        'the leases, the breaking one with LEASE_BREAKING and the type it is broken to');
+      // fanotify: an ignore-only mark on lock (FAN_MARK_IGNORED_SURV_MODIFY), a mount mark on DIR's mount, an inode mark on watched, the newest first.
+      type Mark = { type: string; mflags: string | number; mask: string | number; ignored_mask: string | number; ie?: { f_handle: { path: string } }; me?: { path: string } };
+      const ffy = files.entries.find((e) => e.type === 'FANOTIFY')!.ffy as { faflags: string | number; evflags: string | number; mark: Mark[] };
+      assert.deepEqual([Number(ffy.faflags), Number(ffy.evflags)], [0x3, 0x8000], 'FAN_CLOEXEC|FAN_NONBLOCK, events opened O_RDONLY|O_LARGEFILE');
+      assert.deepEqual(ffy.mark.map((m) => [m.type, Number(m.mflags), Number(m.mask), Number(m.ignored_mask), m.ie?.f_handle.path ?? m.me?.path]), [
+        ['INODE', 0x40, 0, 0x8, `${FILES_DIR}/lock`], ['MOUNT', 0, 0x8, 0, '/dev/shm'], ['INODE', 0, 0x2, 0, `${FILES_DIR}/watched`],
+      ]);
       assert.deepEqual(decode('fifo-data.img').entries.map((e) => Number(e.bytes)), [14], 'the FIFO\'s queued bytes');
       // Three deleted files (two fds, one mapping), each a ghost; crit leaves out a small ghost's raw bytes, so compare the files whole.
       assert.equal(decode('remap-fpath.img').entries.length, 3);
@@ -174,7 +193,7 @@ for (const kernel of POOL_KERNELS) {
       for (const g of ghosts(ours)) assert.ok(fs.readFileSync(path.join(ours, g)).equals(fs.readFileSync(path.join(theirs, g))), `${g} byte for byte`);
     });
 
-    it('restored by stock CRIU in guest B: timers, counters, epoll, signalfd, inotify, the FIFO and deleted files go on; the locks are held', async () => {
+    it('restored by stock CRIU in guest B: timers, counters, epoll, signalfd, inotify, fanotify, the FIFO and deleted files go on; the locks and leases are held', async () => {
       const dir = path.join(share, 'final');
       await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
       const before = log().length;
@@ -189,7 +208,7 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
         take(); print(name, 'free')
     except OSError:
         print(name, 'held')
-"`);
+"; grep LEASE /proc/locks; sleep 1`);
       await sh(b.name, `kill -9 ${pid} ${locker} ${events}`);
       const after = log().slice(before);
       const ticks = [...after.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
@@ -216,6 +235,16 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
       assert.match(after, /^mapped mapped-contents$/m, 'the mapping of a deleted file');
       assert.match(held, /flock held/, 'the child\'s flock is still held');
       assert.match(held, /posix held/, 'the POSIX lock is still held');
+      // F_GETLEASE of each lease's fd in the restored process; /proc/locks shows the third being broken again (by CRIU's restore).
+      assert.match(after, /^lease 0 1 2$/m, 'the read and the write lease are held, the third is being broken to F_UNLCK');
+      for (const state of ['ACTIVE +READ', 'ACTIVE +WRITE', 'BREAKING +UNLCK']) assert.match(held, new RegExp(`LEASE +${state} ${pid} `), held);
+      // fanotify: the inode mark on watched (FAN_MODIFY) and the mount mark (FAN_CLOSE_WRITE, also for the file touched after the
+      // restore) report; the ignore mark keeps lock's FAN_CLOSE_WRITE (the python check's open) away.
+      const fan = [...after.matchAll(/^fanotify ([0-9a-f]+) (\S+)$/gm)].map((m) => [parseInt(m[1], 16), m[2]] as const);
+      const on = (name: string) => fan.filter(([, p]) => p === `${FILES_DIR}/${name}`).reduce((a, [mask]) => a | mask, 0);
+      assert.equal(on('watched'), 0x2 | 0x8, `FAN_MODIFY and FAN_CLOSE_WRITE on watched: ${JSON.stringify(fan)}`);
+      assert.equal(on('after') & 0x8, 0x8, `FAN_CLOSE_WRITE on the file created after the restore: ${JSON.stringify(fan)}`);
+      assert.equal(on('lock'), 0, `nothing on lock, whose mark ignores FAN_CLOSE_WRITE: ${JSON.stringify(fan)}`);
     });
 
     it('task state: two stacked seccomp filters, interval and POSIX timers and a zombie, the same images as CRIU\'s (times as listed), restored by stock CRIU in guest B where the timers fire and the filters hold', async () => {
@@ -297,11 +326,13 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
       assert.match(criu, /^refused/, criu);
     });
 
-    it('refuses a fanotify group by name (CRIU 3.17 dumps fanotify.img: not supported yet here), before writing anything', async () => {
+    it('refuses a fanotify mark on a whole file system (FAN_MARK_FILESYSTEM) by name, before writing anything; criu dump 3.17 drops it silently', async () => {
       fs.writeFileSync(path.join(share, 'fanotify.py'), [
         'import ctypes, os, time',
         'libc = ctypes.CDLL(None, use_errno=True)',
+        'libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int, ctypes.c_char_p]',
         "fd = libc.fanotify_init(0, os.O_RDONLY)  # FAN_CLASS_NOTIF",
+        "assert libc.fanotify_mark(fd, 0x1 | 0x100, 0x20, -100, b'/dev/shm') == 0, ctypes.get_errno()  # FAN_MARK_ADD|FAN_MARK_FILESYSTEM, FAN_OPEN",
         "print('fanotify', fd, flush=True)",
         'while True: time.sleep(1)',
       ].join('\n') + '\n');
@@ -311,8 +342,14 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
       const dir = path.join(share, 'fanotify-img');
       const r = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, new RegExp(`pid ${pid} \\(python3\\) fd ${fd}: anon_inode:\\[fanotify\\] is a fanotify \\(not supported yet\\)`));
+      assert.match(r.stderr, new RegExp(`pid ${pid} \\(python3\\) fd ${fd}: fanotify mark on the file system of device \\d+:\\d+ \\(FAN_MARK_FILESYSTEM`));
       assert.ok(!fs.existsSync(dir), 'no image directory');
+      // criu/proc_parse.c reads no "fanotify sdev:" line of fdinfo: its image has the group without the mark.
+      const theirs = path.join(share, 'fanotify-criu');
+      await sh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --freeze-cgroup /sys/fs/cgroup${cg}/fanotify -o dump.log` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
+      const group = (decodeDir(theirs).get('files.img') as { type: string; ffy?: { mark?: unknown[] } }[]).find((e) => e.type === 'FANOTIFY');
+      assert.deepEqual(group?.ffy?.mark ?? [], [], 'CRIU dumped the group and dropped its mark');
       await sh(a.name, `kill -9 ${pid}`);
     });
 

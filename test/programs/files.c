@@ -8,17 +8,26 @@
  * flock on its own open of DIR/lock; and files unlinked while open: DIR/deleted
  * ("ghost-contents", an fd), DIR/sparse (5 pages, "first" at 0 and "last"
  * at 16384, the rest holes; an fd) and DIR/mapped ("mapped-contents",
- * only a read-only private mapping left).
+ * only a read-only private mapping left); file leases: a read lease on
+ * DIR/rlease, a write lease on DIR/wlease, and a read lease on DIR/blease
+ * being broken (by its own non-blocking open for writing; the test raises
+ * fs.lease-break-time so it stays breaking); a fanotify group with an inode
+ * mark on DIR/watched (FAN_MODIFY), a mount mark on DIR's mount
+ * (FAN_CLOSE_WRITE) and an ignore-only mark on DIR/lock.
  * Prints "files PID LOCKER PROGRAM" once set up; then "inotify WD MASK NAME" for
- * each event; on SIGUSR1 (a signalfd) "fifo DATA" with what the FIFO holds,
- * "deleted NLINK DATA", "sparse SIZE FIRST LAST" and "mapped DATA".
+ * each event and "fanotify MASK PATH" for each fanotify event on a file under DIR;
+ * on SIGUSR1 (a signalfd) "fifo DATA" with what the FIFO holds,
+ * "deleted NLINK DATA", "sparse SIZE FIRST LAST", "mapped DATA" and
+ * "lease R W B" (F_GETLEASE of each lease's fd).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/fanotify.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
@@ -42,7 +51,7 @@ int main(int argc, char **argv) {
   if (in < 0 || gone < 0 || inotify_rm_watch(in, gone)) return 1;
   if (inotify_add_watch(in, argv[1], IN_CREATE) < 0 || inotify_add_watch(in, path, IN_MODIFY) < 0) return 1;
   /* Drop the IN_IGNORED of the removed watch. */
-  char ev[4096];
+  char ev[4096] __attribute__((aligned(8)));
   while (read(in, ev, sizeof ev) > 0) {}
 
   snprintf(path, sizeof path, "%s/fifo", argv[1]);
@@ -64,7 +73,23 @@ int main(int argc, char **argv) {
   if (m < 0 || write(m, "mapped-contents", 15) != 15) return 1;
   const char *mapped = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, m, 0);
   if (mapped == MAP_FAILED || close(m) || unlink(path)) return 1;
+  /* Leases (a lease-break SIGIO would kill the process). */
+  signal(SIGIO, SIG_IGN);
+  int leases[3];
+  const char *lease_names[3] = {"rlease", "wlease", "blease"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(path, sizeof path, "%s/%s", argv[1], lease_names[i]);
+    leases[i] = open(path, (i == 1 ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (leases[i] < 0 || fcntl(leases[i], F_SETLEASE, i == 1 ? F_WRLCK : F_RDLCK)) return 1;
+  }
+  if (open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC) >= 0 || fcntl(leases[2], F_GETLEASE) != F_UNLCK) return 1;
+
+  int fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE);
+  if (fan < 0) return 1;
+  snprintf(path, sizeof path, "%s/watched", argv[1]);
+  if (fanotify_mark(fan, FAN_MARK_ADD, FAN_MODIFY, AT_FDCWD, path) || fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, argv[1])) return 1;
   snprintf(path, sizeof path, "%s/lock", argv[1]);
+  if (fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY, FAN_CLOSE_WRITE, AT_FDCWD, path)) return 1;
 
   pid_t child = fork();
   if (child == 0) {
@@ -86,9 +111,19 @@ int main(int argc, char **argv) {
   if (program < 0) return 1;
   printf("files %d %d %d\n", getpid(), child, program);
 
-  struct pollfd fds[2] = {{.fd = in, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+  struct pollfd fds[3] = {{.fd = in, .events = POLLIN}, {.fd = sfd, .events = POLLIN}, {.fd = fan, .events = POLLIN}};
   for (;;) {
-    if (poll(fds, 2, -1) < 0) continue;
+    if (poll(fds, 3, -1) < 0) continue;
+    if (fds[2].revents & POLLIN) {
+      ssize_t n = read(fan, ev, sizeof ev);
+      for (struct fanotify_event_metadata *e = (void *)ev; n > 0 && FAN_EVENT_OK(e, n); e = FAN_EVENT_NEXT(e, n)) {
+        char link[64], name[PATH_MAX] = {0};
+        snprintf(link, sizeof link, "/proc/self/fd/%d", e->fd);
+        if (e->fd >= 0 && readlink(link, name, sizeof name - 1) > 0 && !strncmp(name, argv[1], strlen(argv[1])))
+          printf("fanotify %llx %s\n", (unsigned long long)e->mask, name);
+        if (e->fd >= 0) close(e->fd);
+      }
+    }
     if (fds[0].revents & POLLIN) {
       ssize_t n = read(in, ev, sizeof ev);
       for (char *p = ev; n > 0 && p < ev + n;) {
@@ -111,6 +146,7 @@ int main(int argc, char **argv) {
       if (fstat(sparse, &st) || pread(sparse, first, 5, 0) != 5 || pread(sparse, last, 4, 16384) != 4) return 1;
       printf("sparse %lld %s %s\n", (long long)st.st_size, first, last);
       printf("mapped %.15s\n", mapped);
+      printf("lease %d %d %d\n", fcntl(leases[0], F_GETLEASE), fcntl(leases[1], F_GETLEASE), fcntl(leases[2], F_GETLEASE));
     }
   }
 }

@@ -8,13 +8,13 @@ import { FILE_OBJECT_STRUCTS } from './helpers/file-object-structs.js';
 const EOF_END = 0x7fffffffffffffffn;
 
 describe('filelocks.img (tree part)', () => {
-  it('each lock once, at the first fd of the tree that opens its file, with the holder\'s pid in the tree; a lease refused', () => {
+  it('each lock once, at the first fd of the tree that opens its file, with the holder\'s pid in the tree; leases with their type, a breaking one with LEASE_BREAKING and its target type', () => {
     const k = new FakeKernel({ structs: FILE_OBJECT_STRUCTS });
     const ctx = k.new('file_lock_context');
     const inode = k.new('inode', { i_mode: 0o100644, i_flctx: ctx });
     const shared = k.new('file', { f_inode: inode });
     const own = k.new('file', { f_inode: inode });
-    const leased = k.new('file', { f_inode: inode });
+    const leased = [0, 1, 2, 3].map(() => k.new('file', { f_inode: inode }));
     const table = (files: bigint[]) => {
       const fd = k.alloc(64 * 8, 8);
       files.forEach((f, i) => k.u64(fd + BigInt(i * 8), f));
@@ -42,12 +42,20 @@ describe('filelocks.img (tree part)', () => {
       { flag: 2, type: 0, pid: 2, fd: 1, start: 0n, len: 0n },
     ] }]);
 
-    // A lease (on the lease list, owned by its file) is refused, naming the task and the fd.
-    const leaseTable = table([leased]);
-    k.link(k.addr('file_lock_context', ctx, 'flc_lease'), [lock(32, 0, leased, leased)]);
+    // Leases (on the lease list, owned by their file), as criu dump writes them from fdinfo: flag FL_LEASE (8), the type F_GETLEASE
+    // answers; being broken (FL_UNLOCK_PENDING 512, FL_DOWNGRADE_PENDING 256), LEASE_BREAKING (4) | the type it is broken to.
+    const leaseTable = table(leased);
+    k.link(k.addr('file_lock_context', ctx, 'flc_lease'), [lock(32, 0, leased[0], leased[0]), lock(32, 1, leased[1], leased[1]),
+      lock(32 | 512, 0, leased[2], leased[2]), lock(32 | 256, 1, leased[3], leased[3])]);
     const holder = task(k.new('task_struct', { pid: 42, files: leaseTable }), 3);
-    const refused = fileLocksImage.dump({} as DumpContext, [holder]);
-    assert.deepEqual(refused.problems!.map((p) => p.text), ['pid 3 (t) fd 0: a file lease (not supported)']);
+    const leases = fileLocksImage.dump({} as DumpContext, [holder]);
+    assert.deepEqual(leases.problems, []);
+    assert.deepEqual(leases.images, [{ kind: 'FILE_LOCKS', entries: [
+      { flag: 8, type: 0, pid: 3, fd: 0, start: 0n, len: 0n },
+      { flag: 8, type: 1, pid: 3, fd: 1, start: 0n, len: 0n },
+      { flag: 8, type: 4 | 2, pid: 3, fd: 2, start: 0n, len: 0n },
+      { flag: 8, type: 4 | 0, pid: 3, fd: 3, start: 0n, len: 0n },
+    ] }]);
   });
 
   it('no locks, no image (CRIU opens its images lazily)', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { BadDataError } from '../../common/errors.js';
 import { KObject } from '../../introspect/kernel/object.js';
+import { fanotifyGroup } from '../../introspect/linux/fanotify.js';
 import { fileHandle, handleWords } from '../../introspect/linux/file-handle.js';
 import { fileLocks } from '../../introspect/linux/file-locks.js';
 import { inotifyWatches } from '../../introspect/linux/inotify.js';
@@ -54,6 +55,58 @@ describe('file objects on a fake kernel', () => {
       const r = inotifyWatches(f.file());
       assert.deepEqual(r.watches.map((w) => [w.wd, w.mask >>> 0, w.ignoredMask, w.ino, w.sDev]), [[2, 0x80000002, 0, 99n, 0x2a], [1, 0x102, 0, 0x1_0000_0042n, 0x16]]);
       assert.equal(r.nextWd, 3);
+    });
+
+    it(`fanotify: init flags, and each mark (inode, mount, file system) with mflags, mask and ignore mask, the newest first (${name})`, () => {
+      const env = kernel(newer);
+      const { k, off } = env;
+      const file = env.inode(env.tmpfs, 42n);
+      const mount = k.new('mount', { mnt_id: 35 });
+      // FANOTIFY_UNPRIV (internal, not shown) with FAN_CLOEXEC|FAN_NONBLOCK; event flags O_LARGEFILE.
+      const group = k.new('fsnotify_group', { 'fanotify_data.flags': 0x80000003, 'fanotify_data.f_flags': 0x8000 });
+      const connector = (type: number, obj: bigint, marksAt: bigint) => {
+        const conn = k.new('fsnotify_mark_connector', { type, obj: newer ? obj : marksAt });
+        k.u64(marksAt, conn);
+        return conn;
+      };
+      const inodeConn = connector(0, file, file + off('inode', 'i_fsnotify_marks'));
+      const mountConn = connector(1, mount + off('mount', 'mnt'), mount + off('mount', 'mnt_fsnotify_marks'));
+      const sbConn = connector(2, env.ninep, env.ninep + off('super_block', 's_fsnotify_marks'));
+      const mark = (conn: bigint, mask: number, ignore: number, flags: number) =>
+        k.new('fsnotify_mark', { mask, ignore_mask: ignore, flags, group, connector: conn });
+      // Oldest first: an inode mark (FAN_MODIFY), a mount mark (FAN_CLOSE_WRITE), an ignore-only inode mark that survives modify
+      // and is evictable, a file system mark; and one being destroyed (no connector), which fdinfo skips.
+      const marks = [mark(inodeConn, 0x2, 0, 0x3), mark(mountConn, 0x8, 0, 0x3), mark(inodeConn, 0, 0x8, 0x3 | 0x100 | 0x200), mark(sbConn, 0x20, 0, 0x3 | 0x400),
+        mark(0n, 0x2, 0, 0)];
+      link(k, group + off('fsnotify_group', 'marks_list'), marks.reverse().map((m) => m + off('fsnotify_mark', 'g_list')));
+      const r = fanotifyGroup(KObject.struct(k.program(), 'file', k.new('file', { private_data: group })));
+      assert.deepEqual([r.flags, r.eventFlags], [3, 0x8000]);
+      assert.deepEqual(r.marks.map((m) => [m.kind, m.mflags, m.mask, m.ignoredMask,
+        m.kind === 'inode' ? m.ino : m.kind === 'mount' ? m.mntId : m.sDev]), [
+        ['sb', 0x400, 0x20, 0, 0x2a], ['inode', 0x240, 0, 0x8, 42n], ['mount', 0, 0x8, 0, 35], ['inode', 0, 0x2, 0, 42n],
+      ]);
+    });
+
+    it(`file locks: leases, one being broken with the type it is broken to (${name})`, () => {
+      const env = kernel(newer);
+      const { k, off } = env;
+      const ctx = k.new('file_lock_context');
+      const inode = env.inode(env.tmpfs, 6n);
+      k.write(inode, 'inode', { i_flctx: ctx });
+      const [rd, wr, unlocking, downgrading] = [0, 1, 2, 3].map(() => k.new('file', { f_inode: inode }));
+      const lease = (flags: number, type: number, f: bigint) => newer
+        ? k.new('file_lease', { 'c.flc_flags': flags, 'c.flc_type': type, 'c.flc_owner': f, 'c.flc_file': f })
+        : k.new('file_lock', { fl_flags: flags, fl_type: type, fl_owner: f, fl_file: f });
+      const linkOff = newer ? off('file_lease', 'c.flc_list') : off('file_lock', 'fl_list');
+      link(k, ctx + off('file_lock_context', 'flc_flock'), []);
+      link(k, ctx + off('file_lock_context', 'flc_posix'), []);
+      // FL_LEASE 32; FL_UNLOCK_PENDING 512, FL_DOWNGRADE_PENDING 256 (fs/locks.c lease_breaking, target_leasetype).
+      link(k, ctx + off('file_lock_context', 'flc_lease'), [lease(32, 0, rd), lease(32, 1, wr), lease(32 | 512, 0, unlocking), lease(32 | 256, 1, downgrading)]
+        .map((l) => l + linkOff));
+      const read = (f: bigint) => fileLocks(KObject.struct(k.program(), 'file', f), 0n).map((l) => [l.kind, l.type, l.breaking, l.start, l.len]);
+      assert.deepEqual([rd, wr, unlocking, downgrading].map(read), [
+        [['lease', 0, false, 0n, 0n]], [['lease', 1, false, 0n, 0n]], [['lease', 2, true, 0n, 0n]], [['lease', 0, true, 0n, 0n]],
+      ]);
     });
 
     it(`file handles: tmpfs' own encoding, and a file system without export operations (${name})`, () => {

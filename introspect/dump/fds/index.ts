@@ -1,6 +1,7 @@
 import { FileKind } from '../../linux/files.js';
 import { eventFdDumper } from './eventfd.js';
 import { eventpollDumper } from './eventpoll.js';
+import { fanotifyDumper } from './fanotify.js';
 import { FdDumper } from './fd-dumper.js';
 import { fifoFd } from './fifo.js';
 import { inetSocketFd } from './inet-socket.js';
@@ -22,6 +23,7 @@ export const FD_DUMPERS: readonly FdDumper[] = [regularFd, pipeFd, unixSocketFd,
   eventFdDumper, eventpollDumper, signalFdDumper, timerFdDumper,
   fifoFd,
   inotifyDumper,
+  fanotifyDumper,
   memfdFd,
   ioUringFd,
   ttyFd,

@@ -4,7 +4,9 @@ import { DumpProblem } from '../problem.js';
 import { TreePart } from './tree-part.js';
 
 /** criu/include/file-lock.h: file_lock_entry.flag, from /proc's lock kind names. */
-const CRIU_FLAG = { posix: 1, flock: 2, ofd: 4 } as const;
+const CRIU_FLAG = { posix: 1, flock: 2, ofd: 4, lease: 8 } as const;
+/** criu/include/file-lock.h: ORed into a lease's type when fdinfo shows it BREAKING. */
+const LEASE_BREAKING = 4;
 
 /**
  * filelocks.img (criu/file-lock.c dump_file_locks, from fdinfo's "lock:"
@@ -13,7 +15,10 @@ const CRIU_FLAG = { posix: 1, flock: 2, ofd: 4 } as const;
  * file adds none (files.c discard_dup_locks_tail). The pid is the holder's
  * in the tree's pid namespace. Restore sets them with --file-locks only
  * (criu dump refuses them without it; ovmigrate always dumps them).
- * Leases are refused.
+ * A lease (fcntl F_SETLEASE) is written with the type F_GETLEASE answers;
+ * one being broken with LEASE_BREAKING and the type it is broken to
+ * (proc_parse.c parse_file_lock_buf, files.c correct_file_leases_type):
+ * restore sets the lease and breaks it again by opening the file.
  */
 export const fileLocksImage: TreePart = {
   name: 'file-locks',
@@ -31,11 +36,8 @@ export const fileLocksImage: TreePart = {
         if (seen.has(file.address)) continue;
         seen.add(file.address);
         for (const l of fileLocks(file, table)) {
-          if (l.kind === 'lease') {
-            problems.push(new DumpProblem(t.who, 'file-lease', 'a file lease (not supported)', { object: `fd ${fd}` }));
-            continue;
-          }
-          entries.push({ flag: CRIU_FLAG[l.kind], type: l.type, pid: t.proc.vpid, fd, start: l.start, len: l.len });
+          const type = l.breaking ? LEASE_BREAKING | l.type : l.type;
+          entries.push({ flag: CRIU_FLAG[l.kind], type, pid: t.proc.vpid, fd, start: l.start, len: l.len });
         }
       }
     }
