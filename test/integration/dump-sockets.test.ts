@@ -50,7 +50,7 @@ else:
 `;
 
 interface InetEntry { id: number; ino: number; family: number; type: number; proto: number; state: number; src_port: number; dst_port: number; backlog: number;
-  shutdown?: string; v6only?: boolean; ns_id?: number; ip_opts?: { freebind?: boolean }; opts: Record<string, Json> }
+  v6only?: boolean; ns_id?: number; ip_opts?: { freebind?: boolean }; opts: Record<string, Json> }
 
 // Guest A runs the program and both dumps (ours, then CRIU's), guest B restores with stock CRIU: the pool's dump pair.
 for (const kernel of POOL_KERNELS) {
