@@ -2,9 +2,9 @@ import { BadDataError, UnsupportedError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
 import { rbInOrder } from '../kernel/rbtree.js';
 import { GuestClocks } from './clocks.js';
-import { TCP_ESTABLISHED } from './inet-sockets.js';
 import { PageInfo } from './pages.js';
 import { QueuedSkb, SkbLayout, skbBytes, skbQueue } from './skb-data.js';
+import { REPAIRED_STATES, finAccounted } from './tcp-half-closed.js';
 
 /** include/uapi/linux/tcp.h: tcpi_options bits. */
 export const TCPI_OPT_TIMESTAMPS = 1;
@@ -111,22 +111,20 @@ function streamBytes(tp: KObject, pages: PageInfo, skbs: Iterable<QueuedSkb>, st
 }
 
 /**
- * An established TCP socket's repair state from guest RAM (struct tcp_sock,
+ * A connected TCP socket's repair state from guest RAM (struct tcp_sock,
  * its receive queue, retransmit rb-tree and write queue), as CRIU reads it
- * through TCP_REPAIR. Only ESTABLISHED: the FIN states carry a FIN in the
- * queues that CRIU accounts by state, which is not read here yet.
+ * through TCP_REPAIR: ESTABLISHED or half-closed, a FIN in either queue
+ * accounted as CRIU accounts it (tcp-half-closed.ts).
  */
 export function tcpRepairState(sk: KObject, pages: PageInfo, clocks: GuestClocks): TcpRepairState {
   const prog = sk.prog;
   const state = sk.member('__sk_common.skc_state').num();
-  if (state !== TCP_ESTABLISHED) throw new UnsupportedError(`${sk.path}: only ESTABLISHED connections are repaired, not state ${state}`);
+  if (!REPAIRED_STATES.has(state)) throw new UnsupportedError(`${sk.path}: only ESTABLISHED and half-closed connections are repaired, not state ${state}`);
   const tp = KObject.struct(prog, 'tcp_sock', sk.address);
   const rx = tp.member('rx_opt');
   if (tp.member('urg_data').num() & TCP_URG_VALID) throw new UnsupportedError(`${tp.path} has urgent data not yet read (MSG_OOB)`);
   if (sk.member('sk_backlog.tail').value() !== 0n) throw new UnsupportedError(`${sk.path} has packets in its backlog (the socket is in use)`);
-  const inqLen = queueLen(tp, 'rcv_nxt', 'copied_seq');
-  const outqLen = queueLen(tp, 'write_seq', 'snd_una');
-  const unsqLen = queueLen(tp, 'write_seq', 'snd_nxt');
+  const { inqLen, outqLen, unsqLen } = finAccounted(sk, state, queueLen(tp, 'rcv_nxt', 'copied_seq'), queueLen(tp, 'write_seq', 'snd_una'), queueLen(tp, 'write_seq', 'snd_nxt'));
   if (unsqLen > outqLen) throw new BadDataError(`${tp.path}: snd_nxt is before snd_una`);
   const optMask = optionMask(tp, rx);
   const nonagle = tp.bitfield('nonagle');

@@ -180,6 +180,9 @@ export function fakeProcess() {
   k.write(filesStruct, 'files_struct', { fdt });
   // An established TCP connection with data queued both ways (the --tcp-established reader).
   const tcp = fakeTcpSocket(k);
+  // And one half-closed: in CLOSE_WAIT, the peer's FIN after the queued bytes (SOCK_DONE), our FIN in FIN_WAIT1's place.
+  const tcpHalf = fakeTcpSocket(k);
+  k.write(tcpHalf.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 8, 'sk.__sk_common.skc_flags': 1n << 1n, rcv_nxt: 1017 });
   const taskState = fakeTaskState(k, mono);
   k.write(BigInt(taskState.signal), 'signal_struct', { tty: pty.tty });
   const task = k.new('task_struct', { pid: 50, mm, files: filesStruct, nsproxy: k.new('nsproxy', { mnt_ns: ns }), ...taskState });
@@ -192,7 +195,7 @@ export function fakeProcess() {
 
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
-  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tmpSb, inotify: files[7], fanotify: files[9], tty: pty.file, tmpOpen, filesStruct, net, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tcpHalfSk: tcpHalf.sk, tmpSb, inotify: files[7], fanotify: files[9], tty: pty.file, tmpOpen, filesStruct, net, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
 }
 
 export type FakeProcess = ReturnType<typeof fakeProcess>;
@@ -258,6 +261,8 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
     () => [seccompState(task), processItimers(task, guestClocks(prog)), posixTimers(task, guestClocks(prog))],
     // An established TCP socket's repair state: its receive queue, retransmit rb-tree and write queue, skb frags.
     () => tcpRepairState(KObject.struct(prog, 'sock', p.tcpSk), pages, guestClocks(prog)),
+    // A half-closed one: the FIN accounting on top of the same queues.
+    () => tcpRepairState(KObject.struct(prog, 'sock', p.tcpHalfSk), pages, guestClocks(prog)),
     // The pty slave's tty_struct: driver, termios, window size, session.
     () => ttyState(KObject.struct(prog, 'file', p.tty), false),
   ];

@@ -12,8 +12,13 @@ import { PoolSuite } from '../helpers/pool-suite.js';
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 const PORT = 7401;
 const HTTP_PORT = 7480;
-/** tcp-queues' connections: 127.0.0.1:TCPQ_PORT and [::1]:TCPQ_PORT+1. */
+/** tcp-queues' connections: 127.0.0.1:TCPQ_PORT and [::1]:TCPQ_PORT+1; the half-closed h, k and l on 127.0.0.1:TCPQ_PORT+2..+4. */
 const TCPQ_PORT = 7420;
+const TCPQ_PORTS = [0, 1, 2, 3, 4].map((i) => TCPQ_PORT + i);
+/** include/net/tcp_states.h: each half-closed connection's client and server state (test/programs/tcp-queues.c). */
+const HALF = { h: { port: TCPQ_PORT + 2, c: 5, s: 8 }, k: { port: TCPQ_PORT + 3, c: 11, s: 4 }, l: { port: TCPQ_PORT + 4, c: 5, s: 9 } };
+/** The DROP rules tcp-queues leaves in guest A to hold k and l where they are. */
+const TCPQ_DROPS = `iptables -D INPUT -p tcp --dport ${HALF.k.port} -j DROP; iptables -D INPUT -p tcp --sport ${HALF.l.port} -j DROP`;
 
 /** test/programs/tcp-queues.c: byte k of a direction's stream (0 client to server, 1 back). */
 const pattern = (k: number, dir: number) => (k * 31 + (k >> 9) + dir * 101) & 0xff;
@@ -22,9 +27,11 @@ const isStream = (b: Buffer, from: number, dir: number) => b.every((v, i) => v =
 /**
  * CRIU's network lock, in guest B: a repaired socket restored before its peer answers nothing but a RST to
  * what reaches it; `criu dump --tcp-established` leaves such rules behind on the source for restore to find.
+ * As CRIU's own (criu/netfilter.c), they let through what soccr marks SOCCR_MARK: the FIN and ACK it forges to
+ * put a half-closed connection's FINs back (soccr/soccr.c send_fin).
  */
-const lockTcpq = (op: '-I' | '-D') => [TCPQ_PORT, TCPQ_PORT + 1].flatMap((p) => ['iptables', 'ip6tables']
-  .flatMap((ipt) => [`${ipt} ${op} INPUT -p tcp --dport ${p} -j DROP`, `${ipt} ${op} INPUT -p tcp --sport ${p} -j DROP`])).join('; ');
+const lockTcpq = (op: '-I' | '-D') => TCPQ_PORTS.flatMap((p) => ['iptables', 'ip6tables']
+  .flatMap((ipt) => ['dport', 'sport'].map((d) => `${ipt} ${op} INPUT -p tcp -m mark ! --mark 0xC114 --${d} ${p} -j DROP`))).join('; ');
 
 interface TcpStream { inq_len: number; outq_len: number; unsq_len: number; inq_seq: number; outq_seq: number; opt_mask: number; nodelay?: boolean;
   timestamp?: number; snd_wnd: number; rcv_wnd: number }
@@ -42,7 +49,7 @@ else:
     print(c.recv(4096).decode().strip())
 `;
 
-interface InetEntry { id: number; family: number; type: number; proto: number; state: number; src_port: number; dst_port: number; backlog: number;
+interface InetEntry { id: number; ino: number; family: number; type: number; proto: number; state: number; src_port: number; dst_port: number; backlog: number;
   v6only?: boolean; ns_id?: number; ip_opts?: { freebind?: boolean }; opts: Record<string, Json> }
 
 // Guest A runs the program and both dumps (ours, then CRIU's), guest B restores with stock CRIU: the pool's dump pair.
@@ -140,12 +147,43 @@ for (const kernel of POOL_KERNELS) {
       await sh(b.name, `kill -9 ${pid}`);
     });
 
-    it('tcp-queues: --tcp-established equals `criu dump --tcp-established` field by field; restored in guest B, every queued byte arrives and new data flows', async () => {
+    it('tcp-queues: --tcp-close and --tcp-established equal criu\'s, ESTABLISHED and half-closed, field by field; restored in guest B, every queued byte arrives, new data flows, FINs arrive', async () => {
       const pid = await start('tcpq', `${share}/tcp-queues ${TCPQ_PORT}`);
-      assert.match(log('tcpq'), /^queued v4 c2s=14000 s2c=1000\nqueued v6 c2s=14000 s2c=1000$/m);
+      try {
+        await tcpQueues(pid);
+      } finally {
+        await sh(a.name, `${TCPQ_DROPS}; true`);
+      }
+    });
+
+    async function tcpQueues(pid: number) {
+      // Setting up the half-closed connections waits for each to settle: the log is whole once l's line or a "bad" is there.
+      for (let i = 0; i < 60 && !/^(half l|bad) /m.test(log('tcpq')); i++) await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.match(log('tcpq'), /^queued v4 c2s=14000 s2c=1000\nqueued v6 c2s=14000 s2c=1000\nhalf h c=5 s=8\nhalf k c=11 s=4\nhalf l c=5 s=9$/m);
       await freeze('tcpq', 1);
       const ours = path.join(share, 'tcpq-ours');
       const theirs = path.join(share, 'tcpq-criu');
+      // --tcp-close: every connection written in its state (half-closed ones too), no stream image, as criu writes it.
+      const closeOurs = path.join(share, 'tcpq-close-ours');
+      const closeTheirs = path.join(share, 'tcpq-close-criu');
+      await sh(a.name, `mkdir ${closeTheirs} && criu dump -t ${pid} -D ${closeTheirs} --leave-running --tcp-close --freeze-cgroup /sys/fs/cgroup${cg}/tcpq -o dump.log` +
+        ` || { tail -20 ${closeTheirs}/dump.log; exit 1; }`, 120);
+      await freeze('tcpq', 1);
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', closeOurs, '--leave-running', '--tcp-close']);
+      await freeze('tcpq', 1);
+      assertSameDump(closeOurs, closeTheirs);
+      assert.deepEqual(fs.readdirSync(closeOurs).filter((f) => f.startsWith('tcp-stream-')), []);
+      const halfEntries = (dir: string) => {
+        const inet = (decodeDir(dir).get('files.img') as unknown as { isk?: InetEntry }[]).flatMap((f) => (f.isk ? [f.isk] : []));
+        return Object.entries(HALF).map(([name, h]) => {
+          const c = inet.find((e) => e.dst_port === h.port);
+          const sv = inet.find((e) => e.src_port === h.port && e.dst_port !== 0);
+          assert.ok(c && sv, `${name}: both ends in files.img`);
+          assert.deepEqual([c!.state, sv!.state], [h.c, h.s], `${name}: client and server states`);
+          return { name, c: c!, s: sv! };
+        });
+      };
+      halfEntries(closeOurs);
       // Left running, the dumped connections would go on talking here while a restore repairs them elsewhere.
       const refused = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--tcp-established', '--leave-running']);
       assert.equal(refused.code, 2, refused.stderr);
@@ -156,7 +194,7 @@ for (const kernel of POOL_KERNELS) {
         ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
       await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--tcp-established']);
       const streams = fs.readdirSync(theirs).filter((f) => /^tcp-stream-[0-9a-f]+\.img$/.test(f)).sort();
-      assert.equal(streams.length, 4, 'both ends of both connections');
+      assert.equal(streams.length, 10, 'both ends of the five connections');
       // TCP_TIMESTAMP is a clock (ms since boot plus the socket's tsoffset), read by ours after CRIU. And CRIU, leaving repair
       // mode to let the tree run on, sends a window probe, which sets snd_wl1 to rcv_nxt - 1 (net/ipv4/tcp_output.c
       // tcp_send_window_probe); its network lock drops the ACK that would move it back: ours may read that.
@@ -198,18 +236,33 @@ for (const kernel of POOL_KERNELS) {
         assert.ok(isStream(c.inq, 0, 1), 'server to client: the 1000 bytes unread');
         assert.ok(c.e.snd_wnd < c.e.unsq_len, 'the server\'s window does not take the unsent rest');
       }
+      // Half-closed: the unread bytes without the FIN, nothing left to send (a FIN is not a byte), the FINs in the
+      // sequence numbers: a side that got the other's FIN has rcv_nxt one past it, equal to the sender's write_seq.
+      const half = halfEntries(ours).map(({ name, c, s }) => ({ name, c: stream(`tcp-stream-${c.ino.toString(16)}.img`), s: stream(`tcp-stream-${s.ino.toString(16)}.img`) }));
+      for (const { name, c, s } of half) {
+        assert.deepEqual([c.e.inq_len, c.e.outq_len, c.e.unsq_len, s.e.inq_len, s.e.outq_len, s.e.unsq_len], [500, 0, 0, 700, 0, 0], `${name}: queue lengths`);
+        assert.ok(isStream(c.inq, 0, 3) && isStream(s.inq, 0, 2), `${name}: the unread bytes, in order`);
+        // Which FIN reached its peer: h's and l's client FIN, k's server FIN (k's client FIN and l's server FIN were dropped).
+        const cFinIn = name !== 'k';
+        const sFinIn = name === 'k';
+        assert.equal(s.e.inq_seq, (c.e.outq_seq - (cFinIn ? 0 : 1)) >>> 0, `${name}: server rcv_nxt against the client's write_seq`);
+        assert.equal(c.e.inq_seq, (s.e.outq_seq - (sFinIn || name === 'h' ? 0 : 1)) >>> 0, `${name}: client rcv_nxt against the server's write_seq`);
+      }
 
       // Stock CRIU repairs the connections in guest B (its network locked while it does); after SIGUSR1 each side reads.
       await sh(b.name, `${lockTcpq('-I')}; criu restore -D ${ours} -d --tcp-established -o restore.log; rc=$?; ${lockTcpq('-D')}` +
         `; [ $rc = 0 ] || { grep Error ${ours}/restore.log | tail -20; exit 1; }; sleep 1; kill -USR1 ${pid}`, 120);
       let done = '';
-      for (let i = 0; i < 60 && (done.match(/^(ok|bad) /gm) ?? []).length < 2; i++) {
+      // A half-closed end waits for a FIN the restore queued under the lock: its retransmit timer has backed off meanwhile.
+      for (let i = 0; i < 500 && (done.match(/^(ok|bad) /gm) ?? []).length < 5; i++) {
         await new Promise((resolve) => setTimeout(resolve, 500));
         done = log('tcpq');
       }
       assert.match(done, /^ok v4 c2s=14000 s2c=1000$/m, 'v4: every queued byte arrived in order, and new data went both ways');
       assert.match(done, /^ok v6 c2s=14000 s2c=1000$/m, 'v6 too');
-    });
+      // CLOSE_WAIT still sends and FIN_WAIT2 still reads; every end reads the rest and then the end of the stream, no reset.
+      for (const name of Object.keys(HALF)) assert.match(done, new RegExp(`^ok half ${name} c2s=700 s2c=500$`, 'm'), `${name}: ${done}`);
+    }
 
     it('python3 -m http.server: dumped with its listener, restored in guest B, answers a client', async () => {
       fs.writeFileSync(path.join(share, 'hello.txt'), 'hello from guest A\n');

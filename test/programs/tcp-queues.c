@@ -8,6 +8,19 @@
  * after it, each side reads every queued byte and checks it is the stream it
  * was sent, in order, and new data goes both ways. One line per family:
  * "queued v4 c2s=N s2c=M" at the start, "ok v4 ..." or "bad v4 ..." at the end.
+ *
+ * Three half-closed connections over 127.0.0.1 beside them (PORT+2..PORT+4),
+ * data queued both ways on each, each end in a state CRIU repairs:
+ *   h: the client shut down its side and the server acked: FIN_WAIT2 / CLOSE_WAIT;
+ *   k: both shut down while the client's packets are dropped (iptables, dport
+ *      PORT+3): the client got the server's FIN before its own was acked,
+ *      CLOSING / FIN_WAIT1;
+ *   l: as h, then the server shuts down while its packets are dropped (sport
+ *      PORT+4): FIN_WAIT2 / LAST_ACK.
+ * The DROP rules stay for whoever runs this to remove. "half h c=5 s=8" (the
+ * TCP states) at the start; after SIGUSR1 each side reads its queued bytes and
+ * the end of the stream, h's server still sends, its client still reads, and
+ * both ends close: "ok half h ..." or "bad half h ...".
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 /*
@@ -114,6 +129,106 @@ static void check(struct conn *x) {
 	printf("ok %s c2s=%ld s2c=%ld\n", x->name, x->c2s, x->s2c);
 }
 
+#define HALF_C2S 700
+#define HALF_S2C 500
+
+struct half { const char *name; int c, s, cstate, sstate; };
+
+static int tcp_state(int fd) {
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len)) return -1;
+	return ti.tcpi_state;
+}
+
+/* Waits (up to 5 s) for an ioctl's count on fd to reach want: SIOCINQ bytes arrived, SIOCOUTQ 0 all acked. */
+static int settle(int fd, unsigned long req, int want) {
+	for (int i = 0; i < 250; i++) {
+		int n = -1;
+		if (ioctl(fd, req, &n) == 0 && n == want) return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+static int states(struct half *x) {
+	for (int i = 0; i < 250; i++) {
+		if (tcp_state(x->c) == x->cstate && tcp_state(x->s) == x->sstate) return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+static void drop(const char *dir, int port, const char *op) {
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "iptables %s INPUT -p tcp --%s %d -j DROP", op, dir, port);
+	if (system(cmd) != 0) { printf("bad %s\n", cmd); exit(1); }
+}
+
+/* A connection over 127.0.0.1:port with HALF_C2S and HALF_S2C bytes delivered, unread, then taken to x's states. */
+static void half(struct half *x, int port, char kind) {
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tmo = { .tv_sec = 120 };
+	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) die("listen half");
+	x->c = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(x->c, (struct sockaddr *)&a, sizeof(a))) die("connect half");
+	x->s = accept(l, NULL, NULL);
+	if (x->s < 0) die("accept half");
+	close(l);
+	/*
+	 * Reads after the restore end in "bad", not a hang, should a FIN never come. A FIN the restore queued
+	 * while the network was locked comes again on the retransmit timer, in backed-off steps of tens of seconds.
+	 */
+	setsockopt(x->c, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
+	setsockopt(x->s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
+	unsigned char buf[HALF_C2S];
+	for (int i = 0; i < HALF_C2S; i++) buf[i] = pattern(i, 2);
+	if (write(x->c, buf, HALF_C2S) != HALF_C2S) die("write half c2s");
+	for (int i = 0; i < HALF_S2C; i++) buf[i] = pattern(i, 3);
+	if (write(x->s, buf, HALF_S2C) != HALF_S2C) die("write half s2c");
+	if (!settle(x->s, SIOCINQ, HALF_C2S) || !settle(x->c, SIOCINQ, HALF_S2C) || !settle(x->c, SIOCOUTQ, 0) || !settle(x->s, SIOCOUTQ, 0)) {
+		printf("bad half %s: data not delivered\n", x->name);
+		exit(1);
+	}
+	if (kind == 'k') drop("dport", port, "-I");
+	shutdown(x->c, SHUT_WR);
+	if (kind == 'l') {
+		if (!settle(x->c, SIOCOUTQ, 0)) { printf("bad half %s: FIN not acked\n", x->name); exit(1); }
+		drop("sport", port, "-I");
+	}
+	if (kind != 'h') shutdown(x->s, SHUT_WR);
+	if (!states(x)) { printf("bad half %s: states c=%d s=%d\n", x->name, tcp_state(x->c), tcp_state(x->s)); exit(1); }
+	printf("half %s c=%d s=%d\n", x->name, x->cstate, x->sstate);
+}
+
+/* Reads HALF_C2S/HALF_S2C bytes on each side, then the end of each stream (h's server sending and closing first). */
+static void check_half(struct half *x) {
+	char line[16];
+	long bad = drain(x->s, HALF_C2S, 2);
+	if (bad >= 0) { printf("bad half %s c2s at byte %ld\n", x->name, bad); return; }
+	if (read(x->s, line, 1) != 0) { printf("bad half %s: server read no end of stream: %s, states c=%d s=%d\n", x->name, strerror(errno), tcp_state(x->c), tcp_state(x->s)); return; }
+	bad = drain(x->c, HALF_S2C, 3);
+	if (bad >= 0) { printf("bad half %s s2c at byte %ld\n", x->name, bad); return; }
+	if (x->sstate == TCP_CLOSE_WAIT) {
+		if (write(x->s, "after-s\n", 8) != 8 || read(x->c, line, 8) != 8 || memcmp(line, "after-s\n", 8)) { printf("bad half %s: new data s->c\n", x->name); return; }
+		close(x->s);
+		x->s = -1;
+	}
+	ssize_t n = read(x->c, line, 1);
+	int err = 0;
+	socklen_t len = sizeof(err);
+	getsockopt(x->c, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (n != 0 || err) {
+		printf("bad half %s: client read %zd, error %d (%s), states c=%d s=%d\n", x->name, n, err, strerror(n < 0 ? errno : err), tcp_state(x->c), tcp_state(x->s));
+		return;
+	}
+	close(x->c);
+	if (x->s >= 0) close(x->s);
+	printf("ok half %s c2s=%d s2c=%d\n", x->name, HALF_C2S, HALF_S2C);
+}
+
 int main(int argc, char **argv) {
 	int port = argc > 1 ? atoi(argv[1]) : 7420;
 	struct conn v4 = { .name = "v4" }, v6 = { .name = "v6" };
@@ -121,8 +236,16 @@ int main(int argc, char **argv) {
 	signal(SIGUSR1, on_usr1);
 	setup(&v4, AF_INET, port);
 	setup(&v6, AF_INET6, port + 1);
+	struct half h = { "h", -1, -1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT }, k = { "k", -1, -1, TCP_CLOSING, TCP_FIN_WAIT1 },
+		l = { "l", -1, -1, TCP_FIN_WAIT2, TCP_LAST_ACK };
+	half(&h, port + 2, 'h');
+	half(&k, port + 3, 'k');
+	half(&l, port + 4, 'l');
 	while (!go) pause();
 	check(&v4);
 	check(&v6);
+	check_half(&h);
+	check_half(&k);
+	check_half(&l);
 	return 0;
 }

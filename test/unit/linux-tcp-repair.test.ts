@@ -37,9 +37,34 @@ describe('TCP repair state from guest RAM (fake kernel)', () => {
     assert.equal(r.outq.toString(), t.outq);
   });
 
+  it('half-closed states: the FINs stay in rcv_nxt and write_seq, and are not counted as queued bytes (soccr refresh_sk, tcp_inq)', () => {
+    const { k, t, read } = setup();
+    const SOCK_DONE = 1n << 1n;
+    const fin = (state: number, fields: Record<string, number | bigint>) => {
+      k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': state, 'sk.__sk_common.skc_flags': 0n, rcv_nxt: 1016, snd_una: 5000, snd_nxt: 5004, write_seq: 5007, ...fields });
+      const r = read();
+      return [r.inqLen, r.inqSeq, r.outqLen, r.outqSeq, r.unsqLen, r.inq.toString(), r.outq.toString()];
+    };
+    // CLOSE_WAIT: the peer's FIN after "abcdef" (rcv_nxt one past it, SOCK_DONE); our send queue as it was.
+    assert.deepEqual(fin(8, { rcv_nxt: 1017, 'sk.__sk_common.skc_flags': SOCK_DONE }), [12, 1017, 7, 5007, 3, t.inq, t.outq]);
+    // Read up to the FIN, or past it (recv returned 0): nothing is queued.
+    assert.deepEqual(fin(8, { rcv_nxt: 1017, copied_seq: 1016, 'sk.__sk_common.skc_flags': SOCK_DONE }).slice(0, 3), [0, 1017, 7]);
+    assert.deepEqual(fin(8, { rcv_nxt: 1017, copied_seq: 1017, 'sk.__sk_common.skc_flags': SOCK_DONE }).slice(0, 3), [0, 1017, 7]);
+    k.write(t.sk, 'tcp_sock', { copied_seq: 1004 });
+    // FIN_WAIT1: our FIN queued after "lmn" (write_seq one past it), not yet sent.
+    assert.deepEqual(fin(4, { write_seq: 5008 }), [12, 1016, 7, 5008, 3, t.inq, t.outq]);
+    // LAST_ACK: both FINs; ours sent with everything before it, not acknowledged.
+    assert.deepEqual(fin(9, { rcv_nxt: 1017, 'sk.__sk_common.skc_flags': SOCK_DONE, snd_nxt: 5008, write_seq: 5008 }), [12, 1017, 7, 5008, 0, t.inq, t.outq]);
+    // FIN_WAIT2 (and CLOSING's send side once acked): everything up to our FIN acknowledged, nothing to send.
+    k.write(t.sk, 'tcp_sock', { 'sk.sk_write_queue.qlen': 0, 'sk.sk_write_queue.next': k.addr('tcp_sock', t.sk, 'sk.sk_write_queue'), 'sk.sk_write_queue.prev': k.addr('tcp_sock', t.sk, 'sk.sk_write_queue'), 'sk.tcp_rtx_queue.rb_node': 0n });
+    assert.deepEqual(fin(5, { snd_una: 5008, snd_nxt: 5008, write_seq: 5008 }), [12, 1016, 0, 5008, 0, t.inq, '']);
+    assert.deepEqual(fin(11, { rcv_nxt: 1017, 'sk.__sk_common.skc_flags': SOCK_DONE, snd_una: 5008, snd_nxt: 5008, write_seq: 5008 }).slice(0, 5), [12, 1017, 0, 5008, 0]);
+  });
+
   it('refuses what it cannot repair by name, and corrupt queues with typed errors', () => {
     const { k, t, read } = setup();
-    k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 8 });
+    // SYN_SENT: CRIU's soccr takes it, ovmigrate does not.
+    k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 2 });
     assertOvmError(read, UnsupportedError);
     k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 1, urg_data: 0x100 | 65 });
     assertOvmError(read, UnsupportedError);

@@ -48,9 +48,10 @@ function needsScopeId(words: number[]): boolean {
 /**
  * TCP and UDP sockets, v4 and v6 (criu/sk-inet.c do_dump_one_inet_fd): the
  * inet_sk_entry CRIU writes from sock_diag and getsockopt. A connected TCP
- * socket is written as CRIU does with --tcp-close (no tcp-stream image;
- * restore creates the socket and shuts it down) or with --tcp-established
- * (the same entry and a tcp-stream image: restore repairs the connection);
+ * socket, ESTABLISHED or half-closed (its state and shutdown as they are), is
+ * written as CRIU does with --tcp-close (no tcp-stream image; restore creates
+ * the socket and shuts it down) or with --tcp-established (the same entry and
+ * a tcp-stream image: restore repairs the connection, FINs included);
  * listening and bound sockets restore as they were.
  */
 export const inetSocketFd: FdDumper = {

@@ -1,0 +1,43 @@
+import { KObject } from '../kernel/object.js';
+import { TCP_ESTABLISHED } from './inet-sockets.js';
+import { sockFlag } from './socket-options.js';
+
+/** include/net/tcp_states.h */
+export const TCP_FIN_WAIT1 = 4;
+export const TCP_FIN_WAIT2 = 5;
+export const TCP_CLOSE_WAIT = 8;
+export const TCP_LAST_ACK = 9;
+export const TCP_CLOSING = 11;
+
+const bit = (...states: number[]) => states.reduce((m, s) => m | (1 << s), 0);
+/** soccr/soccr.c: the states whose send queue ends with our FIN (SNDQ_FIRST_FIN | SNDQ_SECOND_FIN without CLOSE). */
+const FIN_SENT = bit(TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK);
+
+/**
+ * The connected states CRIU 3.17 repairs with --tcp-established
+ * (soccr/soccr.c refresh_sk, without SYN_SENT and a reset CLOSE): ESTABLISHED
+ * and the half-closed ones, whose FINs libsoccr_restore puts back (shutdown()
+ * for ours, a forged FIN for the peer's).
+ */
+export const REPAIRED_STATES = new Set([TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_CLOSING]);
+
+/** Queue lengths as CRIU reads them through SIOCINQ, SIOCOUTQ and SIOCOUTQNSD, with its FIN accounting. */
+export interface FinAccounted {
+  inqLen: number;
+  outqLen: number;
+  unsqLen: number;
+}
+
+/**
+ * What CRIU writes for the queue lengths, from the raw sequence differences:
+ * SIOCINQ is tcp_inq (include/net/tcp.h), one less once a FIN arrived
+ * (SOCK_DONE) and bytes are left, so the peer's FIN is not a byte;
+ * soccr's refresh_sk takes our FIN off SIOCOUTQ and SIOCOUTQNSD ("it
+ * doesn't contain real data"). The sequence numbers (rcv_nxt, write_seq)
+ * keep their FINs: restore takes them off again (libsoccr_set_sk_data_noq).
+ */
+export function finAccounted(sk: KObject, state: number, rcvDiff: number, sndDiff: number, unsentDiff: number): FinAccounted {
+  const inqLen = rcvDiff && sockFlag(sk, 'SOCK_DONE') ? rcvDiff - 1 : rcvDiff;
+  if (!((1 << state) & FIN_SENT)) return { inqLen, outqLen: sndDiff, unsqLen: unsentDiff };
+  return { inqLen, outqLen: sndDiff ? sndDiff - 1 : 0, unsqLen: unsentDiff ? unsentDiff - 1 : 0 };
+}
