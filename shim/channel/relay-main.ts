@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { BACKEND_PORT, MAX_CHANNEL_FRAME } from '../../common/backend-api.js';
 import { errorMessage } from '../../common/errors.js';
+import { profileOnSignal } from '../../common/cpu-profile.js';
 import { log } from '../../common/log.js';
 import { DEFAULT_SOCKET, relayStreamIds } from './paths.js';
 import { PortLink } from './port-link.js';
@@ -50,6 +51,7 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => quit('SIGTERM'));
   process.on('SIGINT', () => quit('SIGINT'));
+  profileOnSignal('relay');
   log.info(`relay: forwarding ${socket} to ${BACKEND_PORT} (pid ${process.pid})`);
   await new PortLink(fdPort(fd), relay).run();
 }

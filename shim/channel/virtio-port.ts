@@ -45,11 +45,17 @@ export function fdPort(fd: number): PortIO {
   const again = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'EAGAIN';
   return {
     read(buf) {
+      // Most polls end in EAGAIN, thrown as an Error: capturing its stack was about half of a poll's CPU, and no
+      // caller reads it (an error other than EAGAIN is wrapped with what was being done).
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
       try {
         return fs.readSync(fd, buf, 0, buf.length, null);
       } catch (err) {
         if (again(err)) return undefined;
         throw err;
+      } finally {
+        Error.stackTraceLimit = limit;
       }
     },
     write(data) {

@@ -74,10 +74,21 @@ export function containerdApi(): protobuf.Root {
   return loadProtos('containerd');
 }
 
+/**
+ * Types found by full name: the Root never changes once loaded, and a
+ * protobufjs lookup walks it, at each message the shim encodes or decodes
+ * (containerd's Stats every few seconds among them).
+ */
+const typesByName = new Map<string, protobuf.Type | undefined>();
+
 /** The message type with exactly this full name (protobufjs would also take short names; containerd does not). */
 function lookupMessage(fullName: string): protobuf.Type | undefined {
+  if (typesByName.has(fullName)) return typesByName.get(fullName);
   const found = containerdApi().lookup(`.${fullName}`);
-  return found instanceof protobuf.Type && found.fullName === `.${fullName}` ? found : undefined;
+  const type = found instanceof protobuf.Type && found.fullName === `.${fullName}` ? found : undefined;
+  // Names from a peer (an Any's type URL) that name nothing are not kept: they are not bounded.
+  if (type) typesByName.set(fullName, type);
+  return type;
 }
 
 /** A message type by its full name, e.g. "containerd.task.v2.CreateTaskRequest". */

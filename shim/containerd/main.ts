@@ -14,6 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import winston from 'winston';
 import { InvalidArgumentError, OvmError, errorMessage } from '../../common/errors.js';
+import { profileOnSignal } from '../../common/cpu-profile.js';
 import { log } from '../../common/log.js';
 import { TtrpcServer } from '../../common/ttrpc/index.js';
 import { TASK_SERVICE, encode, toTimestamp } from './api.js';
@@ -173,6 +174,7 @@ function logToFifo(bundle: string, debug: boolean): void {
 async function serve(f: Flags): Promise<void> {
   if (!f.socket || !f.namespace || !f.id) throw new InvalidArgumentError('serving needs -socket, -namespace and -id (run the start command)');
   logToFifo(process.cwd(), f.debug);
+  profileOnSignal('shim');
   const helper = ProcessHelper.attach();
   const events = new EventPublisher(ttrpcAddress(f), f.namespace);
   const server = new TtrpcServer();

@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { ExternalError, NotFoundError, UnsupportedError, errorMessage } from '../../common/errors.js';
+import { NotFoundError, UnsupportedError } from '../../common/errors.js';
 import type { TarWriter } from '../../common/tar/index.js';
-
-const run = promisify(execFile);
+import { OpaqueDirLister } from './opaque-dirs.js';
 
 /**
  * A container's rw changes as an OCI layer tar: the upper directory of its
@@ -44,37 +41,17 @@ export function overlayUpperDir(rootfs: string, mountinfo = fs.readFileSync('/pr
   return unescape(upper.slice('upperdir='.length));
 }
 
+/** The one opaque-directory helper of this process (opaque-dirs.ts). */
+export const opaqueDirLister = new OpaqueDirLister();
+
 /**
- * The directories under `upper` overlayfs marks opaque (trusted.overlay.opaque,
- * or user.overlay.opaque with userxattr), relative. Node cannot read xattrs;
- * python3 is in every guest the shim runs in (its subreaper helper). A python
- * start is most of a small checkpoint's guest CPU under TCG: an upper
- * directory with no directory in it has no opaque one, and python runs
- * without its site module (-S), which this needs no part of.
+ * The directories under `upper` overlayfs marks opaque, relative. An upper
+ * directory with no directory in it has none, and the helper is not asked.
  */
 export async function opaqueDirs(upper: string): Promise<Set<string>> {
   const top = await fs.promises.readdir(upper, { withFileTypes: true });
   if (!top.some((d) => d.isDirectory())) return new Set();
-  const script = `
-import os, sys
-root = sys.argv[1]
-for d, subdirs, _ in os.walk(root):
-    for s in subdirs:
-        p = os.path.join(d, s)
-        for key in ("trusted.overlay.opaque", "user.overlay.opaque"):
-            try:
-                if os.getxattr(p, key, follow_symlinks=False) == b"y":
-                    sys.stdout.write(os.path.relpath(p, root) + "\\0")
-                    break
-            except OSError:
-                pass
-`;
-  try {
-    const { stdout } = await run('python3', ['-S', '-c', script, upper], { maxBuffer: 64 * 1024 * 1024 });
-    return new Set(stdout.split('\0').filter(Boolean));
-  } catch (err) {
-    throw new ExternalError(`listing the opaque directories of ${upper}: ${errorMessage(err)}`, { cause: err });
-  }
+  return opaqueDirLister.list(upper);
 }
 
 const major = (rdev: number) => Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);

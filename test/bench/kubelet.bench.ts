@@ -30,6 +30,7 @@ import { componentBinary } from '../lab/components/index.js';
 import { guestScript } from '../lab/containerd.js';
 import { KUBELET_CHECKPOINT_DIR, STATIC_POD_DIR, checkpointUrl, nodeDirs, nodeLogs, type StaticPod } from '../lab/kubernetes/index.js';
 import { down, up } from '../lab/lab.js';
+import { taskBundle } from '../../shim/cri/shim-task.js';
 import { median } from './median.js';
 
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
@@ -43,12 +44,24 @@ const SLOW_MS = 1_800_000;
 interface Sample {
   totalS: number;
   frozenS: number;
+  /** The guest's busy CPU over the checkpoint's window, all of it (what the node burns anyway included). */
   guestCpuS: number;
+  /** The same over an idle window right before, scaled to the checkpoint's length: what the node burns anyway. */
+  idleCpuS: number;
+  /** The checkpoint's own: guestCpuS - idleCpuS. */
+  ownCpuS: number;
   /** The archive's size in bytes. */
   bytes: number;
-  /** Guest CPU seconds per program (PER_PROGRAM's names). */
+  /** Guest CPU seconds per program (perProgram's names) over the checkpoint's window... */
   programs: Map<string, number>;
+  /** ...and over the idle window, scaled as idleCpuS. */
+  idlePrograms: Map<string, number>;
 }
+
+/** The idle window before the first checkpoint; later ones are as long as the subject's previous checkpoint, within these bounds. */
+const FIRST_IDLE_S = 5;
+const MIN_IDLE_S = 3;
+const MAX_IDLE_S = 60;
 
 interface Subject {
   label: string;
@@ -138,7 +151,7 @@ const SNAPSHOT = `snap() {
  * shell (pid \`self\`) left out.
  * A node program is named by its script under dist/.
  */
-const PER_PROGRAM = `awk -v self=$$ '
+const perProgram = (tag: string) => `awk -v self=$$ -v tag=${tag} '
       FILENAME == ARGV[1] { b[$1] = $2; bc[$1] = $3; next }
       FILENAME == ARGV[2] { a[$1] = $2; ac[$1] = $3; next }
       { pid = $1; prog = $2; if (prog ~ /(^|\\/)node$/) prog = $3
@@ -146,18 +159,30 @@ const PER_PROGRAM = `awk -v self=$$ '
       END { for (p in a) { if (p == self) continue
               d = (p in b) ? a[p] - b[p] : a[p]; if (d > 0) t[name[p]] += d
               d = (p in b) ? ac[p] - bc[p] : ac[p]; if (d > 0) t[name[p] "+children"] += d }
-            for (n in t) print "cpu", t[n], n }' /run/bench-cpu.0 /run/bench-cpu.1 /run/bench-ps.1`;
+            for (n in t) print tag, t[n], n }' /run/bench-cpu.0 /run/bench-cpu.1 /run/bench-ps.1`;
 
 /**
  * One checkpoint through the kubelet API, timed in the guest; guest CPU from
  * /proc/stat (all CPUs, not idle or iowait), in USER_HZ ticks, and per
- * program. The archive is removed afterwards. Prints "<ns> <ticks> <archive>",
- * then the per-program lines.
+ * program. Right before it, the same over `idleS` seconds of doing nothing:
+ * what the node burns anyway (the kubelet's housekeeping through
+ * ovmigrate-cri, the relay's polls, the hog); `gaps`, the hog's gap log,
+ * is emptied between the two. The archive is removed afterwards. Prints "idle <ns> <ticks>" and its "icpu" lines, then
+ * "<ns> <ticks> <bytes> <archive>" and its "cpu" lines.
  */
-function checkpointScript(url: string): string {
+function checkpointScript(url: string, idleS: number, gaps: string): string {
   return `set -e
     busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
     ${SNAPSHOT}
+    snap 0
+    c0=$(busy); t0=$(date +%s%N)
+    sleep ${idleS.toFixed(2)}
+    t1=$(date +%s%N); c1=$(busy)
+    snap 1
+    echo idle $((t1 - t0)) $((c1 - c0))
+    ${perProgram('icpu')}
+    # The hog's gaps from here on only (its rootfs as the node sees it).
+    : > ${gaps}
     snap 0
     c0=$(busy); t0=$(date +%s%N)
     out=$(curl -sk -X POST '${url}')
@@ -168,7 +193,7 @@ function checkpointScript(url: string): string {
     size=$(stat -c %s "$loc")
     rm -f "$loc"
     echo $((t1 - t0)) $((c1 - c0)) $size "$loc"
-    ${PER_PROGRAM}`;
+    ${perProgram('cpu')}`;
 }
 
 /** A node program's script path as a reader knows it. */
@@ -178,20 +203,43 @@ const PROGRAM_NAMES: Record<string, string> = {
   'shim/channel/relay-main.js': 'relay',
 };
 
-function parseCheckpoint(out: string): { ns: number; ticks: number; bytes: number; programs: Map<string, number> } {
+interface Parsed {
+  ns: number;
+  ticks: number;
+  bytes: number;
+  programs: Map<string, number>;
+  idleNs: number;
+  idleTicks: number;
+  idlePrograms: Map<string, number>;
+}
+
+function parseCheckpoint(out: string): Parsed {
   const lines = out.trim().split('\n');
   const at = lines.findIndex((l) => /^\d+ \d+ \d+ /.test(l));
-  if (at < 0) throw new Error(`no measurement in the checkpoint's output: ${out}`);
+  const idle = lines.find((l) => /^idle \d+ \d+$/.test(l));
+  if (at < 0 || !idle) throw new Error(`no measurement in the checkpoint's output: ${out}`);
   const [ns, ticks, bytes] = lines[at].split(' ').map(Number);
+  const [idleNs, idleTicks] = idle.split(' ').slice(1).map(Number);
   const programs = new Map<string, number>();
-  for (const l of lines.slice(at + 1)) {
-    const m = /^cpu (\d+) (.+)$/.exec(l);
+  const idlePrograms = new Map<string, number>();
+  for (const l of lines) {
+    const m = /^(cpu|icpu) (\d+) (.+)$/.exec(l);
     if (!m) continue;
-    const [prog, children] = m[2].split('+');
+    const [prog, children] = m[3].split('+');
     const name = (PROGRAM_NAMES[prog] ?? prog) + (children ? `'s ${children}` : '');
-    programs.set(name, (programs.get(name) ?? 0) + Number(m[1]) / 100);
+    const into = m[1] === 'cpu' ? programs : idlePrograms;
+    into.set(name, (into.get(name) ?? 0) + Number(m[2]) / 100);
   }
-  return { ns, ticks, bytes, programs };
+  return { ns, ticks, bytes, programs, idleNs, idleTicks, idlePrograms };
+}
+
+/** A sample from a parsed run: the idle window's CPU scaled to the checkpoint's length, and taken off. */
+function sampleOf(r: Parsed, frozenS: number): Sample {
+  const scale = r.idleNs > 0 ? r.ns / r.idleNs : 0;
+  const guestCpuS = r.ticks / 100;
+  const idleCpuS = (r.idleTicks / 100) * scale;
+  const idlePrograms = new Map([...r.idlePrograms].map(([n, v]) => [n, v * scale]));
+  return { totalS: r.ns / 1e9, frozenS, guestCpuS, idleCpuS, ownCpuS: guestCpuS - idleCpuS, bytes: r.bytes, programs: r.programs, idlePrograms };
 }
 
 function textOption(name: string, fallback: string): string {
@@ -212,7 +260,7 @@ const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 
 /** The table: medians of each measure, the ratio runc / ours, whether the issue's goal is met, then where each side's guest CPU went. */
 function report(subjects: Subject[], mib: number, reps: number, loadAtStart: string): void {
-  const m = (s: Subject, k: 'totalS' | 'frozenS' | 'guestCpuS') => median(s.samples.map((x) => x[k]));
+  const m = (s: Subject, k: 'totalS' | 'frozenS' | 'guestCpuS' | 'idleCpuS' | 'ownCpuS') => median(s.samples.map((x) => x[k]));
   const [runc, ovm] = subjects.length === 2 ? subjects : [undefined, subjects[0]];
   const w = Math.max(...subjects.map((s) => s.label.length), 12);
   const lines = [
@@ -222,15 +270,18 @@ function report(subjects: Subject[], mib: number, reps: number, loadAtStart: str
     '',
     `  ${''.padEnd(10)}  ${subjects.map((s) => s.label.padStart(w)).join('  ')}${runc ? '  ratio' : ''}`,
   ];
-  for (const [label, k] of [['total', 'totalS'], ['frozen', 'frozenS'], ['guest CPU', 'guestCpuS']] as const) {
+  // guest CPU is the whole window's, as measured; idle is what the node burns over as long doing nothing (measured right
+  // before, scaled to the checkpoint's length), and own the difference: what the checkpoint itself costs.
+  const rows = [['total', 'totalS'], ['frozen', 'frozenS'], ['guest CPU', 'guestCpuS'], ['  idle', 'idleCpuS'], ['  own', 'ownCpuS']] as const;
+  for (const [label, k] of rows) {
     const b = m(ovm, k);
     if (!runc) {
       lines.push(`  ${label.padEnd(10)}  ${sec(b).padStart(w)}`);
       continue;
     }
     const a = m(runc, k);
-    // A ratio over a handful of ticks says little: below 0.05 s it is a bound.
-    const ratio = b >= 0.05 ? `${(a / b).toFixed(1)}x` : `> ${(a / 0.05).toFixed(0)}x (ours under 0.05 s)`;
+    // A ratio over a handful of ticks says little: below 0.05 s it is a bound. What the node burns anyway has none.
+    const ratio = k === 'idleCpuS' ? '' : b >= 0.05 ? `${(a / b).toFixed(1)}x` : `> ${(a / 0.05).toFixed(0)}x (ours under 0.05 s)`;
     lines.push(`  ${label.padEnd(10)}  ${sec(a).padStart(w)}  ${sec(b).padStart(w)}  ${ratio}`);
   }
   if (runc) {
@@ -239,18 +290,32 @@ function report(subjects: Subject[], mib: number, reps: number, loadAtStart: str
     lines.push(
       '',
       `  goal "total at least 5x faster": ${total.toFixed(1)}x, ${total >= 5 ? 'met' : 'NOT met'}`,
-      `  goal "guest CPU near zero": ours ${sec(m(ovm, 'guestCpuS'))}, ${(cpuShare * 100).toFixed(1)}% of the in-guest path's`,
+      `  goal "guest CPU near zero": ours ${sec(m(ovm, 'guestCpuS'))}, ${(cpuShare * 100).toFixed(1)}% of the in-guest path's; ` +
+        `the checkpoint's own (less idle) ${sec(m(ovm, 'ownCpuS'))}, ${((100 * m(ovm, 'ownCpuS')) / m(runc, 'ownCpuS')).toFixed(1)}% of the in-guest path's`,
     );
   }
   // A task's times are its runtime on a vCPU, which under TCG on a loaded host includes the vCPU thread's time off the
   // host's CPUs: their sum can exceed /proc/stat's busy ticks. Their shares say where the guest's CPU went.
-  lines.push('', `  guest CPU per program, mean of ${reps} (s, and share of all tasks' time):`);
-  for (const s of subjects) {
+  lines.push('', `  guest CPU per program, mean of ${reps} (s, and share of all tasks' time): the checkpoint's window, the idle one ` +
+    `(scaled to the checkpoint's length), and the window less idle`);
+  const mean = (s: Subject, pick: (x: Sample) => Map<string, number>) => {
     const sum = new Map<string, number>();
-    for (const x of s.samples) for (const [n, v] of x.programs) sum.set(n, (sum.get(n) ?? 0) + v / s.samples.length);
-    const all = [...sum.values()].reduce((a, b) => a + b, 0);
-    const top = [...sum].filter(([, v]) => v >= 0.01 && v >= all / 200).sort((a, b) => b[1] - a[1]);
-    lines.push(`    ${s.label}: ${top.map(([n, v]) => `${n} ${v.toFixed(2)} (${((100 * v) / all).toFixed(0)}%)`).join(', ') || '(none over 0.01 s)'}`);
+    for (const x of s.samples) for (const [n, v] of pick(x)) sum.set(n, (sum.get(n) ?? 0) + v / s.samples.length);
+    return sum;
+  };
+  const shares = (sum: Map<string, number>, signed: boolean) => {
+    const all = [...sum.values()].reduce((a, b) => a + Math.max(0, b), 0);
+    const top = [...sum].filter(([, v]) => (signed ? Math.abs(v) : v) >= 0.01 && Math.abs(v) >= all / 200).sort((a, b) => b[1] - a[1]);
+    return top.map(([n, v]) => `${n} ${v.toFixed(2)}${signed ? '' : ` (${((100 * v) / all).toFixed(0)}%)`}`).join(', ') || '(none over 0.01 s)';
+  };
+  for (const s of subjects) {
+    const window = mean(s, (x) => x.programs);
+    const idle = mean(s, (x) => x.idlePrograms);
+    const own = new Map(window);
+    for (const [n, v] of idle) own.set(n, (own.get(n) ?? 0) - v);
+    lines.push(`    ${s.label}, window: ${shares(window, false)}`);
+    lines.push(`    ${s.label}, idle: ${shares(idle, false)}`);
+    lines.push(`    ${s.label}, own: ${shares(own, true)}`);
   }
   lines.push(`  archive size: ${subjects.map((s) => `${s.label} ${(median(s.samples.map((x) => x.bytes)) / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
   console.log(lines.join('\n'));
@@ -280,7 +345,7 @@ async function main(): Promise<void> {
   if (dryRun) {
     for (const s of subjects) {
       console.log(`# ${s.label}: ${s.runtimeType}\n${(s.pod as StaticPod & { manifest: string }).manifest}`);
-      console.log(`# checkpoint: ${checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name))}\n`);
+      console.log(`# checkpoint: ${checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), FIRST_IDLE_S, path.join(taskBundle('ID'), 'rootfs', 'gaps'))}\n`);
     }
     console.log(`# the kubelet's checkpoints on the share:\n${shareCheckpoints}\n`);
     console.log(`# ${ovm.pod.name} first, then containerd's default runtime to runc:\n${defaultRuntimeScript('runc', runc.runtimeType, componentBinary('containerd-shim-runc-v2'))}\n`);
@@ -312,14 +377,16 @@ async function main(): Promise<void> {
     for (let rep = 1; rep <= reps; rep++) {
       for (const s of measured) {
         const id = ids.get(s)!;
-        await guestScript(NODE, `crictl exec ${id} sh -c ': > /gaps'`, 120_000);
-        const r = parseCheckpoint(await guestScript(NODE, checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name)), SLOW_MS));
+        const previous = s.samples.at(-1)?.totalS;
+        const idleS = previous === undefined ? FIRST_IDLE_S : Math.min(MAX_IDLE_S, Math.max(MIN_IDLE_S, previous));
+        const gaps = path.join(taskBundle(id), 'rootfs', 'gaps');
+        const r = parseCheckpoint(await guestScript(NODE, checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), idleS, gaps), SLOW_MS));
         // The longest wake-up gap the hog logged while the checkpoint ran (it wakes every 20 ms; gaps over 100 ms are logged).
         const gap = Number((await guestScript(NODE, `crictl exec ${id} sh -c 'sort -n /gaps | tail -1'`, 120_000)).trim() || 0);
-        const sample: Sample = { totalS: r.ns / 1e9, guestCpuS: r.ticks / 100, frozenS: gap / 1000, bytes: r.bytes, programs: r.programs };
+        const sample = sampleOf(r, gap / 1000);
         s.samples.push(sample);
-        progress(`${s.label} #${rep}/${reps}: total ${sec(sample.totalS)}, frozen ${sec(sample.frozenS)}, guest CPU ${sec(sample.guestCpuS)}, ` +
-          `archive ${(r.bytes / 2 ** 20).toFixed(1)} MiB (load ${load()})`);
+        progress(`${s.label} #${rep}/${reps}: total ${sec(sample.totalS)}, frozen ${sec(sample.frozenS)}, guest CPU ${sec(sample.guestCpuS)} ` +
+          `(idle ${sec(sample.idleCpuS)} over as long, own ${sec(sample.ownCpuS)}), archive ${(r.bytes / 2 ** 20).toFixed(1)} MiB (load ${load()})`);
       }
     }
     report(measured, mib, reps, loadAtStart);
