@@ -124,7 +124,7 @@ export class PoolSuite {
       fi
       if command -v runc >/dev/null; then for c in $(runc list -q); do runc delete -f $c >/dev/null 2>&1; done; fi
       [ ! -d ${cg} ] || find ${cg} -depth -type d -exec rmdir {} +
-      true`, 120).catch((e: unknown) => errors.push(e))));
+      true`).catch((e: unknown) => errors.push(e))));
     this.used.clear();
     guestPool.release(this.keys);
     for (const dir of [this.dirPath, this.virtiofsPath]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
