@@ -12,8 +12,13 @@ export const IPPROTO_UDP = 17;
 export const IPPROTO_UDPLITE = 136;
 /** include/net/tcp_states.h */
 export const TCP_ESTABLISHED = 1;
+export const TCP_FIN_WAIT1 = 4;
+export const TCP_FIN_WAIT2 = 5;
 export const TCP_CLOSE = 7;
+export const TCP_CLOSE_WAIT = 8;
+export const TCP_LAST_ACK = 9;
 export const TCP_LISTEN = 10;
+export const TCP_CLOSING = 11;
 const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
 /** include/net/sock.h: sk_shutdown bits, as CRIU's sk_shutdown enum numbers them. */
 const SHUTDOWN_MASK = 3;

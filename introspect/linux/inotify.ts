@@ -2,9 +2,6 @@ import { BadDataError } from '../../common/errors.js';
 import { KObject, containerOf } from '../kernel/object.js';
 import { FSNOTIFY_OBJ_TYPE_INODE, MAX_FSNOTIFY_MARKS, connectorInode, groupMarks, markIgnoreMask, notifyGroup } from './fsnotify-marks.js';
 
-/** Most watches one inotify walks (fs.inotify.max_user_watches bounds them per user). */
-export const MAX_INOTIFY_WATCHES = MAX_FSNOTIFY_MARKS;
-
 /** include/uapi/linux/inotify.h */
 const IN_ALL_EVENTS = 0xfff;
 const IN_EXCL_UNLINK = 0x04000000;
@@ -38,7 +35,7 @@ export interface Inotify {
  * g_list, the mark being the first member of an inotify_inode_mark), and
  * the mask each shows in fdinfo (fs/notify/fdinfo.c inotify_fdinfo).
  */
-export function inotifyWatches(file: KObject, bound = MAX_INOTIFY_WATCHES): Inotify {
+export function inotifyWatches(file: KObject, bound = MAX_FSNOTIFY_MARKS): Inotify {
   const group = notifyGroup(file);
   const prog = file.prog;
   const watches: InotifyWatch[] = [];

@@ -1,17 +1,9 @@
 import { KObject } from '../kernel/object.js';
-import { TCP_ESTABLISHED } from './inet-sockets.js';
+import { TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK } from './inet-sockets.js';
 import { sockFlag } from './socket-options.js';
 
-/** include/net/tcp_states.h */
-export const TCP_FIN_WAIT1 = 4;
-export const TCP_FIN_WAIT2 = 5;
-export const TCP_CLOSE_WAIT = 8;
-export const TCP_LAST_ACK = 9;
-export const TCP_CLOSING = 11;
-
-const bit = (...states: number[]) => states.reduce((m, s) => m | (1 << s), 0);
 /** soccr/soccr.c: the states whose send queue ends with our FIN (SNDQ_FIRST_FIN | SNDQ_SECOND_FIN without CLOSE). */
-const FIN_SENT = bit(TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK);
+const FIN_SENT = new Set([TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK]);
 
 /**
  * The connected states CRIU 3.17 repairs with --tcp-established
@@ -38,6 +30,6 @@ export interface FinAccounted {
  */
 export function finAccounted(sk: KObject, state: number, rcvDiff: number, sndDiff: number, unsentDiff: number): FinAccounted {
   const inqLen = rcvDiff && sockFlag(sk, 'SOCK_DONE') ? rcvDiff - 1 : rcvDiff;
-  if (!((1 << state) & FIN_SENT)) return { inqLen, outqLen: sndDiff, unsqLen: unsentDiff };
+  if (!FIN_SENT.has(state)) return { inqLen, outqLen: sndDiff, unsqLen: unsentDiff };
   return { inqLen, outqLen: sndDiff ? sndDiff - 1 : 0, unsqLen: unsentDiff ? unsentDiff - 1 : 0 };
 }
