@@ -6,6 +6,7 @@ import { elfBuildId } from '../linux/elf-build-id.js';
 import { FileIdentity, pathIdentity } from '../linux/file-identity.js';
 import { fileOwner } from '../linux/file-owner.js';
 import { fileKind, forEachFd } from '../linux/files.js';
+import { inodeLinks } from '../linux/inode-times.js';
 import { inodeSize, isStructFile, openFileState } from '../linux/open-file.js';
 import { PageInfo } from '../linux/pages.js';
 import { S_IFMT, S_IFREG } from '../linux/stat.js';
@@ -13,6 +14,7 @@ import { UnixSocket } from '../linux/unix-sockets.js';
 import { fdDumper } from './fds/index.js';
 import { GhostFiles } from './ghost-files.js';
 import { IdAllocator } from './ids.js';
+import { linkedName } from './linked-files.js';
 import { ShmemTable } from './shmem.js';
 import { TtyTable } from './ttys.js';
 import { DumpProblem } from './problem.js';
@@ -129,10 +131,16 @@ export class FileTable {
     if (name.endsWith(' (deleted)') && isPseudoFile(path)) {
       this.problems.push(new DumpProblem(task, 'deleted-file', `${name} is an internal shared memory file (not supported yet)`, { object }));
     } else if (name.endsWith(' (deleted)')) {
-      // criu/files-reg.c: the entry keeps the old name, a ghost file the contents.
       name = name.slice(0, -' (deleted)'.length);
-      const problem = this.ghosts.remap(id, identity, dataInode, name, task, object);
-      if (problem) this.problems.push(problem);
+      if (inodeLinks(identity.inode) > 0) {
+        const linked = linkedName(path, this.o.root, name, task, object);
+        if (linked.problem) this.problems.push(linked.problem);
+        else name = linked.name;
+      } else {
+        // criu/files-reg.c: the entry keeps the old name, a ghost file the contents.
+        const problem = this.ghosts.remap(id, identity, dataInode, name, task, object);
+        if (problem) this.problems.push(problem);
+      }
     }
     const mode = identity.mode;
     const reg: Record<string, unknown> = { id, flags, pos, fown: owner, name, mode, ...(this.o.mntIds ? { mnt_id: identity.mntId } : {}) };

@@ -3,7 +3,7 @@ import { encodeImage, makeEntry } from '../criu/index.js';
 import { KObject } from '../kernel/object.js';
 import { deletedFileData, flatten } from '../linux/deleted-file.js';
 import { FileIdentity } from '../linux/file-identity.js';
-import { inodeLinks, inodeTime } from '../linux/inode-times.js';
+import { inodeTime } from '../linux/inode-times.js';
 import { S_IFMT, S_IFREG } from '../linux/stat.js';
 import { PlannedImage } from './planned-image.js';
 import { DumpProblem } from './problem.js';
@@ -20,11 +20,10 @@ const REMAP_GHOST = 1;
  * dumps them (criu/files-reg.c check_path_remap, dump_ghost_remap,
  * dump_ghost_file): the contents go to ghost-file-%x.img, one per inode
  * (ids from 1), and remap-fpath.img ties the file's entry to it; restore
- * recreates the file beside the old path, opens it and unlinks it again. A
- * deleted file that still has a name elsewhere (i_nlink > 0) would need a
- * link made in the guest's file system at dump time (CRIU's linked remap),
- * which a dump from outside cannot do: refused, as are ghosts larger than
- * the ghost limit and deleted files that are not regular files.
+ * recreates the file beside the old path, opens it and unlinks it again.
+ * Only for files without links left (one with another name is opened by it,
+ * linked-files.ts); refused: ghosts larger than the ghost limit and deleted
+ * files that are not regular files.
  */
 export class GhostFiles {
   readonly remaps: Record<string, unknown>[] = [];
@@ -36,7 +35,6 @@ export class GhostFiles {
     const inode = identity.inode;
     const refuse = (detail: string) => new DumpProblem(task, 'deleted-file', `${name} (deleted) ${detail}`, { object });
     if ((identity.mode & S_IFMT) !== S_IFREG) return refuse('is not a regular file (only deleted regular files are supported)');
-    if (inodeLinks(inode) > 0) return refuse('still has another name (CRIU would link it back at dump time, which needs the guest\'s file system: not supported)');
     const size = Number(inode.member('i_size').value());
     if (size < 0) throw new BadDataError(`${inode.path}.i_size is ${size}`);
     if (size > GHOST_LIMIT) return refuse(`is ${size} bytes, more than the ghost limit of ${GHOST_LIMIT}`);

@@ -41,6 +41,11 @@ function namespaceMounts(ns: KObject): Iterable<KObject> {
   throw new BadDataError(`${ns.path}: neither a mount list nor a mount rbtree in this kernel's mnt_namespace`);
 }
 
+/** The name of a superblock's file system type, as mountinfo shows it ("ext4", "overlay"). */
+export function fsTypeName(sb: KObject): string {
+  return sb.prog.cstring(sb.member('s_type').deref().member('name').value(), 64, `${sb.path}.s_type->name`);
+}
+
 /** The mounts of a task's mount namespace that a reader at `root` sees, in namespace order. */
 export function mounts(task: KObject, root: PathRoot): MountInfo[] {
   const prog = task.prog;
@@ -63,7 +68,7 @@ export function mounts(task: KObject, root: PathRoot): MountInfo[] {
       dev: `${dev >>> 20}:${dev & 0xfffff}`,
       root: dentryPath(mntRoot),
       mountPoint: where.path,
-      fsType: prog.cstring(sb.member('s_type').deref().member('name').value(), 64, 'file_system_type.name'),
+      fsType: fsTypeName(sb),
       source: m.member('mnt_devname').value() === 0n ? 'none' : prog.cstring(m.member('mnt_devname').value(), 4096, `${m.path}.mnt_devname`),
       flags: vfsmnt.member('mnt_flags').num(),
       // IS_MNT_SHARED: MNT_SHARED (0x1000) in mnt_flags; the group id stays set on slaves of a shared master.

@@ -6,6 +6,7 @@ import { IdAllocator } from '../../introspect/dump/ids.js';
 import { planMemory } from '../../introspect/dump/memory.js';
 import { KObject } from '../../introspect/kernel/object.js';
 import { openFiles } from '../../introspect/linux/files.js';
+import { otherName } from '../../introspect/linux/inode-path.js';
 import { forEachVma, mapsText } from '../../introspect/linux/mm.js';
 import { mounts } from '../../introspect/linux/mounts.js';
 import { pageCacheEntry } from '../../introspect/linux/page-cache.js';
@@ -126,6 +127,13 @@ export function fakeProcess() {
   k.write(tmpFileInode, 'inode', { 'i_dentry.first': k.addr('dentry', tmpFile, 'd_u.d_alias') });
   k.link(k.addr('dentry', tmpRoot, 'd_subdirs'), [k.addr('dentry', tmpFile, 'd_child')]);
   const tmpMount = vfs.mount(tmpRoot, tmpSb, { mnt_id: 30, mnt_devname: k.cstr('tmpfs') }, { mount: vfs.rootMount, at: vfs.path('run/data') });
+  // A file open after its name was unlinked, its inode still linked as /run/data/other (the newest alias).
+  const linkedInode = k.new('inode', { i_mode: 0o100600, i_sb: tmpSb });
+  const unlinked = vfs.dentry('orig', tmpRoot, { d_inode: linkedInode, 'd_hash.pprev': 0 });
+  const otherDentry = vfs.dentry('other', tmpRoot, { d_inode: linkedInode });
+  k.u64(k.addr('dentry', otherDentry, 'd_u.d_alias'), k.addr('dentry', unlinked, 'd_u.d_alias'));
+  k.write(linkedInode, 'inode', { 'i_dentry.first': k.addr('dentry', otherDentry, 'd_u.d_alias') });
+  const linkedOpen = vfs.file(unlinked, tmpMount);
   const ns = k.new('mnt_namespace');
   if (k.types.layout('mnt_namespace').fields.some((f) => f.name === 'list')) {
     k.link(k.addr('mnt_namespace', ns, 'list'), [vfs.rootMount, tmpMount].map((m) => k.addr('mount', m, 'mnt_list')));
@@ -195,7 +203,7 @@ export function fakeProcess() {
 
   const prog = k.program();
   const heapEnd = Number(k.phys(k.alloc(0, 8)));
-  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tcpHalfSk: tcpHalf.sk, tmpSb, inotify: files[7], fanotify: files[9], tty: pty.file, tmpOpen, filesStruct, net, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
+  return { k, prog, vfs, task, mm, pgd, ipcNs, pipeInode, tcpSk: tcp.sk, tcpHalfSk: tcpHalf.sk, tmpSb, inotify: files[7], fanotify: files[9], tty: pty.file, tmpOpen, linkedOpen, filesStruct, net, appMapping: k.ptr('inode', appInode, 'i_mapping'), heap: { at: BigInt(HEAP_START), size: heapEnd - HEAP_START } };
 }
 
 export type FakeProcess = ReturnType<typeof fakeProcess>;
@@ -265,6 +273,12 @@ export function readEverything(p: FakeProcess, typedOnly: (fn: () => unknown) =>
     () => tcpRepairState(KObject.struct(prog, 'sock', p.tcpHalfSk), pages, guestClocks(prog)),
     // The pty slave's tty_struct: driver, termios, window size, session.
     () => ttyState(KObject.struct(prog, 'file', p.tty), false),
+    // Another name of a file unlinked while still linked: the inode's aliases, each one's path.
+    () => {
+      const name = otherName(KObject.struct(prog, 'file', p.linkedOpen).member('f_path'), root);
+      if (name !== '/run/data/other') throw new BadDataError(`other name ${name}`);
+      return name;
+    },
   ];
   return readers.filter((r) => typedOnly(r)).length;
 }

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
-import { Json, assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
+import { Json, KnownDifferences, assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
 import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
@@ -71,6 +71,45 @@ function timerfdDifferences(ours: Json[], criu: Json[]): void {
   }
 }
 
+/**
+ * What `criu dump --link-remap` writes for a deleted file that still has
+ * another name, set aside: a reg-file entry for the DIR/link_remap.N it
+ * links in the guest (an id of its own, which every later file id follows)
+ * and a LINKED remap from the file's entry (named by its old name) to it.
+ * ovmigrate's entry names the other name instead, with no remap; the rest
+ * (flags, pos, size, mode) must be equal.
+ */
+function linkRemapDifferences(id: number, old: string, other: string, pid: number): KnownDifferences {
+  let link = 0;
+  const renumber = (n: number) => (Number(n) > link ? Number(n) - 1 : Number(n));
+  return {
+    'remap-fpath.img': (_ours, criu) => {
+      const linked = (criu as { orig_id: number; remap_id: number; remap_type?: string | number }[]).findIndex((r) => r.remap_type === undefined || r.remap_type === 'LINKED' || r.remap_type === 0);
+      assert.ok(linked >= 0, `CRIU's LINKED remap: ${JSON.stringify(criu)}`);
+      const r = criu[linked] as { orig_id: number; remap_id: number };
+      assert.equal(Number(r.orig_id), id, 'from the file\'s entry');
+      link = Number(r.remap_id);
+      criu.splice(linked, 1);
+    },
+    'files.img': (_ours, criu) => {
+      const entries = criu as { id: number; reg?: { id: number; name: string } }[];
+      const at = entries.findIndex((e) => Number(e.id) === link);
+      assert.match(entries[at]?.reg?.name ?? '', /\/link_remap\.\d+$/, 'the entry of the link CRIU made');
+      entries.splice(at, 1);
+      const orig = entries.find((e) => Number(e.id) === id)!.reg!;
+      assert.equal(orig.name, old, 'CRIU\'s entry keeps the old name');
+      orig.name = other;
+      for (const e of entries) {
+        e.id = renumber(e.id);
+        if (e.reg) e.reg.id = renumber(e.reg.id);
+      }
+    },
+    [`fs-${pid}.img`]: (_ours, criu) => {
+      for (const f of criu as { cwd_id: number; root_id: number }[]) Object.assign(f, { cwd_id: renumber(f.cwd_id), root_id: renumber(f.root_id) });
+    },
+  };
+}
+
 type Itimer = { isec: number; iusec: number; vsec: number; vusec: number };
 type Posix = { it_id: number; isec: number; insec: number; vsec: number; vnsec: number };
 type Timers = { real: Itimer; virt: Itimer; prof: Itimer; posix?: Posix[] };
@@ -136,6 +175,7 @@ for (const kernel of POOL_KERNELS) {
       share = suite.dir;
       execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'events'), path.join(PROGRAMS, 'events.c')]);
       execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'files'), path.join(PROGRAMS, 'files.c')]);
+      execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'linked'), path.join(PROGRAMS, 'linked.c')]);
       execFileSync('gcc', ['-O1', '-static', '-pthread', '-o', path.join(share, 'taskstate'), path.join(PROGRAMS, 'taskstate.c')]);
       fs.writeFileSync(path.join(share, 'uring.c'), URING_C);
       execFileSync('gcc', ['-O1', '-static', '-o', path.join(share, 'uring'), path.join(share, 'uring.c')]);
@@ -247,6 +287,48 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
       assert.equal(on('lock'), 0, `nothing on lock, whose mark ignores FAN_CLOSE_WRITE: ${JSON.stringify(fan)}`);
     });
 
+    it('a deleted open file that still has another name: opened by that name (criu dump 3.17 refuses it, or with --link-remap links it back in ' +
+      'the guest; the images otherwise equal), restored by stock CRIU in guest B where the process reads and writes the file that name shows', async () => {
+      const dir = '/dev/shm/ovm-linked';
+      await sh(a.name, `rm -rf ${dir}; mkdir -p ${dir}`);
+      const pid = await start('linked', `${share}/linked ${dir}`);
+      const fd = Number(/^linked \d+ (\d+)$/m.exec(log('linked'))![1]);
+      await suite.freeze(a.name, 'linked', 1);
+      const ours = path.join(share, 'linked-ours');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--leave-running']);
+      const images = decodeDir(ours);
+      const fdinfo = [...images].find(([n]) => n.startsWith('fdinfo-'))![1] as { fd: number; id: number }[];
+      const id = fdinfo.find((f) => f.fd === fd)!.id;
+      const reg = (images.get('files.img') as { id: number; reg?: { name: string } }[]).find((e) => e.id === id)!.reg!;
+      assert.equal(reg.name, `${dir}/other`, 'the entry opens the other name');
+      assert.deepEqual((images.get('remap-fpath.img') as { orig_id: number }[]).map((r) => r.orig_id).includes(id), false, 'no remap for it');
+      // criu --link-remap makes DIR/link_remap.N in guest A (criu/files-reg.c create_link_remap).
+      const theirs = path.join(share, 'linked-criu');
+      await sh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --link-remap --freeze-cgroup /sys/fs/cgroup${cg}/linked -o dump.log` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
+      assertSameDump(ours, theirs, linkRemapDifferences(id, `${dir}/orig`, `${dir}/other`, pid));
+      // With --leave-running criu unlinks its link again at the end (criu/cr-dump.c: delete_link_remaps), so its images would
+      // not restore: ovmigrate's need nothing of the kind.
+      assert.equal((await sh(a.name, `ls ${dir}`)).trim(), 'other', 'only the other name is left in guest A');
+      // Without --link-remap criu refuses. (After the comparison: its dump reads the ghost, which moves its atime.)
+      const refused = path.join(share, 'linked-refused');
+      const criu = await sh(a.name, `mkdir ${refused}; criu dump -t ${pid} -D ${refused} --leave-running --freeze-cgroup /sys/fs/cgroup${cg}/linked -o dump.log` +
+        ` && echo dumped || { echo refused; grep -o "Can't create link remap for .*" ${refused}/dump.log; }`, 120);
+      assert.match(criu, new RegExp(`^refused\\nCan't create link remap for .*${dir.slice(1)}/orig`, 'm'), criu);
+
+      const final = path.join(share, 'linked-final');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', final]);
+      const before = log('linked').length;
+      // Guest B has the other name with the same contents and mode (restore checks both), as a container's rootfs would carry it.
+      const after = await sh(b.name, `rm -rf ${dir}; mkdir -p ${dir}; printf linked-contents > ${dir}/other; chmod 640 ${dir}/other;` +
+        ` criu restore -D ${final} -d -o restore.log || { tail -20 ${final}/restore.log; exit 1; }; sleep 1;` +
+        ` readlink /proc/${pid}/fd/${fd}; printf +name >> ${dir}/other; kill -USR1 ${pid}; sleep 1; cat ${dir}/other; echo; kill -9 ${pid}`, 120);
+      const lines = log('linked').slice(before);
+      assert.match(lines, /^read 1 linked-contents\+name$/m, `the process reads through its fd what was written by the name:\n${lines}`);
+      assert.match(lines, /^appended$/m, lines);
+      assert.deepEqual(after.trim().split('\n'), [`${dir}/other`, 'linked-contents+name+fd'], 'the fd is the name\'s file; the name shows what the process wrote');
+    });
+
     it('task state: two stacked seccomp filters, interval and POSIX timers and a zombie, the same images as CRIU\'s (times as listed), restored by stock CRIU in guest B where the timers fire and the filters hold', async () => {
       const pid = await start('taskstate', `${share}/taskstate`);
       const [, zombie, thread] = /^start (\d+) (\d+)$/m.exec(log('taskstate'))!.map(Number);
@@ -351,6 +433,34 @@ for name, take in (('flock', lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_N
       const group = (decodeDir(theirs).get('files.img') as { type: string; ffy?: { mark?: unknown[] } }[]).find((e) => e.type === 'FANOTIFY');
       assert.deepEqual(group?.ffy?.mark ?? [], [], 'CRIU dumped the group and dropped its mark');
       await sh(a.name, `kill -9 ${pid}`);
+    });
+
+    it('refuses an inotify watch on overlayfs by name, before writing anything, as criu dump 3.17 does ("Can\'t dump that handle")', async () => {
+      const o = '/dev/shm/ovm-ovl';
+      await sh(a.name, `umount ${o}/merged 2>/dev/null; rm -rf ${o}; mkdir -p ${o}/lower ${o}/upper ${o}/work ${o}/merged && echo lower > ${o}/lower/watched &&` +
+        ` mount -t overlay overlay -o lowerdir=${o}/lower,upperdir=${o}/upper,workdir=${o}/work ${o}/merged`);
+      fs.writeFileSync(path.join(share, 'ovlwatch.py'), [
+        'import ctypes, time',
+        'libc = ctypes.CDLL(None, use_errno=True)',
+        'fd = libc.inotify_init1(0)',
+        `wd = libc.inotify_add_watch(fd, b'${o}/merged/watched', 0x2)  # IN_MODIFY`,
+        'assert wd > 0, ctypes.get_errno()',
+        "print('inotify', fd, wd, flush=True)",
+        'while True: time.sleep(1)',
+      ].join('\n') + '\n');
+      const pid = await start('ovlwatch', `python3 ${share}/ovlwatch.py`);
+      const [, fd, wd] = /^inotify (\d+) (\d+)$/m.exec(log('ovlwatch'))!;
+      const dir = path.join(share, 'ovlwatch-img');
+      const r = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`pid ${pid} \\(python3\\) fd ${fd}: inotify watch ${wd} on inode \\d+ \\(device 0:\\d+\\) is on overlayfs, whose file handles do not open`));
+      assert.ok(!fs.existsSync(dir), 'no image directory');
+      // criu/fsnotify.c check_open_handle: the handle does not open and irmap finds no path in its fixed directories.
+      const theirs = path.join(share, 'ovlwatch-criu');
+      const criu = await sh(a.name, `mkdir ${theirs}; criu dump -t ${pid} -D ${theirs} --leave-running --freeze-cgroup /sys/fs/cgroup${cg}/ovlwatch -o dump.log` +
+        ` && echo dumped || { echo refused; grep -o "Can't dump that handle" ${theirs}/dump.log; }`, 180);
+      assert.match(criu, /^refused\nCan't dump that handle$/m, criu);
+      await sh(a.name, `kill -9 ${pid}; sleep 0.5; umount ${o}/merged`);
     });
 
     it('refuses a task in a nested pid namespace, naming it, as criu dump 3.17 does (criu/namespaces.c: "Can\'t dump nested pid namespace"), before writing anything', async () => {

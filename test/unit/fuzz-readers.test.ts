@@ -5,7 +5,7 @@ import { describeReport, fuzz, fuzzCases, fuzzSeed } from '../fuzz/harness.js';
 import { RamPatcher } from '../fuzz/ram-patcher.js';
 
 const CASES = fuzzCases();
-const READERS = 19;
+const READERS = 20;
 /**
  * Reads one case may make, in multiples of the uncorrupted readers' reads.
  * The largest bounded walk sets it: a d_parent chain bent into a loop is

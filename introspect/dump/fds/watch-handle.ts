@@ -1,7 +1,7 @@
 import { KObject } from '../../kernel/object.js';
 import { fileHandle, handleWords } from '../../linux/file-handle.js';
 import { inodePath } from '../../linux/inode-path.js';
-import { MountInfo } from '../../linux/mounts.js';
+import { MountInfo, fsTypeName } from '../../linux/mounts.js';
 import type { FileTable } from '../files.js';
 import { DumpProblem } from '../problem.js';
 import { FdToDump, fdProblem } from './fd-dumper.js';
@@ -13,9 +13,18 @@ import { FdToDump, fdProblem } from './fd-dumper.js';
  * of tmpfs, or of another VM, do not survive), with the mount it is under
  * when the mount namespace is dumped (CRIU sets mnt_id only then, and
  * restore looks it up only then). `what` names the watch in problems.
+ * An inode of overlayfs is refused, as criu dump 3.17 refuses it
+ * ("fsnotify: Can't dump that handle"): open_by_handle_at does not open an
+ * overlay's handles (6.1 without nfs_export has no decoder, later kernels
+ * encode them for fanotify only), and its irmap (inode to path) searches a
+ * few fixed directories only.
  */
 export function watchHandle(files: FileTable, fd: FdToDump, inode: KObject, seen: readonly MountInfo[], what: string):
   { fh: Record<string, unknown>; problems?: undefined } | { fh?: undefined; problems: DumpProblem[] } {
+  const fsType = fsTypeName(inode.member('i_sb').deref());
+  if (fsType === 'overlay') {
+    return { problems: [fdProblem(fd, `${what} is on overlayfs, whose file handles do not open (criu dump 3.17 refuses it too: "Can't dump that handle")`)] };
+  }
   const handle = fileHandle(inode);
   const where = inodePath(inode, seen, files.root);
   const problems: DumpProblem[] = [];
