@@ -183,7 +183,14 @@ function fpuInInitState(f: Record<string, Json>): boolean {
     Object.entries(x).every(([k, v]) => k === 'xstate_bv' || k === 'pkru' || zero(v));
 }
 
-/** The 8 bytes at the start of each thread's rseq area: the kernel rewrites cpu_id when CRIU's parasite runs the task on a CPU. */
+/**
+ * Each thread's rseq area (struct rseq, include/uapi/linux/rseq.h): the kernel rewrites its cpu_id_start and cpu_id
+ * (bytes 0-7) and, from 6.3, node_id and mm_cid (bytes 20-27) when the task returns to user space
+ * (kernel/rseq.c rseq_update_cpu_node_id), as it does when CRIU's parasite runs it between the two dumps.
+ */
+const RSEQ_KERNEL_WRITTEN = [[0, 8], [20, 28]] as const;
+
+/** Each thread's rseq area, from CRIU's core images. */
 function rseqAreas(criu: Map<string, Json[]>): number[] {
   return [...criu.keys()].filter((f) => f.startsWith('core-')).flatMap((f) => {
     const core = criu.get(f)![0] as { thread_core?: { rseq_entry?: { rseq_abi_pointer?: number | string } } };
@@ -257,8 +264,15 @@ export function assertSameDump(ours: string, theirs: string, known: KnownDiffere
     for (const [va, page] of mine) {
       const other = Buffer.from(criu.get(va)!);
       const own = Buffer.from(page);
-      for (const area of rseq) if (area >= va && area < va + 4096) { other.fill(0, area - va, area - va + 8); own.fill(0, area - va, area - va + 8); }
-      assert.ok(own.equals(other), `pid ${p.pid}: page 0x${va.toString(16)} differs`);
+      for (const area of rseq) {
+        if (area < va || area >= va + 4096) continue;
+        for (const [from, to] of RSEQ_KERNEL_WRITTEN) for (const b of [other, own]) b.fill(0, area - va + from, area - va + to);
+      }
+      if (!own.equals(other)) {
+        const at = own.findIndex((b, i) => b !== other[i]);
+        const near = rseq.filter((a) => a >= va && a < va + 4096).map((a) => ` (an rseq area at +0x${(a - va).toString(16)})`).join('');
+        assert.fail(`pid ${p.pid}: page 0x${va.toString(16)} differs from byte +0x${at.toString(16)}${near}`);
+      }
     }
   }
   const shmem = fs.readdirSync(theirs).filter((f) => f.startsWith('pagemap-shmem-'));

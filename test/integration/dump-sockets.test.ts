@@ -12,13 +12,18 @@ import { PoolSuite } from '../helpers/pool-suite.js';
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 const PORT = 7401;
 const HTTP_PORT = 7480;
-/** tcp-queues' connections: 127.0.0.1:TCPQ_PORT and [::1]:TCPQ_PORT+1; the half-closed h, k and l on 127.0.0.1:TCPQ_PORT+2..+4. */
+/**
+ * tcp-queues' connections: 127.0.0.1:TCPQ_PORT and [::1]:TCPQ_PORT+1; the half-closed h, k and l on 127.0.0.1:TCPQ_PORT+2..+4,
+ * h6 and k6 (as h and k) on [::1]:TCPQ_PORT+5..+6.
+ */
 const TCPQ_PORT = 7420;
-const TCPQ_PORTS = [0, 1, 2, 3, 4].map((i) => TCPQ_PORT + i);
+const TCPQ_PORTS = [0, 1, 2, 3, 4, 5, 6].map((i) => TCPQ_PORT + i);
 /** include/net/tcp_states.h: each half-closed connection's client and server state (test/programs/tcp-queues.c). */
-const HALF = { h: { port: TCPQ_PORT + 2, c: 5, s: 8 }, k: { port: TCPQ_PORT + 3, c: 11, s: 4 }, l: { port: TCPQ_PORT + 4, c: 5, s: 9 } };
-/** The DROP rules tcp-queues leaves in guest A to hold k and l where they are. */
-const TCPQ_DROPS = `iptables -D INPUT -p tcp --dport ${HALF.k.port} -j DROP; iptables -D INPUT -p tcp --sport ${HALF.l.port} -j DROP`;
+const HALF = { h: { port: TCPQ_PORT + 2, c: 5, s: 8 }, k: { port: TCPQ_PORT + 3, c: 11, s: 4 }, l: { port: TCPQ_PORT + 4, c: 5, s: 9 },
+  h6: { port: TCPQ_PORT + 5, c: 5, s: 8 }, k6: { port: TCPQ_PORT + 6, c: 11, s: 4 } };
+/** The DROP rules tcp-queues leaves in guest A to hold k, l and k6 where they are. */
+const TCPQ_DROPS = `iptables -D INPUT -p tcp --dport ${HALF.k.port} -j DROP; iptables -D INPUT -p tcp --sport ${HALF.l.port} -j DROP` +
+  `; ip6tables -D INPUT -p tcp --dport ${HALF.k6.port} -j DROP`;
 
 /** test/programs/tcp-queues.c: byte k of a direction's stream (0 client to server, 1 back). */
 const pattern = (k: number, dir: number) => (k * 31 + (k >> 9) + dir * 101) & 0xff;
@@ -157,9 +162,9 @@ for (const kernel of POOL_KERNELS) {
     });
 
     async function tcpQueues(pid: number) {
-      // Setting up the half-closed connections waits for each to settle: the log is whole once l's line or a "bad" is there.
-      for (let i = 0; i < 60 && !/^(half l|bad) /m.test(log('tcpq')); i++) await new Promise((resolve) => setTimeout(resolve, 500));
-      assert.match(log('tcpq'), /^queued v4 c2s=14000 s2c=1000\nqueued v6 c2s=14000 s2c=1000\nhalf h c=5 s=8\nhalf k c=11 s=4\nhalf l c=5 s=9$/m);
+      // Setting up the half-closed connections waits for each to settle: the log is whole once k6's line or a "bad" is there.
+      for (let i = 0; i < 80 && !/^(half k6|bad) /m.test(log('tcpq')); i++) await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.match(log('tcpq'), /^queued v4 c2s=14000 s2c=1000\nqueued v6 c2s=14000 s2c=1000\nhalf h c=5 s=8\nhalf k c=11 s=4\nhalf l c=5 s=9\nhalf h6 c=5 s=8\nhalf k6 c=11 s=4$/m);
       await freeze('tcpq', 1);
       const ours = path.join(share, 'tcpq-ours');
       const theirs = path.join(share, 'tcpq-criu');
@@ -194,7 +199,7 @@ for (const kernel of POOL_KERNELS) {
         ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
       await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--tcp-established']);
       const streams = fs.readdirSync(theirs).filter((f) => /^tcp-stream-[0-9a-f]+\.img$/.test(f)).sort();
-      assert.equal(streams.length, 10, 'both ends of the five connections');
+      assert.equal(streams.length, 14, 'both ends of the seven connections');
       // TCP_TIMESTAMP is a clock (ms since boot plus the socket's tsoffset), read by ours after CRIU. And CRIU, leaving repair
       // mode to let the tree run on, sends a window probe, which sets snd_wl1 to rcv_nxt - 1 (net/ipv4/tcp_output.c
       // tcp_send_window_probe); its network lock drops the ACK that would move it back: ours may read that.
@@ -242,11 +247,12 @@ for (const kernel of POOL_KERNELS) {
       for (const { name, c, s } of half) {
         assert.deepEqual([c.e.inq_len, c.e.outq_len, c.e.unsq_len, s.e.inq_len, s.e.outq_len, s.e.unsq_len], [500, 0, 0, 700, 0, 0], `${name}: queue lengths`);
         assert.ok(isStream(c.inq, 0, 3) && isStream(s.inq, 0, 2), `${name}: the unread bytes, in order`);
-        // Which FIN reached its peer: h's and l's client FIN, k's server FIN (k's client FIN and l's server FIN were dropped).
-        const cFinIn = name !== 'k';
-        const sFinIn = name === 'k';
+        // Which FIN reached its peer: h's and l's client FIN, k's server FIN (k's client FIN and l's server FIN were dropped); h6 and k6 as h and k.
+        const kind = name[0];
+        const cFinIn = kind !== 'k';
+        const sFinIn = kind === 'k';
         assert.equal(s.e.inq_seq, (c.e.outq_seq - (cFinIn ? 0 : 1)) >>> 0, `${name}: server rcv_nxt against the client's write_seq`);
-        assert.equal(c.e.inq_seq, (s.e.outq_seq - (sFinIn || name === 'h' ? 0 : 1)) >>> 0, `${name}: client rcv_nxt against the server's write_seq`);
+        assert.equal(c.e.inq_seq, (s.e.outq_seq - (sFinIn || kind === 'h' ? 0 : 1)) >>> 0, `${name}: client rcv_nxt against the server's write_seq`);
       }
 
       // Stock CRIU repairs the connections in guest B (its network locked while it does); after SIGUSR1 each side reads.
@@ -254,7 +260,7 @@ for (const kernel of POOL_KERNELS) {
         `; [ $rc = 0 ] || { grep Error ${ours}/restore.log | tail -20; exit 1; }; sleep 1; kill -USR1 ${pid}`, 120);
       let done = '';
       // A half-closed end waits for a FIN the restore queued under the lock: its retransmit timer has backed off meanwhile.
-      for (let i = 0; i < 500 && (done.match(/^(ok|bad) /gm) ?? []).length < 5; i++) {
+      for (let i = 0; i < 500 && (done.match(/^(ok|bad) /gm) ?? []).length < 7; i++) {
         await new Promise((resolve) => setTimeout(resolve, 500));
         done = log('tcpq');
       }

@@ -17,6 +17,7 @@
  *      CLOSING / FIN_WAIT1;
  *   l: as h, then the server shuts down while its packets are dropped (sport
  *      PORT+4): FIN_WAIT2 / LAST_ACK.
+ * Two more over [::1] (PORT+5, PORT+6): h6 as h, and k6 as k (ip6tables).
  * The DROP rules stay for whoever runs this to remove. "half h c=5 s=8" (the
  * TCP states) at the start; after SIGUSR1 each side reads its queued bytes and
  * the end of the stream, h's server still sends, its client still reads, and
@@ -159,21 +160,24 @@ static int states(struct half *x) {
 	return 0;
 }
 
-static void drop(const char *dir, int port, const char *op) {
+static void drop(int family, const char *dir, int port, const char *op) {
 	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "iptables %s INPUT -p tcp --%s %d -j DROP", op, dir, port);
+	snprintf(cmd, sizeof(cmd), "%s %s INPUT -p tcp --%s %d -j DROP", family == AF_INET ? "iptables" : "ip6tables", op, dir, port);
 	if (system(cmd) != 0) { printf("bad %s\n", cmd); exit(1); }
 }
 
-/* A connection over 127.0.0.1:port with HALF_C2S and HALF_S2C bytes delivered, unread, then taken to x's states. */
-static void half(struct half *x, int port, char kind) {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+/* A connection over loopback (127.0.0.1 or ::1):port with HALF_C2S and HALF_S2C bytes delivered, unread, then taken to x's states. */
+static void half(struct half *x, int family, int port, char kind) {
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr *a = family == AF_INET ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6;
+	socklen_t alen = family == AF_INET ? sizeof(a4) : sizeof(a6);
 	struct timeval tmo = { .tv_sec = 120 };
-	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1, l = socket(family, SOCK_STREAM, 0);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) die("listen half");
-	x->c = socket(AF_INET, SOCK_STREAM, 0);
-	if (connect(x->c, (struct sockaddr *)&a, sizeof(a))) die("connect half");
+	if (bind(l, a, alen) || listen(l, 1)) die("listen half");
+	x->c = socket(family, SOCK_STREAM, 0);
+	if (connect(x->c, a, alen)) die("connect half");
 	x->s = accept(l, NULL, NULL);
 	if (x->s < 0) die("accept half");
 	close(l);
@@ -192,11 +196,11 @@ static void half(struct half *x, int port, char kind) {
 		printf("bad half %s: data not delivered\n", x->name);
 		exit(1);
 	}
-	if (kind == 'k') drop("dport", port, "-I");
+	if (kind == 'k') drop(family, "dport", port, "-I");
 	shutdown(x->c, SHUT_WR);
 	if (kind == 'l') {
 		if (!settle(x->c, SIOCOUTQ, 0)) { printf("bad half %s: FIN not acked\n", x->name); exit(1); }
-		drop("sport", port, "-I");
+		drop(family, "sport", port, "-I");
 	}
 	if (kind != 'h') shutdown(x->s, SHUT_WR);
 	if (!states(x)) { printf("bad half %s: states c=%d s=%d\n", x->name, tcp_state(x->c), tcp_state(x->s)); exit(1); }
@@ -237,15 +241,20 @@ int main(int argc, char **argv) {
 	setup(&v4, AF_INET, port);
 	setup(&v6, AF_INET6, port + 1);
 	struct half h = { "h", -1, -1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT }, k = { "k", -1, -1, TCP_CLOSING, TCP_FIN_WAIT1 },
-		l = { "l", -1, -1, TCP_FIN_WAIT2, TCP_LAST_ACK };
-	half(&h, port + 2, 'h');
-	half(&k, port + 3, 'k');
-	half(&l, port + 4, 'l');
+		l = { "l", -1, -1, TCP_FIN_WAIT2, TCP_LAST_ACK }, h6 = { "h6", -1, -1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT },
+		k6 = { "k6", -1, -1, TCP_CLOSING, TCP_FIN_WAIT1 };
+	half(&h, AF_INET, port + 2, 'h');
+	half(&k, AF_INET, port + 3, 'k');
+	half(&l, AF_INET, port + 4, 'l');
+	half(&h6, AF_INET6, port + 5, 'h');
+	half(&k6, AF_INET6, port + 6, 'k');
 	while (!go) pause();
 	check(&v4);
 	check(&v6);
 	check_half(&h);
 	check_half(&k);
 	check_half(&l);
+	check_half(&h6);
+	check_half(&k6);
 	return 0;
 }
