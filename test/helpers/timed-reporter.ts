@@ -48,9 +48,14 @@ class TimedReporter extends Mocha.reporters.Spec {
       const failed = (this as unknown as { failures: Mocha.Test[] }).failures;
       if (failed.length === 0) return;
       console.log(`\n  ${failed.length} failing (details above):`);
+      // CI keeps only a log's tail: the message with its diff (bounded), and where in a test it was thrown.
       for (const t of failed) {
-        const first = String((t as Mocha.Test & { err?: Error }).err?.message ?? '').split('\n')[0].slice(0, 300);
-        console.log(`  - ${t.fullTitle()}\n      ${first}`);
+        const err = (t as Mocha.Test & { err?: Error }).err;
+        const lines = String(err?.message ?? '').split('\n');
+        const shown = lines.slice(0, 40).map((l) => l.slice(0, 300));
+        if (lines.length > shown.length) shown.push(`... (${lines.length - shown.length} more lines)`);
+        const at = String(err?.stack ?? '').split('\n').find((l) => /dist\/test\/(integration|unit|components|helpers)\//.test(l));
+        console.log(`  - ${t.fullTitle()}\n${shown.map((l) => `      ${l}`).join('\n')}${at ? `\n      ${at.trim()}` : ''}`);
       }
     });
   }
