@@ -2,7 +2,7 @@ import { BadDataError, UnsupportedError } from '../../common/errors.js';
 import { KObject, hlistForEach, listForEach } from '../kernel/object.js';
 import { dentryName } from './d-path.js';
 import { pageCacheRuns, runPages } from './page-cache.js';
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, inodeMtimeSec } from './stat.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, inodeMtimeSec } from './stat.js';
 
 /** Bounds on what one tmpfs may hold for a dump: entries, and bytes of file data in RAM. */
 const MAX_ENTRIES = 1 << 16;
@@ -131,6 +131,8 @@ export function tmpfsEntries(sb: KObject, opts: TmpfsOptions = {}): TmpfsEntry[]
     if (inodeAddr === 0n) return; // a negative dentry: a name that does not exist
     const inode = KObject.struct(prog, 'inode', inodeAddr);
     const mode = inode.member('i_mode').num();
+    // GNU tar skips a socket ("socket ignored"), so CRIU's tarball has none: restore binds the socket anew.
+    if ((mode & S_IFMT) === S_IFSOCK) return;
     const entry: TmpfsEntry = {
       path,
       mode,
@@ -168,7 +170,7 @@ export function tmpfsEntries(sb: KObject, opts: TmpfsOptions = {}): TmpfsEntry[]
       case S_IFDIR: case S_IFIFO:
         break;
       default:
-        throw new UnsupportedError(`tmpfs entry ${path} of mode 0${mode.toString(8)} (a socket?) cannot be archived`);
+        throw new UnsupportedError(`tmpfs entry ${path} of mode 0${mode.toString(8)} cannot be archived`);
     }
     out.push(entry);
     if ((mode & S_IFMT) !== S_IFDIR) return;

@@ -1,5 +1,7 @@
 import { BadDataError } from '../../common/errors.js';
 import { KObject, containerOf } from '../kernel/object.js';
+import { pathIdentity } from './file-identity.js';
+import { inodeLinks } from './inode-times.js';
 import { PageInfo } from './pages.js';
 import { SocketOptions, socketOptions } from './socket-options.js';
 
@@ -24,8 +26,10 @@ export interface UnixSocket {
   /** What CRIU calls backlog: max_ack_backlog when listening, else bytes sent and not yet freed (unix_outq_len). */
   backlog: number;
   shutdown: number;
-  /** sun_path bytes (an abstract name starts with a NUL); empty when unbound. */
+  /** sun_path bytes as unix_diag gives them (an abstract name starts with a NUL; a path ends with one); empty when unbound. */
   name: Buffer;
+  /** A socket bound to a path: its file (unix_sk->path), what CRIU stats through the name. */
+  file?: { mntId: number; mode: number; uid: number; gid: number; deleted: boolean };
   /** The struct net of the socket's network namespace. */
   net: bigint;
   opts: SocketOptions;
@@ -135,9 +139,13 @@ export function unixSocket(file: KObject, pages: PageInfo): UnixSocket {
     const len = ua.member('len').num();
     // len counts sun_family (2 bytes) and the path; sizeof(struct sockaddr_un) is 110.
     if (len < 2 || len > 110) throw new BadDataError(`${ua.path}.len is ${len}`);
+    // UNIX_DIAG_NAME's bytes: unix_bind_bsd counts a path's terminating NUL in len (unix_mkname_bsd), whatever bind() was given.
     name = prog.read(ua.member('name').address + 2n, len - 2, `${ua.path}.name`);
-    // A path name is NUL-terminated inside len for bind() callers that count the NUL.
-    if (name[0] !== 0 && name.indexOf(0) >= 0) name = name.subarray(0, name.indexOf(0));
+  }
+  let bound: UnixSocket['file'];
+  if (name.length > 0 && name[0] !== 0 && usk.member('path.dentry').value() !== 0n) {
+    const id = pathIdentity(usk.member('path'));
+    bound = { mntId: id.mntId, mode: id.mode, uid: id.inode.member('i_uid.val').num(), gid: id.inode.member('i_gid.val').num(), deleted: inodeLinks(id.inode) === 0 };
   }
   const opts = socketOptions(sk, socket);
   const wmem = BigInt.asIntN(32, BigInt(sk.member('sk_wmem_alloc.refs.counter').num()));
@@ -153,6 +161,7 @@ export function unixSocket(file: KObject, pages: PageInfo): UnixSocket {
     backlog: listening ? sk.member('sk_max_ack_backlog').num() : Number(wmem > 0n ? wmem - 1n : 0n),
     shutdown: sk.member('sk_shutdown').num(),
     name,
+    ...(bound ? { file: bound } : {}),
     net: sk.member('__sk_common.skc_net.net').value(),
     opts,
     queue: listening ? [] : queue.packets,

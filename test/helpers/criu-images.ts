@@ -148,9 +148,10 @@ function withoutLegitimateDifferences(images: Map<string, Json[]>, dropPages: Ma
       // The container's root mount is never mounted by CRIU on restore (runc hands it the rootfs); its options are
       // overlayfs's own (lowerdir=..., module-private state), which ovmigrate does not rebuild.
       for (const m of e as Record<string, Json>[]) if (m.mountpoint === '/') m.options = '';
-      // A bind mount from outside (ext_key) of a file system CRIU does not know (fstype 0, e.g. 9p): restore binds its source
-      // and never reads the options CRIU copies from mountinfo, which ovmigrate does not rebuild for such file systems.
-      for (const m of e as Record<string, Json>[]) if (m.ext_key !== undefined && m.fstype === 0) m.options = '';
+      // A bind mount from outside (ext_key) of a file system CRIU does not know (fstype 0, e.g. 9p) or of overlayfs (17, its
+      // options as the root's): restore binds its source and never reads the options CRIU copies from mountinfo, which
+      // ovmigrate does not rebuild for such file systems.
+      for (const m of e as Record<string, Json>[]) if (m.ext_key !== undefined && (m.fstype === 0 || m.fstype === 17)) m.options = '';
     }
     // CRIU never sets a zombie's thread id (dump_zombies skips dump_task_threads, which fills it in): its pstree entry
     // holds what xrealloc left there, 0 in practice; ovmigrate writes the pid. Restore never reads it (read_pstree_item

@@ -9,7 +9,15 @@ type Sh = (guest: string, script: string, timeoutS?: number) => Promise<string>;
 /** Loopback ports of the servers suite (below the socket suite's 7401-7480). */
 export const PORTS = { redis: 7601, asyncio: 7602, node: 7603, nginx: 7604, postgres: 7605, nodeuring: 7606 } as const;
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+/** A fresh postgres cluster made on the host (initdb under TCG takes long), in `dir` on the share: both guests see the same files. */
+export function initPostgresCluster(dir: string): void {
+  fs.mkdirSync(dir, { mode: 0o700 });
+  execFileSync('chown', ['postgres:postgres', dir]);
+  execFileSync('setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', `${PG_BIN}/initdb`, '-D', dir, '-A', 'trust', '-U', 'postgres',
+    '--no-sync', '-E', 'UTF8', '--locale=C'], { stdio: 'ignore', cwd: '/' });
+}
 
 /**
  * A real server of the servers suite: its set-up on the host (configs on the
@@ -218,18 +226,12 @@ export const SERVERS: Server[] = [
   },
   {
     name: 'postgres',
-    // A fresh cluster made on the host (initdb under TCG takes long), on the share: guest B sees the same files.
-    setUp: (share) => {
-      const data = path.join(share, 'pg');
-      fs.mkdirSync(data, { mode: 0o700 });
-      execFileSync('chown', ['postgres:postgres', data]);
-      execFileSync('setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', `${PG_BIN}/initdb`, '-D', data, '-A', 'trust', '-U', 'postgres',
-        '--no-sync', '-E', 'UTF8', '--locale=C'], { stdio: 'ignore', cwd: '/' });
-    },
+    setUp: (share) => initPostgresCluster(path.join(share, 'pg')),
     // In an IPC namespace of its own, which the dump carries with its SysV segments: all its shared memory is SysV
     // (main and dynamic). POSIX DSM segments would be files of guest A's /dev/shm, which a runtime carries; and the
     // default anonymous main memory is an shm_mnt inode whose number may equal a segment's IPC id, which CRIU 3.17's
-    // pagemap-shmem names cannot tell apart (refused by name).
+    // pagemap-shmem names cannot tell apart (refused by name). The container suite runs postgres with both defaults, in
+    // a runc container whose /dev/shm and IPC namespace the container dump carries.
     command: (share) => `unshare --ipc setpriv --reuid=postgres --regid=postgres --clear-groups ${PG_BIN}/postgres -D ${share}/pg -p ${PORTS.postgres}` +
       ' -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c shared_buffers=1MB -c max_connections=8 -c fsync=off' +
       ' -c shared_memory_type=sysv -c dynamic_shared_memory_type=sysv',

@@ -4,11 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, requirePrograms } from '../helpers/cli.js';
 import { buildCheckpointArchive } from '../helpers/checkpoint-archive.js';
-import { Json, assertSameDump, decodeDir, isZombie } from '../helpers/criu-images.js';
+import { Json, KnownDifferences, assertSameDump, critDecode, decodeDir, isZombie } from '../helpers/criu-images.js';
 import { UpResult } from '../helpers/lab-guests.js';
 import { POOL_KERNELS, kernelTag, kernelTitle } from '../helpers/guest-pool.js';
 import { PoolSuite } from '../helpers/pool-suite.js';
+import { PG_BIN, initPostgresCluster, timersThatRan } from '../helpers/servers.js';
 import { BUSYBOX_IMAGE, buildBusyboxImage } from '../lab/busybox-image.js';
+import { HOST_USR_IMAGE, buildHostUsrImage } from '../lab/host-usr-image.js';
 
 const PROGRAMS = path.resolve(__dirname, '..', '..', '..', 'test', 'programs');
 
@@ -36,6 +38,34 @@ function sysvTicks(file: string): number[] {
   return [...text.matchAll(/^sysv ok (\d+)$/gm)].map((m) => Number(m[1]));
 }
 
+type Mountpoint = { mnt_id: number; mountpoint: string; fstype: number };
+type RegFile = { id: number; reg?: { name: string; mnt_id?: number } };
+const OVERLAYFS = 17;
+
+/**
+ * A file mapped from overlayfs is its layer's own file (ovl_mmap puts the real file in the VMA, on overlayfs's private
+ * clone of the layer's mount), so CRIU 3.17 looks for an overlayfs mount to name by the file's path from the namespace's
+ * root (criu/files-reg.c, lookup_overlayfs): the container's root, also for a file under another overlayfs mount bound
+ * in (the guest's /usr). ovmigrate names that mount. Restore opens the path from the namespace's root either way.
+ * Set aside for those files only: CRIU's names the root mount, ours an overlayfs mount the path is under.
+ */
+function overlayFilesNamedByRoot(criuDir: string): KnownDifferences {
+  const mountsFile = fs.readdirSync(criuDir).find((f) => /^mountpoints-\d+\.img$/.test(f))!;
+  const mounts = critDecode(path.join(criuDir, mountsFile)) as unknown as Mountpoint[];
+  const root = mounts.find((m) => m.mountpoint === '/' && m.fstype === OVERLAYFS);
+  return {
+    'files.img': (ours, criu) => {
+      const mine = new Map((ours as unknown as RegFile[]).map((f) => [f.id, f]));
+      for (const f of criu as unknown as RegFile[]) {
+        const o = mine.get(f.id)?.reg;
+        if (!root || !f.reg || !o || f.reg.mnt_id !== root.mnt_id || o.name !== f.reg.name) continue;
+        const under = mounts.find((m) => m.mnt_id === o.mnt_id);
+        if (under?.fstype === OVERLAYFS && under.mountpoint !== '/' && f.reg.name.startsWith(`${under.mountpoint}/`)) f.reg.mnt_id = o.mnt_id;
+      }
+    },
+  };
+}
+
 /**
  * Containers that containerd and runc made inside guest A, dumped from
  * guest A's RAM with `ovmigrate dump --container`, restored by stock runc
@@ -54,14 +84,16 @@ for (const kernel of POOL_KERNELS) {
     let share: string;
     let a: UpResult;
     let b: UpResult;
+    // The host's postgres user, which owns the cluster on the share.
+    const postgres = { name: 'postgres', uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) };
 
     const ctr = (guest: UpResult, args: string) => guestSh(guest.name, `ctr -n ${ns} ${args}`);
     const initPid = async (name: string) => Number((await ctr(a, 'task ls')).split('\n').find((l) => l.startsWith(`${name} `))!.split(/\s+/)[1]);
     const bundle = (name: string) => path.join(share, `bundle-${name}`);
 
     /** Runs a container in guest A; its bundle's config.json goes to the share. */
-    async function run(name: string, command: string, flags = ''): Promise<number> {
-      await ctr(a, `run -d ${flags} ${BUSYBOX_IMAGE} ${name} sh -c '${command}'`);
+    async function run(name: string, command: string, flags = '', image = BUSYBOX_IMAGE): Promise<number> {
+      await ctr(a, `run -d ${flags} ${image} ${name} sh -c '${command}'`);
       await guestSh(a.name, `sleep 1.5; mkdir -p ${bundle(name)}; cp ${TASKS}/${name}/config.json ${bundle(name)}/`);
       return initPid(name);
     }
@@ -73,13 +105,14 @@ for (const kernel of POOL_KERNELS) {
     }
 
     /** Field by field: ovmigrate's images against `runc checkpoint --leave-running` of the same frozen container. */
-    async function compareWithRunc(name: string): Promise<void> {
+    async function compareWithRunc(name: string, known: (theirs: string, elapsedS: number) => KnownDifferences = () => ({})): Promise<void> {
       const ours = path.join(share, `${name}-ours`);
       const theirs = path.join(share, `${name}-runc`);
+      const t0 = Date.now();
       await cliOk(['dump', '--vm', a.name, '--cgroup', `/${ns}/${name}`, '--container', '--bundle', bundle(name), '-D', ours, '--leave-running']);
       await guestSh(a.name, `mkdir ${theirs} && runc --root /run/containerd/runc/${ns} checkpoint --leave-running --image-path ${theirs} --work-path ${theirs} ${name}` +
         ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 180);
-      assertSameDump(ours, theirs);
+      assertSameDump(ours, theirs, known(theirs, (Date.now() - t0) / 1000));
     }
 
     /**
@@ -98,10 +131,11 @@ for (const kernel of POOL_KERNELS) {
     }
 
     before(async function () {
-      requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip', 'gcc']);
+      requirePrograms(this, ['qemu-system-x86_64', 'containerd', 'ctr', 'runc', 'criu', 'crit', 'tar', 'busybox', 'ip', 'gcc', `${PG_BIN}/postgres`]);
       share = suite.dir;
-      [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar'))]);
-      await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null`)));
+      [[a, b]] = await Promise.all([suite.guests(), buildBusyboxImage(path.join(share, 'busybox.tar')),
+        buildHostUsrImage(path.join(share, 'host-usr.tar'), [postgres])]);
+      await Promise.all([a, b].map((g) => ctr(g, `image import ${share}/busybox.tar >/dev/null && ctr -n ${ns} image import ${share}/host-usr.tar >/dev/null`)));
     });
     after(async () => {
       await Promise.all([a, b].filter(Boolean).map((g) => guestSh(g.name, 'ip netns del pod1 2>/dev/null; ip netns del ovmnet 2>/dev/null; true')));
@@ -162,6 +196,48 @@ for (const kernel of POOL_KERNELS) {
       const inode = (g: UpResult) => guestSh(g.name, 'stat -L -c %i /var/run/netns/pod1');
       const restored = Number((await guestSh(b.name, "runc state mounts | sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p'")).trim());
       assert.equal((await guestSh(b.name, `stat -L -c %i /proc/${restored}/ns/net`)).trim(), (await inode(b)).trim(), "in guest B's pod1");
+    });
+
+    // postgres's defaults: its main shared memory a MAP_SHARED|MAP_ANONYMOUS mapping (shared_memory_type=mmap) beside its
+    // SysV interlock segment, dynamic shared memory files in the container's /dev/shm (dynamic_shared_memory_type=posix), and
+    // its latches an epoll on a signalfd. Debian's programs come from the guest's /usr (the host's), bound read-only and not
+    // recursively (the guest's modules are a 9p mount under it); its socket is in a tmpfs, as Debian's /run/postgresql is.
+    it('postgres with its default shared memory (anonymous shared main memory, SysV interlock segment, POSIX dynamic shared memory in /dev/shm) and signalfd latches: same images as runc checkpoint, restored by runc in guest B, where it answers with its rows, takes new ones and runs a parallel query', async () => {
+      const psql = (sql: string) => `${PG_BIN}/psql -X -q -h /run/postgresql -U postgres -Atc "${sql}"`;
+      let execs = 0;
+      const inA = (cmd: string) => ctr(a, `task exec --exec-id pg${++execs} pg ${cmd}`);
+      const inB = (cmd: string) => guestSh(b.name, `runc exec pg ${cmd}`);
+      // Every cost of a parallel plan zeroed, so that a scan of a small table gets workers, each attaching the query's DSM segment.
+      const parallel = 'set max_parallel_workers_per_gather = 2; set parallel_setup_cost = 0; set parallel_tuple_cost = 0; set min_parallel_table_scan_size = 0;' +
+        ' explain (analyze, costs off, timing off, summary off) select count(*) from t';
+      const launched = (plan: string) => Number(/Workers Launched: (\d+)/.exec(plan)?.[1] ?? 0);
+      initPostgresCluster(path.join(share, 'pgdata'));
+      await run('pg', `exec setpriv --reuid=${postgres.uid} --regid=${postgres.gid} --clear-groups ${PG_BIN}/postgres -D /pgdata` +
+        ' -c listen_addresses= -c unix_socket_directories=/run/postgresql -c fsync=off -c shared_buffers=16MB -c max_connections=10',
+        `--mount type=tmpfs,destination=/run/postgresql,options=size=1m:mode=1777 --mount type=bind,src=/usr,dst=/usr,options=bind:ro --mount type=bind,src=${share}/pgdata,dst=/pgdata,options=rbind:rw`, HOST_USR_IMAGE);
+      await guestSh(a.name, `for i in $(seq 120); do ctr -n ${ns} task exec --exec-id ready$i pg ${psql('select 1')} >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1`, 300);
+      await inA(psql("create table t (v text); insert into t values ('from guest A')"));
+      assert.ok(launched(await inA(psql(parallel))) > 0, 'a parallel query in guest A');
+      const shm = (await inA('ls /dev/shm')).trim().split('\n');
+      assert.ok(shm.some((f) => /^PostgreSQL\.\d+$/.test(f)), `its DSM control segment is a file of the container's /dev/shm: ${shm}`);
+      await freezeAndShare('pg');
+      await compareWithRunc('pg', (theirs, elapsed) => ({ ...timersThatRan(theirs, elapsed), ...overlayFilesNamedByRoot(theirs) }));
+      const ours = decodeDir(path.join(share, 'pg-ours'));
+      const memfds = (ours.get('memfd.img') ?? []) as { name: string }[];
+      assert.ok(memfds.some((m) => m.name === '/dev/zero'), `the main shared memory, anonymous (as CRIU names it, a memfd "/dev/zero"): ${JSON.stringify(memfds)}`);
+      const ipcShm = [...ours.entries()].find(([f]) => f.startsWith('ipcns-shm-'))?.[1] ?? [];
+      assert.equal(ipcShm.length, 1, 'the SysV interlock segment, in the container\'s IPC namespace');
+      const files = ours.get('files.img') as { sgfd?: Json; reg?: { name: string } }[];
+      assert.ok(files.some((f) => f.sgfd), 'a signalfd');
+      assert.ok(files.some((f) => /^\/dev\/shm\/PostgreSQL\.\d+$/.test(f.reg?.name ?? '')), 'the DSM control segment, mapped from /dev/shm');
+      const tarballs = fs.readdirSync(path.join(share, 'pg-ours')).filter((f) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(f));
+      const listed = tarballs.flatMap((f) => execFileSync('tar', ['-tzf', path.join(share, 'pg-ours', f)], { encoding: 'utf8' }).split('\n'));
+      assert.ok(shm.filter((f) => f.startsWith('PostgreSQL.')).every((f) => listed.some((l) => l.replace(/^\.\//, '') === f)), `/dev/shm's contents in a tmpfs image: ${listed}`);
+      await moveWithRunc('pg');
+      assert.equal((await inB(psql('select v from t order by 1'))).trim(), 'from guest A', 'the row stored before the checkpoint');
+      assert.equal((await inB(psql("insert into t values ('in guest B'); select v from t order by 1"))).trim(), 'from guest A\nin guest B', 'and a new one');
+      assert.ok(launched(await inB(psql(parallel))) > 0, 'a parallel query in guest B: new DSM segments, registered in the restored control segment');
+      assert.ok((await inB('ls /dev/shm')).includes(shm.find((f) => f.startsWith('PostgreSQL.'))!), 'the control segment\'s file, back in /dev/shm');
     });
 
     it('through containerd in guest B: ctr containers restore of a checkpoint image carrying these images', async () => {

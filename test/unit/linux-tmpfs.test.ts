@@ -5,7 +5,7 @@ import { FakeKernel } from './helpers/fake-program.js';
 import { FakeTmpfs, fileContents } from './helpers/fake-tmpfs.js';
 
 describe('tmpfs contents on a fake kernel', () => {
-  it('archives files, links, directories and devices', () => {
+  it('archives files, links, directories and devices; leaves sockets out, as tar does', () => {
     const t = new FakeTmpfs(new FakeKernel());
     const fileInode = t.file('hello');
     const sub = t.dentry('sub', t.inode(0o040700));
@@ -17,6 +17,7 @@ describe('tmpfs contents on a fake kernel', () => {
       t.dentry('gone', t.inode(0o100644), { 'd_hash.pprev': 0 }),
       t.dentry('negative', 0n),
       t.dentry('b.txt', fileInode),
+      t.dentry('.s.PGSQL.5432', t.inode(0o140777)),
     ]);
     const entries = t.entries().map(({ uid, gid, mtime, file, ...e }) => {
       assert.deepEqual([uid, gid, mtime], [1000, 1000, 1_700_000_000]);
@@ -69,9 +70,9 @@ describe('tmpfs contents on a fake kernel', () => {
       }
     });
 
-    it('a socket, and a file page swapped out', () => {
+    it('an inode of no file type, and a file page swapped out', () => {
       const t = new FakeTmpfs(new FakeKernel());
-      t.children(t.root, [t.dentry('sock', t.inode(0o140755))]);
+      t.children(t.root, [t.dentry('odd', t.inode(0o170755))]);
       assertOvmError(() => t.entries(), UnsupportedError);
       const u = new FakeTmpfs(new FakeKernel());
       u.children(u.root, [u.dentry('f', u.inode(0o100644, { i_size: 10, i_mapping: u.k.new('address_space', { 'i_pages.xa_head': 0x1234n << 1n | 1n }) }))]);

@@ -90,6 +90,19 @@ describe('unix sockets on a fake kernel', () => {
       [212992, 0n, 2n, 500000n, true, false]);
   });
 
+  it('a socket bound to a path: the name with the NUL bind counts, and the file at the path (mount, mode, owner, removed or not)', () => {
+    const k = kernel();
+    const inode = k.new('inode', { i_mode: 0o140777, 'i_uid.val': 101, 'i_gid.val': 104, __i_nlink: 1, i_sb: k.new('super_block', { s_dev: 5 }) });
+    const mount = k.new('mount', { mnt_id: 71 });
+    const s = new FakeUnixSocket(k, { 'path.dentry': k.new('dentry', { d_inode: inode }), 'path.mnt': k.addr('mount', mount, 'mnt') }, '/run/db.sock\0');
+    const u = s.read();
+    assert.deepEqual(u.name, Buffer.from('/run/db.sock\0'));
+    assert.deepEqual(u.file, { mntId: 71, mode: 0o140777, uid: 101, gid: 104, deleted: false });
+    k.write(inode, 'inode', { __i_nlink: 0 });
+    assert.equal(s.read().file?.deleted, true);
+    assert.equal(new FakeUnixSocket(k, {}, '\0abstract').read().file, undefined, 'an abstract name has no file');
+  });
+
   it('keeps datagrams apart, and counts pending connections of a listener', () => {
     const k = kernel();
     const d = new FakeUnixSocket(k, { 'sk.sk_type': SOCK_DGRAM });

@@ -25,8 +25,15 @@ export const unixSocketFd: FdDumper = {
       opts: sk.opts,
       name: sk.name,
       ...(sk.shutdown ? { shutdown: sk.shutdown } : {}),
+      // A path's file as CRIU stats it (unix_resolve_name); its mount only when the mount namespace is dumped, which
+      // restore enters to bind the name again.
+      ...(sk.file ? { file_perms: { mode: sk.file.mode, uid: sk.file.uid, gid: sk.file.gid } } : {}),
       ns_id: files.netNsId(sk.net),
+      ...(sk.file && files.mntIds ? { mnt_id: sk.file.mntId } : {}),
     };
+    if (sk.name.length > 0 && sk.name[0] !== 0 && sk.name[0] !== 0x2f) problems.push(fdProblem(fd, 'unix socket bound to a relative path'));
+    else if (sk.name.length > 0 && sk.name[0] !== 0 && !sk.file) problems.push(fdProblem(fd, 'unix socket bound to a path without its file'));
+    if (sk.file?.deleted) problems.push(fdProblem(fd, 'unix socket bound to a path that was removed since'));
     files.unix.set(sk.ino, { id, sk, task: fd.task, fd: fd.fd });
     files.entries.push({ type: 'UNIXSK', id, usk });
     for (const packet of sk.queue) files.skQueues.push({ entry: { id_for: id, length: packet.length }, data: packet });

@@ -69,7 +69,7 @@ export const KERNEL_STRUCTS: StructDecls = {
   inode: [
     ['i_mode', 'u16'], ['i_uid', 'kuid_t'], ['i_gid', 'kgid_t'], ['i_sb', '*super_block'], ['i_mapping', '*address_space'],
     ['i_ino', 'u64'], ['i_rdev', 'u32'], ['i_size', 's64'], ['i_mtime', 'timespec64'], ['i_link', '*char'],
-    ['i_pipe', '*pipe_inode_info'],
+    ['i_pipe', '*pipe_inode_info'], ['__i_nlink', 'u32'],
   ],
   super_block: [['s_dev', 'u32'], ['s_flags', 'u64'], ['s_type', '*file_system_type'], ['s_root', '*dentry'], ['s_fs_info', 'ptr']],
   shmem_inode_info: [['lock', 'u32'], ['seals', 'u32'], ['flags', 'u64'], ['vfs_inode', 'inode']],
@@ -103,7 +103,7 @@ export const KERNEL_STRUCTS: StructDecls = {
     ['sk_sndtimeo', 's64'], ['sk_rcvtimeo', 's64'], ['sk_socket', '*socket'],
   ],
   unix_address: [['refcnt', 'u32'], ['len', 's32'], ['name', 'u8[0]']],
-  unix_sock: [['sk', 'sock'], ['addr', '*unix_address'], ['peer', '*sock']],
+  unix_sock: [['sk', 'sock'], ['addr', '*unix_address'], ['path', 'path'], ['peer', '*sock']],
   sk_buff: [['next', '*sk_buff'], ['prev', '*sk_buff'], ['cb', 'char[48]'], ['len', 'u32'], ['data_len', 'u32'], ['end', 'u32'], ['head', 'ptr'], ['data', 'ptr']],
   unix_skb_parms: [['pid', 'ptr'], ['uid', 'kuid_t'], ['gid', 'kgid_t'], ['fp', 'ptr'], ['consumed', 'u32']],
   bio_vec: [['bv_page', '*page'], ['bv_len', 'u32'], ['bv_offset', 'u32']],
