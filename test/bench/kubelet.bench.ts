@@ -32,10 +32,11 @@ import { CPU_PROFILE_ENV } from '../../common/cpu-profile.js';
 import { log } from '../../common/log.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
 import { componentBinary } from '../lab/components/index.js';
-import { GUEST_CONTAINERD_SOCKET, GUEST_CRI_LOG, GUEST_CRI_PID } from '../lab/cri-node.js';
 import { guestScript } from '../lab/containerd.js';
 import { KUBELET_CHECKPOINT_DIR, STATIC_POD_DIR, checkpointUrl, nodeDirs, nodeLogs, type StaticPod } from '../lab/kubernetes/index.js';
 import { down, up } from '../lab/lab.js';
+// After the node's modules: cri-node.js first would see kubernetes/node.js read its constants half-loaded (a cycle through containerd.js).
+import { GUEST_CONTAINERD_SOCKET, GUEST_CRI_LOG, GUEST_CRI_PID } from '../lab/cri-node.js';
 import { DEFAULT_SOCKET } from '../../shim/channel/paths.js';
 import { taskBundle } from '../../shim/cri/shim-task.js';
 import { median } from './median.js';
@@ -222,11 +223,12 @@ const perProgram = (tag: string) => `awk -v self=$$ -v tag=${tag} '
  * "<ns> <ticks> <bytes> <archive>" and its "cpu" lines.
  */
 function checkpointScript(url: string, idleS: number, gaps: string, profiles?: { dir: string; tag: string }): string {
+  const tag = profiles?.tag ?? '';
   return `set -e
     busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
     ${SNAPSHOT}
     ${profileSignal(profiles?.dir)}
-    profile ${profiles?.tag}-before
+    profile ${tag}-before
     snap 0
     c0=$(busy); t0=$(date +%s%N)
     sleep ${idleS.toFixed(2)}
@@ -234,7 +236,7 @@ function checkpointScript(url: string, idleS: number, gaps: string, profiles?: {
     snap 1
     echo idle $((t1 - t0)) $((c1 - c0))
     ${perProgram('icpu')}
-    profile ${profiles?.tag}-idle
+    profile ${tag}-idle
     # The hog's gaps from here on only (its rootfs as the node sees it).
     : > ${gaps}
     snap 0
@@ -242,7 +244,7 @@ function checkpointScript(url: string, idleS: number, gaps: string, profiles?: {
     out=$(curl -sk -X POST '${url}')
     t1=$(date +%s%N); c1=$(busy)
     snap 1
-    profile ${profiles?.tag}-checkpoint
+    profile ${tag}-checkpoint
     loc=$(echo "$out" | sed -n 's/.*"items":\\["\\([^"]*\\)".*/\\1/p')
     [ -n "$loc" ] && [ -s "$loc" ] || { echo "no archive: $out" >&2; exit 1; }
     size=$(stat -c %s "$loc")
