@@ -7,6 +7,7 @@ import { abortedError } from '../../common/ttrpc/index.js';
 import { ArchiveParts, checkLocation, configDump, criContainerName, linkExclusive, writeArchive, writeExclusive } from './checkpoint-archive.js';
 import { ContainerState, criType, decodeCri, encodeCri, goJson } from './cri-messages.js';
 import { prepareCodecs } from '../../common/proto.js';
+import { envelopeTypes } from '../../common/ttrpc/messages.js';
 import { methodPath } from './methods.js';
 import type { InterceptContext, UnaryIntercept } from './proxy.js';
 import { STAGED_IMAGES, stageMetadata } from './host-archive.js';
@@ -89,7 +90,7 @@ async function podMetadata(upstream: Upstream, sandboxId: string, ctx: Intercept
 export function warmCheckpointCodecs(): void {
   for (const name of ['CheckpointContainerRequest', 'CheckpointContainerResponse', 'ContainerStatusRequest', 'ContainerStatusResponse',
     'PodSandboxStatusRequest', 'PodSandboxStatusResponse']) prepareCodecs(criType(name));
-  for (const t of SHIM_TASK_TYPES) prepareCodecs(t);
+  for (const t of [...SHIM_TASK_TYPES, ...envelopeTypes()]) prepareCodecs(t);
 }
 
 /**

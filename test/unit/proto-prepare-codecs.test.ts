@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { prepareCodecs } from '../../common/proto.js';
+import { envelopeTypes } from '../../common/ttrpc/messages.js';
 import { criType } from '../../shim/cri/cri-messages.js';
 import { SHIM_TASK_TYPES } from '../../shim/cri/shim-task.js';
 
@@ -20,8 +21,9 @@ describe('protobuf codecs generated ahead of their first use', () => {
     assert.deepEqual(top.toObject(top.decode(bytes)), { status: { id: 'c1', metadata: { name: 'n', attempt: 2 } } });
   });
 
-  it("the shim task calls' types of the checkpoint path", () => {
-    for (const t of SHIM_TASK_TYPES) prepareCodecs(t);
-    for (const t of SHIM_TASK_TYPES) assert.ok(!LAZY.has(t.decode.name), t.fullName);
+  it("the shim task calls' types of the checkpoint path and ttrpc's envelope", () => {
+    const types = [...SHIM_TASK_TYPES, ...envelopeTypes()];
+    for (const t of types) prepareCodecs(t);
+    for (const t of types) assert.ok(!LAZY.has(t.decode.name), t.fullName);
   });
 });
