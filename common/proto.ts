@@ -54,3 +54,19 @@ export function loadProtos(folder: string): protobuf.Root {
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
+
+/**
+ * Has protobufjs generate now the codecs (encode, decode, fromObject,
+ * toObject, verify) of a message type and of every message type it holds:
+ * it generates each type's on that type's first use, nested ones included,
+ * which under TCG is guest CPU a first call pays (one seen-set: types may
+ * hold themselves).
+ */
+export function prepareCodecs(type: protobuf.Type, seen = new Set<protobuf.Type>()): void {
+  if (seen.has(type)) return;
+  seen.add(type);
+  type.setup();
+  for (const field of type.fieldsArray) {
+    if (field.resolvedType instanceof protobuf.Type) prepareCodecs(field.resolvedType, seen);
+  }
+}

@@ -25,6 +25,11 @@ function type(name: string): protobuf.Type {
   return loadProtos('ttrpc').lookupType(name);
 }
 
+/** ttrpc's envelope types (for prepareCodecs ahead of a first call). */
+export function envelopeTypes(): protobuf.Type[] {
+  return [type('ttrpc.Request'), type('ttrpc.Response')];
+}
+
 function encode(typeName: string, fields: Record<string, unknown>): Buffer {
   const t = type(typeName);
   return bytesAsBuffer(t.encode(t.fromObject(fields)).finish());

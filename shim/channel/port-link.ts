@@ -32,6 +32,13 @@ const ZEROS = Buffer.alloc(32 * 1024);
 
 export interface PortLinkOptions {
   probeTimeoutMs?: number;
+  /**
+   * Calls `wake` once, when the port is readable (data, or the host gone);
+   * false when it cannot (PortWaiter.whenReadable). While the host is up and
+   * nothing is left to write, the link then sleeps until woken instead of
+   * polling. Without it, or once it answers false, the link polls.
+   */
+  whenReadable?: (wake: () => void) => boolean;
 }
 
 /**
@@ -54,7 +61,8 @@ type State =
 /**
  * Drives a Relay from a virtio-serial port, opened non-blocking. A port is
  * not a socket: it has no connect or hangup event, and libuv cannot poll it,
- * so it is polled here (see PortIO for what reads and writes answer). The
+ * so it is polled here (see PortIO for what reads and writes answer), or,
+ * while the host is up, waited on by a helper (port-waiter.ts). The
  * host only ever gets well-formed ttrpc requests from a starting relay; a
  * reset (bytes no ttrpc server takes) is sent only to a connection that is
  * out of step already, so nothing of the host's that works is broken by it.
@@ -74,9 +82,14 @@ export class PortLink {
   private heard = false;
   private failed?: (err: Error) => void;
   private readonly probeTimeoutMs: number;
+  private readonly whenReadable?: (wake: () => void) => boolean;
+  /** Whether the last poll left the link asleep until the port is readable (no timer). */
+  private asleep = false;
+  private readonly wake = () => this.poll();
 
   constructor(private readonly port: PortIO, private readonly relay: Relay, opts: PortLinkOptions = {}) {
     this.probeTimeoutMs = opts.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+    this.whenReadable = opts.whenReadable;
   }
 
   /** Relays until the port fails. */
@@ -101,7 +114,10 @@ export class PortLink {
   }
 
   private poll(): void {
+    // Woken while a timer was set (a write that did not go whole), or the other way round: one poll does for both.
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.asleep = false;
     if (this.stopped) return;
     try {
       this.readAll();
@@ -113,6 +129,11 @@ export class PortLink {
     const quiet = this.state.kind === 'up' && !this.heard && this.out.length === 0;
     this.busyPollMs = waiting && quiet ? Math.min(this.busyPollMs * 2, MAX_BUSY_POLL_MS) : BUSY_POLL_MS;
     this.heard = false;
+    // The host there and nothing to write: only the host's bytes, or its leaving, can move the link on.
+    if (this.state.kind === 'up' && this.out.length === 0 && this.whenReadable?.(this.wake)) {
+      this.asleep = true;
+      return;
+    }
     this.schedule(waiting ? this.busyPollMs : this.state.kind === 'up' ? UP_IDLE_POLL_MS : IDLE_POLL_MS);
   }
 
@@ -203,6 +224,8 @@ export class PortLink {
     this.relay.hostUp((frame) => {
       this.out.push(frame);
       this.flush();
+      // Asleep, the answer (or the host's leaving) wakes the link; a write that did not go whole needs polls.
+      if (this.asleep && this.out.length === 0) return;
       this.busyPollMs = BUSY_POLL_MS;
       this.schedule(BUSY_POLL_MS);
     }, s.decoder);

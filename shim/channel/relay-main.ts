@@ -15,13 +15,14 @@ import { profileOnSignal } from '../../common/cpu-profile.js';
 import { log } from '../../common/log.js';
 import { DEFAULT_SOCKET, relayStreamIds } from './paths.js';
 import { PortLink } from './port-link.js';
+import { PortWaiter } from './port-waiter.js';
 import { Relay } from './relay.js';
 import { fdPort, findVirtioPort, openVirtioPort } from './virtio-port.js';
 
 async function main(argv: string[]): Promise<void> {
   const i = argv.indexOf('--socket');
   const socket = i >= 0 && argv[i + 1] ? path.resolve(argv[i + 1]) : DEFAULT_SOCKET;
-  const fd = openVirtioPort(findVirtioPort(BACKEND_PORT));
+  const fd = await openPort(findVirtioPort(BACKEND_PORT));
   if (fd === undefined) {
     log.info(`relay: ${BACKEND_PORT} is open in another process (a relay already runs); exiting`);
     return;
@@ -44,16 +45,30 @@ async function main(argv: string[]): Promise<void> {
   // Only root's shims may reach the host.
   fs.chmodSync(socket, 0o600);
   fs.writeFileSync(path.join(path.dirname(socket), 'relay.pid'), `${process.pid}\n`);
+  const waiter = new PortWaiter(fd);
   const quit = (signal: string): void => {
     log.info(`relay: ${signal}: exiting`);
     server.close();
+    waiter.stop();
     process.exit(0);
   };
   process.on('SIGTERM', () => quit('SIGTERM'));
   process.on('SIGINT', () => quit('SIGINT'));
   profileOnSignal('relay');
   log.info(`relay: forwarding ${socket} to ${BACKEND_PORT} (pid ${process.pid})`);
-  await new PortLink(fdPort(fd), relay).run();
+  await new PortLink(fdPort(fd), relay, { whenReadable: (wake) => waiter.whenReadable(wake) }).run();
+}
+
+/** How long a busy port is asked again: a relay that just ended holds it until its readiness helper has ended too. */
+const BUSY_PORT_WAIT_MS = 2000;
+
+async function openPort(device: string): Promise<number | undefined> {
+  const until = Date.now() + BUSY_PORT_WAIT_MS;
+  for (;;) {
+    const fd = openVirtioPort(device);
+    if (fd !== undefined || Date.now() >= until) return fd;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /**

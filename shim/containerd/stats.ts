@@ -31,7 +31,14 @@ function counter(value: string | undefined): bigint {
 
 /** A container's cgroup metrics (cgroup: its cgroup path), as containerd's cgroups library reports them for the host's cgroup version. */
 export function containerStats(cgroup: string): AnyMessage {
-  return fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers')) ? statsV2(cgroup) : statsV1(cgroup);
+  return unifiedHierarchy() ? statsV2(cgroup) : statsV1(cgroup);
+}
+
+let unified: boolean | undefined;
+
+/** Whether the guest mounts cgroup v2 at the root: known once, containerd's Stats ask every few seconds. */
+function unifiedHierarchy(): boolean {
+  return (unified ??= fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers')));
 }
 
 /** io.containerd.cgroups.v2.Metrics from a cgroup v2 directory. */
@@ -53,8 +60,9 @@ function statsV2(cgroup: string): AnyMessage {
     'pgdeactivate', 'pglazyfree', 'pglazyfreed', 'thp_fault_alloc', 'thp_collapse_alloc']) {
     memory[key] = counter(mem.get(key));
   }
+  const pidsMax = read(dir, 'pids.max');
   return packMessage('io.containerd.cgroups.v2.Metrics', {
-    pids: { current: counter(read(dir, 'pids.current')), limit: read(dir, 'pids.max') === 'max' ? 0n : counter(read(dir, 'pids.max')) },
+    pids: { current: counter(read(dir, 'pids.current')), limit: pidsMax === 'max' ? 0n : counter(pidsMax) },
     cpu: {
       usage_usec: counter(cpu.get('usage_usec')), user_usec: counter(cpu.get('user_usec')), system_usec: counter(cpu.get('system_usec')),
       nr_periods: counter(cpu.get('nr_periods')), nr_throttled: counter(cpu.get('nr_throttled')), throttled_usec: counter(cpu.get('throttled_usec')),
@@ -79,8 +87,9 @@ function statsV1(cgroup: string): AnyMessage {
     limit: counter(read(dir('memory'), `${prefix}.limit_in_bytes`)), usage: counter(read(dir('memory'), `${prefix}.usage_in_bytes`)),
     max: counter(read(dir('memory'), `${prefix}.max_usage_in_bytes`)), failcnt: counter(read(dir('memory'), `${prefix}.failcnt`)),
   });
+  const pidsMax = read(dir('pids'), 'pids.max');
   return packMessage('io.containerd.cgroups.v1.Metrics', {
-    pids: { current: counter(read(dir('pids'), 'pids.current')), limit: read(dir('pids'), 'pids.max') === 'max' ? 0n : counter(read(dir('pids'), 'pids.max')) },
+    pids: { current: counter(read(dir('pids'), 'pids.current')), limit: pidsMax === 'max' ? 0n : counter(pidsMax) },
     cpu: { usage: { total: counter(read(dir('cpuacct'), 'cpuacct.usage')), user: ticks(cpuacct.get('user')), kernel: ticks(cpuacct.get('system')) } },
     memory: {
       cache: counter(mem.get('cache')), rss: counter(mem.get('rss')), mapped_file: counter(mem.get('mapped_file')),

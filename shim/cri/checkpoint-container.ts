@@ -5,14 +5,16 @@ import { BadDataError, FailedPreconditionError, errorMessage } from '../../commo
 import { log, logSafe } from '../../common/log.js';
 import { abortedError } from '../../common/ttrpc/index.js';
 import { ArchiveParts, checkLocation, configDump, criContainerName, linkExclusive, writeArchive, writeExclusive } from './checkpoint-archive.js';
-import { ContainerState, decodeCri, encodeCri, goJson } from './cri-messages.js';
+import { ContainerState, criType, decodeCri, encodeCri, goJson } from './cri-messages.js';
+import { prepareCodecs } from '../../common/proto.js';
+import { envelopeTypes } from '../../common/ttrpc/messages.js';
 import { methodPath } from './methods.js';
 import type { InterceptContext, UnaryIntercept } from './proxy.js';
 import { STAGED_IMAGES, stageMetadata } from './host-archive.js';
 import { type CheckpointNote, PauseGuard } from './pause-guard.js';
 import { getField } from './wire-fields.js';
 import { overlayUpperDir, writeRootfsDiff } from './rootfs-diff.js';
-import { CONTAINERD_STATE, ShimTask, taskBundle } from './shim-task.js';
+import { CONTAINERD_STATE, SHIM_TASK_TYPES, ShimTask, taskBundle } from './shim-task.js';
 import { TarWriter } from '../../common/tar/index.js';
 import type { Upstream } from './upstream.js';
 
@@ -80,18 +82,15 @@ async function podMetadata(upstream: Upstream, sandboxId: string, ctx: Intercept
 
 /**
  * Loads the CRI protos and has protobufjs generate the codecs of every
- * message the checkpoint path reads or writes, ahead of the first checkpoint:
- * under TCG, loading and generating them cost a container's first checkpoint
- * seconds of guest CPU in ovmigrate-cri, and most containers are checkpointed
- * once.
+ * message the checkpoint path reads or writes, nested ones included, and
+ * those of its calls to the shim, ahead of the first checkpoint: under TCG,
+ * loading and generating them cost a container's first checkpoint seconds
+ * of guest CPU in ovmigrate-cri, and most containers are checkpointed once.
  */
 export function warmCheckpointCodecs(): void {
-  const empty = Buffer.alloc(0);
-  for (const name of ['CheckpointContainerRequest', 'ContainerStatusResponse', 'PodSandboxStatusResponse']) decodeCri(name, empty);
-  encodeCri('ContainerStatusRequest', { container_id: '', verbose: true });
-  encodeCri('PodSandboxStatusRequest', { pod_sandbox_id: '' });
-  encodeCri('CheckpointContainerResponse', {});
-  goJson('ContainerStatus', empty);
+  for (const name of ['CheckpointContainerRequest', 'CheckpointContainerResponse', 'ContainerStatusRequest', 'ContainerStatusResponse',
+    'PodSandboxStatusRequest', 'PodSandboxStatusResponse']) prepareCodecs(criType(name));
+  for (const t of [...SHIM_TASK_TYPES, ...envelopeTypes()]) prepareCodecs(t);
 }
 
 /**

@@ -25,6 +25,9 @@ const CHECKPOINT = method<{ id: string; path: string; options?: AnyMessage }, M.
 const STATE = method<M.StateRequest, M.StateResponse>('State', 'StateRequest', 'StateResponse');
 const CONNECT = method<M.ConnectRequest, M.ConnectResponse>('Connect', 'ConnectRequest', 'ConnectResponse');
 
+/** The message types of the calls above (for warmCheckpointCodecs). */
+export const SHIM_TASK_TYPES = [PAUSE, RESUME, CHECKPOINT, STATE, CONNECT].flatMap((m) => [m.requestType, m.responseType]);
+
 /**
  * The task service of one container's shim (ours), reached as containerd
  * reaches it: the ttrpc address its `start` wrote into the bundle.

@@ -18,18 +18,26 @@
  * `--size MiB` (default 256) and `--reps N` (default 3) change the run,
  * `--node NAME` the guest's name (default kbench); `--no-baseline` measures
  * our side only (no runc pod, no CRIU in the guest);
+ * `--profile DIR` has ovmigrate-cri, the shims and the relay profile
+ * themselves (OVMIGRATE_CPU_PROFILE) and writes their CPU profiles of each
+ * idle window and each checkpoint into DIR (Chrome's format); sampling and
+ * writing them cost guest CPU of their own: not for the numbers.
  * `--dry-run` prints the pods, the node's set-up and the calls, and boots nothing.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CPU_PROFILE_ENV } from '../../common/cpu-profile.js';
 import { log } from '../../common/log.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
 import { componentBinary } from '../lab/components/index.js';
 import { guestScript } from '../lab/containerd.js';
 import { KUBELET_CHECKPOINT_DIR, STATIC_POD_DIR, checkpointUrl, nodeDirs, nodeLogs, type StaticPod } from '../lab/kubernetes/index.js';
 import { down, up } from '../lab/lab.js';
+// After the node's modules: cri-node.js first would see kubernetes/node.js read its constants half-loaded (a cycle through containerd.js).
+import { GUEST_CONTAINERD_SOCKET, GUEST_CRI_LOG, GUEST_CRI_PID } from '../lab/cri-node.js';
+import { DEFAULT_SOCKET } from '../../shim/channel/paths.js';
 import { taskBundle } from '../../shim/cri/shim-task.js';
 import { median } from './median.js';
 
@@ -123,6 +131,50 @@ OVM_EOF
     tail -20 /run/containerd.log; exit 1`;
 }
 
+/**
+ * Restarts a program (by its pid file or its containerd command line) with
+ * OVMIGRATE_CPU_PROFILE=dir added to its own environment: containerd passes
+ * it on to the shims it starts, and a shim to the relay it starts (none runs
+ * yet: no pod has started when this runs).
+ */
+function profiledScript(dir: string): string {
+  return `set -e
+    mkdir -p ${dir}
+    again() {
+      pid=$1; log=$2
+      cmd=$(tr '\\0' ' ' < /proc/$pid/cmdline)
+      p=$(tr '\\0' '\\n' < /proc/$pid/environ | sed -n 's/^PATH=//p')
+      kill $pid
+      while [ -e /proc/$pid ]; do sleep 0.2; done
+      PATH=$p ${CPU_PROFILE_ENV}=${dir} setsid $cmd </dev/null >>$log 2>&1 &
+      echo $! > /run/bench-restarted
+    }
+    # A relay started earlier would not profile: the next shim starts another.
+    [ -f ${path.join(path.dirname(DEFAULT_SOCKET), 'relay.pid')} ] && kill $(cat ${path.join(path.dirname(DEFAULT_SOCKET), 'relay.pid')}) 2>/dev/null || true
+    again $(ps -eo pid=,args= | awk '$3 == "--config" && $4 == "/etc/containerd/config.toml" {print $1; exit}') /run/containerd.log
+    for i in $(seq 600); do crictl -r unix://${GUEST_CONTAINERD_SOCKET} version >/dev/null 2>&1 && crictl -r unix://${GUEST_CONTAINERD_SOCKET} info >/dev/null 2>&1 && break; sleep 0.5; done
+    again $(cat ${GUEST_CRI_PID}) ${GUEST_CRI_LOG}
+    cp /run/bench-restarted ${GUEST_CRI_PID}
+    for i in $(seq 600); do crictl version >/dev/null 2>&1 && crictl info >/dev/null 2>&1 && exit 0; sleep 0.5; done
+    tail -20 ${GUEST_CRI_LOG}; exit 1`;
+}
+
+/**
+ * A shell function `profile SUBDIR`: SIGUSR2 to the node programs profiling
+ * themselves into `dir`, each writing what it sampled since the last one
+ * (common/cpu-profile.ts); their files go to dir/SUBDIR. Without `dir`, a
+ * no-op (SIGUSR2 would end them).
+ */
+function profileSignal(dir: string | undefined): string {
+  if (!dir) return 'profile() { :; }';
+  return `profile() {
+      for p in $(ps -eo pid=,args= | awk '$2 ~ /(^|\\/)node$/ && $3 ~ /\\/dist\\/shim\\/(cri|containerd|channel)\\// {print $1}'); do kill -USR2 $p; done
+      # They write when their loops get to it.
+      sleep 3
+      mkdir -p ${dir}/$1 && for f in ${dir}/*.cpuprofile; do [ -e "$f" ] && mv "$f" ${dir}/$1/; done; true
+    }`;
+}
+
 /** Places a static pod and waits until its container runs and the hog has touched its memory; prints the container's id. */
 function startPodScript(files: string, pod: StaticPod, mib: number): string {
   const name = pod.containers[0].name;
@@ -170,10 +222,13 @@ const perProgram = (tag: string) => `awk -v self=$$ -v tag=${tag} '
  * is emptied between the two. The archive is removed afterwards. Prints "idle <ns> <ticks>" and its "icpu" lines, then
  * "<ns> <ticks> <bytes> <archive>" and its "cpu" lines.
  */
-function checkpointScript(url: string, idleS: number, gaps: string): string {
+function checkpointScript(url: string, idleS: number, gaps: string, profiles?: { dir: string; tag: string }): string {
+  const tag = profiles?.tag ?? '';
   return `set -e
     busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
     ${SNAPSHOT}
+    ${profileSignal(profiles?.dir)}
+    profile ${tag}-before
     snap 0
     c0=$(busy); t0=$(date +%s%N)
     sleep ${idleS.toFixed(2)}
@@ -181,6 +236,7 @@ function checkpointScript(url: string, idleS: number, gaps: string): string {
     snap 1
     echo idle $((t1 - t0)) $((c1 - c0))
     ${perProgram('icpu')}
+    profile ${tag}-idle
     # The hog's gaps from here on only (its rootfs as the node sees it).
     : > ${gaps}
     snap 0
@@ -188,6 +244,7 @@ function checkpointScript(url: string, idleS: number, gaps: string): string {
     out=$(curl -sk -X POST '${url}')
     t1=$(date +%s%N); c1=$(busy)
     snap 1
+    profile ${tag}-checkpoint
     loc=$(echo "$out" | sed -n 's/.*"items":\\["\\([^"]*\\)".*/\\1/p')
     [ -n "$loc" ] && [ -s "$loc" ] || { echo "no archive: $out" >&2; exit 1; }
     size=$(stat -c %s "$loc")
@@ -327,11 +384,14 @@ async function main(): Promise<void> {
   const reps = option('--reps', DEFAULT_REPS);
   const NODE = textOption('--node', 'kbench');
   const baseline = !process.argv.includes('--no-baseline');
+  const profileTo = process.argv.includes('--profile') ? path.resolve(textOption('--profile', '')) : undefined;
   const loadAtStart = load();
   const progress = (s: string) => log.info(`bench: ${s}`);
   const dirs = nodeDirs(NODE);
   const hog = path.join(dirs.files, 'hog');
   const onShare = path.join(dirs.images, 'kubelet-checkpoints');
+  // Where the guest's programs write their profiles: the share, seen by the host at the same path.
+  const profiles = profileTo ? path.join(dirs.images, 'cpu-profiles') : undefined;
   const subjects: Subject[] = [
     { label: 'runc + CRIU in the guest', pod: hogPod('hog-runc', hog, mib), runtimeType: 'io.containerd.runc.v2', samples: [] },
     { label: 'ovmigrate', pod: hogPod('hog-ovm', hog, mib), runtimeType: 'io.containerd.ovmigrate.v1', samples: [] },
@@ -345,9 +405,11 @@ async function main(): Promise<void> {
   if (dryRun) {
     for (const s of subjects) {
       console.log(`# ${s.label}: ${s.runtimeType}\n${(s.pod as StaticPod & { manifest: string }).manifest}`);
-      console.log(`# checkpoint: ${checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), FIRST_IDLE_S, path.join(taskBundle('ID'), 'rootfs', 'gaps'))}\n`);
+      console.log(`# checkpoint: ${checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), FIRST_IDLE_S, path.join(taskBundle('ID'), 'rootfs', 'gaps'),
+        profiles ? { dir: profiles, tag: `${s.pod.name}-1` } : undefined)}\n`);
     }
     console.log(`# the kubelet's checkpoints on the share:\n${shareCheckpoints}\n`);
+    if (profiles) console.log(`# profiling:\n${profiledScript(profiles)}\n`);
     console.log(`# ${ovm.pod.name} first, then containerd's default runtime to runc:\n${defaultRuntimeScript('runc', runc.runtimeType, componentBinary('containerd-shim-runc-v2'))}\n`);
     console.log(`# a pod: ${startPodScript(dirs.files, runc.pod, mib)}`);
     return;
@@ -360,6 +422,11 @@ async function main(): Promise<void> {
     execFileSync('gcc', ['-O1', '-static', '-o', hog, path.join(PROGRAMS, 'hog.c')]);
     for (const s of subjects) fs.writeFileSync(path.join(dirs.files, `${s.pod.name}.json`), (s.pod as StaticPod & { manifest: string }).manifest);
     await guestScript(NODE, shareCheckpoints, 60_000);
+    if (profiles) {
+      progress(`containerd and ovmigrate-cri again, profiling themselves (${CPU_PROFILE_ENV}=${profiles})`);
+      fs.rmSync(profiles, { recursive: true, force: true });
+      await guestScript(NODE, profiledScript(profiles), SLOW_MS);
+    }
     const ids = new Map<Subject, string>();
     progress(`${ovm.pod.name} on the default runtime (ours), touching ${mib} MiB`);
     ids.set(ovm, (await guestScript(NODE, startPodScript(dirs.files, ovm.pod, mib), SLOW_MS)).trim());
@@ -380,7 +447,8 @@ async function main(): Promise<void> {
         const previous = s.samples.at(-1)?.totalS;
         const idleS = previous === undefined ? FIRST_IDLE_S : Math.min(MAX_IDLE_S, Math.max(MIN_IDLE_S, previous));
         const gaps = path.join(taskBundle(id), 'rootfs', 'gaps');
-        const r = parseCheckpoint(await guestScript(NODE, checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), idleS, gaps), SLOW_MS));
+        const r = parseCheckpoint(await guestScript(NODE, checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), idleS, gaps,
+          profiles ? { dir: profiles, tag: `${s.pod.name}-${rep}` } : undefined), SLOW_MS));
         // The longest wake-up gap the hog logged while the checkpoint ran (it wakes every 20 ms; gaps over 100 ms are logged).
         const gap = Number((await guestScript(NODE, `crictl exec ${id} sh -c 'sort -n /gaps | tail -1'`, 120_000)).trim() || 0);
         const sample = sampleOf(r, gap / 1000);
@@ -390,6 +458,10 @@ async function main(): Promise<void> {
       }
     }
     report(measured, mib, reps, loadAtStart);
+    if (profiles && profileTo) {
+      fs.cpSync(profiles, profileTo, { recursive: true });
+      console.log(`  CPU profiles: ${profileTo} (<pod>-<rep>-idle and -checkpoint, one file per program)`);
+    }
   } catch (err) {
     process.stderr.write(await nodeLogs(NODE).catch(() => ''));
     throw err;

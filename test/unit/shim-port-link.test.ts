@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BACKEND_SERVICE, backendMethods } from '../../common/backend-api.js';
-import { FrameDecoder, MessageType, TtrpcClient, TtrpcServer, encodeFrame } from '../../common/ttrpc/index.js';
+import { FrameDecoder, MessageType, StatusCode, TtrpcClient, TtrpcError, TtrpcServer, encodeFrame } from '../../common/ttrpc/index.js';
 import { serveChannel } from '../../introspect/backend/channel.js';
 import { PortLink } from '../../shim/channel/port-link.js';
 import { Relay } from '../../shim/channel/relay.js';
@@ -22,6 +22,7 @@ import { quietLogs } from './helpers/quiet-logs.js';
 class FakeChannel implements PortIO {
   private conn?: net.Socket;
   private inbound: Buffer[] = [];
+  private waiting?: () => void;
   /** Everything the guest wrote, per host connection. */
   readonly written: Buffer[][] = [];
 
@@ -40,11 +41,28 @@ class FakeChannel implements PortIO {
     if (this.conn) return void s.destroy();
     this.conn = s;
     this.written.push([]);
-    s.on('data', (d: Buffer) => this.inbound.push(d));
+    s.on('data', (d: Buffer) => {
+      this.inbound.push(d);
+      this.wake();
+    });
     s.on('error', () => undefined);
     s.on('close', () => {
       if (this.conn === s) this.conn = undefined;
+      this.wake();
     });
+  }
+
+  /** As PortWaiter.whenReadable: `wake` once a read would not answer EAGAIN (bytes in, or no host). */
+  whenReadable(wake: () => void): boolean {
+    this.waiting = wake;
+    if (this.inbound.length || !this.conn) setImmediate(() => this.wake());
+    return true;
+  }
+
+  private wake(): void {
+    const wake = this.waiting;
+    this.waiting = undefined;
+    wake?.();
   }
 
   read(buf: Buffer): number | undefined {
@@ -63,6 +81,11 @@ class FakeChannel implements PortIO {
     this.written[this.written.length - 1].push(bytes);
     this.conn.write(bytes);
     return n;
+  }
+
+  /** The host's connection closed, as QEMU sees its chardev client leave. */
+  dropHost(): void {
+    this.conn?.destroy();
   }
 
   get hostConnected(): boolean {
@@ -108,8 +131,8 @@ describe('guest channel relay start-up: the host sees only frames it serves', fu
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function start(relay: Relay, probeTimeoutMs?: number): PortLink {
-    const link = new PortLink(channel, relay, { probeTimeoutMs });
+  function start(relay: Relay, probeTimeoutMs?: number, waiter = false): PortLink {
+    const link = new PortLink(channel, relay, { probeTimeoutMs, whenReadable: waiter ? (wake) => channel.whenReadable(wake) : undefined });
     links.push(link);
     link.run().catch((err: unknown) => assert.fail(`the link failed: ${String(err)}`));
     return link;
@@ -121,6 +144,16 @@ describe('guest channel relay start-up: the host sees only frames it serves', fu
     const client = new TtrpcClient(clientEnd);
     clients.push(client);
     return (await client.call(service, 'Echo', Buffer.from(text), { timeoutMs: 10_000 })).toString();
+  }
+
+  function countReads(): { reads: number } {
+    const count = { reads: 0 };
+    const read = channel.read.bind(channel);
+    channel.read = (buf: Buffer) => {
+      count.reads++;
+      return read(buf);
+    };
+    return count;
   }
 
   /** The frames the guest sent on each host connection (throws on bytes that do not frame as ttrpc). */
@@ -168,6 +201,39 @@ describe('guest channel relay start-up: the host sees only frames it serves', fu
     assert.equal(await echo(relay, 'next'), 'next');
     // Not at the next idle poll, a second away.
     assert.ok(Date.now() - t0 < 800, `answered ${Date.now() - t0} ms after the call`);
+  });
+
+  it('woken by a readiness waiter: no reads while idle, a handful over a call of a second, the answer at once', async function () {
+    this.timeout(10_000);
+    const relay = new Relay();
+    start(relay, undefined, true);
+    assert.equal(await echo(relay, 'warm'), 'warm');
+    const idle = countReads();
+    await sleep(1500);
+    assert.equal(idle.reads, 0, `${idle.reads} reads of the port in 1.5 s of nothing to do`);
+    const t0 = Date.now();
+    assert.equal(await echo(relay, 'next'), 'next');
+    assert.ok(Date.now() - t0 < 800, `answered ${Date.now() - t0} ms after the call`);
+    const busy = countReads();
+    assert.equal(await echo(relay, 'slow', 'test.Slow'), 'slow');
+    assert.ok(busy.reads <= 6, `${busy.reads} reads of the port during a call of 1 s`);
+    assert.deepEqual(framesSent().map((c) => c.length), [4], 'one host connection, the probe and three calls');
+  });
+
+  it('woken by a readiness waiter: the host leaving mid-call wakes the link, which fails the call UNAVAILABLE at once', async function () {
+    this.timeout(10_000);
+    const relay = new Relay();
+    start(relay, undefined, true);
+    assert.equal(await echo(relay, 'warm'), 'warm');
+    const call = echo(relay, 'slow', 'test.Slow').then(() => assert.fail('answered'), (err: unknown) => err);
+    await sleep(200);
+    const t0 = Date.now();
+    host.abort();
+    channel.dropHost();
+    const err = await call;
+    assert.ok(err instanceof TtrpcError, String(err));
+    assert.equal(err.status, StatusCode.UNAVAILABLE, String(err));
+    assert.ok(Date.now() - t0 < 500, `failed ${Date.now() - t0} ms after the host left`);
   });
 
   it('a relay started after another (its ids reserved) goes on on the same host connection with larger ids', async () => {
