@@ -290,16 +290,18 @@ for (const kernel of POOL_KERNELS) {
       // sets the window size and termios of its terminal first, as a shell would.
       const command = `stty rows 33 cols 77 -echo; i=0; while true; do i=$((i+1)); echo tick $i; echo $i >> /tmp/count; sleep 0.2; done`;
       fs.writeFileSync(path.join(share, 'run-tty.sh'), `exec ctr -n ${ns} run -t -d ${BUSYBOX_IMAGE} tty sh -c '${command}'\n`);
-      await guestSh(a.name, `script -qec "sh ${share}/run-tty.sh" /dev/null </dev/null >/dev/null; sleep 1.5; mkdir -p ${bundle('tty')}; cp ${TASKS}/tty/config.json ${bundle('tty')}/`);
+      // The first count comes after stty: a busy guest can take longer than any fixed wait to get there.
+      await guestSh(a.name, `script -qec "sh ${share}/run-tty.sh" /dev/null </dev/null >/dev/null; ` +
+        `for i in $(seq 600); do [ -s ${TASKS}/tty/rootfs/tmp/count ] && break; sleep 0.2; done; mkdir -p ${bundle('tty')}; cp ${TASKS}/tty/config.json ${bundle('tty')}/`);
       await freezeAndShare('tty');
       await compareWithRunc('tty');
       const ours = decodeDir(path.join(share, 'tty-ours'));
       const [info] = ours.get('tty-info.img') as { type: string; sid: number; pgrp: number; pty: { index: number }; winsize: Json; termios: { c_lflag: number } }[];
       assert.deepEqual([info.type, info.sid, info.pgrp, info.pty], ['PTY', 1, 1, { index: 0 }], 'pts/0, the terminal of the init\'s session and group');
-      assert.deepEqual(info.winsize, { ws_row: 33, ws_col: 77, ws_xpixel: 0, ws_ypixel: 0 });
+      assert.deepEqual(info.winsize, { ws_row: 33, ws_col: 77, ws_xpixel: 0, ws_ypixel: 0 }, 'the window size stty set');
       assert.equal(info.termios.c_lflag & 0o10, 0, 'ECHO off');
       const fds = (ours.get('fdinfo-2.img') ?? []) as { type: string; fd: number }[];
-      assert.deepEqual(fds.filter((f) => f.fd <= 2).map((f) => f.type), ['TTY', 'TTY', 'TTY']);
+      assert.deepEqual(fds.filter((f) => f.fd <= 2).map((f) => f.type), ['TTY', 'TTY', 'TTY'], 'stdio on the pty');
       assert.deepEqual(JSON.parse(fs.readFileSync(path.join(share, 'tty-ours', 'descriptors.json'), 'utf8')), ['/dev/null', '/dev/null', '/dev/null'],
         'as runc saw them when its init started, before the init took its pty (containerd\'s shim gives runc no stdio then)');
       const before = counts(`${bundle('tty')}/rootfs/tmp/count`).length;
