@@ -1,11 +1,11 @@
 import { BadDataError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
-import { SocketExtras, SocketOptions, kernelHz, socketExtras, socketOptions } from './socket-options.js';
+import { SOCK_STREAM, SocketExtras, SocketOptions, TCP_LISTEN, kernelHz, socketExtras, socketOptions } from './socket-options.js';
 import { sockIno } from './unix-sockets.js';
 
+export { SOCK_STREAM, TCP_LISTEN } from './socket-options.js';
 export const AF_INET = 2;
 export const AF_INET6 = 10;
-export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
@@ -17,7 +17,6 @@ export const TCP_FIN_WAIT2 = 5;
 export const TCP_CLOSE = 7;
 export const TCP_CLOSE_WAIT = 8;
 export const TCP_LAST_ACK = 9;
-export const TCP_LISTEN = 10;
 export const TCP_CLOSING = 11;
 const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
 /** include/net/sock.h: sk_shutdown bits, as CRIU's sk_shutdown enum numbers them. */

@@ -1,6 +1,10 @@
 import { BadDataError } from '../../common/errors.js';
 import { KObject } from '../kernel/object.js';
 
+/** include/linux/net.h: sock_type; shared by inet and unix sockets. */
+export const SOCK_STREAM = 1;
+/** include/net/tcp_states.h: TCP_LISTEN, the state of a listening unix socket too. */
+export const TCP_LISTEN = 10;
 /** include/linux/sched.h: a timeout of MAX_SCHEDULE_TIMEOUT (LONG_MAX) means none; getsockopt reports 0. */
 const MAX_SCHEDULE_TIMEOUT = (1n << 63n) - 1n;
 /** include/linux/net.h (6.1): bits of socket->flags. */

@@ -3,16 +3,14 @@ import { KObject, containerOf } from '../kernel/object.js';
 import { pathIdentity } from './file-identity.js';
 import { inodeLinks } from './inode-times.js';
 import { PageInfo } from './pages.js';
-import { SocketOptions, socketOptions } from './socket-options.js';
+import { SOCK_STREAM, SocketOptions, TCP_LISTEN, socketOptions } from './socket-options.js';
 
-export { SocketOptions } from './socket-options.js';
+export { SOCK_STREAM, SocketOptions, TCP_LISTEN } from './socket-options.js';
 
 /** A socket's receive queue walked at most this deep, and holding at most this much (net.core limits are far lower). */
 const MAX_SKBS = 1 << 16;
 const MAX_QUEUED = 64 << 20;
 const MAX_FRAGS = 17;
-export const SOCK_STREAM = 1;
-export const TCP_LISTEN = 10;
 
 export interface UnixSocket {
   sock: bigint;
