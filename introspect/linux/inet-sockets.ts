@@ -12,6 +12,7 @@ export const IPPROTO_UDP = 17;
 export const IPPROTO_UDPLITE = 136;
 /** include/net/tcp_states.h */
 export const TCP_ESTABLISHED = 1;
+export const TCP_SYN_SENT = 2;
 export const TCP_FIN_WAIT1 = 4;
 export const TCP_FIN_WAIT2 = 5;
 export const TCP_CLOSE = 7;

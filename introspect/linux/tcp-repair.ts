@@ -113,13 +113,13 @@ function streamBytes(tp: KObject, pages: PageInfo, skbs: Iterable<QueuedSkb>, st
 /**
  * A connected TCP socket's repair state from guest RAM (struct tcp_sock,
  * its receive queue, retransmit rb-tree and write queue), as CRIU reads it
- * through TCP_REPAIR: ESTABLISHED or half-closed, a FIN in either queue
+ * through TCP_REPAIR: ESTABLISHED, SYN_SENT or half-closed, a FIN in either queue
  * accounted as CRIU accounts it (tcp-half-closed.ts).
  */
 export function tcpRepairState(sk: KObject, pages: PageInfo, clocks: GuestClocks): TcpRepairState {
   const prog = sk.prog;
   const state = sk.member('__sk_common.skc_state').num();
-  if (!REPAIRED_STATES.has(state)) throw new UnsupportedError(`${sk.path}: only ESTABLISHED and half-closed connections are repaired, not state ${state}`);
+  if (!REPAIRED_STATES.has(state)) throw new UnsupportedError(`${sk.path}: only ESTABLISHED, SYN_SENT and half-closed connections are repaired, not state ${state}`);
   const tp = KObject.struct(prog, 'tcp_sock', sk.address);
   const rx = tp.member('rx_opt');
   if (tp.member('urg_data').num() & TCP_URG_VALID) throw new UnsupportedError(`${tp.path} has urgent data not yet read (MSG_OOB)`);

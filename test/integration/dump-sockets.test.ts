@@ -14,16 +14,17 @@ const PORT = 7401;
 const HTTP_PORT = 7480;
 /**
  * tcp-queues' connections: 127.0.0.1:TCPQ_PORT and [::1]:TCPQ_PORT+1; the half-closed h, k and l on 127.0.0.1:TCPQ_PORT+2..+4,
- * h6 and k6 (as h and k) on [::1]:TCPQ_PORT+5..+6.
+ * h6 and k6 (as h and k) on [::1]:TCPQ_PORT+5..+6; one in SYN_SENT to 127.0.0.1:TCPQ_PORT+7.
  */
 const TCPQ_PORT = 7420;
-const TCPQ_PORTS = [0, 1, 2, 3, 4, 5, 6].map((i) => TCPQ_PORT + i);
+const TCPQ_PORTS = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => TCPQ_PORT + i);
+const SYN_PORT = TCPQ_PORT + 7;
 /** include/net/tcp_states.h: each half-closed connection's client and server state (test/programs/tcp-queues.c). */
 const HALF = { h: { port: TCPQ_PORT + 2, c: 5, s: 8 }, k: { port: TCPQ_PORT + 3, c: 11, s: 4 }, l: { port: TCPQ_PORT + 4, c: 5, s: 9 },
   h6: { port: TCPQ_PORT + 5, c: 5, s: 8 }, k6: { port: TCPQ_PORT + 6, c: 11, s: 4 } };
-/** The DROP rules tcp-queues leaves in guest A to hold k, l and k6 where they are. */
+/** The DROP rules tcp-queues leaves in guest A to hold k, l, k6 and the SYN_SENT one where they are. */
 const TCPQ_DROPS = `iptables -D INPUT -p tcp --dport ${HALF.k.port} -j DROP; iptables -D INPUT -p tcp --sport ${HALF.l.port} -j DROP` +
-  `; ip6tables -D INPUT -p tcp --dport ${HALF.k6.port} -j DROP`;
+  `; ip6tables -D INPUT -p tcp --dport ${HALF.k6.port} -j DROP; iptables -D INPUT -p tcp --dport ${SYN_PORT} -j DROP`;
 
 /** test/programs/tcp-queues.c: byte k of a direction's stream (0 client to server, 1 back). */
 const pattern = (k: number, dir: number) => (k * 31 + (k >> 9) + dir * 101) & 0xff;
@@ -152,7 +153,7 @@ for (const kernel of POOL_KERNELS) {
       await sh(b.name, `kill -9 ${pid}`);
     });
 
-    it('tcp-queues: --tcp-close and --tcp-established equal criu\'s, ESTABLISHED and half-closed, field by field; restored in guest B, every queued byte arrives, new data flows, FINs arrive', async () => {
+    it('tcp-queues: --tcp-close and --tcp-established equal criu\'s, ESTABLISHED, half-closed and SYN_SENT, field by field; restored in guest B, every queued byte arrives, new data flows, FINs arrive, the connect completes', async () => {
       const pid = await start('tcpq', `${share}/tcp-queues ${TCPQ_PORT}`);
       try {
         await tcpQueues(pid);
@@ -162,9 +163,9 @@ for (const kernel of POOL_KERNELS) {
     });
 
     async function tcpQueues(pid: number) {
-      // Setting up the half-closed connections waits for each to settle: the log is whole once k6's line or a "bad" is there.
-      for (let i = 0; i < 80 && !/^(half k6|bad) /m.test(log('tcpq')); i++) await new Promise((resolve) => setTimeout(resolve, 500));
-      assert.match(log('tcpq'), /^queued v4 c2s=14000 s2c=1000\nqueued v6 c2s=14000 s2c=1000\nhalf h c=5 s=8\nhalf k c=11 s=4\nhalf l c=5 s=9\nhalf h6 c=5 s=8\nhalf k6 c=11 s=4$/m);
+      // Setting up the half-closed connections waits for each to settle: the log is whole once the SYN_SENT line or a "bad" is there.
+      for (let i = 0; i < 80 && !/^(syn|bad) /m.test(log('tcpq')); i++) await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.match(log('tcpq'), /^queued v4 c2s=14000 s2c=1000\nqueued v6 c2s=14000 s2c=1000\nhalf h c=5 s=8\nhalf k c=11 s=4\nhalf l c=5 s=9\nhalf h6 c=5 s=8\nhalf k6 c=11 s=4\nsyn c=2$/m);
       await freeze('tcpq', 1);
       const ours = path.join(share, 'tcpq-ours');
       const theirs = path.join(share, 'tcpq-criu');
@@ -199,7 +200,7 @@ for (const kernel of POOL_KERNELS) {
         ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
       await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', ours, '--tcp-established']);
       const streams = fs.readdirSync(theirs).filter((f) => /^tcp-stream-[0-9a-f]+\.img$/.test(f)).sort();
-      assert.equal(streams.length, 14, 'both ends of the seven connections');
+      assert.equal(streams.length, 15, 'both ends of the seven connections, and the client still connecting (its listener has no stream)');
       // TCP_TIMESTAMP is a clock (ms since boot plus the socket's tsoffset), read by ours after CRIU. And CRIU, leaving repair
       // mode to let the tree run on, sends a window probe, which sets snd_wl1 to rcv_nxt - 1 (net/ipv4/tcp_output.c
       // tcp_send_window_probe); its network lock drops the ACK that would move it back: ours may read that.
@@ -208,6 +209,11 @@ for (const kernel of POOL_KERNELS) {
         if (mine.snd_wl1 !== criu.snd_wl1) {
           assert.equal(mine.snd_wl1, (mine.inq_seq - 1) >>> 0, `${f}: snd_wl1 is CRIU's or what its window probe left`);
           mine.snd_wl1 = criu.snd_wl1;
+        }
+        // Before the handshake no timestamps are agreed on (tcpi_options has none): neither writes one.
+        if (criu.timestamp === undefined) {
+          assert.equal(mine.timestamp, undefined, `${f}: no timestamp, as CRIU`);
+          return;
         }
         const ahead = ((mine.timestamp ?? 0) - (criu.timestamp ?? 0)) >>> 0;
         assert.ok(mine.timestamp !== undefined && ahead < 600_000, `${f}: timestamp ${mine.timestamp} is CRIU's ${criu.timestamp} plus the time between the dumps`);
@@ -255,12 +261,20 @@ for (const kernel of POOL_KERNELS) {
         assert.equal(c.e.inq_seq, (s.e.outq_seq - (sFinIn || kind === 'h' ? 0 : 1)) >>> 0, `${name}: client rcv_nxt against the server's write_seq`);
       }
 
+      // SYN_SENT: nothing queued, write_seq one past the SYN; the listener has nothing to accept.
+      const inet = (decodeDir(ours).get('files.img') as unknown as { isk?: InetEntry }[]).flatMap((f) => (f.isk ? [f.isk] : []));
+      const connecting = inet.filter((e) => e.dst_port === SYN_PORT);
+      assert.deepEqual(connecting.map((e) => e.state), [2], 'the client, SYN_SENT');
+      const syn = stream(`tcp-stream-${connecting[0].ino.toString(16)}.img`);
+      assert.deepEqual([syn.e.inq_len, syn.e.outq_len, syn.e.unsq_len], [0, 0, 0], 'SYN_SENT: nothing queued');
+      assert.deepEqual(inet.filter((e) => e.src_port === SYN_PORT).map((e) => e.state), [10], 'its listener, LISTEN');
+
       // Stock CRIU repairs the connections in guest B (its network locked while it does); after SIGUSR1 each side reads.
       await sh(b.name, `${lockTcpq('-I')}; criu restore -D ${ours} -d --tcp-established -o restore.log; rc=$?; ${lockTcpq('-D')}` +
         `; [ $rc = 0 ] || { grep Error ${ours}/restore.log | tail -20; exit 1; }; sleep 1; kill -USR1 ${pid}`, 120);
       let done = '';
       // A half-closed end waits for a FIN the restore queued under the lock: its retransmit timer has backed off meanwhile.
-      for (let i = 0; i < 500 && (done.match(/^(ok|bad) /gm) ?? []).length < 7; i++) {
+      for (let i = 0; i < 500 && (done.match(/^(ok|bad) /gm) ?? []).length < 8; i++) {
         await new Promise((resolve) => setTimeout(resolve, 500));
         done = log('tcpq');
       }
@@ -268,6 +282,8 @@ for (const kernel of POOL_KERNELS) {
       assert.match(done, /^ok v6 c2s=14000 s2c=1000$/m, 'v6 too');
       // CLOSE_WAIT still sends and FIN_WAIT2 still reads; every end reads the rest and then the end of the stream, no reset.
       for (const name of Object.keys(HALF)) assert.match(done, new RegExp(`^ok half ${name} c2s=700 s2c=500$`, 'm'), `${name}: ${done}`);
+      // Restore connects it again out of repair mode: its SYN (dropped by the lock, then sent again) reaches the listener.
+      assert.match(done, /^ok syn$/m, `SYN_SENT: the connection completes, is accepted, data flows: ${done}`);
     }
 
     it('python3 -m http.server: dumped with its listener, restored in guest B, answers a client', async () => {

@@ -22,7 +22,14 @@
  * TCP states) at the start; after SIGUSR1 each side reads its queued bytes and
  * the end of the stream, h's server still sends, its client still reads, and
  * both ends close: "ok half h ..." or "bad half h ...".
+ *
+ * And a connection still being made (PORT+7): its SYNs dropped (iptables, dport
+ * PORT+7), the client stays in SYN_SENT (TCP_SYNCNT at its most, so that it does
+ * not give up meanwhile), the listener with nothing to accept: "syn c=2". After
+ * SIGUSR1 the connection completes, the listener accepts it, data goes both
+ * ways: "ok syn" or "bad syn ...".
  */
+#include <poll.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -233,6 +240,42 @@ static void check_half(struct half *x) {
 	printf("ok half %s c2s=%d s2c=%d\n", x->name, HALF_C2S, HALF_S2C);
 }
 
+struct syn { int c, l; };
+
+static void syn_sent(struct syn *x, int port) {
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tmo = { .tv_sec = 120 };
+	int one = 1, most = 127;
+	x->l = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(x->l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(x->l, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
+	if (bind(x->l, (struct sockaddr *)&a, sizeof(a)) || listen(x->l, 1)) die("listen syn");
+	drop(AF_INET, "dport", port, "-I");
+	x->c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	setsockopt(x->c, IPPROTO_TCP, TCP_SYNCNT, &most, sizeof(most));
+	if (connect(x->c, (struct sockaddr *)&a, sizeof(a)) == 0 || errno != EINPROGRESS) die("connect syn");
+	if (tcp_state(x->c) != TCP_SYN_SENT) { printf("bad syn: state %d\n", tcp_state(x->c)); exit(1); }
+	printf("syn c=%d\n", TCP_SYN_SENT);
+}
+
+/* The connect ends (within 120 s), the listener accepts it, a line each way. */
+static void check_syn(struct syn *x) {
+	struct pollfd p = { .fd = x->c, .events = POLLOUT };
+	int err = 0;
+	socklen_t len = sizeof(err);
+	char line[8];
+	if (poll(&p, 1, 120000) != 1 || getsockopt(x->c, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+		printf("bad syn: connect did not complete: %s, state %d\n", strerror(err), tcp_state(x->c));
+		return;
+	}
+	int s = accept(x->l, NULL, NULL);
+	if (s < 0) { printf("bad syn: accept: %s\n", strerror(errno)); return; }
+	fcntl(x->c, F_SETFL, 0);
+	if (write(x->c, "after-c\n", 8) != 8 || read(s, line, 8) != 8 || memcmp(line, "after-c\n", 8)) { printf("bad syn: new data c->s\n"); return; }
+	if (write(s, "after-s\n", 8) != 8 || read(x->c, line, 8) != 8 || memcmp(line, "after-s\n", 8)) { printf("bad syn: new data s->c\n"); return; }
+	printf("ok syn\n");
+}
+
 int main(int argc, char **argv) {
 	int port = argc > 1 ? atoi(argv[1]) : 7420;
 	struct conn v4 = { .name = "v4" }, v6 = { .name = "v6" };
@@ -248,6 +291,8 @@ int main(int argc, char **argv) {
 	half(&l, AF_INET, port + 4, 'l');
 	half(&h6, AF_INET6, port + 5, 'h');
 	half(&k6, AF_INET6, port + 6, 'k');
+	struct syn syn;
+	syn_sent(&syn, port + 7);
 	while (!go) pause();
 	check(&v4);
 	check(&v6);
@@ -256,5 +301,6 @@ int main(int argc, char **argv) {
 	check_half(&l);
 	check_half(&h6);
 	check_half(&k6);
+	check_syn(&syn);
 	return 0;
 }

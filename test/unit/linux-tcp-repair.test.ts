@@ -61,10 +61,17 @@ describe('TCP repair state from guest RAM (fake kernel)', () => {
     assert.deepEqual(fin(11, { rcv_nxt: 1017, 'sk.__sk_common.skc_flags': SOCK_DONE, snd_una: 5008, snd_nxt: 5008, write_seq: 5008 }).slice(0, 5), [12, 1017, 0, 5008, 0]);
   });
 
+  it('SYN_SENT: nothing queued (tcp_ioctl and tcp_inq give 0), write_seq one past the SYN, as soccr refresh_sk reads it', () => {
+    const { k, t, read } = setup();
+    k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 2, rcv_nxt: 0, copied_seq: 0, snd_una: 7000, snd_nxt: 7001, write_seq: 7001 });
+    const r = read();
+    assert.deepEqual([r.inqLen, r.inqSeq, r.outqLen, r.outqSeq, r.unsqLen, r.inq.length, r.outq.length], [0, 0, 0, 7001, 0, 0, 0]);
+  });
+
   it('refuses what it cannot repair by name, and corrupt queues with typed errors', () => {
     const { k, t, read } = setup();
-    // SYN_SENT: CRIU's soccr takes it, ovmigrate does not.
-    k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 2 });
+    // SYN_RECV: a request, never a socket a task holds; not a state soccr repairs.
+    k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 3 });
     assertOvmError(read, UnsupportedError);
     k.write(t.sk, 'tcp_sock', { 'sk.__sk_common.skc_state': 1, urg_data: 0x100 | 65 });
     assertOvmError(read, UnsupportedError);

@@ -1,12 +1,13 @@
-import { AF_INET6, InetSocket, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, inetSocket } from '../../linux/inet-sockets.js';
+import { AF_INET6, InetSocket, TCP_CLOSE, TCP_LISTEN, inetSocket } from '../../linux/inet-sockets.js';
+import { REPAIRED_STATES } from '../../linux/tcp-half-closed.js';
 import { openFileState } from '../../linux/open-file.js';
 import { tcpStream } from './tcp-stream.js';
 import { FdDumped, FdDumper, FdToDump, fdProblem } from './fd-dumper.js';
 import { socketNsId } from './socket-netns.js';
 import { DumpProblem } from '../problem.js';
 
-/** include/net/tcp_states.h: the states of a connected TCP socket (criu/sk-inet.c can_dump_inet_sk). */
-const CONNECTED = new Set([TCP_ESTABLISHED, 2, 4, 5, 8, 9, 11]);
+/** The states of a connected TCP socket criu/sk-inet.c can_dump_inet_sk takes: the ones soccr repairs. */
+const CONNECTED = REPAIRED_STATES;
 
 /** "TCP socket in state LISTEN 127.0.0.1:80": how problems name a socket. */
 function describe(sk: InetSocket): string {
@@ -48,7 +49,7 @@ function needsScopeId(words: number[]): boolean {
 /**
  * TCP and UDP sockets, v4 and v6 (criu/sk-inet.c do_dump_one_inet_fd): the
  * inet_sk_entry CRIU writes from sock_diag and getsockopt. A connected TCP
- * socket, ESTABLISHED or half-closed (its state and shutdown as they are), is
+ * socket, ESTABLISHED, SYN_SENT or half-closed (its state and shutdown as they are), is
  * written as CRIU does with --tcp-close (no tcp-stream image; restore creates
  * the socket and shuts it down) or with --tcp-established (the same entry and
  * a tcp-stream image: restore repairs the connection, FINs included);
