@@ -315,5 +315,41 @@ for (const kernel of POOL_KERNELS) {
       assert.ok(!fs.existsSync(dir), 'no image directory');
       assert.match(await sh(a.name, `cat /sys/fs/cgroup${cg}/refused/cgroup.events`), /frozen 0/, 'thawed again');
     });
+
+    it('refuses urgent data not yet read with --tcp-established, where criu dump 3.17 keeps the bytes before the urgent mark and loses the rest; --tcp-close dumps the connection', async () => {
+      fs.writeFileSync(path.join(share, 'urgent.py'), [
+        'import socket, time',
+        `l = socket.socket(); l.bind(('127.0.0.1', ${PORT + 11})); l.listen(1)`,
+        'c = socket.create_connection(l.getsockname()); s, _ = l.accept()',
+        "c.send(b'before'); c.send(b'!', socket.MSG_OOB); c.send(b'after')",
+        'while True: print("tick", flush=True); time.sleep(0.2)',
+      ].join('\n') + '\n');
+      const pid = await start('urgent', `python3 ${share}/urgent.py`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const dir = path.join(share, 'urgent-img');
+      const r = await cli(['dump', '--vm', a.name, '--pid', String(pid), '-D', dir, '--tcp-established']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`pid ${pid} \\(python3\\) fd \\d+: TCP socket in state ESTABLISHED 127\\.0\\.0\\.1:${PORT + 11} -> .*: cannot be repaired: .*urgent data not yet read \\(MSG_OOB\\)`));
+      assert.ok(!fs.existsSync(dir), 'no image directory');
+      assert.match(await sh(a.name, `cat /sys/fs/cgroup${cg}/urgent/cgroup.events`), /frozen 0/, 'thawed again');
+      // CRIU takes SIOCINQ's count, which tcp_inq ends at the urgent mark, and peeks that much: it writes "before" as
+      // the whole receive queue with rcv_nxt past "!after", so a restored reader never gets those 6 bytes.
+      const theirs = path.join(share, 'urgent-criu');
+      await freeze('urgent', 1);
+      await sh(a.name, `mkdir ${theirs} && criu dump -t ${pid} -D ${theirs} --leave-running --tcp-established --freeze-cgroup /sys/fs/cgroup${cg}/urgent -o dump.log` +
+        ` || { tail -20 ${theirs}/dump.log; exit 1; }`, 120);
+      const streams = fs.readdirSync(theirs).filter((f) => f.startsWith('tcp-stream-')).map((f) => {
+        const image = decodeImage(fs.readFileSync(path.join(theirs, f)), f);
+        return { e: image.entries[0].message as unknown as TcpStream, data: image.entries[0].extra! };
+      });
+      const receiver = streams.find((x) => x.e.inq_len > 0);
+      const sender = streams.find((x) => x !== receiver);
+      assert.ok(receiver && sender, 'both ends in tcp-stream images');
+      assert.equal(receiver!.data.subarray(0, receiver!.e.inq_len).toString(), 'before', 'CRIU keeps what comes before the urgent mark');
+      assert.equal((sender!.e.outq_seq - receiver!.e.inq_seq) >>> 0, 0, 'with rcv_nxt after all 12 bytes: "!after" is lost');
+      await cliOk(['dump', '--vm', a.name, '--pid', String(pid), '-D', path.join(share, 'urgent-close'), '--leave-running', '--tcp-close']);
+      await freeze('urgent', 0);
+      await sh(a.name, `kill -9 ${pid}`);
+    });
   });
 }
