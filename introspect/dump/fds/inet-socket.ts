@@ -6,9 +6,6 @@ import { FdDumped, FdDumper, FdToDump, fdProblem } from './fd-dumper.js';
 import { socketNsId } from './socket-netns.js';
 import { DumpProblem } from '../problem.js';
 
-/** The states of a connected TCP socket criu/sk-inet.c can_dump_inet_sk takes: the ones soccr repairs. */
-const CONNECTED = REPAIRED_STATES;
-
 /** "TCP socket in state LISTEN 127.0.0.1:80": how problems name a socket. */
 function describe(sk: InetSocket): string {
   const addr = (words: number[], port: number) => {
@@ -28,9 +25,10 @@ function refusals(sk: InetSocket, fd: FdToDump, tcpClose: boolean, tcpEstablishe
   const out: string[] = [];
   if (sk.proto !== 'TCP' && sk.proto !== 'UDP') out.push(`${name}: only TCP and UDP sockets are supported (raw sockets are not)`);
   else if (sk.proto === 'TCP' && sk.state === TCP_LISTEN && sk.receiveQueued) out.push(`${name} has ${sk.receiveQueued} connections not yet accepted`);
-  else if (sk.proto === 'TCP' && CONNECTED.has(sk.state) && !tcpClose && !tcpEstablished) {
+  // criu/sk-inet.c can_dump_inet_sk takes as connected exactly the states soccr repairs.
+  else if (sk.proto === 'TCP' && REPAIRED_STATES.has(sk.state) && !tcpClose && !tcpEstablished) {
     out.push(`${name}: a connected TCP socket needs --tcp-close (restore closes it) or --tcp-established (restore repairs it; the tree must not run on)`);
-  } else if (sk.proto === 'TCP' && sk.state !== TCP_LISTEN && sk.state !== TCP_CLOSE && !CONNECTED.has(sk.state)) out.push(`${name}: unknown state`);
+  } else if (sk.proto === 'TCP' && sk.state !== TCP_LISTEN && sk.state !== TCP_CLOSE && !REPAIRED_STATES.has(sk.state)) out.push(`${name}: unknown state`);
   if (sk.corked) out.push(`${name} is corked (UDP_CORK)`);
   if (sk.extras.filter) out.push(`${name} has a socket filter attached (not supported)`);
   if (sk.extras.boundDevIf) out.push(`${name} is bound to interface ${sk.extras.boundDevIf} (SO_BINDTODEVICE is not supported)`);
