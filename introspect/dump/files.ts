@@ -1,3 +1,4 @@
+import { log, logSafe } from '../../common/log.js';
 import { KObject } from '../kernel/object.js';
 import { Program } from '../kernel/program.js';
 import { PathRoot, dPath } from '../linux/d-path.js';
@@ -148,8 +149,10 @@ export class FileTable {
     if ((mode & S_IFMT) === S_IFREG && !((flags & O_ACCMODE) === O_WRONLY && flags & O_APPEND)) {
       const size = inodeSize(identity.inode);
       reg.size = size;
-      const buildId = size >= 5n ? elfBuildId(dataInode, Number(size)) : undefined;
-      if (buildId) reg.build_id = buildId;
+      const buildId = size >= 5n ? elfBuildId(dataInode, Number(size)) : 'none';
+      if (typeof buildId === 'object') reg.build_id = buildId.words;
+      // As criu dump keeps only the size when it cannot read a build-id (criu/files-reg.c store_validation_data).
+      else if (buildId === 'uncached') log.info(`${logSafe(name)}: ELF header not in the guest's page cache; only its size is kept for restore to check`);
     }
     this.entries.push({ type: 'REG', id, reg });
   }

@@ -23,8 +23,13 @@ async function startWorkloads(guest: string): Promise<Record<string, number>> {
     mkdir -p /sys/fs/cgroup${CG}/test/inner
     setsid sh -c 'echo $$ > /sys/fs/cgroup${CG}/test/inner/cgroup.procs; exec sleep 1000' </dev/null >/dev/null 2>&1 &
     echo sleeper=$!
-    setsid node -e 'const w=require("worker_threads"); for (let i=0;i<2;i++) new w.Worker("setInterval(()=>{},1000)",{eval:true}); setInterval(()=>{},1000)' </dev/null >/dev/null 2>&1 &
-    echo threads=$!
+    rm -f /tmp/ps-node-online
+    setsid node -e 'const w=require("worker_threads"); let n=0; for (let i=0;i<2;i++) new w.Worker("setInterval(()=>{},1000)",{eval:true}).on("online",()=>{if(++n===2)require("fs").writeFileSync("/tmp/ps-node-online","")}); setInterval(()=>{},1000)' </dev/null >/dev/null 2>&1 &
+    node=$!
+    echo threads=$node
+    # node and V8 start some threads lazily: its workers online, wait until its thread count holds for a second.
+    for i in $(seq 300); do [ -e /tmp/ps-node-online ] && break; sleep 0.1; done
+    last=; for i in $(seq 30); do now=$(ls /proc/$node/task | wc -l); [ "$now" = "$last" ] && break; last=$now; sleep 1; done
     setsid unshare -p -f --mount-proc sh -c 'sleep 1000 & exec sleep 1001' </dev/null >/dev/null 2>&1 &
     echo unshare=$!
     setsid sh -c 'exec setpriv --reuid=1234 --regid=4321 --clear-groups sleep 1000' </dev/null >/dev/null 2>&1 &
