@@ -9,8 +9,9 @@ const NT_GNU_BUILD_ID = 3;
 /**
  * What the page cache says of a file's GNU build-id: its u32 words, `none`
  * (no ELF, or no build-id note), or `uncached` when a page it needs is not in
- * the guest's page cache (a FUSE/virtiofs open without keep-cache drops a
- * file's pages; they come back only where touched).
+ * the guest's page cache: reclaimed (a library's header page is seldom mapped
+ * after ld.so read it), or dropped by its file system. The host cannot read
+ * the file itself.
  */
 export type BuildId = { words: number[] } | 'none' | 'uncached';
 

@@ -293,8 +293,8 @@ export function assertSameDump(ours: string, theirs: string, known: KnownDiffere
 
 /**
  * files.img entries whose build-id CRIU read from the file and ovmigrate
- * could not, because the guest's page cache held no copy of the ELF header
- * (a virtiofs root drops a file's pages at each open): legitimate only where
+ * could not, because the guest's page cache no longer held the ELF header
+ * (reclaimed: seen on the cloud build's virtiofs root): legitimate only where
  * `ourLog` (the dump's stderr) names the file as such. Restore then checks
  * the size alone, as after a criu dump that could not read a build-id.
  */
