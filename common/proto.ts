@@ -65,7 +65,8 @@ export function asBuffer(bytes: Uint8Array): Buffer {
 export function prepareCodecs(type: protobuf.Type, seen = new Set<protobuf.Type>()): void {
   if (seen.has(type)) return;
   seen.add(type);
-  type.setup();
+  // setup() makes the codecs the type's own properties; until then decode is the prototype's, which calls it.
+  if (!Object.hasOwn(type, 'decode')) type.setup();
   for (const field of type.fieldsArray) {
     if (field.resolvedType instanceof protobuf.Type) prepareCodecs(field.resolvedType, seen);
   }

@@ -1,8 +1,11 @@
-import { AlreadyExistsError, NotFoundError } from '../../common/errors.js';
+import { backendMethods } from '../../common/backend-api.js';
+import { AlreadyExistsError, NotFoundError, errorMessage } from '../../common/errors.js';
 import { log } from '../../common/log.js';
+import { prepareCodecs } from '../../common/proto.js';
 import { StatusCode, TtrpcError, statusMessageOf, statusOf, type Handler } from '../../common/ttrpc/index.js';
+import { envelopeTypes } from '../../common/ttrpc/messages.js';
 import type { ProcessHelper } from '../subreaper/index.js';
-import { decode, encode, toTimestamp } from './api.js';
+import { TASK_EVENT_TYPE_URLS, decode, encode, toTimestamp, type } from './api.js';
 import { Checkpointer } from './checkpoint.js';
 import { Container, checkId } from './container.js';
 import type { EventPublisher } from './events.js';
@@ -41,6 +44,25 @@ function adapt<Req, Res extends object>(request: string, response: string, fn: (
 
 const EMPTY = 'google.protobuf.Empty';
 const t = (name: string): string => `containerd.task.v2.${name}`;
+
+/** The messages of a checkpoint's calls (containerd's or ovmigrate-cri's), its events and the backend's calls. */
+const CHECKPOINT_TYPES = [t('PauseRequest'), t('ResumeRequest'), t('CheckpointTaskRequest'), t('StateRequest'), t('StateResponse'), EMPTY,
+  'containerd.runc.v1.CheckpointOptions', 'containerd.services.events.ttrpc.v1.ForwardRequest',
+  TASK_EVENT_TYPE_URLS.paused, TASK_EVENT_TYPE_URLS.resumed, TASK_EVENT_TYPE_URLS.checkpointed];
+
+/** How long after its container starts a shim generates the checkpoint path's codecs: out of the start's way. */
+const WARM_AFTER_START_MS = 2000;
+
+/**
+ * Has protobufjs generate the checkpoint path's codecs now: it generates a
+ * type's on its first use, which under TCG would cost a first checkpoint
+ * guest CPU, much of it while the container is frozen.
+ */
+export function warmCheckpointCodecs(): void {
+  for (const name of CHECKPOINT_TYPES) prepareCodecs(type(name));
+  for (const m of Object.values(backendMethods())) for (const x of [m.requestType, m.responseType]) prepareCodecs(x);
+  for (const x of envelopeTypes()) prepareCodecs(x);
+}
 
 /**
  * containerd.task.v2.Task for one container, over runc (container.ts),
@@ -120,7 +142,16 @@ export class TaskService {
   private async start(r: M.StartRequest): Promise<M.StartResponse> {
     const [c, proc] = this.findProcess(r);
     await c.start(proc);
-    if (proc.isInit) this.events.publish('start', { container_id: c.id, pid: proc.pid });
+    if (proc.isInit) {
+      this.events.publish('start', { container_id: c.id, pid: proc.pid });
+      setTimeout(() => {
+        try {
+          warmCheckpointCodecs();
+        } catch (err) {
+          log.warn(`generating the checkpoint path's codecs: ${errorMessage(err)}`);
+        }
+      }, WARM_AFTER_START_MS).unref();
+    }
     else this.events.publish('execStarted', { container_id: c.id, exec_id: proc.execId, pid: proc.pid });
     return { pid: proc.pid };
   }

@@ -66,9 +66,13 @@ interface Sample {
   idlePrograms: Map<string, number>;
 }
 
-/** The idle window before the first checkpoint; later ones are as long as the subject's previous checkpoint, within these bounds. */
-const FIRST_IDLE_S = 5;
-const MIN_IDLE_S = 3;
+/**
+ * The idle window before the first checkpoint; later ones are as long as the subject's previous checkpoint, within these
+ * bounds. No shorter than two of the kubelet's 10 s housekeeping periods: a shorter window holds one of its bursts of CRI
+ * calls or none, and the idle CPU taken off a short checkpoint is then mostly chance.
+ */
+const FIRST_IDLE_S = 20;
+const MIN_IDLE_S = 20;
 const MAX_IDLE_S = 60;
 
 interface Subject {

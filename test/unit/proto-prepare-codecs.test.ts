@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { prepareCodecs } from '../../common/proto.js';
 import { envelopeTypes } from '../../common/ttrpc/messages.js';
+import { backendMethods } from '../../common/backend-api.js';
+import { type as shimType } from '../../shim/containerd/api.js';
+import { warmCheckpointCodecs } from '../../shim/containerd/service.js';
 import { criType } from '../../shim/cri/cri-messages.js';
 import { SHIM_TASK_TYPES } from '../../shim/cri/shim-task.js';
 
@@ -25,5 +28,22 @@ describe('protobuf codecs generated ahead of their first use', () => {
     const types = [...SHIM_TASK_TYPES, ...envelopeTypes()];
     for (const t of types) prepareCodecs(t);
     for (const t of types) assert.ok(!LAZY.has(t.decode.name), t.fullName);
+  });
+
+  it('a type already generated is left as it is (its codecs are not generated again)', () => {
+    const t = criType('PodSandboxStatusResponse');
+    prepareCodecs(t);
+    const decode = t.decode;
+    prepareCodecs(t);
+    assert.equal(t.decode, decode);
+  });
+
+  it("the shim's checkpoint path: the task calls', the events' and the backend's types, nested ones included", () => {
+    warmCheckpointCodecs();
+    const names = ['containerd.task.v2.CheckpointTaskRequest', 'containerd.task.v2.StateResponse', 'containerd.runc.v1.CheckpointOptions',
+      'containerd.events.TaskPaused', 'containerd.events.TaskCheckpointed', 'containerd.services.events.ttrpc.v1.ForwardRequest',
+      'containerd.services.events.ttrpc.v1.Envelope'];
+    const m = backendMethods().checkpoint;
+    for (const t of [...names.map(shimType), m.requestType, m.responseType]) assert.ok(!LAZY.has(t.decode.name), t.fullName);
   });
 });
