@@ -142,17 +142,18 @@ export class TaskService {
   private async start(r: M.StartRequest): Promise<M.StartResponse> {
     const [c, proc] = this.findProcess(r);
     await c.start(proc);
-    if (proc.isInit) {
-      this.events.publish('start', { container_id: c.id, pid: proc.pid });
-      setTimeout(() => {
-        try {
-          warmCheckpointCodecs();
-        } catch (err) {
-          log.warn(`generating the checkpoint path's codecs: ${errorMessage(err)}`);
-        }
-      }, WARM_AFTER_START_MS).unref();
+    if (!proc.isInit) {
+      this.events.publish('execStarted', { container_id: c.id, exec_id: proc.execId, pid: proc.pid });
+      return { pid: proc.pid };
     }
-    else this.events.publish('execStarted', { container_id: c.id, exec_id: proc.execId, pid: proc.pid });
+    this.events.publish('start', { container_id: c.id, pid: proc.pid });
+    setTimeout(() => {
+      try {
+        warmCheckpointCodecs();
+      } catch (err) {
+        log.warn(`generating the checkpoint path's codecs: ${errorMessage(err)}`);
+      }
+    }, WARM_AFTER_START_MS).unref();
     return { pid: proc.pid };
   }
 
