@@ -11,7 +11,10 @@ interface SuiteTime {
  * mocha's spec reporter, plus where the run's time went: for each top-level
  * suite its wall time and the part of it spent outside test bodies (hooks:
  * boots, set-up, clean-up), so a slow `make test` shows its cause; then the
- * failures once more, by name.
+ * failures once more, by name. Each top-level suite says how far into the run
+ * it starts, and a run stopped by SIGTERM or SIGINT (a CI time limit) prints
+ * the same account, with what was running, before it exits: a CI log keeps
+ * only its tail.
  */
 class TimedReporter extends Mocha.reporters.Spec {
   constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
@@ -19,10 +22,17 @@ class TimedReporter extends Mocha.reporters.Spec {
     const times: SuiteTime[] = [];
     const open = new Map<Mocha.Suite, SuiteTime>();
     const runStart = Date.now();
-    const { EVENT_SUITE_BEGIN, EVENT_SUITE_END, EVENT_TEST_END, EVENT_RUN_END } = Mocha.Runner.constants;
+    const minutes = (ms: number) => `${(ms / 60_000).toFixed(1)} min`;
+    const { EVENT_SUITE_BEGIN, EVENT_SUITE_END, EVENT_TEST_BEGIN, EVENT_HOOK_BEGIN, EVENT_TEST_END, EVENT_RUN_END } = Mocha.Runner.constants;
+    /** What runs now (a test or a hook), and since when: what a stopped run names. */
+    let running: { title: string; start: number } | undefined;
     runner.on(EVENT_SUITE_BEGIN, (suite: Mocha.Suite) => {
-      if (suite.parent?.root) open.set(suite, { title: suite.title, start: Date.now(), tests: 0 });
+      if (!suite.parent?.root) return;
+      open.set(suite, { title: suite.title, start: Date.now(), tests: 0 });
+      console.log(`    (${minutes(Date.now() - runStart)} into the run)`);
     });
+    runner.on(EVENT_TEST_BEGIN, (test: Mocha.Test) => { running = { title: test.fullTitle(), start: Date.now() }; });
+    runner.on(EVENT_HOOK_BEGIN, (hook: Mocha.Hook) => { running = { title: hook.fullTitle(), start: Date.now() }; });
     runner.on(EVENT_TEST_END, (test: Mocha.Test) => {
       let top: Mocha.Suite | undefined = test.parent;
       while (top?.parent && !top.parent.root) top = top.parent;
@@ -36,11 +46,13 @@ class TimedReporter extends Mocha.reporters.Spec {
       times.push(t);
       open.delete(suite);
     });
-    runner.once(EVENT_RUN_END, () => {
+    const account = (): void => {
       const s = (ms: number) => (ms / 1000).toFixed(1).padStart(7);
-      const slow = times.filter((t) => (t.total ?? 0) >= 5000).sort((x, y) => (y.total ?? 0) - (x.total ?? 0));
-      const all = times.reduce((n, t) => n + (t.total ?? 0), 0);
-      const inTests = times.reduce((n, t) => n + t.tests, 0);
+      const now = Date.now();
+      const ended = [...times, ...[...open.values()].map((t) => ({ ...t, title: `${t.title} (unfinished)`, total: now - t.start }))];
+      const slow = ended.filter((t) => (t.total ?? 0) >= 5000).sort((x, y) => (y.total ?? 0) - (x.total ?? 0));
+      const all = ended.reduce((n, t) => n + (t.total ?? 0), 0);
+      const inTests = ended.reduce((n, t) => n + t.tests, 0);
       console.log('\n  where the time went (seconds: suite, of it outside tests)');
       for (const t of slow) console.log(`  ${s(t.total ?? 0)} ${s((t.total ?? 0) - t.tests)}  ${t.title}`);
       console.log(`  ${s(Date.now() - runStart)} ${s(all - inTests)}  the whole run (root hooks: ${s(Date.now() - runStart - all).trim()})`);
@@ -57,7 +69,16 @@ class TimedReporter extends Mocha.reporters.Spec {
         const at = String(err?.stack ?? '').split('\n').find((l) => /dist\/test\/(integration|unit|components|helpers)\//.test(l));
         console.log(`  - ${t.fullTitle()}\n${shown.map((l) => `      ${l}`).join('\n')}${at ? `\n      ${at.trim()}` : ''}`);
       }
-    });
+    };
+    runner.once(EVENT_RUN_END, account);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        console.log(`\n  stopped by ${signal} ${minutes(Date.now() - runStart)} into the run` +
+          (running ? `, in: ${running.title} (for ${minutes(Date.now() - running.start)})` : ''));
+        account();
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      });
+    }
   }
 }
 
