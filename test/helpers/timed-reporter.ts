@@ -73,9 +73,14 @@ class TimedReporter extends Mocha.reporters.Spec {
     runner.once(EVENT_RUN_END, account);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
-        console.log(`\n  stopped by ${signal} ${minutes(Date.now() - runStart)} into the run` +
-          (running ? `, in: ${running.title} (for ${minutes(Date.now() - running.start)})` : ''));
         account();
+        // Last, as a CI log's tail may hold a few lines only: the longest suites, and where the run was.
+        const now = Date.now();
+        const longest = [...times, ...[...open.values()].map((t) => ({ ...t, total: now - t.start }))]
+          .sort((x, y) => (y.total ?? 0) - (x.total ?? 0)).slice(0, 3);
+        console.log(`\n  longest suites: ${longest.map((t) => `${t.title} (${minutes(t.total ?? 0)})`).join('; ')}`);
+        console.log(`  stopped by ${signal} ${minutes(now - runStart)} into the run` +
+          (running ? `, in: ${running.title} (for ${minutes(now - running.start)})` : ''));
         process.exit(signal === 'SIGINT' ? 130 : 143);
       });
     }
