@@ -45,7 +45,8 @@ export function qemuArgs(spec: GuestSpec, paths: GuestPaths, kernel: GuestKernel
     ...(virtiofs.length ? [`ovm.virtiofs=${virtiofs.map((s) => `${s.tag}:${s.dir}`).join(',')}`] : []),
   ];
   return [
-    '-name', `ovmigrate-lab-${spec.name}`,
+    // Threads named ("CPU 0/TCG"...): the kubelet bench reads the vCPU threads' CPU time.
+    '-name', `ovmigrate-lab-${spec.name},debug-threads=on`,
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-machine', `q35,memory-backend=${RAM_BLOCK}`,
     '-accel', 'tcg,thread=multi',
