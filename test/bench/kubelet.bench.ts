@@ -36,6 +36,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { CPU_PROFILE_ENV } from '../../common/cpu-profile.js';
+import { ExternalError } from '../../common/errors.js';
 import { log } from '../../common/log.js';
 import { BUSYBOX_IMAGE } from '../lab/busybox-image.js';
 import { componentBinary } from '../lab/components/index.js';
@@ -86,8 +87,6 @@ interface Sample {
  * the checkpoint's window runs on after the call until its period ends, and each holds as many bursts.
  */
 const PERIOD_S = 10;
-/** The windows of a subject's first checkpoint (runc and CRIU in the guest take half a minute); later ones fit the previous checkpoint. */
-const FIRST_WINDOW_S: Record<string, number> = { runc: 60, ovmigrate: 20 };
 const MIN_WINDOW_S = 20;
 /** Whole periods, at least MIN_WINDOW_S, with room for a checkpoint a third longer than `previousS`. */
 const windowFor = (previousS: number) => Math.max(MIN_WINDOW_S, PERIOD_S * Math.ceil((previousS * 1.33) / PERIOD_S));
@@ -96,6 +95,8 @@ interface Subject {
   label: string;
   pod: StaticPod;
   runtimeType: string;
+  /** The windows of its first checkpoint (runc and CRIU in the guest take half a minute); later ones fit the previous checkpoint. */
+  firstWindowS: number;
   samples: Sample[];
 }
 
@@ -290,10 +291,9 @@ function checkpointScript(url: string, windowS: number, gaps: string, profiles?:
 /** A line the guest script prints where the host is to read its vCPU threads (then it waits for the host's newline). */
 const MARK = '@ovm-bench-mark';
 
-/** What QEMU's threads have run on the host, in seconds: its vCPU threads ("CPU n/TCG", "CPU n/KVM") and all of them. */
-function qemuCpu(qemuPid: number): { vcpuS: number; allS: number } {
+/** What QEMU's vCPU threads ("CPU n/TCG", "CPU n/KVM") have run on the host, in seconds. */
+function vcpuSeconds(qemuPid: number): number {
   let vcpuS = 0;
-  let allS = 0;
   let vcpus = 0;
   const dir = `/proc/${qemuPid}/task`;
   for (const tid of fs.readdirSync(dir)) {
@@ -305,19 +305,16 @@ function qemuCpu(qemuPid: number): { vcpuS: number; allS: number } {
     } catch {
       continue; // a thread that ended between the listing and the read
     }
-    allS += ns / 1e9;
     if (!/^CPU \d+\/(TCG|KVM)$/.test(comm)) continue;
     vcpuS += ns / 1e9;
     vcpus++;
   }
   if (vcpus === 0) throw new Error(`QEMU ${qemuPid} has no thread named as a vCPU ("CPU 0/TCG"): it runs without -name ...,debug-threads=on`);
-  return { vcpuS, allS };
+  return vcpuS;
 }
 
-interface Marks {
-  /** Host time (ms) and QEMU's CPU at each mark, by its name. */
-  at: Map<string, { ms: number; cpu: { vcpuS: number; allS: number } }>;
-}
+/** Host time (ms) and QEMU's vCPU seconds at each mark, by its name. */
+type Marks = Map<string, { ms: number; vcpuS: number }>;
 
 /**
  * guestScript, with a host read of QEMU's threads at each mark the script
@@ -328,7 +325,7 @@ interface Marks {
 async function markedScript(guest: string, script: string, timeoutMs: number): Promise<{ out: string; marks: Marks }> {
   const qemuPid = readState(guest)?.qemuPid;
   if (!qemuPid) throw new Error(`lab guest ${guest} is not running`);
-  const marks: Marks = { at: new Map() };
+  const marks: Marks = new Map();
   const stdin = new PassThrough();
   const out: string[] = [];
   const err: Buffer[] = [];
@@ -344,7 +341,7 @@ async function markedScript(guest: string, script: string, timeoutMs: number): P
           continue;
         }
         try {
-          marks.at.set(l.slice(MARK.length + 1), { ms: performance.now(), cpu: qemuCpu(qemuPid) });
+          marks.set(l.slice(MARK.length + 1), { ms: performance.now(), vcpuS: vcpuSeconds(qemuPid) });
         } catch (e) {
           failed ??= e;
         }
@@ -359,16 +356,16 @@ async function markedScript(guest: string, script: string, timeoutMs: number): P
   if (failed !== undefined) throw failed;
   if (partial) out.push(partial);
   const text = out.join('\n');
-  if (r.exitCode !== 0) throw new Error(`in ${guest}: exit ${r.exitCode}: ${(Buffer.concat(err).toString('utf8') || text).trim()}`);
+  if (r.exitCode !== 0) throw new ExternalError(`in ${guest}: exit ${r.exitCode}: ${(Buffer.concat(err).toString('utf8') || text).trim()}`);
   return { out: text, marks };
 }
 
 /** QEMU's vCPU seconds and the host's milliseconds between two marks. */
 function between(marks: Marks, from: string, to: string): { vcpuS: number; ms: number } {
-  const a = marks.at.get(from);
-  const b = marks.at.get(to);
+  const a = marks.get(from);
+  const b = marks.get(to);
   if (!a || !b) throw new Error(`the checkpoint script gave no marks ${from} and ${to}`);
-  return { vcpuS: b.cpu.vcpuS - a.cpu.vcpuS, ms: b.ms - a.ms };
+  return { vcpuS: b.vcpuS - a.vcpuS, ms: b.ms - a.ms };
 }
 
 /** A node program's script path as a reader knows it. */
@@ -540,8 +537,8 @@ async function main(): Promise<void> {
   // Where the guest's programs write their profiles: the share, seen by the host at the same path.
   const profiles = profileTo ? path.join(dirs.images, 'cpu-profiles') : undefined;
   const subjects: Subject[] = [
-    { label: 'runc + CRIU in the guest', pod: hogPod('hog-runc', hog, mib), runtimeType: 'io.containerd.runc.v2', samples: [] },
-    { label: 'ovmigrate', pod: hogPod('hog-ovm', hog, mib), runtimeType: 'io.containerd.ovmigrate.v1', samples: [] },
+    { label: 'runc + CRIU in the guest', pod: hogPod('hog-runc', hog, mib), runtimeType: 'io.containerd.runc.v2', firstWindowS: 60, samples: [] },
+    { label: 'ovmigrate', pod: hogPod('hog-ovm', hog, mib), runtimeType: 'io.containerd.ovmigrate.v1', firstWindowS: MIN_WINDOW_S, samples: [] },
   ];
   const [runc, ovm] = subjects;
   // --no-baseline: our side alone (where the guest's CPU goes, without minutes of CRIU in the guest).
@@ -552,7 +549,7 @@ async function main(): Promise<void> {
   if (dryRun) {
     for (const s of subjects) {
       console.log(`# ${s.label}: ${s.runtimeType}\n${(s.pod as StaticPod & { manifest: string }).manifest}`);
-      console.log(`# checkpoint: ${checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), FIRST_WINDOW_S.ovmigrate, path.join(taskBundle('ID'), 'rootfs', 'gaps'),
+      console.log(`# checkpoint: ${checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), s.firstWindowS, path.join(taskBundle('ID'), 'rootfs', 'gaps'),
         profiles ? { dir: profiles, tag: `${s.pod.name}-1` } : undefined)}\n`);
     }
     console.log(`# the kubelet's checkpoints on the share:\n${shareCheckpoints}\n`);
@@ -592,7 +589,7 @@ async function main(): Promise<void> {
       for (const s of measured) {
         const id = ids.get(s)!;
         const previous = s.samples.at(-1)?.totalS;
-        const windowS = previous === undefined ? FIRST_WINDOW_S[s === runc ? 'runc' : 'ovmigrate'] : windowFor(previous);
+        const windowS = previous === undefined ? s.firstWindowS : windowFor(previous);
         const gaps = path.join(taskBundle(id), 'rootfs', 'gaps');
         const { out, marks } = await markedScript(NODE, checkpointScript(checkpointUrl(s.pod, NODE, s.pod.containers[0].name), windowS, gaps,
           profiles ? { dir: profiles, tag: `${s.pod.name}-${rep}` } : undefined), SLOW_MS);

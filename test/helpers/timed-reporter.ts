@@ -46,10 +46,12 @@ class TimedReporter extends Mocha.reporters.Spec {
       times.push(t);
       open.delete(suite);
     });
+    /** Every top-level suite so far, one still running with its time until `now`. */
+    const suitesAt = (now: number): SuiteTime[] =>
+      [...times, ...[...open.values()].map((t) => ({ ...t, title: `${t.title} (unfinished)`, total: now - t.start }))];
     const account = (): void => {
       const s = (ms: number) => (ms / 1000).toFixed(1).padStart(7);
-      const now = Date.now();
-      const ended = [...times, ...[...open.values()].map((t) => ({ ...t, title: `${t.title} (unfinished)`, total: now - t.start }))];
+      const ended = suitesAt(Date.now());
       const slow = ended.filter((t) => (t.total ?? 0) >= 5000).sort((x, y) => (y.total ?? 0) - (x.total ?? 0));
       const all = ended.reduce((n, t) => n + (t.total ?? 0), 0);
       const inTests = ended.reduce((n, t) => n + t.tests, 0);
@@ -76,8 +78,7 @@ class TimedReporter extends Mocha.reporters.Spec {
         account();
         // Last, as a CI log's tail may hold a few lines only: the longest suites, and where the run was.
         const now = Date.now();
-        const longest = [...times, ...[...open.values()].map((t) => ({ ...t, total: now - t.start }))]
-          .sort((x, y) => (y.total ?? 0) - (x.total ?? 0)).slice(0, 3);
+        const longest = suitesAt(now).sort((x, y) => (y.total ?? 0) - (x.total ?? 0)).slice(0, 3);
         console.log(`\n  longest suites: ${longest.map((t) => `${t.title} (${minutes(t.total ?? 0)})`).join('; ')}`);
         console.log(`  stopped by ${signal} ${minutes(now - runStart)} into the run` +
           (running ? `, in: ${running.title} (for ${minutes(now - running.start)})` : ''));
